@@ -1,0 +1,46 @@
+# Every target installs what it needs: a fresh clone only needs python3.11 and make.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PORT   ?=
+BOARD  ?= bit
+FIRMWARE ?=
+OUT    ?= out
+
+.PHONY: venv sim test test-fast models deploy board bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[train,dev]'
+	touch $@
+
+# The app on the virtual Maix Bit with the shipped demo models (headless, scripted mode switch).
+sim: $(STAMP)
+	$(PY) -m host_tools sim --out $(OUT)/sim
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -n 2 -q -m "not slow"
+
+# Rebuild the demo models (dataset -> keras -> int8 tflite -> kmodel + manifest) into models/.
+models: $(STAMP)
+	$(PY) -m host_tools models --out models
+
+deploy: $(STAMP)
+	@test -n "$(PORT)" || { echo "usage: make deploy PORT=/dev/ttyUSB0 [BOARD=bit] [FIRMWARE=maixpy.bin]"; exit 2; }
+	$(PY) -m host_tools deploy --port $(PORT) --board $(BOARD) $(if $(FIRMWARE),--firmware $(FIRMWARE))
+
+board: $(STAMP)
+	$(PY) -m host_tools board
+
+bench: $(STAMP)
+	for b in bench/*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(OUT) .pytest_cache

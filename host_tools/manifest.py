@@ -1,0 +1,142 @@
+"""The model manifest: the one source of truth about a compiled model.
+
+The compiler writes `<name>.json` beside each `<name>.kmodel`; the flash planner, the deployer and the simulator
+read it; the device reads the `models.json` made from these manifests by `device_manifest()` (same fields, plus
+where the model lives on the board). Change a field here and in device/lib/registry.py, nowhere else.
+"""
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from host_tools.files import write_atomic
+
+SCHEMA = 1
+KINDS = ("classifier", "detector")
+LOADS = ("ram", "flash")
+INPUT_FORMATS = ("planar_u8", "float")
+OUTPUT_TYPES = ("B", "f")  # the fmap typecodes the firmware hands over
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be used; the message names the file and the field."""
+
+
+@dataclass
+class Manifest:
+    name: str
+    kind: str                      # "classifier" | "detector"
+    kmodel: str                    # file name of the little-endian kmodel, relative to the manifest
+    kmodel_version: int            # 3
+    sha256: str                    # of the kmodel file
+    size: int                      # bytes of the kmodel file
+    input: dict                    # {"w": int, "h": int, "c": int, "format": "planar_u8" | "float"}
+    outputs: list                  # [{"shape": [c, h, w], "type": "f" | "B"}]
+    labels: list                   # class names, index = class id
+    memory: dict                   # {"main_mem": int, "kpu_ram": int, "weights": int, "heap": int} bytes
+    fits: dict                     # {"full": bool, "minimum": bool}: loads into RAM with that firmware
+    load: str = "ram"              # "ram" (kpu.load) | "flash" (kpu.load_flash, needs big_endian)
+    anchors: list = field(default_factory=list)   # detector: 2 * anchor_num floats
+    threshold: float = 0.5
+    nms: float = 0.3
+    big_endian: str = ""           # file name of the big-endian copy for kpu.load_flash, "" when none
+    schema: int = SCHEMA
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+
+def _need(d, key, types, where):
+    if key not in d:
+        raise ManifestError("%s: missing field %r" % (where, key))
+    v = d[key]
+    if not isinstance(v, types) or (isinstance(v, bool) and types is int):  # JSON true is not a count
+        raise ManifestError("%s: field %r has type %s" % (where, key, type(v).__name__))
+    return v
+
+
+def validate(d: dict, where: str = "manifest") -> Manifest:
+    """Check a decoded manifest dict field by field and return it as a Manifest."""
+    if not isinstance(d, dict):
+        raise ManifestError("%s: not a JSON object" % where)
+    if d.get("schema", SCHEMA) != SCHEMA:
+        raise ManifestError("%s: field 'schema' is %r, this tool reads %d" % (where, d.get("schema"), SCHEMA))
+    kind = _need(d, "kind", str, where)
+    if kind not in KINDS:
+        raise ManifestError("%s: field 'kind' is %r, expected one of %s" % (where, kind, KINDS))
+    inp = _need(d, "input", dict, where)
+    for k in ("w", "h", "c"):
+        v = _need(inp, k, int, where + " input")
+        if v <= 0:
+            raise ManifestError("%s: field 'input.%s' must be > 0, got %r" % (where, k, v))
+    if inp.get("format", "planar_u8") not in INPUT_FORMATS:
+        raise ManifestError("%s: field 'input.format' is %r" % (where, inp.get("format")))
+    outs = _need(d, "outputs", list, where)
+    for i, o in enumerate(outs):
+        if not isinstance(o, dict) or o.get("type") not in OUTPUT_TYPES or not isinstance(o.get("shape"), list):
+            raise ManifestError("%s: field 'outputs[%d]' must be {shape: [c,h,w], type: 'B'|'f'}" % (where, i))
+    load = d.get("load", "ram")
+    if load not in LOADS:
+        raise ManifestError("%s: field 'load' is %r, expected one of %s" % (where, load, LOADS))
+    anchors = d.get("anchors", [])
+    if kind == "detector" and (not anchors or len(anchors) % 2):
+        raise ManifestError("%s: field 'anchors' must hold an even, non-zero count of numbers for a detector"
+                            % where)
+    for k in ("threshold", "nms"):
+        v = d.get(k, 0.5)
+        if not isinstance(v, (int, float)) or not 0 <= v <= 1:
+            raise ManifestError("%s: field %r must be a number in [0, 1], got %r" % (where, k, v))
+    for k in ("name", "kmodel", "sha256"):
+        _need(d, k, str, where)
+    for k in ("kmodel_version", "size"):
+        _need(d, k, int, where)
+    _need(d, "labels", list, where)
+    _need(d, "memory", dict, where)
+    _need(d, "fits", dict, where)
+    known = set(Manifest.__dataclass_fields__)
+    extra = set(d) - known
+    if extra:
+        raise ManifestError("%s: unknown field(s) %s" % (where, ", ".join(sorted(extra))))
+    return Manifest(**d)
+
+
+def load(path) -> Manifest:
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ManifestError("%s: %s" % (path, e)) from None
+    return validate(d, str(path))
+
+
+def save(path, m: Manifest) -> Path:
+    validate(json.loads(m.to_json()), str(path))  # never write what we could not read back
+    return write_atomic(path, m.to_json())
+
+
+def sha256_file(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def kmodel_path(manifest_path, m: Manifest) -> Path:
+    return Path(manifest_path).parent / m.kmodel
+
+
+# ---- the device's view: models.json ----
+
+DEVICE_FIELDS = ("name", "kind", "input", "outputs", "labels", "anchors", "threshold", "nms", "load")
+
+
+def device_entry(m: Manifest, flash_offset: int = None, path: str = None) -> dict:
+    """One model as device/lib/registry.py reads it: where it lives on the board plus what the app needs."""
+    if (flash_offset is None) == (path is None):
+        raise ManifestError("%s: give exactly one of flash offset or file path" % m.name)
+    if m.load == "flash" and flash_offset is None:
+        raise ManifestError("%s: load 'flash' needs a flash offset (kpu.load_flash reads flash)" % m.name)
+    entry = {k: getattr(m, k) for k in DEVICE_FIELDS}
+    entry["source"] = {"flash": int(flash_offset)} if flash_offset is not None else {"path": path}
+    return entry
+
+
+def device_manifest(entries) -> str:
+    return json.dumps({"schema": SCHEMA, "models": list(entries)}, indent=1) + "\n"
