@@ -1,0 +1,157 @@
+# The app: camera -> model on the KPU -> LCD, the BOOT key toggling classifier <-> detector. Nothing here may
+# stop the loop except Ctrl-C: every error is shown on the LCD and the other mode keeps running.
+import sensor
+import lcd
+import time
+import registry
+import camera
+import screen
+import infer
+from manager import Manager, error_text
+from bootkey import BootKey
+
+NOTICE_MS = 4000  # how long an error stays on the screen
+TAG = {"classifier": "CLS", "detector": "DET"}
+
+
+class Slot:
+    """One mode: the model it runs, or why it cannot run."""
+
+    def __init__(self, kind, entry, problem):
+        self.kind = kind
+        self.entry = entry
+        self.problem = problem
+
+
+def make_slots(entries, problems):
+    slots = []
+    for kind in registry.KINDS:
+        entry = None
+        for e in entries:
+            if e["kind"] == kind:
+                entry = e
+                break
+        problem = None
+        if entry is None:
+            for k, msg in problems:
+                if k == kind or k is None:
+                    problem = msg
+                    break
+            if problem is None:
+                problem = "models.json has no %s" % kind
+        slots.append(Slot(kind, entry, problem))
+    return slots
+
+
+class App:
+    def __init__(self, manifest="models.json", key=None):
+        entries, problems = registry.read(manifest)
+        self.slots = make_slots(entries, problems)
+        self.manager = Manager()
+        self.key = key if key is not None else BootKey()
+        self.mode = 0          # index into slots of the mode shown
+        self.view = None       # camera.View of the model held
+        self.notice = None     # (text, until_ms)
+        self.frames = 0
+        for _, msg in problems:
+            self.tell(msg)
+
+    def tell(self, text):
+        """Show text over the frames for NOTICE_MS (added below a notice still showing)."""
+        print(text)
+        now = time.ticks_ms()
+        if self.notice is not None and time.ticks_diff(self.notice[1], now) > 0:
+            text = self.notice[0] + "\n" + text
+        self.notice = (text, time.ticks_add(now, NOTICE_MS))
+
+    def _follow(self, want):
+        """After a load: the mode is the held model's slot (or want when nothing is held); camera to match."""
+        held = self.manager.entry
+        if held is None:
+            self.mode = want
+            self.view = None
+            camera.configure(camera.View(camera.FRAME_W, camera.FRAME_H, 3))
+            return
+        for i in range(len(self.slots)):
+            if self.slots[i].entry is held:
+                self.mode = i
+        self.view = camera.View(held["w"], held["h"], held["c"])
+        camera.configure(self.view)
+
+    def enter(self, i):
+        """Switch to mode i; on any failure the model that ran keeps running and the error is shown."""
+        slot = self.slots[i]
+        if slot.entry is None:
+            self.tell(slot.problem)
+            return False
+        screen.message("loading %s ..." % slot.entry["name"], 200)
+        err = self.manager.switch(slot.entry)
+        if err:
+            self.tell(err)
+        self._follow(i)
+        return err is None
+
+    def start(self):
+        if not self.enter(0) and self.slots[1].entry is not None:
+            self.enter(1)
+
+    def drop(self, err):
+        """The held model failed on a frame: free it and fall back to the other mode (tried again on a press)."""
+        failed = self.mode
+        self.tell("%s: %s" % (self.manager.entry["name"], error_text(err)))
+        self.manager.free()
+        if self.slots[1 - failed].entry is None or not self.enter(1 - failed):
+            self._follow(failed)
+
+    def frame(self, clock):
+        clock.tick()
+        presses = self.key.take()
+        if presses % 2:  # an even count of presses leaves the mode as it is
+            self.enter(1 - self.mode)
+        try:
+            img = sensor.snapshot()
+        except Exception as err:
+            screen.message("camera: %s" % error_text(err))
+            time.sleep_ms(100)
+            return
+        held = self.manager.entry
+        width, height = camera.FRAME_W, camera.FRAME_H
+        if held is not None:
+            view = self.view
+            if view.window:
+                width, height = view.w, view.h
+            try:
+                kimg = camera.kpu_image(view, img)
+                if held["kind"] == "classifier":
+                    infer.classify(self.manager.task, held, kimg, img, width)
+                else:
+                    infer.detect(self.manager.task, held, kimg, img, view)
+            except Exception as err:
+                self.drop(err)
+        held = self.manager.entry  # drop() may have changed it
+        title = TAG[self.slots[self.mode].kind] + " " + (held["name"] if held is not None else "(no model)")
+        screen.overlay(img, title, screen.YELLOW, 2, width)
+        if self.notice is not None:
+            if time.ticks_diff(self.notice[1], time.ticks_ms()) > 0:
+                screen.overlay(img, self.notice[0], screen.RED, 60, width)
+            else:
+                self.notice = None
+        screen.overlay(img, "%.1f fps" % clock.fps(), screen.WHITE, height - screen.LINE_H, width)
+        lcd.display(img)
+        self.frames += 1
+
+    def run(self, frames=0):
+        """Run frames frames (0: until Ctrl-C); the model is freed however the loop ends."""
+        clock = time.clock()
+        try:
+            self.start()
+            while frames <= 0 or self.frames < frames:
+                self.frame(clock)
+        finally:
+            self.manager.free()
+
+
+def run(frames=0, manifest="models.json"):
+    app = App(manifest)
+    app.run(frames)
+    return app
