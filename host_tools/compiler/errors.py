@@ -1,0 +1,19 @@
+"""The one error type of the compiler."""
+
+
+class CompileError(ValueError):
+    """A model the compiler will not turn into a kmodel.
+
+    The message names the source file, the tflite operator index and op, and the rule it breaks, so the user
+    knows what to change in the model; nothing is written when this is raised.
+    """
+
+    def __init__(self, message, source="<tflite>", op_index=None, op=None, rule=None):
+        self.source = source
+        self.op_index = op_index
+        self.op = op
+        self.rule = rule
+        where = source
+        if op_index is not None:
+            where += ": layer %d (%s)" % (op_index, op)
+        super().__init__("%s: %s" % (where, message))
