@@ -1,0 +1,238 @@
+"""The CPU layers of the kmodel V3 runtime, as the K210 SDK's kpu.c runs them, on a main-memory byte array.
+
+Float arithmetic is float32 like the board's, with two deliberate differences (listed in emulator.py):
+dot products and dequantize are computed in float64 and rounded once to float32.
+"""
+import numpy as np
+
+from host_tools.kmodel.kpu import carry_shift, rule_index
+
+F32 = np.dtype("<f4")
+FLT_MIN = np.float32(1.1754944e-38)
+
+
+def rd_f32(mem, addr, n):
+    return mem[addr:addr + 4 * n].view(F32).copy()
+
+
+def wr_f32(mem, addr, values):
+    v = np.ascontiguousarray(values, dtype=F32).reshape(-1)
+    mem[addr:addr + 4 * v.size] = v.view(np.uint8)
+
+
+def rd_u8(mem, addr, n):
+    return mem[addr:addr + n].copy()
+
+
+def wr_u8(mem, addr, values):
+    v = np.ascontiguousarray(values, dtype=np.uint8).reshape(-1)
+    mem[addr:addr + v.size] = v
+
+
+def _act(x, act):
+    if act == 1:
+        return np.maximum(x, np.float32(0))
+    if act == 2:
+        return np.minimum(np.maximum(x, np.float32(0)), np.float32(6))
+    return x
+
+
+def add(L, mem, ram):
+    f = L.fields
+    wr_f32(mem, f["out"], rd_f32(mem, f["in_a"], f["count"]) + rd_f32(mem, f["in_b"], f["count"]))
+
+
+def quantized_add(L, mem, ram):
+    f = L.fields
+    n = -(-f["count"] // 8) * 8
+    a = rd_u8(mem, f["in_a"], n).astype(np.int64)
+    b = rd_u8(mem, f["in_b"], n).astype(np.int64)
+    a = (a + f["a_offset"]) * f["a_mul"]
+    b = (b + f["b_offset"]) * f["b_mul"]
+    if f["a_shift"] == f["b_shift"]:
+        v = (a + b) >> f["a_shift"]
+    else:
+        v = (a >> f["a_shift"]) + (b >> f["b_shift"])
+    v = carry_shift(v * f["out_mul"], f["out_shift"]) + f["out_offset"]
+    wr_u8(mem, f["out"], np.clip(v, 0, 255))
+
+
+def global_average_pool2d(L, mem, ram):
+    f = L.fields
+    k, c = f["kernel_size"], f["channels"]
+    x = rd_f32(mem, f["in"], k * c).reshape(c, k)
+    wr_f32(mem, f["out"], x.sum(axis=1, dtype=np.float32) / np.float32(k))
+
+
+def _window_ranges(f):
+    """Per output coordinate: the clipped input window [start, end) along one axis, as the SDK computes it."""
+    out = []
+    for o, i, k, s, p in (("out_h", "in_h", "kernel_h", "stride_h", "pad_h"),
+                          ("out_w", "in_w", "kernel_w", "stride_w", "pad_w")):
+        origin = np.arange(f[o], dtype=np.int64) * f[s] - f[p]
+        lo = np.maximum(0, -origin)
+        hi = np.minimum(f[k], f[i] - origin)
+        out.append((origin, lo, hi, f[k]))
+    return out
+
+
+def _pool2d(f, x, reduce_max):
+    """Max or mean pooling of x (c, h, w) with the SDK's clipping; empty windows give 0."""
+    (oy, ly, hy, ky), (ox, lx, hx, kx) = _window_ranges(f)
+    c = f["out_c"]
+    acc = np.zeros((c, len(oy), len(ox)), np.float64)
+    cnt = np.zeros((len(oy), len(ox)), np.float64)
+    for dy in range(ky):
+        vy = (ly <= dy) & (dy < hy)
+        iy = np.clip(oy + dy, 0, x.shape[1] - 1)
+        for dx in range(kx):
+            vx = (lx <= dx) & (dx < hx)
+            ix = np.clip(ox + dx, 0, x.shape[2] - 1)
+            valid = vy[:, None] & vx[None, :]
+            v = x[:c][:, iy][:, :, ix]
+            if reduce_max:
+                acc = np.where(valid, np.maximum(acc, v), acc)
+            else:
+                acc += np.where(valid, v, 0)
+                cnt += valid
+    return acc, cnt
+
+
+def quantized_max_pool2d(L, mem, ram):
+    f = L.fields
+    x = rd_u8(mem, f["in"], f["in_c"] * f["in_h"] * f["in_w"]).reshape(f["in_c"], f["in_h"], f["in_w"])
+    acc, _ = _pool2d(f, x, True)
+    wr_u8(mem, f["out"], acc)
+
+
+def average_pool2d(L, mem, ram):
+    # The SDK ignores the act field here.
+    f = L.fields
+    x = rd_f32(mem, f["in"], f["in_c"] * f["in_h"] * f["in_w"]).reshape(f["in_c"], f["in_h"], f["in_w"])
+    acc, cnt = _pool2d(f, x.astype(np.float64), False)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        wr_f32(mem, f["out"], (acc.astype(np.float32) / cnt.astype(np.float32)))
+
+
+def quantize(L, mem, ram):
+    f = L.fields
+    x = rd_f32(mem, f["in"], f["count"])
+    with np.errstate(all="ignore"):
+        inv = np.float32(1) / np.float32(f["scale"])
+        v = ((x - np.float32(f["bias"])) * inv).astype(np.float64)
+        r = np.sign(v) * np.floor(np.abs(v) + 0.5)           # roundf: half away from zero
+        r = np.nan_to_num(r, nan=0.0)
+    wr_u8(mem, f["out"], np.clip(r, 0, 255))
+
+
+def dequantize(L, mem, ram):
+    f = L.fields
+    q = rd_u8(mem, f["in"], f["count"]).astype(np.float64)
+    wr_f32(mem, f["out"], q * float(np.float32(f["scale"])) + float(np.float32(f["bias"])))
+
+
+def channelwise_dequantize(L, mem, ram):
+    f = L.fields
+    c, n = f["channels"], f["channel_size"]
+    q = rd_u8(mem, f["in"], c * n).reshape(c, n).astype(np.float64)
+    s = f["scales"].astype(np.float64)[:, None]
+    b = f["biases"].astype(np.float64)[:, None]
+    wr_f32(mem, f["out"], q * s + b)
+
+
+def requantize(L, mem, ram):
+    f = L.fields
+    wr_u8(mem, f["out"], f["table"][rd_u8(mem, f["in"], f["count"])])
+
+
+def l2_normalization(L, mem, ram):
+    f = L.fields
+    x = rd_f32(mem, f["in"], f["channels"])
+    with np.errstate(all="ignore"):
+        s = max(np.float32(np.dot(x.astype(np.float64), x.astype(np.float64))), np.float32(1e-10))
+        wr_f32(mem, f["out"], x * (np.float32(1) / np.sqrt(np.float32(s))))
+
+
+def softmax(L, mem, ram):
+    f = L.fields
+    x = rd_f32(mem, f["in"], f["channels"])
+    with np.errstate(all="ignore"):
+        m = np.float32(max(FLT_MIN, x.max())) if x.size else FLT_MIN   # the SDK starts its max at FLT_MIN
+        e = np.exp(x - m).astype(np.float32)
+        wr_f32(mem, f["out"], e / e.sum(dtype=np.float32))
+
+
+def concat(L, mem, ram):
+    f = L.fields
+    out = f["out"]
+    for start, size in f["inputs"]:
+        mem[out:out + size] = mem[start:start + size].copy()
+        out += size
+
+
+def fully_connected(L, mem, ram):
+    f = L.fields
+    x = rd_f32(mem, f["in"], f["in_channels"]).astype(np.float64)
+    with np.errstate(all="ignore"):
+        y = (f["weights"].astype(np.float64) @ x).astype(np.float32) + f["bias"]
+    wr_f32(mem, f["out"], _act(y, f["act"]))
+
+
+def tf_flatten(L, mem, ram):
+    f = L.fields
+    c, h, w = f["c"], f["h"], f["w"]
+    if L.type == 20:
+        wr_f32(mem, f["out"], rd_f32(mem, f["in"], c * h * w).reshape(c, h, w).transpose(1, 2, 0))
+    else:   # 21: Maix-EMC's driver does the same on uint8
+        wr_u8(mem, f["out"], rd_u8(mem, f["in"], c * h * w).reshape(c, h, w).transpose(1, 2, 0))
+
+
+def resize_nearest_neighbor(L, mem, ram):
+    # The SDK ignores align_corners; scales are float32.
+    f = L.fields
+    c, ih, iw, oh, ow = f["in_c"], f["in_h"], f["in_w"], f["out_h"], f["out_w"]
+    hs, ws = np.float32(ih) / np.float32(oh), np.float32(iw) / np.float32(ow)
+    iy = np.minimum(np.floor(np.arange(oh, dtype=np.float32) * hs), ih - 1).astype(np.int64)
+    ix = np.minimum(np.floor(np.arange(ow, dtype=np.float32) * ws), iw - 1).astype(np.int64)
+    if L.type == 22:
+        x = rd_f32(mem, f["in"], c * ih * iw).reshape(c, ih, iw)
+        wr_f32(mem, f["out"], x[:, iy][:, :, ix])
+    else:
+        x = rd_u8(mem, f["in"], c * ih * iw).reshape(c, ih, iw)
+        wr_u8(mem, f["out"], x[:, iy][:, :, ix])
+
+
+def logistic(L, mem, ram):
+    f = L.fields
+    x = rd_f32(mem, f["in"], f["channels"])
+    with np.errstate(over="ignore"):
+        wr_f32(mem, f["out"], np.float32(1) / (np.float32(1) + np.exp(-x)))
+
+
+def add_padding(L, mem, ram):
+    """Channel c goes to pixel (0, 0) of a 4x4 map in KPU RAM (4 channels per row); the rest is left as is."""
+    f = L.fields
+    c = f["channels"]
+    idx = rule_index(f["kpu_out"], (c, 4, 4))[:, 0, 0]
+    ram[idx] = rd_u8(mem, f["in"], c)
+
+
+def remove_padding(L, mem, ram):
+    f = L.fields
+    c = f["channels"]
+    wr_u8(mem, f["out"], mem[f["in"]:f["in"] + 16 * c:16][:c])
+
+
+def upload(L, mem, ram):
+    f = L.fields
+    shape = (f["c"], f["h"], f["w"])
+    ram[rule_index(f["kpu_out"], shape)] = rd_u8(mem, f["in"], f["c"] * f["h"] * f["w"]).reshape(shape)
+
+
+RUN = {
+    1: add, 2: quantized_add, 5: global_average_pool2d, 8: quantized_max_pool2d, 9: average_pool2d,
+    11: quantize, 12: dequantize, 13: requantize, 14: l2_normalization, 15: softmax, 16: concat, 17: concat,
+    18: fully_connected, 20: tf_flatten, 21: tf_flatten, 22: resize_nearest_neighbor,
+    23: resize_nearest_neighbor, 24: channelwise_dequantize, 25: logistic,
+    10241: add_padding, 10242: remove_padding, 10243: upload,
+}

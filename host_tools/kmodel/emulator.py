@@ -1,0 +1,98 @@
+"""Run a parsed kmodel V3 the way a K210 does: main memory, 2 MiB KPU RAM, layer by layer.
+
+Input: uint8 planar (C, H, W) as the camera's AI buffer holds it (uploaded to KPU RAM like the SDK does), or a
+float32 vector for FULLY_CONNECTED-first models. Output: one array per model output, read from main memory as
+the firmware's fmap hands it over (float32 for typecode 'f', uint8 for 'B'), shaped model.output_shapes.
+
+Exact (integer, as the SDK and nncase v0.1's emulator compute): conv sums, the floor shifts of arg_x/arg_w and
+of the BN stage, the SDK's rounding shift (kpu_carry_shift) in the activation stage, max pooling, sampling
+pools, every uint8 CPU layer. Approximate or chosen, because nothing public settles them:
+- activation segment: the last segment whose x_start <= bn (SDK, nncase v0.1); nncase v0.2+ use <.
+- rounding half in the activation: kpu_carry_shift rounds half away from zero (nncase v1 rounds to even).
+- mean pooling (types 2, 4, 8): floor(sum / count), as nncase v0.1's emulator; hardware rounding unknown.
+  Pool 8/9 (2x2 window, stride 1) at the last row/column use only the pixels inside the map.
+- accumulator and BN output wrap to 36 signed bits (the register width; nncase asserts no overflow).
+- float CPU layers: float32 throughout, except FULLY_CONNECTED dot products and (channelwise) dequantize,
+  computed in float64 and rounded once to float32 (the board sums in float32 and may fuse multiply-add),
+  and summation order in global average pooling / softmax (numpy's pairwise sums).
+- K210_ADD_PADDING leaves the other 15 pixels of each 4x4 map as KPU RAM held them (zeros in a fresh run).
+With these choices the Maix-EMC cifar10 logits come within 0.0063 of the K210 hardware values.
+"""
+import numpy as np
+
+from host_tools.kmodel import cpu_layers
+from host_tools.kmodel.errors import ERR_RUN_MODEL, KmodelError
+from host_tools.kmodel.kpu import ConvPlan, rule_index
+from host_tools.kmodel.reader import K210_CONV, Kmodel
+from host_tools.kmodel import regs as R
+
+
+def plans(model: Kmodel) -> dict:
+    """Per conv layer index, its ConvPlan (cached on the model: weights as float64, RAM index arrays)."""
+    p = model.__dict__.get("_plans")
+    if p is None:
+        p = {L.index: ConvPlan(L) for L in model.layers if L.type == K210_CONV}
+        model.__dict__["_plans"] = p
+    return p
+
+
+def check_input(model: Kmodel, x) -> np.ndarray:
+    """The input as the runtime takes it; a wrong shape or type is a ValueError naming what was expected."""
+    if model.input_is_float:
+        v = np.asarray(x, dtype=np.float32).reshape(-1)
+        n = model.input_shape[0]
+        if v.size != n:
+            raise ValueError("%s: the model takes %d float inputs, got %d" % (model.name, n, v.size))
+        return v
+    a = np.asarray(x)
+    if a.dtype != np.uint8:
+        raise ValueError("%s: the model takes uint8 planar input, got dtype %s" % (model.name, a.dtype))
+    c, h, w = model.input_shape
+    if a.size != c * h * w:
+        raise ValueError("%s: the model takes %dx%dx%d (c, h, w) uint8, got shape %s"
+                         % (model.name, c, h, w, a.shape))
+    return a.reshape(c, h, w)
+
+
+def run(model: Kmodel, x, upto: int = None, trace=None) -> list:
+    """Execute the model on input x and return its outputs (see module doc).
+
+    upto: run only the first `upto` layers (like kpu.set_layers), trace: called as trace(layer, seconds).
+    """
+    x = check_input(model, x)
+    mem = np.zeros(model.main_mem_usage, np.uint8)
+    ram = np.zeros(R.KPU_RAM_BYTES, np.uint8)
+    conv = plans(model)
+    first = model.layers[0]
+    if model.input_is_float:
+        cpu_layers.wr_f32(mem, first.fields["in"], x)
+    else:
+        ram[rule_index(first.regs.image_addr.image_src_addr, first.in_shape)] = x
+    layers = model.layers if upto is None else model.layers[:upto]
+    for L in layers:
+        if trace is not None:
+            import time
+            t0 = time.perf_counter()
+        try:
+            if L.type == K210_CONV:
+                plan = conv[L.index]
+                y = plan.forward(ram[plan.src])
+                ram[plan.dst] = y
+                if L.fields["flags"] & 1:
+                    mem[L.fields["out"]:L.fields["out"] + y.size] = y.reshape(-1)
+            else:
+                cpu_layers.RUN[L.type](L, mem, ram)
+        except (IndexError, ValueError) as e:    # only a malformed file can get here; name the layer
+            raise KmodelError(ERR_RUN_MODEL, "cannot run: %s" % e, name=model.name, layer=L.index,
+                              type_name=L.type_name) from None
+        if trace is not None:
+            trace(L, time.perf_counter() - t0)
+    outs = []
+    for o, code, shp in zip(model.outputs, model.output_typecodes, model.output_shapes):
+        raw = mem[o.address:o.address + o.size]
+        if code == "f":
+            arr = raw[:o.size // 4 * 4].view("<f4").astype(np.float32)
+        else:
+            arr = raw.copy()
+        outs.append(arr.reshape(shp))
+    return outs
