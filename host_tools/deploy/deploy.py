@@ -1,0 +1,113 @@
+"""`make deploy`: plan the flash, flash what changed, sync device/ and models.json, reset.
+
+Order matters for safety: the plan is checked (overlaps, sizes, stale kmodels) before the board is touched;
+the board is asked what its flash and files hold before anything is written; a running main.py is stopped
+first; the soft reset at the end starts the new app.
+"""
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from host_tools.deploy import flash_update, flasher, kfpkg, layout, sync
+from host_tools.deploy.link import Link
+from host_tools.files import write_atomic
+
+
+@dataclass
+class DeployReport:
+    plan: layout.FlashPlan
+    flashed_bytes: int = 0
+    flashed_spans: int = 0
+    compared_spans: int = 0
+    flash_note: str = ""
+    files: sync.SyncReport = None
+    lines: list = field(default_factory=list)
+
+
+def find_manifests(models_dir) -> list:
+    """The model manifests in a folder: every *.json naming a kmodel (reports and other JSON are not)."""
+    out = []
+    for p in sorted(Path(models_dir).glob("*.json")):
+        try:
+            d = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(d, dict) and "kmodel" in d and "kmodel_version" in d:
+            out.append(p)
+    return out
+
+
+def wait_for_repl(port, tool, timeout=30.0) -> Link:
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            return Link(port, tool, attempts=3)
+        except Exception:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.5)
+
+
+def deploy(port, board="bit", firmware=None, models_dir="models", device_dir="device", target="/flash",
+           tool="mpremote", baud=1500000, pins=None, out_dir="out/deploy", log=print) -> DeployReport:
+    out_dir = Path(out_dir)
+    manifests = find_manifests(models_dir)
+    # Refuse a layout that cannot work before talking to the board at all.
+    layout.plan(manifests, firmware=firmware, firmware_size=None if firmware else 0, pins=pins)
+
+    link = Link(port, tool)
+    fw_size = None
+    if firmware is None:
+        fw_size = flash_update.board_firmware_size(link)
+        if fw_size is None:
+            log("flash: the board's firmware size is unknown (no valid kflash header at 0); models start at 0x%X"
+                % layout.DEFAULT_MODEL_BASE)
+    plan = layout.plan(manifests, firmware=firmware, firmware_size=fw_size, pins=pins)
+    plan.save(out_dir / "flash-plan.json")
+    models_json = plan.device_models_json()
+    write_atomic(out_dir / "models.json", models_json)
+    for r in plan.regions():
+        log("flash: %-12s 0x%06X-0x%06X %8d bytes %s" % (r.name, r.offset, r.end, r.size,
+                                                        "(big-endian, load_flash)" if r.load == "flash" else ""))
+    report = DeployReport(plan)
+
+    roots = link.eval("uos.listdir('/')", setup="import uos")
+    if target == "/flash" and "sd" in roots:
+        log("warning: an SD card is in the board: MaixPy runs /sd/boot.py and /sd/main.py, not /flash's "
+            "(deploy with --target /sd, or remove the card)")
+
+    d = flash_update.diff(plan, link)
+    report.compared_spans = len(d.spans)
+    if d.changed:
+        entries = flash_update.package_entries(d)
+        pkg = kfpkg.write(out_dir / "deploy.kfpkg", entries)
+        report.flashed_bytes = d.bytes_to_write
+        report.flashed_spans = len(d.changed)
+        report.flash_note = d.reason
+        log("flash: writing %d bytes in %d blocks%s" % (d.bytes_to_write, len(d.changed),
+                                                        " (%s)" % d.reason if d.reason else ""))
+        link.close()
+        last = {}
+
+        def progress(name, done, total):
+            pct = 100 * done // max(total, 1)
+            if last.get(name, -10) + 25 <= pct or done == total:
+                last[name] = pct
+                log("  %s %d%%" % (name, pct))
+
+        flasher.flash(pkg, port, board=board, baud=baud, progress=progress)
+        link = wait_for_repl(port, tool)
+    else:
+        log("flash: nothing changed (%d blocks compared), no sector written" % len(d.spans))
+
+    files = sync.device_files(device_dir, target)
+    if "models.json" in files:
+        raise sync.SyncError("%s: device/ must not hold models.json, deploy writes it from the plan"
+                             % files["models.json"])
+    files["models.json"] = models_json.encode()
+    report.files = sync.sync(link, files, target, log=log)
+    log(report.files.summary())
+    link.close(soft_reset=True)
+    log("reset: soft reboot, the app starts from %s" % target)
+    return report

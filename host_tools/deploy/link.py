@@ -1,0 +1,103 @@
+"""A raw-REPL connection to the board, driven by mpremote's transport (default) or ampy's Pyboard.
+
+Entering the REPL never soft-resets (a boot.py or main.py that loops forever would block it, as with
+`mpremote resume`): Ctrl-C is sent until the raw REPL header shows, so a running main.py is stopped first.
+Every exec is one round trip; `round_trips` counts them (bench/deploy.py reports it per file).
+"""
+import ast
+import time
+
+TOOLS = ("mpremote", "ampy")
+RAW_HEADER = b"raw REPL; CTRL-B to exit\r\n"
+
+
+class LinkError(RuntimeError):
+    """The board did not answer as a MaixPy REPL should; the message says what was expected."""
+
+
+class DeviceError(RuntimeError):
+    """Code run on the board raised; .traceback is the board's own text."""
+
+    def __init__(self, code, traceback):
+        self.traceback = traceback
+        last = traceback.strip().splitlines()[-1] if traceback.strip() else "error"
+        super().__init__("board raised %s (running: %s)" % (last, code.strip().splitlines()[0][:60]))
+
+
+class Link:
+    def __init__(self, port, tool="mpremote", baud=115200, attempts=20):
+        if tool not in TOOLS:
+            raise LinkError("tool %r: choose one of %s" % (tool, ", ".join(TOOLS)))
+        self.port, self.tool = port, tool
+        self.round_trips = 0
+        self.bytes_sent = 0
+        if tool == "mpremote":
+            from mpremote.transport_serial import SerialTransport
+            self._t = SerialTransport(port, baudrate=baud)
+            self.serial = self._t.serial
+        else:
+            from ampy.pyboard import Pyboard
+            self._t = Pyboard(port, baudrate=baud)
+            self.serial = self._t.serial
+        # On a pty mpremote reads with no timeout at all; a bounded read lets a silent board be reported.
+        self.serial.timeout = 0.5
+        self._enter_raw(attempts)
+
+    def _read_until(self, ending: bytes, timeout: float) -> bytes:
+        data = b""
+        end = time.monotonic() + timeout
+        while not data.endswith(ending) and time.monotonic() < end:
+            n = self.serial.in_waiting
+            chunk = self.serial.read(n or 1)
+            data += chunk
+        return data
+
+    def _enter_raw(self, attempts):
+        """Ctrl-C (stop main.py) then Ctrl-A until the raw REPL header answers. The '>' after the header is
+        left for the tool, which reads it before each exec."""
+        for i in range(attempts):
+            self.serial.write(b"\r\x03\x03")
+            time.sleep(0.05 if i < 3 else 0.3)
+            self.serial.reset_input_buffer()
+            self.serial.write(b"\r\x01")
+            if self._read_until(RAW_HEADER, 1.0 if i < 3 else 2.0).endswith(RAW_HEADER):
+                if self.tool == "mpremote":
+                    self._t.in_raw_repl = True
+                return
+        raise LinkError("%s: no MaixPy raw REPL after %d tries (is the board in ISP mode, or the port wrong?)"
+                        % (self.port, attempts))
+
+    def exec(self, code: str, timeout=30) -> bytes:
+        """Run code on the board; return its stdout. Raises DeviceError with the board's traceback."""
+        self.round_trips += 1
+        self.bytes_sent += len(code)
+        try:
+            out, err = self._t.exec_raw(code, timeout=timeout)
+        except Exception as e:  # both tools raise their own error types for a board that stops answering
+            if isinstance(e, DeviceError):
+                raise
+            raise LinkError("%s: %s while running code on the board: %s" % (self.port, type(e).__name__, e)) \
+                from None
+        if err:
+            raise DeviceError(code, err.decode("utf-8", "replace"))
+        return out
+
+    def eval(self, expr: str, timeout=30, setup=""):
+        text = self.exec("%s\nprint(repr(%s))" % (setup, expr), timeout).decode("utf-8").strip()
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise LinkError("%s: could not read the board's answer to %s: %r" % (self.port, expr, text[:80])) \
+                from None
+
+    def close(self, soft_reset=False):
+        """Leave raw mode; with soft_reset the firmware reboots and runs boot.py then main.py."""
+        try:
+            self.serial.write(b"\r\x02")
+            if soft_reset:
+                time.sleep(0.1)
+                self.serial.write(b"\x04")
+                self._read_until(b"soft reboot\r\n", 5)
+            time.sleep(0.05)
+        finally:
+            self.serial.close()

@@ -1,0 +1,154 @@
+"""Copy files to the board's /flash or /sd over the raw REPL, safely and with few round trips.
+
+- /flash is SPIFFS (no directories): device/lib/*.py is flattened next to boot.py and main.py, which is also
+  where MaixPy's import finds them. Two files that flatten to one name are refused.
+- One exec hashes every target file on the board (uhashlib.sha256); files whose hash matches are skipped.
+- Each changed file is written to `<name>.part`, its hash checked on the board, then renamed over the old one
+  (in the same exec, so a dropped connection can only ever leave a stray .part, never a half file); stray
+  .part files from an earlier interrupted copy are removed.
+- Data travels as bytes literals, DATA_PER_EXEC bytes per exec: a small file costs one round trip.
+"""
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from host_tools.deploy.link import DeviceError, Link
+
+DATA_PER_EXEC = 4096
+PART = ".part"
+FILESYSTEMS = ("/flash", "/sd")
+
+HASH_SNIPPET = """
+try:
+ import uhashlib as _hl, ubinascii as _ba, uos as _os
+except ImportError:
+ import hashlib as _hl, binascii as _ba, os as _os
+def _h(p):
+ h=_hl.sha256()
+ f=open(p,'rb')
+ while True:
+  b=f.read(4096)
+  if not b:
+   break
+  h.update(b)
+ f.close()
+ return _ba.hexlify(h.digest()).decode()
+"""
+
+
+class SyncError(RuntimeError):
+    """A file set that cannot be copied as asked; the message names the file."""
+
+
+@dataclass
+class SyncReport:
+    copied: list = field(default_factory=list)     # device names written
+    skipped: list = field(default_factory=list)    # device names already identical
+    removed_parts: list = field(default_factory=list)
+    bytes_copied: int = 0
+    round_trips: int = 0
+
+    def summary(self) -> str:
+        if not self.copied:
+            return "sync: %d files already up to date, nothing copied" % len(self.skipped)
+        return "sync: copied %d files (%d bytes), %d unchanged" % (len(self.copied), self.bytes_copied,
+                                                                  len(self.skipped))
+
+
+def device_files(device_dir, target="/flash") -> dict:
+    """{device name: host path} for device/: boot.py, main.py and lib/*.py, flattened on /flash."""
+    device_dir = Path(device_dir)
+    files = {}
+    for p in sorted(device_dir.rglob("*")):
+        if not p.is_file() or "__pycache__" in p.parts or p.suffix in (".pyc",):
+            continue
+        rel = p.relative_to(device_dir)
+        if target == "/flash" or rel.parts[0] == "lib":
+            name = rel.name                # SPIFFS is flat; lib/ is on the import path only as the current dir
+        else:
+            name = rel.as_posix()
+        if name in files:
+            raise SyncError("%s and %s would both be %s/%s on the board" % (files[name], p, target, name))
+        files[name] = p
+    return files
+
+
+def _join(target, name):
+    return target.rstrip("/") + "/" + name
+
+
+def board_hashes(link: Link, target, names) -> tuple:
+    """({name: sha256 hex} of those files that exist, [stray .part names]) in one round trip."""
+    code = HASH_SNIPPET + """
+_r={}
+_p=[]
+for _n in _os.listdir(%r):
+ if _n.endswith(%r):
+  _p.append(_n)
+for _n in %r:
+ try:
+  _r[_n]=_h(%r+'/'+_n)
+ except OSError:
+  pass
+print(repr((_r,_p)))
+""" % (target, PART, list(names), target.rstrip("/"))
+    text = link.exec(code, timeout=120).decode().strip()
+    import ast
+    return ast.literal_eval(text)
+
+
+def put_file(link: Link, path: str, data: bytes, chunk=DATA_PER_EXEC) -> int:
+    """Write data to `path` on the board through `path.part` and a verified rename. Returns round trips."""
+    tmp = path + PART
+    want = hashlib.sha256(data).hexdigest()
+    pieces = [data[i:i + chunk] for i in range(0, len(data), chunk)] or [b""]
+    trips = 0
+    for i, piece in enumerate(pieces):
+        code = ""
+        if i == 0:
+            code += "_f=open(%r,'wb')\n" % tmp
+        code += "_f.write(%r)\n" % piece
+        if i == len(pieces) - 1:
+            code += HASH_SNIPPET + """_f.close()
+if _h(%r)!=%r:
+ _os.remove(%r)
+ raise OSError(5)
+try:
+ _os.remove(%r)
+except OSError:
+ pass
+_os.rename(%r,%r)
+""" % (tmp, want, tmp, path, tmp, path)
+        link.exec(code, timeout=60)
+        trips += 1
+    return trips
+
+
+def sync(link: Link, files: dict, target="/flash", log=print) -> SyncReport:
+    """Make `target` on the board hold `files` ({device name: host path or bytes}); copy only what differs."""
+    if target not in FILESYSTEMS:
+        raise SyncError("target %r: the board has %s" % (target, " and ".join(FILESYSTEMS)))
+    start = link.round_trips
+    blobs = {n: (v if isinstance(v, (bytes, bytearray)) else Path(v).read_bytes()) for n, v in files.items()}
+    report = SyncReport()
+    try:
+        have, parts = board_hashes(link, target, sorted(blobs))
+    except DeviceError as e:
+        raise SyncError("%s: cannot list the board's %s: %s" % (link.port, target, e)) from None
+    for p in parts:
+        link.exec("import os\nos.remove(%r)" % _join(target, p))
+        report.removed_parts.append(p)
+    for name in sorted(blobs):
+        data = bytes(blobs[name])
+        if have.get(name) == hashlib.sha256(data).hexdigest():
+            report.skipped.append(name)
+            continue
+        try:
+            put_file(link, _join(target, name), data)
+        except DeviceError as e:
+            raise SyncError("%s: copying to %s failed on the board: %s" % (name, _join(target, name), e)) from None
+        report.copied.append(name)
+        report.bytes_copied += len(data)
+        log("  copied %s (%d bytes)" % (_join(target, name), len(data)))
+    report.round_trips = link.round_trips - start
+    return report

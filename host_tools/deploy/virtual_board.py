@@ -1,0 +1,183 @@
+"""`python -m host_tools board`: a virtual Maix Bit behind a pseudo-terminal.
+
+One process answers on /dev/pts/N like the board's USB serial port: MaixPy's boot log, banner and REPL (device
+code runs in the simulated firmware, host_tools/sim), and the K210 ISP ROM + flash stub for kflash, writing a
+16 MiB flash image. A pty has no DTR/RTS, so the reset into ISP that kflash pulses on those lines is taken from
+the traffic instead: the first SLIP frame (0xC0 never occurs in REPL text) resets the board into ISP; the stub's
+reboot command boots MaixPy again from the new flash image.
+
+State lives in a folder: flash.bin (the image), flash/ (the /flash SPIFFS files), sd/ (the /sd card, present
+only with --sd), isp.jsonl (one line per kflash session: frames, bytes, sectors written), board.log.
+"""
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from host_tools.deploy import isp as isp_mod
+from host_tools.deploy.layout import FLASH_SIZE
+from host_tools.deploy.repl import Repl
+from host_tools.deploy.serial_line import SerialLine
+from host_tools.files import write_atomic
+
+
+class BoardState:
+    """The board's persistent parts: flash image and the two file systems' host folders."""
+
+    def __init__(self, folder, sd=False):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.flash_path = self.folder / "flash.bin"
+        if self.flash_path.is_file():
+            self.flash = bytearray(self.flash_path.read_bytes())
+            if len(self.flash) != FLASH_SIZE:
+                raise ValueError("%s: %d bytes, a Maix Bit flash image has %d" % (self.flash_path, len(self.flash),
+                                                                                  FLASH_SIZE))
+        else:
+            self.flash = bytearray(b"\xff" * FLASH_SIZE)   # erased NOR flash
+        self.flash_root = self.folder / "flash"
+        self.flash_root.mkdir(exist_ok=True)
+        self.sd_root = self.folder / "sd"
+        if sd:
+            self.sd_root.mkdir(exist_ok=True)
+        self.log_path = self.folder / "board.log"
+
+    @property
+    def has_sd(self):
+        return self.sd_root.is_dir()
+
+    def save_flash(self):
+        write_atomic(self.flash_path, bytes(self.flash))
+
+    def log(self, text):
+        with open(self.log_path, "a") as f:
+            f.write("%s %s\n" % (time.strftime("%H:%M:%S"), text))
+
+
+class VirtualBoard:
+    def __init__(self, state: BoardState, runtime_factory, frames_out=None):
+        self.state = state
+        self.runtime = runtime_factory(state, frames_out)
+        self.line = SerialLine()
+        self.mode = "maixpy"            # "maixpy" | "isp"
+        self.isp = None
+        self.repl = None
+        self._lock = threading.Lock()
+        self._running = True
+
+    @property
+    def port(self):
+        return self.line.port
+
+    def write_from_firmware(self, repl, data: bytes):
+        # Output of a firmware instance that has since been reset must not reach the line.
+        with self._lock:
+            if self.mode == "maixpy" and repl is self.repl:
+                self.line.write(data)
+
+    def power_on(self, hard=True):
+        holder = {}
+
+        def write(data):
+            self.write_from_firmware(holder["repl"], data)
+
+        repl = Repl(self.runtime, write, hard_boot=hard, on_hard_reset=self.hard_reset)
+        holder["repl"] = repl
+        self.repl = repl
+        repl.start()
+        self.state.log("boot (%s)" % ("power on" if hard else "soft"))
+
+    def hard_reset(self):
+        self.state.log("machine.reset()")
+        threading.Thread(target=self.power_on, daemon=True).start()
+
+    def _stop_firmware(self):
+        repl, self.repl = self.repl, None
+        if repl is not None:
+            repl.stop()
+            repl.join(5)
+
+    def enter_isp(self):
+        self.mode = "isp"
+        self._stop_firmware()
+        self.isp = isp_mod.Isp(self.state.flash)
+        self.state.log("reset into ISP")
+
+    def leave_isp(self):
+        s = self.isp.stats
+        record = {"time": time.time(), "stub_bytes": s.stub_bytes, "write_frames": s.write_frames,
+                  "bytes_written": s.bytes_written, "sectors_written": len(s.sectors)}
+        self.state.save_flash()
+        with open(self.state.folder / "isp.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        self.state.log("ISP done: %d bytes in %d frames, %d sectors written" % (s.bytes_written, s.write_frames,
+                                                                                len(s.sectors)))
+        self.isp = None
+        self.mode = "maixpy"
+        self.power_on(hard=True)
+
+    def serve(self):
+        """Answer on the pty until shutdown() (or SIGTERM / Ctrl-C in the board process)."""
+        self.power_on(hard=True)
+        try:
+            while self._running:
+                data = self.line.read(0.1)
+                if data:
+                    self._receive(data)
+        finally:
+            self._stop_firmware()
+            self.state.save_flash()
+            self.line.close()
+
+    def _receive(self, data: bytes):
+        if self.mode == "maixpy":
+            i = data.find(b"\xc0")
+            if i < 0:
+                self.repl.feed(data)
+                return
+            if i:
+                self.repl.feed(data[:i])
+            with self._lock:
+                self.enter_isp()
+            data = data[i:]
+        reply = self.isp.feed(data)
+        if reply:
+            self.line.write(reply)
+        if self.isp.stats.rebooted:
+            time.sleep(0.05)        # the reply leaves before the boot log starts
+            self.leave_isp()
+
+    def shutdown(self):
+        self._running = False
+
+
+def main(argv) -> int:
+    ap = argparse.ArgumentParser(prog="python -m host_tools board", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--state", default="out/board", help="folder for flash.bin, flash/, sd/ (default out/board)")
+    ap.add_argument("--sd", action="store_true", help="insert an SD card (state/sd) as /sd")
+    ap.add_argument("--frames", default=None, help="folder for the LCD frames the app shows (PNG)")
+    args = ap.parse_args(argv[1:])
+    from host_tools.deploy.sim_runtime import SimRuntime  # the simulated firmware (imports numpy etc.)
+
+    state = BoardState(args.state, sd=args.sd)
+    board = VirtualBoard(state, SimRuntime, frames_out=args.frames)
+    print("virtual Maix Bit on port %s" % board.port, flush=True)
+    print("state in %s; stop with Ctrl-C" % state.folder, flush=True)
+
+    def stop(*_):
+        board._running = False
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        board.serve()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,98 @@
+"""Unmodified kflash 1.1.6 (as a library) flashes a .kfpkg into the virtual Maix Bit over a pty."""
+import json
+import threading
+import time
+
+import pytest
+
+from host_tools.deploy import flasher, kfpkg, layout
+from host_tools.deploy.virtual_board import BoardState, VirtualBoard
+from test_deploy_support import pattern
+
+
+class QuietSession:
+    """The REPL side is not under test here: boot scripts do nothing."""
+
+    def run_script(self, name):
+        pass
+
+    def exec(self, source, filename):
+        raise RuntimeError("not used")
+
+    exec_single = exec
+
+    def interrupt(self):
+        pass
+
+    def close(self):
+        pass
+
+    def traceback_frames(self, e):
+        return []
+
+
+class QuietRuntime:
+    def __init__(self, state, frames_out):
+        pass
+
+    def new_session(self, write):
+        return QuietSession()
+
+
+@pytest.fixture
+def board(tmp_path):
+    state = BoardState(tmp_path / "board")
+    b = VirtualBoard(state, QuietRuntime)
+    t = threading.Thread(target=b.serve, daemon=True)
+    t.start()
+    yield b
+    b.shutdown()
+    t.join(5)
+
+
+def wait(pred, timeout):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def isp_log(b):
+    p = b.state.folder / "isp.jsonl"
+    return [json.loads(line) for line in p.read_text().splitlines()] if p.exists() else []
+
+
+def test_kfpkg_lands_byte_for_byte_and_sectors_are_counted(board, tmp_path):
+    fw = pattern(100_000, 1)
+    m1 = pattern(70_000, 2)
+    m2 = pattern(5_000, 3)
+    pkg = kfpkg.write(tmp_path / "x.kfpkg", [kfpkg.Entry(0, "fw.bin", fw, True),
+                                             kfpkg.Entry(0x300000, "a.kmodel", m1, False),
+                                             kfpkg.Entry(0x312000, "b.kmodel", m2, False)])
+    seen = []
+    flasher.flash(pkg, board.port, board="bit", baud=1500000, progress=lambda n, d, t: seen.append((n, d, t)))
+    assert wait(lambda: isp_log(board), 10)
+    flash = board.state.flash_path.read_bytes()
+    img = layout.firmware_image(fw)
+    assert flash[:len(img)] == img
+    assert flash[0x300000:0x300000 + len(m1)] == m1
+    assert flash[0x312000:0x312000 + len(m2)] == m2
+    assert flash[0x312000 + len(m2):0x314000] == b"\xff" * (0x314000 - 0x312000 - len(m2))
+    rec = isp_log(board)[-1]
+    assert rec["bytes_written"] == len(img) + len(m1) + len(m2)
+    want = set()
+    for a, n in ((0, len(img)), (0x300000, len(m1)), (0x312000, len(m2))):
+        want.update(range(a // 4096, (a + n - 1) // 4096 + 1))
+    assert rec["sectors_written"] == len(want)
+    assert any(n == "a.kmodel" and d == t for n, d, t in seen)   # progress reached 100% per file
+
+
+def test_kflash_without_the_pty_tolerance_fails_at_greeting(board, tmp_path):
+    import kflash
+    pkg = kfpkg.write(tmp_path / "y.kfpkg", [kfpkg.Entry(0x300000, "a.kmodel", b"abc", False)])
+    with pytest.raises(Exception, match="Greeting fail"):
+        kflash.KFlash(print_callback=lambda *a, **k: None).process(
+            terminal=False, dev=board.port, baudrate=115200, board="bit", file=str(pkg), noansi=True)
+    kflash.KFlash.print_callback = None
