@@ -25,6 +25,9 @@ from host_tools.deploy.serial_line import SerialLine
 from host_tools.files import write_atomic
 
 
+ISP_IDLE_RESET_S = 3.0
+
+
 class BoardState:
     """The board's persistent parts: flash image and the two file systems' host folders."""
 
@@ -105,6 +108,7 @@ class VirtualBoard:
         self.mode = "isp"
         self._stop_firmware()
         self.isp = isp_mod.Isp(self.state.flash)
+        self.isp_last = time.monotonic()
         self.state.log("reset into ISP")
 
     def leave_isp(self):
@@ -144,6 +148,13 @@ class VirtualBoard:
             with self._lock:
                 self.enter_isp()
             data = data[i:]
+        elif b"\xc0" not in data and time.monotonic() - self.isp_last > ISP_IDLE_RESET_S:
+            # kflash died mid-way: a real board sits in ISP until someone presses reset; a pty has no reset
+            # line, so REPL traffic after a quiet spell stands in for that press.
+            self.state.log("ISP idle %.0f s and REPL traffic: reset" % (time.monotonic() - self.isp_last))
+            self.leave_isp()
+            return
+        self.isp_last = time.monotonic()
         reply = self.isp.feed(data)
         if reply:
             self.line.write(reply)
