@@ -1,0 +1,115 @@
+"""What the virtual camera sees: a list of pictures, each held in front of the lens for `hold_ms` of board time.
+
+Sources are image files, folders of them, PIL images or numpy RGB arrays. The default scene shows photos shipped
+with scikit-image and scikit-learn digits drawn by the pipeline's own renderer (host_tools/pipeline/digits.py),
+so the demo classifier sees on the virtual board what it was trained on.
+"""
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".tif", ".tiff")
+
+
+def _as_rgb(src, where) -> np.ndarray:
+    if isinstance(src, np.ndarray):
+        a = src
+        if a.ndim == 2:
+            a = np.stack([a] * 3, axis=-1)
+        if a.ndim != 3 or a.shape[2] not in (3, 4) or a.dtype != np.uint8:
+            raise ValueError("camera source %s: need a (H, W, 3) uint8 array, got %s %s" % (where, a.shape, a.dtype))
+        return np.ascontiguousarray(a[..., :3])
+    if isinstance(src, Image.Image):
+        return np.asarray(src.convert("RGB"))
+    raise TypeError("camera source %s: expected a path, PIL image or numpy array, got %s" % (where, type(src)))
+
+
+def load_sources(items) -> list:
+    """Expand files/folders/images into a list of (name, RGB array)."""
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, (str, Path)):
+            p = Path(item)
+            if p.is_dir():
+                files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+                if not files:
+                    raise ValueError("camera source %s: folder holds no images (%s)" % (p, ", ".join(IMAGE_SUFFIXES)))
+                out += [(f.name, _as_rgb(Image.open(f), f)) for f in files]
+            elif p.is_file():
+                out.append((p.name, _as_rgb(Image.open(p), p)))
+            else:
+                raise FileNotFoundError("camera source %s: no such file or folder" % p)
+        elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+            out.append((item[0], _as_rgb(item[1], item[0])))
+        else:
+            out.append(("source%d" % i, _as_rgb(item, "#%d" % i)))
+    return out
+
+
+def photo(name: str) -> np.ndarray:
+    """A photo shipped inside scikit-image (astronaut, coffee, chelsea, ...)."""
+    from skimage import data
+    return _as_rgb(getattr(data, name)(), name)
+
+
+def digit_scene(index: int, glyph: int = 64, size=(320, 240), seed: int = 0) -> np.ndarray:
+    """scikit-learn digit `index` printed on a sheet: the digit fills a `glyph`-pixel square in the frame centre
+    (where a windowed classifier looks); the rest is the same paper."""
+    from sklearn.datasets import load_digits
+    from host_tools.pipeline.digits import render_digit
+    d = load_digits()
+    rng = np.random.default_rng(seed + index)
+    tile = np.asarray(render_digit(d.images[index], glyph, rng).convert("RGB"))
+    paper = np.median(tile[:3, :, :].reshape(-1, 3), axis=0).astype(np.uint8)
+    w, h = size
+    frame = np.empty((h, w, 3), dtype=np.uint8)
+    frame[:] = paper
+    y0, x0 = (h - glyph) // 2, (w - glyph) // 2
+    frame[y0:y0 + glyph, x0:x0 + glyph] = tile
+    return frame
+
+
+def default_sources(glyph: int = 64) -> list:
+    """The make-sim scene: photos, then printed digits 0..4, then another photo."""
+    from sklearn.datasets import load_digits
+    targets = load_digits().target
+    picks = [int(np.flatnonzero(targets == k)[0]) for k in range(5)]
+    out = [("astronaut", photo("astronaut"))]
+    out += [("digit%d" % targets[i], digit_scene(i, glyph)) for i in picks]
+    out += [("chelsea", photo("chelsea")), ("coffee", photo("coffee"))]
+    return out
+
+
+@dataclass
+class Camera:
+    sources: list = field(default_factory=list)   # [(name, RGB array)]
+    hold_ms: float = 1500.0
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def index_at(self, t_ms: float) -> int:
+        if not self.sources:
+            raise RuntimeError("the virtual camera has no pictures")
+        return int(t_ms // self.hold_ms) % len(self.sources)
+
+    def frame(self, t_ms: float, w: int, h: int) -> np.ndarray:
+        """The picture in front of the lens at t, scaled to cover w x h and centre-cropped (read-only array)."""
+        i = self.index_at(t_ms)
+        key = (i, w, h)
+        if key not in self._cache:
+            if len(self._cache) > 64:
+                self._cache.clear()
+            src = self.sources[i][1]
+            sh, sw = src.shape[:2]
+            s = max(w / sw, h / sh)
+            nw, nh = max(w, int(round(sw * s))), max(h, int(round(sh * s)))
+            im = Image.fromarray(src).resize((nw, nh), Image.BILINEAR)
+            x0, y0 = (nw - w) // 2, (nh - h) // 2
+            a = np.asarray(im)[y0:y0 + h, x0:x0 + w].copy()
+            a.setflags(write=False)
+            self._cache[key] = a
+        return self._cache[key]
+
+    def name_at(self, t_ms: float) -> str:
+        return self.sources[self.index_at(t_ms)][0]

@@ -1,0 +1,43 @@
+"""The virtual board's clock: deterministic microseconds that advance only through the simulated firmware.
+
+Nothing reads the host's wall clock. Time moves when device code sleeps, when a simulated operation costs time
+(COSTS below: estimates for a Maix Bit, not measurements of this PC) and by a small fixed amount on every call
+into a simulated module, so a busy-wait on ticks_ms() ends like it does on the board.
+"""
+from dataclasses import dataclass
+
+# Estimated costs on a Maix Bit (K210 at 400 MHz). Sources: maixpy-firmware-facts.md (kpu.load 421 ms, load_flash
+# 106/83 ms vs 40 ms per forward, 20-class YOLO demo 19.5 fps, MobileNetV1 0.75@224 ~37 ms); the rest are
+# order-of-magnitude estimates, kept in one place so they are easy to tune.
+COSTS = {
+    "call_us": 20,                 # any call into a firmware module (MicroPython call overhead)
+    "uart_us_per_char": 87,        # print() over the 115200-baud REPL UART (10 bits per char)
+    "snapshot_us": 8_000,          # DVP transfer of one QVGA frame
+    "lcd_bytes_per_s_per_hz": 1.0,  # 8-line SPI: one byte per clock at lcd.init(freq=...)
+    "kpu_macs_per_s": 12e9,        # effective KPU conv throughput (MobileNetV1 0.75@224 ~37 ms)
+    "kpu_layer_us": 60,            # per-layer set-up (register load, DMA)
+    "kpu_weight_bytes_per_s": 200e6,  # weight upload from RAM into the KPU, per forward
+    "cpu_layer_bytes_per_s": 40e6,    # CPU-side layers (dequantize, softmax, FC...) on the RISC-V core
+    "flash_single_bytes_per_s": 38e6,  # load_flash weight streaming per forward, single buffer
+    "flash_dual_bytes_per_s": 58e6,    # ... dual buffer
+    "model_read_bytes_per_s": 6e6,     # kpu.load: reading the kmodel from flash/SD into RAM
+    "region_us": 2_000,            # run_yolo2's region layer + NMS on the CPU
+    "pixel_op_ns": 15,             # image drawing/resize per touched pixel
+}
+
+TICKS_PERIOD = 1 << 30  # MicroPython's ticks_* wrap period
+
+
+@dataclass
+class Clock:
+    now_us: int = 0
+
+    def ticks_ms(self) -> int:
+        return (self.now_us // 1000) % TICKS_PERIOD
+
+    def ticks_us(self) -> int:
+        return self.now_us % TICKS_PERIOD
+
+    @property
+    def ms(self) -> float:
+        return self.now_us / 1000.0

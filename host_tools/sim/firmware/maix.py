@@ -1,0 +1,263 @@
+"""Maix (GPIO, FPIOA, utils, config), fpioa_manager, board and machine, for a Maix Bit.
+
+The BOOT key sits on IO16. A GPIOHS object sees it only after the FPIOA routes IO16 to that GPIOHS function
+(fm.register(board_info.BOOT_KEY, fm.fpioa.GPIOHS0)); only GPIOHS pins take irq(); the handler is scheduled
+(mp_sched_schedule, queue depth 8) and receives the pin object, as Maix_gpio.c does.
+"""
+from host_tools.sim.clock import COSTS
+from host_tools.sim.firmware.runtime import BoardReset, Runtime, make_module
+
+# K210 FPIOA function numbers (Maix_fpioa.c): GPIOHS0..31 = 24..55, GPIO0..7 = 56..63, RESV0 = 120.
+FUNC_GPIOHS0 = 24
+FUNC_GPIO0 = 56
+FUNC_RESV0 = 120
+# gpio_drive_mode_t / gpio_pin_edge_t of the Kendryte SDK
+DM_INPUT, DM_PULL_DOWN, DM_PULL_UP, DM_OUTPUT, PULL_NONE = 0, 1, 2, 3, -1
+PE_NONE, PE_FALLING, PE_RISING, PE_BOTH = 0, 1, 2, 3
+
+
+def build_maix(rt: Runtime):
+    pinmap = {}     # function -> IO pin
+
+    class FPIOA:
+        GPIOHS0 = FUNC_GPIOHS0
+        GPIO0 = FUNC_GPIO0
+        RESV0 = FUNC_RESV0
+
+        def set_function(self, pin, func):
+            rt.checkpoint()
+            if not 0 <= int(pin) < 48:
+                raise ValueError("Don't have this Pin")
+            if not 0 <= int(func) < 256:
+                raise ValueError("This function is invalid")
+            for f, p in list(pinmap.items()):
+                if p == pin:
+                    del pinmap[f]
+            if func != FUNC_RESV0:
+                pinmap[int(func)] = int(pin)
+
+        def get_Pin_num(self, func):
+            rt.checkpoint()
+            return pinmap.get(int(func))
+
+        def help(self, *a):
+            rt.write("FPIOA functions: GPIOHS0..31 = %d..%d, GPIO0..7 = %d..%d\r\n"
+                     % (FUNC_GPIOHS0, FUNC_GPIOHS0 + 31, FUNC_GPIO0, FUNC_GPIO0 + 7))
+
+    for i in range(32):
+        setattr(FPIOA, "GPIOHS%d" % i, FUNC_GPIOHS0 + i)
+    for i in range(8):
+        setattr(FPIOA, "GPIO%d" % i, FUNC_GPIO0 + i)
+
+    def io_of(gpio_num):
+        """The IO pin routed to GPIOHS n (0..31) or GPIO n (32..39), or None."""
+        func = FUNC_GPIOHS0 + gpio_num if gpio_num < 32 else FUNC_GPIO0 + gpio_num - 32
+        return pinmap.get(func)
+
+    class GPIO:
+        IN, OUT = DM_INPUT, DM_OUTPUT
+        PULL_NONE, PULL_UP, PULL_DOWN = PULL_NONE, DM_PULL_UP, DM_PULL_DOWN
+        IRQ_NONE, IRQ_FALLING, IRQ_RISING, IRQ_BOTH = PE_NONE, PE_FALLING, PE_RISING, PE_BOTH
+        WAKEUP_NOT_SUPPORT = 0
+
+        def __init__(self, gpio, mode=DM_INPUT, pull=PULL_NONE, value=None):
+            rt.checkpoint()
+            if not 0 <= int(gpio) < 40:
+                raise ValueError("pin not found")
+            if mode == DM_OUTPUT and pull not in (None, PULL_NONE):
+                raise ValueError("When this pin is in output mode, it is not allowed to pull up and down.")
+            self.num = int(gpio)
+            self._mode = mode
+            self.out = 1 if value else 0
+            self.handler = None
+            self.trigger = PE_NONE
+
+        def _level(self):
+            io = io_of(self.num)
+            if io == 16:
+                return rt.board.button.level(rt.clock.now_us)
+            # Unknown on the board for unrouted inputs; idle-high keeps a forgotten fm.register from looking
+            # like a held key.
+            return 1
+
+        def value(self, v=None):
+            rt.checkpoint()
+            if v is None:
+                return self.out if self._mode == DM_OUTPUT else self._level()
+            self.out = 1 if v else 0
+
+        def __call__(self, v=None):
+            return self.value(v)
+
+        def irq(self, handler=None, trigger=PE_BOTH, wake=None, priority=7):
+            rt.checkpoint()
+            if self.num >= 32:
+                return None   # GPIO (not GPIOHS) pins have no interrupt; the firmware ignores the call
+            if wake not in (None, 0):
+                raise ValueError("This platform does not support interrupt wakeup")
+            self.handler = handler
+            self.trigger = trigger if handler is not None else PE_NONE
+            return None
+
+        def disirq(self):
+            rt.checkpoint()
+            self.handler = None
+            self.trigger = PE_NONE
+
+        def mode(self, m=-1):
+            if m != -1:
+                self._mode = m
+            return self._mode
+
+        def __repr__(self):
+            return "Pin(%d)" % self.num
+
+    pins = []
+    _init = GPIO.__init__
+
+    def tracked_init(self, *a, **k):
+        _init(self, *a, **k)
+        pins.append(self)
+    GPIO.__init__ = tracked_init
+
+    def on_edge(t_us, io, level):
+        for p in pins:
+            if p.handler is None or p.num >= 32 or io_of(p.num) != io:
+                continue
+            falling = level == 0
+            if (p.trigger & PE_FALLING and falling) or (p.trigger & PE_RISING and not falling):
+                rt.schedule(p.handler, p)   # a full queue drops the event, like mp_sched_schedule
+    rt.irq_hooks.append(on_edge)
+
+    gc_size = {"n": rt.gc.size}
+
+    def gc_heap_size(n=None):
+        if n is None:
+            return gc_size["n"]
+        gc_size["n"] = int(n)   # takes effect after machine.reset() on the board; not modelled further
+
+    utils = make_module(rt, "utils", dict(gc_heap_size=gc_heap_size, heap_free=rt.sys.free))
+    config = make_module(rt, "config", dict(get_value=lambda key, default=None: default))
+    mod = make_module(rt, "Maix", {})
+    mod.GPIO, mod.FPIOA, mod.utils, mod.config = GPIO, FPIOA, utils, config
+    mod._fpioa = FPIOA()
+    return mod
+
+
+def build_fpioa_manager(rt: Runtime, maix):
+    """fpioa_manager.fm, following the frozen fpioa_manager.py (register warns when a function moves)."""
+    fpioa = maix._fpioa
+
+    class fm:
+        pass
+
+    def register(pin, function, force=True):
+        used = fpioa.get_Pin_num(function)
+        if used == pin:
+            return
+        if used is not None:
+            info = "[Warning] function is used by %s(pin:%d)" % (str_function(function), used)
+            if not force:
+                raise Exception(info)
+            rt.write(info + "\r\n")
+        fpioa.set_function(pin, function)
+
+    def str_function(function):
+        if FUNC_GPIOHS0 <= function <= FUNC_GPIO0 + 7:
+            if function >= FUNC_GPIO0:
+                return "fm.fpioa.GPIO%d" % (function - FUNC_GPIO0)
+            return "fm.fpioa.GPIOHS%d" % (function - FUNC_GPIOHS0)
+        return "unknown"
+
+    fm.fpioa = fpioa
+    fm.register = staticmethod(register)
+    fm.unregister = staticmethod(lambda pin: fpioa.set_function(pin, FUNC_RESV0))
+    fm.get_pin_by_function = staticmethod(fpioa.get_Pin_num)
+    fm.str_function = staticmethod(str_function)
+    fm.help = staticmethod(fpioa.help)
+    mod = make_module(rt, "fpioa_manager", {})
+    mod.fm = fm
+    return mod
+
+
+def build_board(rt: Runtime):
+    class board_info:
+        BOOT_KEY = 16
+        LED_R, LED_G, LED_B = 13, 12, 14
+
+        @staticmethod
+        def set(key, value=None):
+            setattr(board_info, key, value)
+
+        @staticmethod
+        def all():
+            return [k for k in dir(board_info) if not k.startswith("_")]
+
+    mod = make_module(rt, "board", {})
+    mod.board_info = board_info
+    return mod
+
+
+def build_machine(rt: Runtime):
+    def reset():
+        rt.checkpoint()
+        raise BoardReset("machine.reset()")
+
+    class WDT:
+        """Watchdog: not fed within `timeout` ms -> board reset (checked whenever board time moves)."""
+        def __init__(self, id=0, timeout=4000, callback=None, context=None):
+            self.timeout_us = int(timeout) * 1000
+            self.last = rt.clock.now_us
+            self.armed = True
+            rt.watchers.append(self._watch)
+
+        def _watch(self, now_us):
+            if self.armed and now_us - self.last > self.timeout_us:
+                self.armed = False
+                raise BoardReset("watchdog")
+
+        def feed(self):
+            rt.checkpoint()
+            self.last = rt.clock.now_us
+
+        def stop(self):
+            self.armed = False
+
+    class Timer:
+        TIMER0, TIMER1, TIMER2 = 0, 1, 2
+        CHANNEL0, CHANNEL1, CHANNEL2, CHANNEL3 = 0, 1, 2, 3
+        MODE_ONE_SHOT, MODE_PERIODIC, MODE_PWM = 0, 1, 2
+        UNIT_S, UNIT_MS, UNIT_US, UNIT_NS = 0, 1, 2, 3
+
+        def __init__(self, timer, channel, mode=1, period=1000, unit=1, callback=None, arg=None, start=True,
+                     priority=1, div=0):
+            scale = {0: 1_000_000, 1: 1000, 2: 1, 3: 0.001}[unit]
+            self.period_us = max(1, int(period * scale))
+            self.mode, self.callback, self.arg = mode, callback, arg
+            self.next = rt.clock.now_us + self.period_us
+            self.running = bool(start)
+            rt.watchers.append(self._watch)
+
+        def _watch(self, now_us):
+            while self.running and self.callback is not None and now_us >= self.next:
+                rt.schedule(self.callback, self if self.arg is None else self.arg)
+                self.next += self.period_us
+                if self.mode == 0:
+                    self.running = False
+
+        def start(self):
+            self.running = True
+            self.next = rt.clock.now_us + self.period_us
+
+        def stop(self):
+            self.running = False
+
+        def deinit(self):
+            self.running = False
+            if self._watch in rt.watchers:
+                rt.watchers.remove(self._watch)
+
+    mod = make_module(rt, "machine", dict(reset=reset, soft_reset=reset, freq=lambda *a: 400_000_000,
+                                          unique_id=lambda: b"\x00" * 32, idle=lambda: rt.advance(COSTS["call_us"])))
+    mod.WDT, mod.Timer = WDT, Timer
+    return mod

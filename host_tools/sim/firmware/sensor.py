@@ -1,0 +1,121 @@
+"""sensor: the OV2640 on the DVP, fed by the board's camera scene.
+
+snapshot() returns the frame buffer (the same memory every call, as on the board) holding the RGB565 picture,
+plus the planar RGB888 AI buffer the KPU reads. The AI bytes are the scene's 8-bit RGB (the DVP converts the
+sensor's output to both formats; whether its 8-bit planes keep more than 5/6 bits is unknown, 8 bits assumed).
+set_windowing((w, h)) crops the frame centre; width()/height() still report the frame size.
+"""
+import numpy as np
+
+from host_tools.sim import color as col
+from host_tools.sim.clock import COSTS
+from host_tools.sim.firmware.image import GRAYSCALE, RGB565
+from host_tools.sim.firmware.runtime import Runtime, make_module
+
+FRAMESIZES = {  # constant -> (w, h); values are this simulator's, only their names are the firmware's
+    "QQQVGA": (80, 60), "QQVGA": (160, 120), "QVGA": (320, 240), "VGA": (640, 480), "QQCIF": (88, 72),
+    "QCIF": (176, 144), "CIF": (352, 288), "B64X64": (64, 64), "B128X128": (128, 128), "B240X240": (240, 240),
+}
+
+
+def build_sensor(rt: Runtime, image_mod):
+    st = {"reset": False, "fmt": RGB565, "size": (320, 240), "window": None, "hmirror": False, "vflip": False,
+          "fb": None}
+    sizes = {i + 1: v for i, v in enumerate(FRAMESIZES.values())}
+
+    def reset(freq=None, set_regs=True, dual_buff=False):
+        if not rt.board.camera_present:
+            raise OSError("Reset Failed")
+        rt.charge_camera()
+        st.update(reset=True, fmt=RGB565, size=(320, 240), window=None, hmirror=False, vflip=False, fb=None)
+        rt.advance(50_000)
+
+    def set_pixformat(fmt):
+        if fmt not in (RGB565, GRAYSCALE):
+            raise ValueError("Invalid Pixformat")
+        st["fmt"] = fmt
+        st["fb"] = None
+
+    def set_framesize(fs):
+        if fs not in sizes:
+            raise ValueError("Invalid Framesize")
+        st["size"] = sizes[fs]
+        st["window"] = None
+        st["fb"] = None
+
+    def set_windowing(roi):
+        roi = tuple(int(v) for v in roi)
+        fw, fh = st["size"]
+        if len(roi) == 2:
+            w, h = roi
+            x, y = (fw - w) // 2, (fh - h) // 2
+        elif len(roi) == 4:
+            x, y, w, h = roi
+        else:
+            raise ValueError("Invalid ROI")
+        if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > fw or y + h > fh:
+            raise ValueError("Invalid ROI")
+        st["window"] = (x, y, w, h)
+        st["fb"] = None
+        return True
+
+    def need_reset():
+        if not st["reset"]:
+            raise RuntimeError("Sensor timeout!")
+
+    def snapshot():
+        need_reset()
+        rt.advance(COSTS["snapshot_us"])
+        fw, fh = st["size"]
+        rgb = rt.board.camera.frame(rt.clock.ms, fw, fh)
+        if st["window"] is not None:
+            x, y, w, h = st["window"]
+            rgb = rgb[y:y + h, x:x + w]
+        if st["hmirror"]:
+            rgb = rgb[:, ::-1]
+        if st["vflip"]:
+            rgb = rgb[::-1]
+        h, w = rgb.shape[:2]
+        fb = st["fb"]
+        if fb is None or fb.width() != w or fb.height() != h:
+            dtype = np.uint8 if st["fmt"] == GRAYSCALE else np.uint16
+            fb = image_mod.Image(_px=np.zeros((h, w), dtype=dtype), _fb=True)
+            st["fb"] = fb
+        if st["fmt"] == GRAYSCALE:
+            g = ((rgb[..., 0].astype(np.int32) * 38 + rgb[..., 1] * 75 + rgb[..., 2] * 15) >> 7).astype(np.uint8)
+            fb._px = g
+            fb._ai = g[None].copy()
+        else:
+            fb._px = col.rgb888_to_565(rgb)
+            fb._ai = np.ascontiguousarray(rgb.transpose(2, 0, 1))
+        return fb
+
+    def skip_frames(n=None, time=None):
+        need_reset()
+        if time is not None:
+            rt.advance(int(time) * 1000, sleeping=True)
+        else:
+            rt.advance((10 if n is None else int(n)) * COSTS["snapshot_us"], sleeping=True)
+
+    def width():
+        return st["size"][0]
+
+    def height():
+        return st["size"][1]
+
+    def ignore(*a, **k):
+        return None
+
+    attrs = dict(reset=reset, set_pixformat=set_pixformat, set_framesize=set_framesize,
+                 set_windowing=set_windowing, snapshot=snapshot, skip_frames=skip_frames, width=width,
+                 height=height, run=lambda enable=1: True,
+                 set_hmirror=lambda e=True: st.__setitem__("hmirror", bool(e)),
+                 set_vflip=lambda e=True: st.__setitem__("vflip", bool(e)),
+                 get_id=lambda: 0x2642, set_contrast=ignore, set_brightness=ignore, set_saturation=ignore,
+                 set_auto_gain=ignore, set_auto_whitebal=ignore, set_auto_exposure=ignore,
+                 set_gainceiling=ignore, shutdown=ignore, sleep=ignore, set_colorbar=ignore)
+    mod = make_module(rt, "sensor", attrs)
+    mod.RGB565, mod.GRAYSCALE = RGB565, GRAYSCALE
+    for i, name in enumerate(FRAMESIZES):
+        setattr(mod, name, i + 1)
+    return mod

@@ -1,0 +1,26 @@
+"""The Maix Bit's 320x240 LCD as a frame buffer plus a recorder of what was shown."""
+from collections import deque
+
+import numpy as np
+
+from host_tools.sim.color import rgb565_to_888
+
+
+class Screen:
+    def __init__(self, width: int = 320, height: int = 240, keep: int = 1):
+        self.width, self.height = width, height
+        self.buf = np.zeros((height, width), dtype=np.uint16)   # swapped RGB565, as the panel receives it
+        self.frames = deque(maxlen=max(1, keep))                 # (t_ms, RGB888 copy, note)
+        self.shown = 0                                           # lcd.display() calls so far
+        self.updates = 0                                         # any change of the panel
+
+    def set_keep(self, keep: int) -> None:
+        """How many recent frames to keep (the runner raises this; tests leave it at 1 to save memory)."""
+        self.frames = deque(self.frames, maxlen=max(1, keep))
+
+    def record(self, t_ms: float, note: str = "") -> None:
+        self.updates += 1
+        self.frames.append((t_ms, rgb565_to_888(self.buf), note))
+
+    def rgb(self) -> np.ndarray:
+        return rgb565_to_888(self.buf)
