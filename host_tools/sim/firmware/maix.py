@@ -112,6 +112,11 @@ def build_maix(rt: Runtime):
         def __repr__(self):
             return "Pin(%d)" % self.num
 
+    for i in range(32):
+        setattr(GPIO, "GPIOHS%d" % i, i)
+    for i in range(8):
+        setattr(GPIO, "GPIO%d" % i, 32 + i)
+
     pins = []
     _init = GPIO.__init__
 

@@ -1,0 +1,104 @@
+"""Setting a virtual board up like a deployed Maix Bit: app files, kmodels and the device's models.json.
+
+App files: device/boot.py, main.py and every device/lib/*.py flattened into the root of the file system the
+firmware boots from (/sd when the board has a card, else /flash: SPIFFS has no directories, and MaixPy runs
+boot.py/main.py from its current directory). Models: without a card they go into the 16 MiB flash image at the
+offsets of the deploy planner (host_tools.deploy.layout.plan, so the simulation and `make deploy` agree);
+with a card they are copied to /sd. models.json is written next to main.py with host_tools.manifest.
+"""
+import shutil
+from pathlib import Path
+
+from host_tools import manifest as mf
+
+
+def install_app(board, device_dir="device") -> list:
+    """Copy the device app onto the board; returns the device paths written."""
+    device_dir = Path(device_dir)
+    if not (device_dir / "main.py").is_file():
+        raise FileNotFoundError("%s: no main.py (the device app folder)" % device_dir)
+    root, mount = (board.sd_root, "/sd") if board.sd_root is not None else (board.flash_root, "/flash")
+    files = sorted(device_dir.glob("*.py")) + sorted((device_dir / "lib").glob("*.py"))
+    seen = {}
+    out = []
+    for f in files:
+        if f.name in seen:
+            raise ValueError("%s and %s flatten to the same name %s on the board" % (seen[f.name], f, f.name))
+        seen[f.name] = f
+        shutil.copyfile(f, root / f.name)
+        out.append("%s/%s" % (mount, f.name))
+    return out
+
+
+def install_models(board, manifest_paths) -> str:
+    """Put the kmodels where the device will find them and write models.json; returns its text."""
+    manifest_paths = [Path(p) for p in manifest_paths]
+    if board.sd_root is None:
+        from host_tools.deploy.layout import plan
+        p = plan(manifest_paths)
+        for r in p.models:
+            board.write_flash(r.offset, r.data())
+        text = p.device_models_json()
+        (board.flash_root / "models.json").write_text(text)
+        return text
+    entries = []
+    for path in manifest_paths:
+        m = mf.load(path)
+        if m.load == "flash":
+            raise ValueError("%s: load 'flash' needs the model in the flash image; use a board without an SD "
+                             "card for it" % m.name)
+        shutil.copyfile(mf.kmodel_path(path, m), board.sd_root / m.kmodel)
+        entries.append(mf.device_entry(m, path="/sd/" + m.kmodel))
+    text = mf.device_manifest(entries)
+    (board.sd_root / "models.json").write_text(text)
+    return text
+
+
+def demo_manifests(models_dir="models") -> list:
+    """The shipped demo models: every models/*.json manifest (sorted, classifier first)."""
+    paths = sorted(Path(models_dir).glob("*.json"))
+    ms = []
+    for p in paths:
+        try:
+            m = mf.load(p)
+        except mf.ManifestError:
+            continue             # not a model manifest (e.g. a training report)
+        ms.append((0 if m.kind == "classifier" else 1, p))
+    return [p for _, p in sorted(ms)]
+
+
+# Fixture models used until models/ holds the demo kmodels: real files from ../shared/fixtures.
+VOC = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable", "dog",
+       "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"]
+YOLO20_ANCHORS = [1.08, 1.19, 3.42, 4.41, 6.63, 11.38, 9.42, 5.11, 16.62, 10.52]
+
+
+def fixture_manifests(fixtures_dir, out_dir) -> list:
+    """Manifests (written to out_dir, kmodels copied beside them) for the mnist classifier and yolo20 detector
+    fixtures; [] when the fixtures are absent."""
+    from host_tools.kmodel import load as kload, netinfo
+    from host_tools.sim.profiles import model_budget
+    fixtures_dir, out_dir = Path(fixtures_dir), Path(out_dir)
+    specs = [("mnist", "classifier", "maixpy-mnist/mnist.kmodel", [str(i) for i in range(10)], [], 0.5, 0.3),
+             ("yolo20", "detector", "nncase-yolo20/yolo.kmodel", VOC, YOLO20_ANCHORS, 0.5, 0.2)]
+    out = []
+    for name, kind, rel, labels, anchors, thr, nms in specs:
+        src = fixtures_dir / rel
+        if not src.is_file():
+            continue
+        out_dir.mkdir(parents=True, exist_ok=True)
+        dst = out_dir / (name + ".kmodel")
+        shutil.copyfile(src, dst)
+        km = kload(dst)
+        ni = netinfo(km)
+        c, h, w = km.input_shape
+        m = mf.Manifest(
+            name=name, kind=kind, kmodel=dst.name, kmodel_version=3, sha256=mf.sha256_file(dst), size=km.size,
+            input={"w": w, "h": h, "c": c, "format": "float" if km.input_is_float else "planar_u8"},
+            outputs=[{"shape": list(s), "type": t} for s, t in zip(km.output_shapes, km.output_typecodes)],
+            labels=labels, memory={"main_mem": ni.main_mem, "kpu_ram": ni.kpu_ram, "weights": ni.weights,
+                                   "heap": ni.heap},
+            fits={p: ni.heap <= model_budget(p) for p in ("full", "minimum")},
+            anchors=anchors, threshold=thr, nms=nms)
+        out.append(mf.save(out_dir / (name + ".json"), m))
+    return out
