@@ -126,15 +126,16 @@ def activation_table(pieces):
 def output_pieces(m_ref, zo, lo, hi, leaky=None):
     """Pieces for out = clamp(round(bn*m_ref) + zo, lo, hi) (bytes), optionally followed by TFLite's LEAKY_RELU.
 
-    leaky: (alpha, ratio, z_out): the conv's own output (zo, lo, hi) is requantized by a leaky ReLU with
-    ratio = s_conv / s_leaky and output zero point z_out (bytes), as TFLite does in a separate op.
+    leaky: (alpha, ratio, z_out[, hi_out]): the conv's own output (zo, lo, hi) is requantized by a (leaky) ReLU
+    op with ratio = s_conv / s_out and output zero point z_out (bytes), as TFLite does in a separate op;
+    hi_out is that op's upper clamp (ReLU6).
     """
     tl, th = lo - zo, hi - zo          # the clamp, in conv output steps relative to the zero point
     if leaky is None:
         knots = [(tl, 1.0, float(lo)), (th, 0.0, float(hi))]
         first = float(lo)
     else:
-        alpha, ratio, z2 = leaky
+        alpha, ratio, z2 = leaky[:3]
         def u(d):
             return z2 + ratio * (d if d >= 0 else alpha * d)
         knots = [(tl, ratio * (alpha if tl < 0 else 1.0), u(tl))]
@@ -142,7 +143,25 @@ def output_pieces(m_ref, zo, lo, hi, leaky=None):
             knots.append((0.0, ratio, float(z2)))
         knots.append((th, 0.0, u(th)))
         first = u(tl)
-    return [(None, 0.0, first)] + [(t / m_ref, s * m_ref, v) for t, s, v in knots]
+    pieces = [(None, 0.0, first)] + [(t / m_ref, s * m_ref, v) for t, s, v in knots]
+    return pieces if leaky is None or len(leaky) < 4 else cap_pieces(pieces, leaky[3])
+
+
+def cap_pieces(pieces, hi):
+    """The pieces clamped from above at `hi` (ReLU6 after a requantizing activation op)."""
+    out = []
+    for i, (start, slope, value) in enumerate(pieces):
+        if value >= hi:
+            out.append((start, 0.0, float(hi)))
+            return out
+        out.append((start, slope, value))
+        end = pieces[i + 1][0] if i + 1 < len(pieces) else None
+        if slope > 0:
+            cross = start + (hi - value) / slope
+            if end is None or cross < end:
+                out.append((cross, 0.0, float(hi)))
+                return out
+    return out
 
 
 def eval_segments(segs, bn):

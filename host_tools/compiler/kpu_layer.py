@@ -4,6 +4,9 @@ Values the runtime patches (BN, weights and activation table addresses) stay 0, 
 fields (load_para, load_coor, load_act, dma_burst_size 15, send_data_out 0: the runtime sets it for main-memory
 output) carry the values nncase writes.
 """
+import numpy as np
+
+from host_tools.compiler import kpu_arith as A
 from host_tools.kmodel import regs as R
 
 KERNEL_TYPES = {1: 0, 3: 1}
@@ -39,3 +42,21 @@ def conv_regs(in_shape, out_ch, kernel, depthwise, pool_type, src_row, dst_row, 
         conv_value2=R.ConvValue2(arg_add=args.arg_add),
         dma_parameter=R.DmaParameter(send_data_out=0, **dma),
     )
+
+
+def output_stage(layer):
+    """(BN entries, activation segments) of a lowered ir.ConvLayer: TFLite's requantization on the KPU."""
+    w = layer.weights.astype(np.int64) - layer.w0
+    per_ch = np.abs(w).reshape(w.shape[0], -1).sum(axis=1)
+    acc_bound = per_ch * max(layer.x0, 255 - layer.x0)
+    norm_mul, norm_shift, norm_add, m_ref = A.bn_table(layer.multipliers, layer.bias, acc_bound)
+    bn = [R.BnEntry(norm_mul=int(m), norm_add=int(a), norm_shift=int(s))
+          for m, a, s in zip(norm_mul, norm_add, norm_shift)]
+    lo, hi = layer.clamp
+    leaky = None
+    if layer.post is not None:
+        alpha, ratio, z2, lo2, hi2 = layer.post
+        leaky = (alpha, ratio, z2, hi2)
+    segs = A.activation_table(A.output_pieces(m_ref, layer.conv_zero, lo, hi, leaky))
+    act = [R.ActSegment(x_start=s.x_start, y_mul=s.y_mul, shift=s.shift, bias=s.bias) for s in segs]
+    return bn, act

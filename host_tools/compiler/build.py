@@ -1,0 +1,88 @@
+"""compile_tflite (bytes + summary) and compile_file (kmodel + manifest on disk, nothing written on refusal)."""
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from host_tools import manifest as M
+from host_tools.compiler import emit, ir, planner, tflite_graph
+from host_tools.compiler.bigendian import to_big_endian
+from host_tools.compiler.errors import CompileError
+from host_tools.compiler.lower import lower
+from host_tools.files import write_atomic
+from host_tools.kmodel import KmodelError, netinfo, parse
+from host_tools.sim.profiles import model_budget
+
+FLASH_LAYER_LIMIT = 2 * 1024 * 1024     # kpu.load_flash streams layers, each must stay below 2 MiB
+
+
+@dataclass
+class Compiled:
+    data: bytes                  # the little-endian kmodel
+    program: ir.Program
+    kmodel: object               # host_tools.kmodel.Kmodel parsed back from data
+    info: object                 # host_tools.kmodel.NetInfo
+
+
+def compile_tflite(tflite_path) -> Compiled:
+    """Compile one tflite file to kmodel V3 bytes, parsed back with the kmodel reader as a check."""
+    graph = tflite_graph.read(tflite_path)
+    prog = lower(graph)
+    mem = planner.plan(prog)
+    data = emit.write(prog, mem["main_mem"])
+    try:
+        km = parse(data, name=str(tflite_path) + " (compiled)")
+    except KmodelError as e:       # our own output must read back: a bug here, never the user's model
+        raise AssertionError("compiled kmodel does not parse: %s" % e) from e
+    foreign = [L.type_name for L in km.layers if not L.stock_sdk or L.type not in ir.EMITTED_TYPES]
+    if foreign:
+        raise AssertionError("compiled kmodel has layers the stock runtime lacks: %s" % foreign)
+    return Compiled(data, prog, km, netinfo(km))
+
+
+def _fits(info):
+    return {p: info.heap <= model_budget(p) for p in ("full", "minimum")}
+
+
+def compile_file(tflite_path, out_dir, name, kind, labels, anchors=(), threshold=0.5, nms=0.3) -> M.Manifest:
+    """Write <out_dir>/<name>.kmodel and <name>.json (+ <name>_be.kmodel when the model must use load_flash).
+
+    A model that cannot compile raises CompileError naming the layer, op and rule, and nothing is written.
+    """
+    if kind not in M.KINDS:
+        raise CompileError("kind %r, expected one of %s" % (kind, M.KINDS), str(tflite_path), rule="kind")
+    if kind == "detector" and (not anchors or len(anchors) % 2):
+        raise CompileError("a detector needs anchors: an even, non-zero count of numbers (w, h pairs), got %d"
+                           % len(anchors), str(tflite_path), rule="detector anchors")
+    c = compile_tflite(tflite_path)
+    info, km = c.info, c.kmodel
+    fits = _fits(info)
+    load = "ram" if fits["full"] else "flash"
+    out_dir = Path(out_dir)
+    be_name = ""
+    if load == "flash":
+        big = max(L.body_size for L in km.layers)
+        if big >= FLASH_LAYER_LIMIT:
+            raise CompileError("fits no firmware's RAM (needs %d bytes of system heap) and its largest layer "
+                               "(%d bytes) is too big for kpu.load_flash" % (info.heap, big), str(tflite_path),
+                               rule="kpu.load_flash layer < 2 MiB")
+        be_name = name + "_be.kmodel"
+    cin, h, w = km.input_shape
+    man = M.Manifest(
+        name=name, kind=kind, kmodel=name + ".kmodel", kmodel_version=3, sha256=hashlib.sha256(c.data).hexdigest(),
+        size=len(c.data),
+        input={"w": w, "h": h, "c": cin, "format": "planar_u8"},
+        outputs=[{"shape": list(v.shape), "type": "f"} for v in c.program.outputs],
+        labels=list(labels),
+        memory={"main_mem": info.main_mem, "kpu_ram": info.kpu_ram, "weights": info.weights, "heap": info.heap},
+        fits=fits, load=load, anchors=[float(a) for a in anchors], threshold=float(threshold), nms=float(nms),
+        big_endian=be_name)
+    try:
+        M.validate(json.loads(man.to_json()), name)     # refuse a bad manifest before writing anything
+    except M.ManifestError as e:
+        raise CompileError(str(e), str(tflite_path), rule="manifest") from None
+    write_atomic(out_dir / man.kmodel, c.data)
+    if be_name:
+        write_atomic(out_dir / be_name, to_big_endian(c.data))
+    M.save(out_dir / (name + ".json"), man)
+    return man

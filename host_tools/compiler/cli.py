@@ -1,0 +1,48 @@
+"""`python -m host_tools compile MODEL.tflite --name NAME --kind classifier|detector [...]`: kmodel V3 + manifest."""
+import argparse
+import sys
+from pathlib import Path
+
+from host_tools.compiler.build import compile_file
+from host_tools.compiler.errors import CompileError
+
+
+def _floats(s):
+    return [float(x) for x in s.split(",") if x.strip()] if s else []
+
+
+def _labels(s):
+    if not s:
+        return []
+    p = Path(s)
+    if p.is_file():
+        return [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
+    return [x.strip() for x in s.split(",")]
+
+
+def main(argv) -> int:
+    ap = argparse.ArgumentParser(prog="python -m host_tools compile",
+                                 description="int8 tflite -> kmodel V3 (+ <name>.json manifest, + <name>_be.kmodel "
+                                             "when the model needs kpu.load_flash)")
+    ap.add_argument("tflite", help="fully-integer tflite (int8 input with scale 1/255, zero point -128)")
+    ap.add_argument("--out", default="models", help="output folder (default: models)")
+    ap.add_argument("--name", help="model name (default: the tflite file name without _int8)")
+    ap.add_argument("--kind", choices=("classifier", "detector"), default="classifier")
+    ap.add_argument("--labels", default="", help="labels file (one per line) or comma-separated labels")
+    ap.add_argument("--anchors", default="", help="detector: comma-separated anchor w,h pairs (grid units)")
+    ap.add_argument("--threshold", type=float, default=0.5)
+    ap.add_argument("--nms", type=float, default=0.3)
+    a = ap.parse_args(argv[1:])
+    name = a.name or Path(a.tflite).stem.replace("_int8", "")
+    try:
+        m = compile_file(a.tflite, a.out, name, a.kind, _labels(a.labels), _floats(a.anchors), a.threshold, a.nms)
+    except CompileError as e:
+        print("compile: refused: %s" % e, file=sys.stderr)
+        return 1
+    mem = m.memory
+    print("%s: %s/%s (%d bytes), input %dx%dx%d, outputs %s" % (m.name, a.out, m.kmodel, m.size, m.input["w"],
+          m.input["h"], m.input["c"], ", ".join("x".join(map(str, o["shape"])) for o in m.outputs)))
+    print("  main memory %d B, KPU RAM %d B, weights %d B, system heap %d B; fits full: %s, minimum: %s; load: %s%s"
+          % (mem["main_mem"], mem["kpu_ram"], mem["weights"], mem["heap"], m.fits["full"], m.fits["minimum"],
+             m.load, " (big-endian copy %s)" % m.big_endian if m.big_endian else ""))
+    return 0

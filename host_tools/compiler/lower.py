@@ -1,0 +1,579 @@
+"""Lower a fully-integer tflite graph to kmodel V3 layers (K210_CONV on the KPU, the stock SDK's CPU layers).
+
+Ops are taken in the tflite order. A conv becomes one K210_CONV; the activation op (ReLU, ReLU6, LeakyReLU) and
+the 2x2 / 4x4 pool that follow it alone are folded into that same layer. Stride 2 is the KPU's left-top sampling
+pool, which equals TF's VALID conv of a map padded by 1 on every side (Keras ZeroPadding2D((1,1)) + 'valid');
+TF SAME padding at stride 2 samples the other phase and is refused. Everything else the stock runtime runs
+(global average pool, dense, softmax, flatten, concat, (de)quantize, logistic, CPU pools) becomes a CPU layer;
+any other op is refused with its index, op and the rule.
+"""
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from host_tools.compiler import ir
+from host_tools.compiler.errors import CompileError
+from host_tools.compiler.tflite_graph import ACTIVATIONS, Graph, Tensor
+
+KPU_MAX_CH = 1024
+KPU_MIN_HW = 4
+KPU_MAX_W, KPU_MAX_H = 512, 256
+INPUT_SCALE = 1.0 / 255.0
+POOLS = {  # (kind, filter, stride) -> KPU pool type, applied after the activation
+    ("MAX_POOL_2D", 2, 2): 1, ("AVERAGE_POOL_2D", 2, 2): 2, ("MAX_POOL_2D", 4, 4): 3, ("AVERAGE_POOL_2D", 4, 4): 4,
+    ("AVERAGE_POOL_2D", 2, 1): 8, ("MAX_POOL_2D", 2, 1): 9,
+}
+MEAN_POOLS = (2, 4, 8)
+SAMPLE_LT = 5
+STRIDE_HINT = "use ZeroPadding2D(((1, 1), (1, 1))) then padding='valid' for stride 2 (the KPU pads 1 on every side)"
+
+
+@dataclass
+class Padded:
+    """A PAD op's result, waiting for the conv that absorbs it."""
+    value: ir.Value
+    pads: tuple          # (top, bottom, left, right)
+    op_index: int
+
+
+@dataclass
+class Flat:
+    """A RESHAPE of a (c, h, w) map to a vector: TFLite's element order is HWC, ours CHW."""
+    value: ir.Value
+
+
+@dataclass
+class Spread:
+    """A 1x1 map computed on the KPU as a 4x4 map (K210_ADD_PADDING): channel c is pixel (0, 0)."""
+    value: ir.Value
+
+
+def _quant(t: Tensor):
+    """(scale, zero point as a byte) of a per-tensor int8 tensor."""
+    return float(t.scale[0]), int(t.zero_point[0]) + 128
+
+
+def _tf_same_pads(size, k, s):
+    out = -(-size // s)
+    total = max((out - 1) * s + k - size, 0)
+    return total // 2, total - total // 2
+
+
+def lower(graph: Graph) -> ir.Program:
+    return _Lowering(graph).run()
+
+
+class _Lowering:
+    def __init__(self, graph: Graph):
+        self.g = graph
+        self.env = {}            # tflite tensor index -> Value | Padded | Flat | Spread
+        self.layers = []
+        self.producer = {}       # id(Value) -> layer that writes it
+        self.float_of = {}       # id(u8 Value) -> its DEQUANTIZE result
+        self.kpu_of = {}         # id(Value) -> its uploaded copy in KPU RAM
+        self.op = None
+
+    # ---- errors and small helpers ----
+
+    def fail(self, message, rule):
+        op = self.op
+        raise CompileError(message + " [rule: %s]" % rule, self.g.source, op.index if op else None,
+                           op.kind if op else None, rule)
+
+    def tensor(self, i) -> Tensor:
+        return self.g.tensors[i]
+
+    def sole_use(self, t) -> bool:
+        return len(self.g.consumers(t)) == 1 and t not in self.g.outputs
+
+    def emit(self, layer):
+        self.layers.append(layer)
+        self.producer[id(layer.out)] = layer
+        return layer
+
+    def cpu(self, type_, inputs, out, **params):
+        return self.emit(ir.CpuLayer(type_, self.op.index if self.op else -1, self.op.kind if self.op else "",
+                                     inputs, out, params))
+
+    def need_int8(self, t: Tensor, what):
+        if t.dtype != "int8" or not t.quantized:
+            self.fail("%s tensor %r is %s; the KPU path needs int8 with quantization (fully-integer tflite)"
+                      % (what, t.name, t.dtype), "fully-integer int8 model")
+        if len(t.scale) != 1:
+            self.fail("%s tensor %r has per-channel quantization" % (what, t.name), "per-tensor activations")
+
+    # ---- where a value lives ----
+
+    def ensure_main(self, v: ir.Value):
+        if v.in_main:
+            return v
+        layer = self.producer.get(id(v))
+        if not isinstance(layer, ir.ConvLayer):
+            self.fail("the camera input cannot feed a CPU layer directly", "first layer is a KPU conv")
+        layer.main_out = True
+        v.in_main = True
+        return v
+
+    def as_float(self, v: ir.Value) -> ir.Value:
+        if v.dtype == "f32":
+            return v
+        if id(v) not in self.float_of:
+            self.ensure_main(v)
+            out = ir.Value(v.name + "/f32", v.shape, "f32", v.scale, v.zero, in_main=True)
+            self.cpu(ir.DEQUANTIZE, [v], out, scale=v.scale, bias=-v.zero * v.scale)
+            self.float_of[id(v)] = out
+        return self.float_of[id(v)]
+
+    def as_u8(self, v: ir.Value, scale, zero) -> ir.Value:
+        """v as bytes of the given quantization, in main memory."""
+        if v.dtype == "u8":
+            self.ensure_main(v)
+            if math.isclose(v.scale, scale, rel_tol=1e-6) and v.zero == zero:
+                return v
+            table = np.clip(np.round((np.arange(256) - v.zero) * (v.scale / scale)) + zero, 0, 255)
+            out = ir.Value(v.name + "/requant", v.shape, "u8", scale, zero, in_main=True)
+            self.cpu(ir.REQUANTIZE, [v], out, table=table.astype(np.uint8))
+            return out
+        out = ir.Value(v.name + "/u8", v.shape, "u8", scale, zero, in_main=True)
+        self.cpu(ir.QUANTIZE, [v], out, scale=scale, bias=-zero * scale)
+        return out
+
+    def as_kpu(self, v: ir.Value, scale, zero) -> ir.Value:
+        if v.dtype == "u8" and v.in_kpu and math.isclose(v.scale, scale, rel_tol=1e-6) and v.zero == zero:
+            return v
+        if id(v) not in self.kpu_of:
+            u = self.as_u8(v, scale, zero)
+            c, h, w = u.shape
+            out = ir.Value(v.name + "/kpu", u.shape, "u8", scale, zero, in_kpu=True)
+            self.cpu(ir.K210_UPLOAD, [u], out)
+            self.kpu_of[id(v)] = out
+        return self.kpu_of[id(v)]
+
+    def get(self, t) -> ir.Value:
+        """The concrete value of tensor t, materialising a pending view."""
+        e = self.env.get(t)
+        if e is None:
+            self.fail("input tensor %r is not produced by any op the compiler handled" % self.tensor(t).name,
+                      "graph order")
+        if isinstance(e, Padded):
+            self.fail("PAD (op %d) must feed a conv directly" % e.op_index, "padding only before a conv")
+        if isinstance(e, Spread):
+            v = e.value
+            self.ensure_main(v)
+            c = v.shape[0]
+            out = ir.Value(v.name + "/1x1", (c, 1, 1), "u8", v.scale, v.zero, in_main=True)
+            self.cpu(ir.K210_REMOVE_PADDING, [v], out)
+            self.env[t] = out
+            return out
+        if isinstance(e, Flat):
+            v = self.as_float(e.value)
+            c, h, w = v.shape
+            out = ir.Value(v.name + "/flat", (c * h * w, 1, 1), "f32", v.scale, v.zero, in_main=True)
+            self.cpu(ir.TENSORFLOW_FLATTEN, [v], out)
+            self.env[t] = out
+            return out
+        return e
+
+    # ---- the walk ----
+
+    def run(self) -> ir.Program:
+        g = self.g
+        if len(g.inputs) != 1:
+            raise CompileError("has %d inputs; a kmodel takes one camera image" % len(g.inputs), g.source,
+                               rule="one input")
+        t = self.tensor(g.inputs[0])
+        self.input_value(t)
+        for op in g.ops:
+            self.op = op
+            handler = getattr(self, "op_" + op.kind.lower(), None)
+            if handler is None:
+                self.fail("op %s has no kmodel V3 layer the stock K210 runtime runs" % op.kind,
+                          "ops the stock SDK runs")
+            handler(op)
+        self.op = None
+        outputs = []
+        for i in g.outputs:
+            v = self.as_float(self.get(i))
+            self.ensure_main(v)
+            outputs.append(v)
+        if not self.layers or not isinstance(self.layers[0], ir.ConvLayer):
+            raise CompileError("the first layer is not a KPU conv: the V3 runtime feeds the camera image to a "
+                               "K210_CONV first", g.source, rule="first layer is a KPU conv")
+        prog = ir.Program(g.source, self.input, self.layers, outputs)
+        move_depthwise_stride(prog)
+        return prog
+
+    def input_value(self, t: Tensor):
+        if len(t.shape) != 4 or t.shape[0] != 1:
+            raise CompileError("input %r has shape %s; expected [1, H, W, C]" % (t.name, list(t.shape)),
+                               self.g.source, rule="image input")
+        _, h, w, c = t.shape
+        if t.dtype != "int8" or not t.quantized:
+            raise CompileError("input %r is %s; the camera byte is the int8 input + 128 (quantize with "
+                               "inference_input_type=int8)" % (t.name, t.dtype), self.g.source, rule="int8 input")
+        scale, zero = _quant(t)
+        if not math.isclose(scale, INPUT_SCALE, rel_tol=1e-4) or zero != 0:
+            raise CompileError("input %r has scale %g, zero point %d; the camera byte needs scale 1/255 and zero "
+                               "point -128 (model input = pixel / 255)" % (t.name, scale, zero - 128),
+                               self.g.source, rule="input scale 1/255, zero point -128")
+        if c not in (1, 3):
+            raise CompileError("input has %d channels; the camera gives 1 (grayscale) or 3 (RGB)" % c,
+                               self.g.source, rule="input channels")
+        self.check_map(c, h, w, "input")
+        self.input = ir.Value(t.name, (c, h, w), "u8", scale, zero, in_kpu=True)
+        self.env[t.index] = self.input
+
+    def check_map(self, c, h, w, what):
+        if not (KPU_MIN_HW <= h <= KPU_MAX_H and KPU_MIN_HW <= w <= KPU_MAX_W):
+            msg = "%s map %dx%d (w x h) is outside the KPU's %d..%d x %d..%d" % (
+                what, w, h, KPU_MIN_HW, KPU_MAX_W, KPU_MIN_HW, KPU_MAX_H)
+            if self.op is None:
+                raise CompileError(msg, self.g.source, rule="KPU map size")
+            self.fail(msg, "KPU map size")
+        if c > KPU_MAX_CH:
+            self.fail("%s has %d channels; the KPU takes at most %d" % (what, c, KPU_MAX_CH), "KPU channels")
+
+    # ---- convolutions ----
+
+    def op_conv_2d(self, op):
+        self.conv(op, depthwise=False)
+
+    def op_depthwise_conv_2d(self, op):
+        self.conv(op, depthwise=True)
+
+    def conv(self, op, depthwise):
+        o = op.options
+        x_t, w_t, y_t = self.tensor(op.inputs[0]), self.tensor(op.inputs[1]), self.tensor(op.outputs[0])
+        b_t = self.tensor(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
+        self.need_int8(x_t, "input")
+        self.need_int8(y_t, "output")
+        if w_t.data is None or w_t.dtype != "int8":
+            self.fail("weights %r are not constant int8" % w_t.name, "int8 weights")
+        if o["dilation"] != (1, 1):
+            self.fail("dilation %s; the KPU has none" % (o["dilation"],), "no dilation")
+        src = self.env.get(op.inputs[0])
+        pads = (0, 0, 0, 0)
+        if isinstance(src, Padded):
+            pads, src = src.pads, src.value
+            if src.dtype != "u8":
+                self.fail("PAD of a float tensor before a conv", "padding only before a conv")
+        else:
+            src = self.get(op.inputs[0])
+        c, h, w = src.shape
+        if depthwise:
+            _, kh, kw, oc = w_t.shape
+            if o["depth_multiplier"] != 1 or oc != c:
+                self.fail("depthwise multiplier %d; the KPU's depthwise conv maps each channel to one"
+                          % (oc // max(c, 1)), "depth_multiplier 1")
+        else:
+            oc, kh, kw, ic = w_t.shape
+            if ic != c:
+                self.fail("weights expect %d input channels, the input has %d" % (ic, c), "shapes")
+        k = kh
+        if kh != kw or k not in (1, 3):
+            self.fail("kernel %dx%d; the KPU runs 1x1 and 3x3" % (kh, kw), "kernel 1x1 or 3x3")
+        stride = o["stride"]
+        if stride not in ((1, 1), (2, 2)):
+            self.fail("stride %s; the KPU does 1 and 2 (by sampling)" % (stride,), "stride 1 or 2")
+        s = stride[0]
+        if h == 1 and w == 1 and k == 1 and s == 1 and pads == (0, 0, 0, 0):
+            return self.conv_on_vector(op, src, x_t, w_t, b_t, y_t, depthwise)
+        ph, pw = h + pads[0] + pads[1], w + pads[2] + pads[3]
+        if o["padding"] == "same":
+            t, b = _tf_same_pads(ph, k, s)
+            l, r = _tf_same_pads(pw, k, s)
+            pads = (pads[0] + t, pads[1] + b, pads[2] + l, pads[3] + r)
+        want = (1, 1, 1, 1) if k == 3 else (0, 0, 0, 0)
+        if pads != want:
+            if s == 2 and k == 3:
+                self.fail("padding (top %d, bottom %d, left %d, right %d) at stride 2: TF SAME pads only "
+                          "bottom/right and samples the other phase than the KPU; %s" % (pads + (STRIDE_HINT,)),
+                          "stride 2 needs symmetric padding")
+            self.fail("padding (top %d, bottom %d, left %d, right %d) for a %dx%d kernel; the KPU pads exactly %d "
+                      "on every side (use padding='same' at stride 1)" % (pads + (k, k, want[0])),
+                      "KPU conv padding")
+        _, oh, ow, _ = y_t.shape
+        eh, ew = (h, w) if s == 1 else (h // 2, w // 2)
+        if (oh, ow) != (eh, ew):
+            self.fail("output %dx%d but the KPU gives %dx%d from a %dx%d input at stride %d (stride 2 needs even "
+                      "sizes)" % (ow, oh, ew, eh, w, h, s), "stride 2 needs even map sizes")
+        self.check_map(c, h, w, "conv input")
+        self.check_map(oc, eh, ew, "conv output")
+        inp = self.as_kpu(src, *_quant(x_t))
+        layer = self.make_conv(op, inp, w_t, b_t, x_t, y_t, depthwise, k, (oc, eh, ew))
+        layer.pool = 0 if s == 1 else SAMPLE_LT
+        self.env[op.outputs[0]] = layer.out
+
+    def make_conv(self, op, inp, w_t, b_t, x_t, y_t, depthwise, k, out_shape):
+        sx, x0 = _quant(x_t)
+        so, zo = _quant(y_t)
+        oc = out_shape[0]
+        zw = np.unique(w_t.zero_point)
+        if len(zw) != 1:
+            self.fail("weights have per-channel zero points", "one weight zero point per layer")
+        w0 = int(zw[0]) + 128
+        if depthwise:
+            w = w_t.data[0].transpose(2, 0, 1)           # (1, k, k, C) -> (C, k, k)
+        else:
+            w = w_t.data.transpose(0, 3, 1, 2)           # OHWI -> OIHW
+        w = np.ascontiguousarray(w.astype(np.int16) + 128).astype(np.uint8)
+        sw = np.broadcast_to(w_t.scale, (oc,)).astype(np.float64)
+        bias = b_t.data.astype(np.int64) if b_t is not None and b_t.data is not None else np.zeros(oc, np.int64)
+        mults = sx * sw / so
+        act = ACTIVATIONS.get(self.op.options.get("activation", 0))
+        if act is None:
+            self.fail("fused activation code %d; the KPU table does linear, ReLU, ReLU6"
+                      % self.op.options["activation"], "activation")
+        lo, hi = 0, 255
+        if act in ("relu", "relu6"):
+            lo = max(lo, zo)
+        if act == "relu6":
+            hi = min(hi, zo + int(round(6.0 / so)))
+        out = ir.Value(self.tensor(op.outputs[0]).name, out_shape, "u8", so, zo, in_kpu=True)
+        layer = ir.ConvLayer(op.index, op.kind, inp, out, w, k, depthwise, 0, x0, w0, mults, bias, conv_zero=zo,
+                             clamp=(lo, hi))
+        return self.emit(layer)
+
+    def conv_on_vector(self, op, src, x_t, w_t, b_t, y_t, depthwise):
+        """A 1x1 conv of a 1x1 map (a dense layer in conv form): K210_ADD_PADDING spreads it to 4x4 for the KPU."""
+        c = src.shape[0]
+        oc = w_t.shape[3] if depthwise else w_t.shape[0]
+        if c > KPU_MAX_CH or oc > KPU_MAX_CH:
+            self.fail("%d -> %d channels; the KPU takes at most %d" % (c, oc, KPU_MAX_CH), "KPU channels")
+        u = self.as_u8(src, *_quant(x_t))
+        spread = ir.Value(u.name + "/4x4", (c, 4, 4), "u8", u.scale, u.zero, in_kpu=True)
+        self.cpu(ir.K210_ADD_PADDING, [u], spread)
+        layer = self.make_conv(op, spread, w_t, b_t, x_t, y_t, depthwise, 1, (oc, 4, 4))
+        self.env[op.outputs[0]] = Spread(layer.out)
+
+    # ---- what folds into the conv before it ----
+
+    def open_conv(self, t):
+        """The conv whose output is tensor t, if t feeds only this op (so its output stage may still change)."""
+        e = self.env.get(t)
+        v = e.value if isinstance(e, Spread) else e
+        layer = self.producer.get(id(v)) if isinstance(v, ir.Value) else None
+        if isinstance(layer, ir.ConvLayer) and self.sole_use(t) and not layer.main_out:
+            return layer
+        return None
+
+    def fold_activation(self, op, alpha, relu6=False):
+        x_t, y_t = self.tensor(op.inputs[0]), self.tensor(op.outputs[0])
+        self.need_int8(x_t, "input")
+        self.need_int8(y_t, "output")
+        layer = self.open_conv(op.inputs[0])
+        if layer is None or layer.post is not None or layer.pool in MEAN_POOLS:
+            self.fail("%s must directly follow a conv (it runs in the conv's activation table)" % op.kind,
+                      "activation after a conv")
+        s1, _ = _quant(x_t)
+        s2, z2 = _quant(y_t)
+        lo, hi = 0, 255
+        if alpha == 0.0:
+            lo = z2
+        if relu6:
+            hi = min(255, z2 + int(round(6.0 / s2)))
+        layer.post = (alpha, s1 / s2, z2, lo, hi)
+        layer.out.scale, layer.out.zero, layer.out.name = s2, z2, y_t.name
+        self.env[op.outputs[0]] = self.env[op.inputs[0]]
+
+    def op_leaky_relu(self, op):
+        alpha = op.options["alpha"]
+        if not 0.0 <= alpha < 1.0:
+            self.fail("LeakyReLU alpha %g; the activation table takes 0 <= alpha < 1" % alpha, "leaky alpha")
+        self.fold_activation(op, alpha)
+
+    def op_relu(self, op):
+        self.fold_activation(op, 0.0)
+
+    def op_relu6(self, op):
+        self.fold_activation(op, 0.0, relu6=True)
+
+    def pool(self, op):
+        o = op.options
+        x_t, y_t = self.tensor(op.inputs[0]), self.tensor(op.outputs[0])
+        self.need_int8(x_t, "input")
+        self.need_int8(y_t, "output")
+        if _quant(x_t) != _quant(y_t):
+            self.fail("pool changes the quantization", "pool keeps quantization")
+        fh, fw = o["filter"]
+        sh, sw = o["stride"]
+        _, oh, ow, _ = y_t.shape
+        v = self.get(op.inputs[0]) if not isinstance(self.env.get(op.inputs[0]), ir.Value) else self.env[op.inputs[0]]
+        c, h, w = v.shape
+        key = (op.kind, fh, sh) if fh == fw and sh == sw else None
+        ptype = POOLS.get(key)
+        layer = self.open_conv(op.inputs[0])
+        if ptype is not None and layer is not None and layer.pool == 0 and o["activation"] == 0:
+            stride = 1 if ptype in (8, 9) else fh
+            same_size = (oh, ow) == (h // stride, w // stride)
+            if same_size and (stride > 1 or o["padding"] == "same"):
+                layer.pool = ptype
+                layer.out.shape = (c, oh, ow)
+                layer.out.name = y_t.name
+                self.env[op.outputs[0]] = layer.out
+                return
+        # not foldable: the stock runtime's CPU pools (max on bytes, average on floats)
+        if o["activation"] != 0:
+            self.fail("pool with a fused activation", "pool without activation")
+        pt = _tf_same_pads(h, fh, sh)[0] if o["padding"] == "same" else 0
+        pl = _tf_same_pads(w, fw, sw)[0] if o["padding"] == "same" else 0
+        geo = dict(kernel=(fh, fw), stride=(sh, sw), pad=(pt, pl))
+        if op.kind == "MAX_POOL_2D":
+            u = self.as_u8(v, *_quant(x_t))
+            out = ir.Value(y_t.name, (c, oh, ow), "u8", u.scale, u.zero, in_main=True)
+            self.cpu(ir.QUANTIZED_MAX_POOL2D, [u], out, **geo)
+        else:
+            f = self.as_float(v)
+            out = ir.Value(y_t.name, (c, oh, ow), "f32", *_quant(y_t), in_main=True)
+            self.cpu(ir.AVERAGE_POOL2D, [f], out, **geo)
+        self.env[op.outputs[0]] = out
+
+    def op_max_pool_2d(self, op):
+        self.pool(op)
+
+    def op_average_pool_2d(self, op):
+        self.pool(op)
+
+    # ---- CPU layers ----
+
+    def op_pad(self, op):
+        x_t, y_t = self.tensor(op.inputs[0]), self.tensor(op.outputs[0])
+        p = self.tensor(op.inputs[1]).data
+        if p is None or p.shape != (4, 2) or p[0].any() or p[3].any():
+            self.fail("PAD must pad height and width only", "spatial padding")
+        if _quant(x_t) != _quant(y_t):
+            self.fail("PAD changes the quantization", "padding with the zero point")
+        self.env[op.outputs[0]] = Padded(self.get(op.inputs[0]), (int(p[1][0]), int(p[1][1]), int(p[2][0]),
+                                                                   int(p[2][1])), op.index)
+
+    def op_mean(self, op):
+        axes = self.tensor(op.inputs[1]).data
+        if axes is None or sorted(int(a) for a in np.ravel(axes)) != [1, 2]:
+            self.fail("MEAN over axes %s; only the global average over height and width runs"
+                      % (None if axes is None else list(np.ravel(axes))), "global average pool")
+        v = self.as_float(self.get(op.inputs[0]))
+        c, h, w = v.shape
+        y_t = self.tensor(op.outputs[0])
+        out = ir.Value(y_t.name, (c, 1, 1), "f32", *(_quant(y_t) if y_t.quantized else (1.0, 0)), in_main=True)
+        self.cpu(ir.GLOBAL_AVERAGE_POOL2D, [v], out, kernel_size=h * w, channels=c)
+        self.env[op.outputs[0]] = out
+
+    def op_fully_connected(self, op):
+        x_t, w_t, y_t = self.tensor(op.inputs[0]), self.tensor(op.inputs[1]), self.tensor(op.outputs[0])
+        b_t = self.tensor(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
+        if w_t.data is None or w_t.dtype != "int8" or not w_t.quantized or not x_t.quantized:
+            self.fail("dense weights must be constant int8", "int8 weights")
+        act = ACTIVATIONS.get(op.options["activation"])
+        if act is None:
+            self.fail("fused activation code %d" % op.options["activation"], "activation")
+        e = self.env.get(op.inputs[0])
+        if isinstance(e, Flat):
+            v, hwc = self.as_float(e.value), True
+        else:
+            v, hwc = self.as_float(self.get(op.inputs[0])), False
+        c, h, w = v.shape
+        n_out, n_in = w_t.shape
+        if n_in != c * h * w:
+            self.fail("dense expects %d inputs, gets %d" % (n_in, c * h * w), "shapes")
+        sx = float(x_t.scale[0])
+        sw = np.broadcast_to(w_t.scale, (n_out,)).astype(np.float64)
+        zw = np.broadcast_to(w_t.zero_point, (n_out,)).astype(np.float64)
+        wf = (w_t.data.astype(np.float64) - zw[:, None]) * sw[:, None]
+        if hwc and h * w > 1:
+            wf = wf.reshape(n_out, h, w, c).transpose(0, 3, 1, 2).reshape(n_out, -1)
+        bias = b_t.data.astype(np.float64) * sx * sw if b_t is not None and b_t.data is not None else np.zeros(n_out)
+        out = ir.Value(y_t.name, (n_out, 1, 1), "f32", *(_quant(y_t) if y_t.quantized else (1.0, 0)), in_main=True)
+        self.cpu(ir.FULLY_CONNECTED, [v], out, weights=wf.astype(np.float32), bias=bias.astype(np.float32),
+                 act={"linear": 0, "relu": 1, "relu6": 2}[act])
+        self.env[op.outputs[0]] = out
+
+    def op_softmax(self, op):
+        if op.options.get("beta", 1.0) != 1.0:
+            self.fail("softmax beta %g; the runtime's softmax has beta 1" % op.options["beta"], "softmax beta 1")
+        v = self.as_float(self.get(op.inputs[0]))
+        if v.shape[1] * v.shape[2] != 1:
+            self.fail("softmax over a %dx%d map; the runtime's softmax takes a vector" % v.shape[1:],
+                      "softmax of a vector")
+        y_t = self.tensor(op.outputs[0])
+        out = ir.Value(y_t.name, v.shape, "f32", *(_quant(y_t) if y_t.quantized else (1.0, 0)), in_main=True)
+        self.cpu(ir.SOFTMAX, [v], out, channels=v.count)
+        self.env[op.outputs[0]] = out
+
+    def op_logistic(self, op):
+        v = self.as_float(self.get(op.inputs[0]))
+        y_t = self.tensor(op.outputs[0])
+        out = ir.Value(y_t.name, v.shape, "f32", *(_quant(y_t) if y_t.quantized else (1.0, 0)), in_main=True)
+        self.cpu(ir.LOGISTIC, [v], out, channels=v.count)
+        self.env[op.outputs[0]] = out
+
+    def op_reshape(self, op):
+        e = self.env.get(op.inputs[0])
+        v = e.value if isinstance(e, (Flat, Spread)) else self.get(op.inputs[0])
+        if isinstance(e, Spread):
+            v = self.get(op.inputs[0])
+        y_t = self.tensor(op.outputs[0])
+        dims = [d for d in y_t.shape]
+        c, h, w = v.shape
+        if int(np.prod(dims)) != c * h * w or dims[0] != 1:
+            self.fail("reshape to %s" % dims, "flatten or vector reshape")
+        rest = [d for d in dims[1:] if d != 1]
+        if h * w == 1 and len(rest) <= 1:
+            self.env[op.outputs[0]] = v                       # (c,1,1) <-> [1, c] / [1,1,1,c]: same bytes
+        elif len(rest) == 1:
+            self.env[op.outputs[0]] = Flat(v)
+        else:
+            self.fail("reshape of a %dx%dx%d map to %s" % (c, h, w, dims), "flatten or vector reshape")
+
+    op_squeeze = op_reshape
+
+    def op_concatenation(self, op):
+        if op.options.get("activation", 0) != 0:
+            self.fail("concat with a fused activation", "concat without activation")
+        y_t = self.tensor(op.outputs[0])
+        rank = len(y_t.shape)
+        axis = op.options["axis"] % rank
+        if axis != rank - 1:
+            self.fail("concat on axis %d; the runtime concatenates channels (the last axis)" % axis,
+                      "channel concat")
+        vals = [self.get(i) for i in op.inputs]
+        if len({v.shape[1:] for v in vals}) != 1:
+            self.fail("concat of maps of different sizes", "shapes")
+        q = _quant(y_t) if y_t.quantized else None
+        same = q is not None and all(v.dtype == "u8" and math.isclose(v.scale, q[0], rel_tol=1e-6)
+                                     and v.zero == q[1] for v in vals)
+        ins = [self.ensure_main(v) for v in vals] if same else [self.as_float(v) for v in vals]
+        c = sum(v.shape[0] for v in ins)
+        out = ir.Value(y_t.name, (c,) + ins[0].shape[1:], ins[0].dtype, *(q or (1.0, 0)), in_main=True)
+        self.cpu(ir.CONCAT, ins, out)
+        self.env[op.outputs[0]] = out
+
+    def op_dequantize(self, op):
+        self.env[op.outputs[0]] = self.as_float(self.get(op.inputs[0]))
+
+    def op_quantize(self, op):
+        y_t = self.tensor(op.outputs[0])
+        self.need_int8(y_t, "output")
+        self.env[op.outputs[0]] = self.as_u8(self.get(op.inputs[0]), *_quant(y_t))
+
+
+def move_depthwise_stride(prog: ir.Program):
+    """A depthwise conv's stride-2 sampling moves into the 1x1 conv that alone consumes it (as nncase's files
+    do): sampling commutes with a pointwise conv, so the result is the same."""
+    uses = {}
+    for L in prog.layers:
+        for v in ([L.inp] if isinstance(L, ir.ConvLayer) else L.inputs):
+            uses.setdefault(id(v), []).append(L)
+    outs = {id(v) for v in prog.outputs}
+    for L in prog.layers:
+        if not (isinstance(L, ir.ConvLayer) and L.depthwise and L.pool == SAMPLE_LT and not L.main_out):
+            continue
+        nxt = uses.get(id(L.out), [])
+        if len(nxt) != 1 or id(L.out) in outs:
+            continue
+        M = nxt[0]
+        if isinstance(M, ir.ConvLayer) and M.kernel == 1 and M.pool == 0 and not M.depthwise:
+            full = L.inp.shape
+            L.pool = 0
+            L.out.shape = (L.out.shape[0],) + full[1:]
+            M.pool = SAMPLE_LT
