@@ -35,7 +35,7 @@ def render_digit(img8x8, size, rng=None) -> Image.Image:
 
     # The glyph: ink in [0,1] upscaled with bicubic so strokes look printed, not pixelated.
     side = min(w, h)
-    glyph_px = max(8, int(round(side * u(0.62, 0.85, 0.75))))
+    glyph_px = max(8, int(round(side * u(0.55, 0.9, 0.75))))
     ink = Image.fromarray((img / 16.0 * 255).astype(np.uint8), "L").resize((glyph_px, glyph_px), Image.BICUBIC)
     ink = ink.rotate(u(-12.0, 12.0, 0.0), resample=Image.BICUBIC, expand=False)
     canvas = Image.new("L", (w, h), 0)

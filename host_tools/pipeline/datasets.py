@@ -1,0 +1,154 @@
+"""Datasets: class-subfolder folders, Pascal VOC XML / YOLO txt annotations, a fixed validation split, augmentation.
+
+Images come out as uint8 HWC RGB arrays; the model input is image / 255 (see train.py `to_input`).
+"""
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be read; the message names the file or folder and what is wrong."""
+
+
+@dataclass
+class Box:
+    """One annotated object in image pixels: corners (x0, y0) inclusive top-left, (x1, y1) exclusive."""
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    cls: int = 0
+
+
+@dataclass
+class DetectionSample:
+    image: str                      # path, or "" when pixels are held in memory
+    boxes: list = field(default_factory=list)
+
+
+def split_indices(labels, val_fraction=0.2, seed=0):
+    """Fixed, stratified train/validation split: the same labels and seed always give the same indices."""
+    labels = np.asarray(labels)
+    if not 0 < val_fraction < 1:
+        raise DatasetError("val_fraction must be in (0, 1), got %r" % val_fraction)
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        idx = idx[rng.permutation(len(idx))]
+        n_val = max(1, int(round(len(idx) * val_fraction)))
+        val.extend(idx[:n_val])
+        train.extend(idx[n_val:])
+    return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
+
+
+def load_image(path, size=None) -> np.ndarray:
+    """RGB uint8 HWC; size (w, h) resizes (bilinear)."""
+    try:
+        img = Image.open(path).convert("RGB")
+    except OSError as e:
+        raise DatasetError("%s: cannot read image: %s" % (path, e)) from None
+    if size is not None:
+        img = img.resize(tuple(size), Image.BILINEAR)
+    return np.asarray(img)
+
+
+def load_class_folders(root, size):
+    """A folder of class subfolders (sorted names = labels) -> (images (N,H,W,3) uint8, labels (N,), names)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError("%s: not a folder" % root)
+    names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(names) < 2:
+        raise DatasetError("%s: need at least 2 class subfolders, found %d" % (root, len(names)))
+    xs, ys = [], []
+    for i, n in enumerate(names):
+        files = sorted(p for p in (root / n).iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        if not files:
+            raise DatasetError("%s: class folder has no images (%s)" % (root / n, ", ".join(IMAGE_EXTS)))
+        for p in files:
+            xs.append(load_image(p, size))
+            ys.append(i)
+    return np.stack(xs), np.array(ys, dtype=np.int64), names
+
+
+def read_voc(xml_path, class_names):
+    """One Pascal VOC XML file -> DetectionSample (image path resolved beside the XML or in ../JPEGImages)."""
+    xml_path = Path(xml_path)
+    try:
+        root = ET.parse(xml_path).getroot()
+    except (OSError, ET.ParseError) as e:
+        raise DatasetError("%s: %s" % (xml_path, e)) from None
+    fname = root.findtext("filename")
+    if not fname:
+        raise DatasetError("%s: missing <filename>" % xml_path)
+    candidates = [xml_path.parent / fname, xml_path.parent.parent / "JPEGImages" / fname]
+    image = next((p for p in candidates if p.is_file()), None)
+    if image is None:
+        raise DatasetError("%s: image %s not found beside it or in ../JPEGImages" % (xml_path, fname))
+    boxes = []
+    for k, obj in enumerate(root.iter("object")):
+        name = obj.findtext("name")
+        if name not in class_names:
+            raise DatasetError("%s: object %d has class %r, not in %s" % (xml_path, k, name, list(class_names)))
+        bb = obj.find("bndbox")
+        try:
+            x0, y0, x1, y1 = (float(bb.findtext(t)) for t in ("xmin", "ymin", "xmax", "ymax"))
+        except (AttributeError, TypeError, ValueError):
+            raise DatasetError("%s: object %d has no valid <bndbox>" % (xml_path, k)) from None
+        boxes.append(Box(x0 - 1, y0 - 1, x1, y1, class_names.index(name)))  # VOC is 1-based inclusive
+    return DetectionSample(str(image), boxes)
+
+
+def read_yolo_txt(image_path, class_count):
+    """YOLO txt beside an image (class cx cy w h, normalised) -> DetectionSample in pixels."""
+    image_path = Path(image_path)
+    txt = image_path.with_suffix(".txt")
+    if not txt.is_file():
+        raise DatasetError("%s: no annotation file %s" % (image_path, txt.name))
+    with Image.open(image_path) as im:
+        w, h = im.size
+    boxes = []
+    for n, line in enumerate(txt.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        try:
+            c, cx, cy, bw, bh = int(parts[0]), *map(float, parts[1:5])
+        except (ValueError, IndexError):
+            raise DatasetError("%s:%d: expected 'class cx cy w h', got %r" % (txt, n, line)) from None
+        if not 0 <= c < class_count:
+            raise DatasetError("%s:%d: class %d outside 0..%d" % (txt, n, c, class_count - 1))
+        boxes.append(Box((cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h, c))
+    return DetectionSample(str(image_path), boxes)
+
+
+def load_detection_folder(root, class_names):
+    """Detection samples from a folder of VOC XML files (Annotations/ or beside images) or of images + YOLO txt."""
+    root = Path(root)
+    xmls = sorted(root.rglob("*.xml"))
+    if xmls:
+        return [read_voc(p, class_names) for p in xmls]
+    images = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+    if not images:
+        raise DatasetError("%s: no VOC .xml files and no images with YOLO .txt annotations" % root)
+    return [read_yolo_txt(p, len(class_names)) for p in images]
+
+
+def augment_image(img, rng, max_shift=0.08, flip=False):
+    """Camera-like photometric jitter and a small shift (zero-filled, like the stride border) on one uint8 HWC image."""
+    x = img.astype(np.float32)
+    x = (x - 128.0) * rng.uniform(0.8, 1.2) + 128.0 + rng.uniform(-20, 20)   # contrast, brightness
+    x = x * rng.uniform(0.9, 1.1, size=3)                                   # white balance
+    h, w = x.shape[:2]
+    dy, dx = (int(round(rng.uniform(-max_shift, max_shift) * s)) for s in (h, w))
+    x = np.roll(x, (dy, dx), axis=(0, 1))
+    if flip and rng.random() < 0.5:
+        x = x[:, ::-1]
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)

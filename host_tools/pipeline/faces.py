@@ -1,0 +1,129 @@
+"""The shipped face detector's data: scikit-image's lfw_subset faces composited onto its photo backgrounds.
+
+Everything comes from the installed scikit-image, deterministically from a seed. The astronaut photo is held
+out (it is the real-photo test) and so is the cameraman ("camera"), whose face would be an unlabelled positive.
+Faces 0..79 and non-face patches 100..179 of lfw_subset are for training, the rest for held-out composites.
+"""
+import numpy as np
+from PIL import Image, ImageFilter
+
+from host_tools.pipeline.datasets import Box
+
+BACKGROUNDS = ("coffee", "chelsea", "rocket", "coins", "moon", "page", "text", "immunohistochemistry",
+               "hubble_deep_field", "brick", "grass", "gravel", "colorwheel", "retina", "logo")
+HELD_OUT_PHOTOS = ("astronaut", "camera")
+TRAIN_FACES, TEST_FACES = range(0, 80), range(80, 100)
+TRAIN_NONFACES, TEST_NONFACES = range(100, 180), range(180, 200)
+FRAME = (320, 240)  # (w, h): what the device feeds the detector
+
+# The face in skimage.data.astronaut() shown as the device sees it (see astronaut_frame): x0, y0, x1, y1 pixels,
+# annotated by hand in the style of the lfw crops (brow-line/forehead to chin, cheek to cheek).
+ASTRONAUT_FACE = Box(110, 48, 168, 110)
+
+
+def _photo(name):
+    import skimage.data
+    a = np.asarray(getattr(skimage.data, name)())
+    if a.dtype == bool:
+        a = a.astype(np.uint8) * 255
+    if a.ndim == 2:
+        a = np.stack([a] * 3, axis=-1)
+    return np.ascontiguousarray(a[..., :3]).astype(np.uint8)
+
+
+def astronaut_frame():
+    """The astronaut photo as a 320x240 camera frame: its top 4:3 part (512x384) scaled to QVGA."""
+    a = _photo("astronaut")[:384]
+    return np.asarray(Image.fromarray(a).resize(FRAME, Image.BILINEAR))
+
+
+class Composer:
+    """Draws composites: a random crop of a background photo with 1..max_faces lfw faces pasted on it."""
+
+    def __init__(self, faces, nonfaces, size=FRAME, face_px=(28, 110), max_faces=3):
+        import skimage.data
+        lfw = skimage.data.lfw_subset()
+        self.faces = [lfw[i] for i in faces]
+        self.nonfaces = [lfw[i] for i in nonfaces]
+        self.backgrounds = [_photo(n) for n in BACKGROUNDS]
+        self.size, self.face_px, self.max_faces = size, face_px, max_faces
+
+    def background(self, rng):
+        src = self.backgrounds[rng.integers(len(self.backgrounds))]
+        w, h = self.size
+        H, W = src.shape[:2]
+        scale = rng.uniform(max(w / W, h / H), max(1.0, max(w / W, h / H) * 2.5))
+        cw, ch = min(W, int(w / scale)), min(H, int(h / scale))
+        x0, y0 = rng.integers(0, W - cw + 1), rng.integers(0, H - ch + 1)
+        img = Image.fromarray(src[y0:y0 + ch, x0:x0 + cw]).resize((w, h), Image.BILINEAR)
+        a = np.asarray(img, dtype=np.float32)
+        if rng.random() < 0.5:
+            a = a[:, ::-1]
+        a = (a - 128) * rng.uniform(0.6, 1.2) + 128 + rng.uniform(-30, 30)
+        return a * rng.uniform(0.85, 1.15, size=3)
+
+    def _patch(self, gray, w, h, rng, colour):
+        """One lfw patch scaled to w x h, tinted, with a feathered elliptical mask (no square edge to cheat on)."""
+        g = np.asarray(Image.fromarray((gray * 255).astype(np.uint8)).resize((w, h), Image.BICUBIC), np.float32)
+        g = (g - g.mean()) * rng.uniform(0.8, 1.3) + g.mean() + rng.uniform(-25, 25)
+        tint = (np.array([1.0, 0.80, 0.66]) * rng.uniform(0.85, 1.15, size=3)) if colour else np.ones(3)
+        rgb = g[..., None] * tint[None, None, :] * rng.uniform(0.9, 1.2)
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        r = ((xx + 0.5 - w / 2) / (w / 2)) ** 2 + ((yy + 0.5 - h / 2) / (h / 2)) ** 2
+        edge = rng.uniform(1.05, 1.5)
+        mask = np.clip((edge - r) / (edge - 0.7), 0, 1)
+        mask = np.asarray(Image.fromarray((mask * 255).astype(np.uint8)).filter(
+            ImageFilter.GaussianBlur(max(0.5, w / 30))), np.float32) / 255.0
+        return rgb, mask
+
+    def compose(self, rng):
+        """(uint8 HWC image, [Box]) for one composite."""
+        img = self.background(rng)
+        H, W = img.shape[:2]
+        boxes = []
+        for _ in range(rng.integers(1, self.max_faces + 1)):
+            for _try in range(10):
+                fh = int(rng.uniform(*self.face_px))
+                fw = int(fh * rng.uniform(0.85, 1.05))
+                x0, y0 = int(rng.integers(0, W - fw + 1)), int(rng.integers(0, H - fh + 1))
+                b = Box(x0, y0, x0 + fw, y0 + fh)
+                if all(_iou(b, o) == 0 for o in boxes):
+                    break
+            else:
+                continue
+            rgb, m = self._patch(self.faces[rng.integers(len(self.faces))], fw, fh, rng, rng.random() < 0.8)
+            img[y0:y0 + fh, x0:x0 + fw] = img[y0:y0 + fh, x0:x0 + fw] * (1 - m[..., None]) + rgb * m[..., None]
+            boxes.append(b)
+        for _ in range(rng.integers(0, 3)):  # non-face lfw patches: hard negatives, not labelled
+            s = int(rng.uniform(*self.face_px))
+            x0, y0 = int(rng.integers(0, W - s + 1)), int(rng.integers(0, H - s + 1))
+            if any(_iou(Box(x0, y0, x0 + s, y0 + s), o) > 0 for o in boxes):
+                continue
+            rgb, m = self._patch(self.nonfaces[rng.integers(len(self.nonfaces))], s, s, rng, rng.random() < 0.5)
+            img[y0:y0 + s, x0:x0 + s] = img[y0:y0 + s, x0:x0 + s] * (1 - m[..., None]) + rgb * m[..., None]
+        img = img + rng.normal(0, rng.uniform(1, 5), size=img.shape)
+        out = Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8))
+        if rng.random() < 0.3:
+            out = out.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.0)))
+        return np.asarray(out), boxes
+
+
+def _iou(a: Box, b: Box) -> float:
+    iw = min(a.x1, b.x1) - max(a.x0, b.x0)
+    ih = min(a.y1, b.y1) - max(a.y0, b.y0)
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    return inter / ((a.x1 - a.x0) * (a.y1 - a.y0) + (b.x1 - b.x0) * (b.y1 - b.y0) - inter)
+
+
+def composites(count, seed, held_out=False, size=FRAME):
+    """`count` composites from `seed`: (N,H,W,3) uint8 and a list of box lists. held_out uses the test faces."""
+    comp = Composer(TEST_FACES if held_out else TRAIN_FACES, TEST_NONFACES if held_out else TRAIN_NONFACES, size)
+    rng = np.random.default_rng(seed)
+    images, boxes = [], []
+    for _ in range(count):
+        im, bx = comp.compose(rng)
+        images.append(im)
+        boxes.append(bx)
+    return np.stack(images), boxes
