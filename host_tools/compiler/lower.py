@@ -306,20 +306,27 @@ class _Lowering:
         self.env[op.outputs[0]] = layer.out
 
     def make_conv(self, op, inp, w_t, b_t, x_t, y_t, depthwise, k, out_shape):
+        if depthwise:
+            w = w_t.data[0].transpose(2, 0, 1)           # (1, k, k, C) -> (C, k, k)
+        elif w_t.data.ndim == 2:
+            w = w_t.data[:, :, None, None]               # dense (O, I) -> (O, I, 1, 1)
+        else:
+            w = w_t.data.transpose(0, 3, 1, 2)           # OHWI -> OIHW
+        bias = b_t.data if b_t is not None and b_t.data is not None else None
+        return self.conv_layer(op, inp, w, w_t.zero_point, w_t.scale, bias, x_t, y_t, depthwise, k, out_shape)
+
+    def conv_layer(self, op, inp, w, zw, sw, bias, x_t, y_t, depthwise, k, out_shape):
+        """A ConvLayer from int8 weights w (OIHW or depthwise (C, k, k)), their zero points and scales."""
         sx, x0 = _quant(x_t)
         so, zo = _quant(y_t)
         oc = out_shape[0]
-        zw = np.unique(w_t.zero_point)
+        zw = np.unique(zw)
         if len(zw) != 1:
             self.fail("weights have per-channel zero points", "one weight zero point per layer")
         w0 = int(zw[0]) + 128
-        if depthwise:
-            w = w_t.data[0].transpose(2, 0, 1)           # (1, k, k, C) -> (C, k, k)
-        else:
-            w = w_t.data.transpose(0, 3, 1, 2)           # OHWI -> OIHW
         w = np.ascontiguousarray(w.astype(np.int16) + 128).astype(np.uint8)
-        sw = np.broadcast_to(w_t.scale, (oc,)).astype(np.float64)
-        bias = b_t.data.astype(np.int64) if b_t is not None and b_t.data is not None else np.zeros(oc, np.int64)
+        sw = np.broadcast_to(sw, (oc,)).astype(np.float64)
+        bias = bias.astype(np.int64) if bias is not None else np.zeros(oc, np.int64)
         mults = sx * sw / so
         act = ACTIVATIONS.get(self.op.options.get("activation", 0))
         if act is None:
@@ -468,12 +475,25 @@ class _Lowering:
         if act is None:
             self.fail("fused activation code %d" % op.options["activation"], "activation")
         e = self.env.get(op.inputs[0])
+        n_out, n_in = w_t.shape
+        vec = not isinstance(e, Flat) or e.value.shape[1:] == (1, 1)
+        if vec and n_in <= KPU_MAX_CH and n_out <= KPU_MAX_CH and x_t.quantized and y_t.quantized \
+                and np.all(w_t.zero_point == w_t.zero_point[0]):
+            # on the KPU as a 1x1 conv of a 4x4 map (uint8 weights, TFLite's integer arithmetic)
+            src = e.value if isinstance(e, Flat) else self.get(op.inputs[0])
+            if src.count != n_in:
+                self.fail("dense expects %d inputs, gets %d" % (n_in, src.count), "shapes")
+            u = self.as_u8(src, *_quant(x_t))
+            spread = ir.Value(u.name + "/4x4", (n_in, 4, 4), "u8", u.scale, u.zero, in_kpu=True)
+            self.cpu(ir.K210_ADD_PADDING, [u], spread)
+            layer = self.make_conv(op, spread, w_t, b_t, x_t, y_t, False, 1, (n_out, 4, 4))
+            self.env[op.outputs[0]] = Spread(layer.out)
+            return
         if isinstance(e, Flat):
             v, hwc = self.as_float(e.value), True
         else:
             v, hwc = self.as_float(self.get(op.inputs[0])), False
         c, h, w = v.shape
-        n_out, n_in = w_t.shape
         if n_in != c * h * w:
             self.fail("dense expects %d inputs, gets %d" % (n_in, c * h * w), "shapes")
         sx = float(x_t.scale[0])

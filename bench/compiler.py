@@ -1,0 +1,74 @@
+"""Compiler figures: seconds to compile MobileNetV1 0.75 at 224 (1000 classes, K210 padding), and the time of one
+frame on the KPU emulator as a ratio of LiteRT's int8 time on the same model's tflite, both measured here.
+
+    .venv/bin/python bench/compiler.py [--alpha 0.75] [--size 224] [--frames 5]
+"""
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+
+def build_tflite(alpha, size, path):
+    import keras
+    from host_tools.pipeline.arch import mobilenet_v1
+    from host_tools.pipeline.quantize import to_int8_tflite
+    keras.utils.set_random_seed(0)
+    model = mobilenet_v1(size, alpha, classes=1000)
+    rng = np.random.default_rng(0)
+    calib = rng.random((8, size, size, 3), dtype=np.float32)
+    Path(path).write_bytes(to_int8_tflite(model, calib))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--alpha", type=float, default=0.75)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--frames", type=int, default=5)
+    a = ap.parse_args(argv)
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from host_tools.compiler import compile_tflite
+    from host_tools.kmodel import run
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "mobilenet.tflite"
+        build_tflite(a.alpha, a.size, src)
+        t0 = time.perf_counter()
+        c = compile_tflite(src)
+        compile_s = time.perf_counter() - t0
+        rng = np.random.default_rng(1)
+        frames = [rng.integers(0, 256, (a.size, a.size, 3), dtype=np.uint8) for _ in range(a.frames)]
+        run(c.kmodel, frames[0].transpose(2, 0, 1).copy())          # warm-up: per-layer plans are built once
+        t0 = time.perf_counter()
+        for f in frames:
+            run(c.kmodel, f.transpose(2, 0, 1).copy())
+        emu = (time.perf_counter() - t0) / len(frames)
+        lite = {}
+        for label, resolver in (("default (XNNPACK)", OpResolverType.AUTO),
+                                ("builtin kernels, no delegate", OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)):
+            it = Interpreter(model_path=str(src), num_threads=1, experimental_op_resolver_type=resolver)
+            it.allocate_tensors()
+            inp = it.get_input_details()[0]
+            it.set_tensor(inp["index"], (frames[0].astype(np.int16) - 128).astype(np.int8)[None])
+            it.invoke()
+            t0 = time.perf_counter()
+            for f in frames:
+                it.set_tensor(inp["index"], (f.astype(np.int16) - 128).astype(np.int8)[None])
+                it.invoke()
+            lite[label] = (time.perf_counter() - t0) / len(frames)
+    print("MobileNetV1 %g @ %d, 1000 classes: compile %.2f s (aim <= 30 s); kmodel %d bytes, %d layers"
+          % (a.alpha, a.size, compile_s, len(c.data), len(c.kmodel.layers)))
+    print("one frame on the KPU emulator: %.3f s" % emu)
+    for label, t in lite.items():
+        print("  LiteRT int8, 1 thread, %s: %.4f s -> emulator/LiteRT ratio %.1f (aim <= 2)" % (label, t, emu / t))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
