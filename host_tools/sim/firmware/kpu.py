@@ -21,7 +21,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from host_tools.kmodel import KmodelError, parse, run as kmodel_run
+from host_tools.kmodel import KmodelError, netinfo, parse, run as kmodel_run
 from host_tools.kmodel.yolo import region_decode
 from host_tools.sim import kpu_time
 from host_tools.sim.clock import COSTS
@@ -42,13 +42,23 @@ ERR_TEXT = {
 K210_CONV = 10240
 
 
-def model_heap(model) -> int:
-    """System-heap bytes kpu.load needs for this model (host_tools.kmodel.netinfo's figure)."""
-    try:
-        from host_tools.kmodel import netinfo
-    except ImportError:   # netinfo not there yet: the file buffer plus main memory is what the SDK mallocs
-        return model.size + model.main_mem_usage
-    return int(netinfo(model).heap)
+_PARSED = OrderedDict()   # digest -> (Kmodel, NetInfo): parsed once per process, so the emulator's per-model
+                          # conv plans survive a board's 1,000 model switches
+
+
+def parse_cached(data: bytes, name: str):
+    """(Kmodel, NetInfo, digest) of kmodel bytes; KmodelError as host_tools.kmodel raises it."""
+    key = hashlib.blake2b(data, digest_size=16).digest()
+    hit = _PARSED.get(key)
+    if hit is None:
+        model = parse(data, name)
+        hit = (model, netinfo(model), key)
+        _PARSED[key] = hit
+        if len(_PARSED) > 8:
+            _PARSED.popitem(last=False)
+    else:
+        _PARSED.move_to_end(key)
+    return hit
 
 
 def v3_extent(buf, offset: int):
@@ -84,7 +94,7 @@ def build_kpu(rt: Runtime, image_mod, session):
 
     def parse_or_fail(data, name, what):
         try:
-            m = parse(data, name)
+            m, info, key = parse_cached(data, name)
         except KmodelError as e:
             if e.code == 2002 and getattr(e, "version", None) == 4 and 4 in rt.board.profile.kmodel_versions:
                 raise NotImplementedError("simulated MaixPy: %s is a kmodel V4, which the '%s' firmware loads but "
@@ -92,15 +102,14 @@ def build_kpu(rt: Runtime, image_mod, session):
             if e.code == 2002:
                 fail(2002, rt.board.profile.version_error, what)
             fail(e.code if e.code in ERR_TEXT else 2015, None, what)
-        return m
+        return m, (info, key)
 
-    def register(model, heap_bytes, flash_mode, addr, path, what):
+    def register(model, key, heap_bytes, flash_mode, addr, path, what):
         if sum(1 for s in slots if s.live) >= MAX_MODELS:
             fail(2009, None, what)
         h = rt.sys.alloc("kmodel:%s" % model.name, heap_bytes)
         if h is None:
             fail(2006, None, what)
-        key = hashlib.blake2b(model.data, digest_size=16).digest()
         slot = _Slot(model, h, flash_mode, key)
         slots.append(slot)
         net = KpuNet(slot, addr, path)
@@ -144,8 +153,8 @@ def build_kpu(rt: Runtime, image_mod, session):
                 raise ValueError("[MAIXPY]kpu: model_addr must > 0 ")
             n = v3_extent(rt.board.flash, x) or min(4096, len(rt.board.flash) - x)
             data = bytes(rt.board.flash[x:x + n])
-            model = parse_or_fail(data, "flash@0x%X" % x, "load")
-            net = register(model, model_heap(model), None, x, None, "load")
+            model, (info, key) = parse_or_fail(data, "flash@0x%X" % x, "load")
+            net = register(model, key, info.heap, None, x, None, "load")
         elif type(x) is str:
             if not any(s in x for s in (".kmodel", ".smodel", ".emodel")):
                 raise ValueError("[MAIXPY]kpu: model format don't match, only supply .kmodel ")
@@ -155,8 +164,8 @@ def build_kpu(rt: Runtime, image_mod, session):
                 data = rt.fs.read_bytes(x)
             except OSError:
                 fail(2005, None, "load")
-            model = parse_or_fail(data, x, "load")
-            net = register(model, model_heap(model), None, None, x, "load")
+            model, (info, key) = parse_or_fail(data, x, "load")
+            net = register(model, key, info.heap, None, None, x, "load")
         else:
             raise TypeError("[MAIXPY]kpu: only accept int or string")
         rt.advance(model.size / COSTS["model_read_bytes_per_s"] * 1e6 + 20_000)
@@ -172,10 +181,9 @@ def build_kpu(rt: Runtime, image_mod, session):
         data = from_flash_image(rt.board.flash, addr)
         if data is None:
             fail(2002, rt.board.profile.version_error, "load_flash")
-        model = parse_or_fail(data, "flash@0x%X (big-endian)" % addr, "load_flash")
-        # streamed weights: main memory, the batch buffer(s) and layer headers stay on the heap
-        heap = model.main_mem_usage + batch_size * (2 if is_dual_buf else 1) + 128 * len(model.layers)
-        net = register(model, heap, "dual" if is_dual_buf else "single", addr, None, "load_flash")
+        model, (info, key) = parse_or_fail(data, "flash@0x%X (big-endian)" % addr, "load_flash")
+        # weights stream from flash: the heap holds main memory and the streaming buffers (netinfo's estimate)
+        net = register(model, key, info.heap_flash, "dual" if is_dual_buf else "single", addr, None, "load_flash")
         rt.advance(5_000)
         return net
 

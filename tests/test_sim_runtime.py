@@ -1,0 +1,168 @@
+"""The simulated firmware around the KPU: imports, file systems, clock, button, heaps, boot, interrupt."""
+import threading
+
+import numpy as np
+import pytest
+
+from host_tools.sim import Board, Session
+
+
+def session(tmp_path, sd=False, **kw):
+    b = Board(flash_root=tmp_path / "flash", sd_root=(tmp_path / "sd") if sd else None, **kw)
+    return b, Session(b)
+
+
+def test_imports_only_what_maixpy_has(tmp_path):
+    b, s = session(tmp_path)
+    with pytest.raises(ImportError, match=r"^no module named 'numpy'$"):
+        s.exec("import numpy")
+    with pytest.raises(ImportError, match=r"^no module named 'subprocess'$"):
+        s.exec("import subprocess")
+    with pytest.raises(ImportError, match="has no model of module 'audio'"):
+        s.exec("import audio")
+    # time and os are the firmware's, not CPython's
+    s.exec("import time, os, json, utime\nhas_perf = hasattr(time, 'perf_counter')\nsame = time is utime\n"
+           "root = os.listdir('/')\nj = json.loads('{\"a\": [1, 2]}')")
+    g = s.main_globals
+    assert g["has_perf"] is False and g["same"] is True
+    assert g["root"] == ["flash"] and g["j"] == {"a": [1, 2]}
+    with pytest.raises(ValueError, match="^syntax error in JSON$"):
+        s.exec("json.loads('{bad')")
+    with pytest.raises(AttributeError):
+        s.exec("import uhashlib\nuhashlib.sha256(b'x').hexdigest()")   # MicroPython has digest() only
+
+
+def test_device_modules_come_from_the_current_directory_then_flash(tmp_path):
+    b, s = session(tmp_path, sd=True)
+    (b.flash_root / "helper.py").write_text("WHERE = 'flash'\n")
+    (b.sd_root / "helper.py").write_text("WHERE = 'sd'\n")
+    (b.flash_root / "only_flash.py").write_text("import helper\nSEEN = helper.WHERE\n")
+    (b.sd_root / "json.py").write_text("SHADOW = True\n")       # a weak link: the file wins, like MicroPython
+    (b.sd_root / "main.py").write_text("import helper, only_flash, json, sys\n"
+                                       "result = (helper.WHERE, only_flash.SEEN, json.SHADOW, sys.path)\n")
+    s.boot()
+    assert s.main_globals["result"] == ("sd", "sd", True, ["", ".", "/sd", "/flash"])
+
+
+def test_spiffs_has_no_directories_sd_has(tmp_path):
+    b, s = session(tmp_path, sd=True)
+    with pytest.raises(NotImplementedError, match="^SPIFFS not support$"):
+        s.exec("import os\nos.mkdir('/flash/lib')")
+    with pytest.raises(OSError) as e:
+        s.exec("open('/flash/lib/x.py', 'w')")
+    assert e.value.args[0] == 2
+    s.exec("os.mkdir('/sd/lib')\nf = open('/sd/lib/x.py', 'w'); f.write('X = 1\\n'); f.close()\n"
+           "listing = os.listdir('/sd/lib')")
+    assert s.main_globals["listing"] == ["x.py"]
+    assert (b.sd_root / "lib" / "x.py").read_text() == "X = 1\n"
+    with pytest.raises(OSError) as e:
+        s.exec("open('/flash/nothing.txt')")
+    assert e.value.args[0] == 2 and str(e.value) == "[Errno 2] ENOENT"
+
+
+def test_virtual_clock_is_deterministic_and_ticks_wrap(tmp_path):
+    b, s = session(tmp_path)
+    s.exec("import time\nt0 = time.ticks_ms()\ntime.sleep_ms(250)\nd = time.ticks_diff(time.ticks_ms(), t0)\n"
+           "w = time.ticks_diff(time.ticks_add(0, -5), 5)")
+    assert 250 <= s.main_globals["d"] <= 251
+    assert s.main_globals["w"] == -10
+    # a busy wait ends: every call into the firmware costs a little board time
+    s.exec("t0 = time.ticks_ms()\nn = 0\nwhile time.ticks_diff(time.ticks_ms(), t0) < 50:\n    n += 1")
+    assert s.main_globals["n"] > 100
+
+
+BUTTON_APP = """
+import time
+from Maix import GPIO
+from fpioa_manager import fm
+from board import board_info
+edges = []
+fm.register(board_info.BOOT_KEY, fm.fpioa.GPIOHS0)
+key = GPIO(GPIO.GPIOHS0, GPIO.IN)
+key.irq(lambda pin: edges.append((time.ticks_ms(), pin.value())), GPIO.IRQ_FALLING)
+levels = []
+for i in range(60):
+    levels.append(key.value())
+    time.sleep_ms(10)
+"""
+
+
+def test_boot_key_irq_sees_every_bounce_edge_and_reads_0_while_pressed(tmp_path):
+    b, s = session(tmp_path)
+    b.press(at_ms=205.0, hold_ms=150, bounce=3, bounce_ms=4)
+    s.exec(BUTTON_APP)
+    edges, levels = s.main_globals["edges"], s.main_globals["levels"]
+    assert len(edges) == 4 + 3          # 4 falling edges in the press burst, 3 in the release burst
+    assert edges[0][0] == 205 and edges[3][0] <= 209
+    assert 0 in levels and levels[0] == 1 and levels[-1] == 1
+    # without the FPIOA routing IO16 to the GPIOHS, the pin never sees the key
+    b2, s2 = session(tmp_path / "b2")
+    b2.press(at_ms=205.0)
+    s2.exec(BUTTON_APP.replace("fm.register(board_info.BOOT_KEY, fm.fpioa.GPIOHS0)", ""))
+    assert s2.main_globals["edges"] == [] and 0 not in s2.main_globals["levels"]
+
+
+def test_gc_heap_accounts_images_until_collected(tmp_path):
+    b, s = session(tmp_path)
+    s.exec("import image, gc\ngc.collect()\nf0 = gc.mem_free()\nimg = image.Image()\nf1 = gc.mem_free()\n"
+           "img = None\nf2 = gc.mem_free()\ngc.collect()\nf3 = gc.mem_free()")
+    g = s.main_globals
+    assert g["f0"] - g["f1"] == 320 * 240 * 2
+    assert g["f2"] == g["f1"]            # dropped but not yet collected
+    assert g["f3"] == g["f0"]
+    assert 480 * 1024 < g["f0"] < 512 * 1024
+    with pytest.raises(MemoryError):
+        s.exec("big = [image.Image() for i in range(4)]")
+
+
+def test_boot_runs_boot_then_main_and_survives_a_broken_boot_py(tmp_path):
+    b, s = session(tmp_path)
+    (b.flash_root / "boot.py").write_text("print('boot')\nraise ValueError('broken boot')\n")
+    (b.flash_root / "main.py").write_text("import os\nprint('main in', os.getcwd())\n")
+    r = s.boot()
+    out = b.console_text()
+    assert out.index("boot") < out.index("main in /flash")
+    assert 'File "boot.py", line 2, in <module>\r\nValueError: broken boot\r\n' in out
+    assert isinstance(r.error, ValueError) and r.stopped is None
+
+
+def test_machine_reset_reboots_with_fresh_firmware_state(tmp_path):
+    b, s = session(tmp_path)
+    (b.flash_root / "main.py").write_text(
+        "import os, machine\n"
+        "if 'flag' not in os.listdir():\n"
+        "    open('flag', 'w').close()\n"
+        "    machine.reset()\n"
+        "print('second boot')\n")
+    r = s.boot()
+    assert r.resets == 1
+    assert b.console_text().count("[MaixPy] init end") == 2 and "second boot" in b.console_text()
+
+
+def test_interrupt_raises_keyboard_interrupt_at_the_next_firmware_call(tmp_path):
+    b, s = session(tmp_path)
+    s.exec("import time\ncount = 0")
+    timer = threading.Timer(0.3, s.interrupt)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        s.exec("while True:\n    time.sleep_ms(1)\n    count += 1")
+    timer.join()
+    assert s.main_globals["count"] > 0
+
+
+def test_camera_frame_and_ai_buffer(tmp_path):
+    scene = np.zeros((240, 320, 3), np.uint8)
+    scene[:, :, 0] = 200
+    scene[:, :, 2] = np.arange(320, dtype=np.uint8)[None, :]
+    b, s = session(tmp_path, camera=[("ramp", scene)])
+    s.exec("import sensor, lcd\nlcd.init()\nsensor.reset()\nsensor.set_pixformat(sensor.RGB565)\n"
+           "sensor.set_framesize(sensor.QVGA)\nsensor.set_windowing((224, 224))\nimg = sensor.snapshot()\n"
+           "px = img.get_pixel(0, 0)\nlcd.display(img)")
+    img = s.main_globals["img"]
+    assert (img.width(), img.height()) == (224, 224)
+    ai = img._ai
+    assert ai.shape == (3, 224, 224) and ai[0].min() == 200 and ai[2, 0, 0] == 48   # centre crop starts at x=48
+    r, g, bl = s.main_globals["px"]
+    assert abs(r - 200) <= 4 and g == 0 and abs(bl - 48) <= 4                      # through RGB565
+    lcd = b.screen.rgb()
+    assert lcd[:, :48].max() == 0 and lcd[8, 48, 0] > 190                          # centred, black borders
