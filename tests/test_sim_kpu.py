@@ -167,3 +167,20 @@ def test_load_from_flash_offset(tmp_path):
     s.exec("import KPU as kpu\nt = kpu.load(0x500000)\naddr = t.model_addr(); size = t.model_size()")
     assert s.main_globals["addr"] == 0x500000
     assert s.main_globals["size"] == fixture_file("maixpy-mnist", "mnist.kmodel").stat().st_size
+
+
+def test_load_flash_reads_the_big_endian_copy(tmp_path):
+    from host_tools.compiler.bigendian import to_big_endian
+    raw = fixture_file("nncase-iris", "iris.kmodel").read_bytes()
+    b = board_with(tmp_path, {})
+    b.write_flash(0x600000, to_big_endian(raw))
+    b.write_flash(0x700000, raw)
+    s = Session(b)
+    s.exec("import KPU as kpu\nt = kpu.load_flash(0x600000, 1, 0x4000, 80000000)\n"
+           "out = kpu.forward(t, [5.1, 3.8, 1.9, 0.4])[:]\nref = kpu.forward(kpu.load(0x700000), [5.1, 3.8, 1.9, 0.4])[:]")
+    assert s.main_globals["out"] == s.main_globals["ref"]
+    assert load_error(s, "kpu.load_flash(0x600000, 1, 0x4000, 8e7)").startswith(
+        "[MAIXPY]kpu: load_flash arg format error")
+    # the little-endian file where load_flash expects big-endian: the version word reads wrong
+    assert load_error(s, "kpu.load_flash(0x700000, 1, 0x4000, 80000000)") == \
+        "[MAIXPY]kpu: load_flash error:2002, ERR_KMODEL_VERSION: only support kmodel V3/V4 now"
