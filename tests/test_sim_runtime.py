@@ -166,3 +166,11 @@ def test_camera_frame_and_ai_buffer(tmp_path):
     assert abs(r - 200) <= 4 and g == 0 and abs(bl - 48) <= 4                      # through RGB565
     lcd = b.screen.rgb()
     assert lcd[:, :48].max() == 0 and lcd[8, 48, 0] > 190                          # centred, black borders
+
+
+def test_tracebacks_name_micropython_exception_types(tmp_path):
+    b, s = session(tmp_path)
+    (b.flash_root / "main.py").write_text("def f():\n    open('/flash/none.txt')\nf()\n")
+    s.boot()
+    assert ('File "main.py", line 3, in <module>\r\n  File "main.py", line 2, in f\r\n'
+            'OSError: [Errno 2] ENOENT\r\n') in b.console_text()

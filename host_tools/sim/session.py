@@ -116,13 +116,24 @@ class Session:
         raise SystemExit(code)
 
     # ---- tracebacks as MicroPython prints them ----
+    # CPython picks subclasses MicroPython does not have (OSError(2) is a FileNotFoundError): print the base.
+    MP_NAMES = {RecursionError: "RuntimeError", ModuleNotFoundError: "ImportError", UnicodeDecodeError: "UnicodeError",
+                UnicodeEncodeError: "UnicodeError"}
+
+    def mp_type_name(self, e: BaseException) -> str:
+        t = type(e)
+        if isinstance(e, OSError) and t.__module__ == "builtins":
+            return "OSError"
+        return self.MP_NAMES.get(t, t.__name__)
+
     def format_exception(self, e: BaseException) -> str:
         lines = ["Traceback (most recent call last):"]
         for fr in traceback.extract_tb(e.__traceback__):
             if fr.filename in self.device_files:
                 lines.append('  File "%s", line %d, in %s' % (fr.filename, fr.lineno, fr.name))
         msg = str(e)
-        lines.append("%s: %s" % (type(e).__name__, msg) if msg else type(e).__name__)
+        name = self.mp_type_name(e)
+        lines.append("%s: %s" % (name, msg) if msg else name)
         return "\r\n".join(lines) + "\r\n"
 
     def print_exception(self, e, file=None):

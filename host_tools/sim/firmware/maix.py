@@ -141,7 +141,17 @@ def build_maix(rt: Runtime):
             return gc_size["n"]
         gc_size["n"] = int(n)   # takes effect after machine.reset() on the board; not modelled further
 
-    utils = make_module(rt, "utils", dict(gc_heap_size=gc_heap_size, heap_free=rt.sys.free))
+    def flash_read(addr, size):
+        flash = rt.board.flash
+        if addr < 0 or size < 0 or addr + size > len(flash):
+            raise ValueError("flash_read: 0x%X + %d is outside the 16 MiB flash" % (addr, size))
+        return bytes(flash[addr:addr + size])
+
+    def flash_write(addr, data):
+        rt.board.write_flash(addr, bytes(data))
+
+    utils = make_module(rt, "utils", dict(gc_heap_size=gc_heap_size, heap_free=rt.sys.free, flash_read=flash_read,
+                                          flash_write=flash_write))
     config = make_module(rt, "config", dict(get_value=lambda key, default=None: default))
     mod = make_module(rt, "Maix", {})
     mod.GPIO, mod.FPIOA, mod.utils, mod.config = GPIO, FPIOA, utils, config
