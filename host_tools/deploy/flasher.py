@@ -59,7 +59,8 @@ def flash(package, port, board="bit", baud=1500000, progress=None, log=None) -> 
         if progress:
             progress(name, done, total)
 
-    k = kflash.KFlash(print_callback=on_log)
+    k = kflash.KFlash()
+    kflash.KFlash.print_callback = on_log   # KFlash.log reads the class attribute, not the instance's
     try:
         with tolerate_missing_modem_lines():
             k.process(terminal=False, dev=str(port), baudrate=int(baud), board=board, file=str(package),

@@ -11,7 +11,6 @@ What the host tools rely on, as the firmware does it:
 Device code runs through a `runtime` (the simulated firmware); this module only speaks the line protocol.
 """
 import codeop
-import errno
 import queue
 import threading
 
@@ -33,29 +32,12 @@ class HardReset(Exception):
     """Device code called machine.reset()."""
 
 
-def errno_name(code):
-    return errno.errorcode.get(code, str(code))
-
-
-def format_exception(exc, tb_lines) -> str:
-    """MicroPython's traceback text: frames from device files only, `OSError: [Errno 2] ENOENT` style."""
-    out = ["Traceback (most recent call last):"]
-    out += ['  File "%s", line %d, in %s' % f for f in tb_lines]
-    name = type(exc).__name__
-    if isinstance(exc, OSError) and exc.errno is not None:
-        msg = "[Errno %d] %s" % (exc.errno, errno_name(exc.errno))
-    else:
-        msg = str(exc)
-    out.append("%s: %s" % (name, msg) if msg else name + ": ")
-    return "\r\n".join(out) + "\r\n"
-
-
 class Repl(threading.Thread):
     """The firmware's main loop in a thread: boot scripts, then REPL, forever (until stop())."""
 
     def __init__(self, runtime, write, hard_boot=True, on_hard_reset=None):
         super().__init__(daemon=True, name="maixpy")
-        self.runtime = runtime          # new_session(write) -> session with run_script/exec/interrupt
+        self.runtime = runtime          # new_session(write, hard) -> session: boot/exec/exec_single/interrupt
         self.write = write              # bytes -> serial line
         self.hard_boot = hard_boot
         self.on_hard_reset = on_hard_reset
@@ -109,9 +91,7 @@ class Repl(threading.Thread):
         except BaseException as e:      # device code may raise anything, KeyboardInterrupt included
             if self._stopping:
                 raise Stop()
-            if type(e).__name__ == "HardReset" or getattr(e, "hard_reset", False):
-                raise HardReset() from None
-            return format_exception(e, self.session.traceback_frames(e))
+            return self.session.format_exception(e)
         finally:
             self.busy = False
 
@@ -120,12 +100,13 @@ class Repl(threading.Thread):
         try:
             if self.hard_boot:
                 self.out(BOOT_LOG)
+            hard = self.hard_boot
             while True:
-                self.session = self.runtime.new_session(self.device_out)
-                for script in ("boot.py",) + (("main.py",) if self.mode == "friendly" else ()):
-                    err = self.run_device(self.session.run_script, script)
-                    if err:
-                        self.out(err)
+                self.session = self.runtime.new_session(self.device_out, hard)
+                hard = False
+                err = self.run_device(self.session.boot, self.mode == "friendly")
+                if err:
+                    self.out(err)
                 while True:
                     r = self.raw_repl() if self.mode == "raw" else self.friendly_repl()
                     if r == "soft_reset":

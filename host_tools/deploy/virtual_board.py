@@ -62,9 +62,9 @@ class BoardState:
 
 
 class VirtualBoard:
-    def __init__(self, state: BoardState, runtime_factory, frames_out=None):
+    def __init__(self, state: BoardState, runtime):
         self.state = state
-        self.runtime = runtime_factory(state, frames_out)
+        self.runtime = runtime          # the firmware: new_session(write, hard) -> session (see repl.py)
         self.line = SerialLine()
         self.mode = "maixpy"            # "maixpy" | "isp"
         self.isp = None
@@ -170,12 +170,16 @@ def main(argv) -> int:
     ap = argparse.ArgumentParser(prog="python -m host_tools board", description=__doc__.split("\n\n")[0])
     ap.add_argument("--state", default="out/board", help="folder for flash.bin, flash/, sd/ (default out/board)")
     ap.add_argument("--sd", action="store_true", help="insert an SD card (state/sd) as /sd")
-    ap.add_argument("--frames", default=None, help="folder for the LCD frames the app shows (PNG)")
+    ap.add_argument("--frames", default=None, help="folder for the LCD frames the app shows (frame_NNN.png)")
+    ap.add_argument("--max-frames", type=int, default=None,
+                    help="park the app after this many frames until Ctrl-C or reset (saves the host's CPU)")
+    ap.add_argument("--fast", action="store_true", help="do not hold board time to wall-clock time")
     args = ap.parse_args(argv[1:])
     from host_tools.deploy.sim_runtime import SimRuntime  # the simulated firmware (imports numpy etc.)
 
     state = BoardState(args.state, sd=args.sd)
-    board = VirtualBoard(state, SimRuntime, frames_out=args.frames)
+    runtime = SimRuntime(state, frames_out=args.frames, max_frames=args.max_frames, realtime=not args.fast)
+    board = VirtualBoard(state, runtime)
     print("virtual Maix Bit on port %s" % board.port, flush=True)
     print("state in %s; stop with Ctrl-C" % state.folder, flush=True)
 

@@ -1,0 +1,187 @@
+"""The virtual board's firmware: host_tools/sim (Board + Session) behind the REPL loop of repl.py.
+
+A power-on (start, kflash reboot, machine.reset()) builds a fresh sim Board on the board's own flash image and
+file-system folders, so the clock starts at 0 as on a real board; a soft reboot keeps the Board and starts a new
+Session. Device stdout goes to the serial line. Two things the REPL-less runner never needs are added here:
+- pacing: the simulated clock is held to wall-clock time (the app runs at the board's frame rate, not as fast
+  as the host can go), and with max_frames the app parks after that many LCD frames until a Ctrl-C or reset,
+  so an idle virtual board does not keep a CPU busy;
+- frames_out: the first frames shown are saved as PNGs (frame_000.png, ...).
+"""
+import json
+import time
+from pathlib import Path
+
+from host_tools.deploy.repl import HardReset
+from host_tools.sim.board import Board
+from host_tools.sim.camera import default_sources
+from host_tools.sim.firmware.runtime import BoardReset
+from host_tools.sim.session import Session
+
+
+HOLD_MS = 2500.0   # how long the camera holds each scene: make sim's default, so first frames agree
+
+
+class SimSession:
+    """What repl.Repl needs from a firmware session."""
+
+    def __init__(self, runtime, session: Session):
+        self.runtime = runtime
+        self.s = session
+        self._add_flash_access()
+
+    def _add_flash_access(self):
+        # MaixPy has Maix.utils.flash_read/flash_write over the SPI flash; the deployer reads the board's flash
+        # with it. Added only where the simulated Maix module does not have it yet.
+        maix = self.s.module("Maix")
+        utils = maix.utils
+        board = self.s.board
+        rt = self.s.rt
+        if not hasattr(utils, "flash_read"):
+            def flash_read(addr, size):
+                rt.checkpoint()
+                if addr < 0 or size < 0 or addr + size > len(board.flash):
+                    raise ValueError("flash_read: 0x%X + %d is outside the 16 MiB flash" % (addr, size))
+                return bytes(board.flash[addr:addr + size])
+            utils.flash_read = flash_read
+        if not hasattr(utils, "flash_write"):
+            def flash_write(addr, data):
+                rt.checkpoint()
+                board.write_flash(addr, bytes(data))
+            utils.flash_write = flash_write
+
+    def _call(self, fn, *args):
+        try:
+            return fn(*args)
+        except BoardReset:
+            raise HardReset() from None
+
+    def boot(self, run_main: bool):
+        """_boot.py, boot.py and (friendly REPL only) main.py, as the firmware does after a reset."""
+        if run_main:
+            self.runtime.in_app = True
+            try:
+                self._call(self.s.boot)
+            finally:
+                self.runtime.in_app = False
+            return
+        # raw-REPL soft reboot: the firmware runs boot.py but not main.py
+        fs = self.s.rt.fs
+        sysmod = self.s.module("sys")
+        if self.s.board.sd_root is not None:
+            fs.chdir("/sd")
+            sysmod.path[:] = ["", ".", "/sd", "/flash"]
+        else:
+            fs.chdir("/flash")
+            sysmod.path[:] = ["", ".", "/flash"]
+        self.s.rt.write("[MaixPy] init end\r\n")
+        if fs.is_file("boot.py"):
+            try:
+                self._call(self.s.exec, fs.read_bytes("boot.py"), "boot.py")
+            except HardReset:
+                raise
+            except BaseException as e:      # printed, then the REPL comes up, as pyexec_file does
+                self.s.print_exception(e)
+
+    def exec(self, source, filename="<stdin>"):
+        self._call(self.s.exec, source, filename)
+
+    def exec_single(self, source):
+        """A friendly-REPL line: an expression's value is printed, as MicroPython's single-input mode does."""
+        import ast
+        try:
+            tree = ast.parse(source, "<stdin>", "exec")
+        except SyntaxError:
+            tree = None
+        if tree is not None and len(tree.body) == 1 and isinstance(tree.body[0], ast.Expr):
+            source = "_ = (%s)\nif _ is not None:\n    print(repr(_))\n" % source.strip()
+        self._call(self.s.exec, source, "<stdin>")
+
+    def format_exception(self, e) -> str:
+        text = self.s.format_exception(e)
+        if isinstance(e, OSError) and type(e) is not OSError:
+            # CPython turns OSError(2) into FileNotFoundError; MicroPython has only OSError, and the host tools
+            # (mpremote's fs commands) look for "OSError: [Errno 2] ENOENT" in the traceback.
+            head, _, last = text.rstrip("\r\n").rpartition("\r\n")
+            last = "OSError" + last[len(type(e).__name__):]
+            text = (head + "\r\n" if head else "") + last + "\r\n"
+        return text
+
+    def interrupt(self):
+        self.s.interrupt()
+
+    def close(self):
+        pass
+
+
+class SimRuntime:
+    def __init__(self, state, frames_out=None, max_frames=None, realtime=True):
+        self.state = state
+        self.frames_out = Path(frames_out) if frames_out else None
+        self.max_frames = max_frames
+        self.realtime = realtime
+        self.board = None
+        self._write = None
+        self.saved = 0
+        self.in_app = False             # boot.py/main.py running (not a REPL exec): only the app is paced/parked
+
+    def _console(self, text):
+        if self._write is not None:
+            self._write(text)
+        self.board.console.clear()   # the pty is the record; the sim's in-memory copy would only grow
+
+    def _glyph(self, root: Path) -> int:
+        """Digit size the camera shows, as `make sim` picks it: the classifier's input size in models.json."""
+        glyph = 64
+        try:
+            models = json.loads((root / "models.json").read_text()).get("models", [])
+        except (OSError, ValueError, AttributeError):
+            return glyph
+        for m in models:
+            if isinstance(m, dict) and m.get("kind") == "classifier" and isinstance(m.get("input"), dict):
+                glyph = max(m["input"].get("w", 0), m["input"].get("h", 0)) or glyph
+        return glyph
+
+    def power_on(self):
+        sd = self.state.sd_root if self.state.has_sd else None
+        sources = default_sources(self._glyph(sd or self.state.flash_root))
+        self.board = Board(flash_root=self.state.flash_root, sd_root=sd, camera=sources, hold_ms=HOLD_MS,
+                           console_echo=self._console, keep_frames=64)
+        self.board.flash = self.state.flash     # the image kflash writes is the one kpu.load reads
+        self.wall0 = time.monotonic()
+        self.clock0 = self.board.clock.now_us
+        self.saved = 0
+        self.seen_updates = 0
+
+    def new_session(self, write, hard: bool):
+        if hard or self.board is None:
+            self.power_on()
+        self._write = write
+        s = Session(self.board)
+        s.rt.stop_check = lambda rt=s.rt: self._pace(rt)
+        return SimSession(self, s)
+
+    def _pace(self, rt):
+        """Polled at each call into a simulated module: save new frames, hold virtual time to wall time, park."""
+        screen = self.board.screen
+        if self.frames_out is not None and screen.updates > self.seen_updates:
+            new = list(screen.frames)[-min(len(screen.frames), screen.updates - self.seen_updates):]
+            self.seen_updates = screen.updates
+            for _, rgb, note in new:
+                if note == "display" and self.saved < (self.max_frames or 1e9):
+                    self._save_frame(rgb)
+        if self.in_app and self.max_frames is not None and screen.shown >= self.max_frames:
+            while not rt.interrupt_pending:       # parked: the next Ctrl-C or reset ends it
+                time.sleep(0.02)
+            return None
+        if self.realtime and self.in_app:
+            ahead = (rt.clock.now_us - self.clock0) / 1e6 - (time.monotonic() - self.wall0)
+            if ahead > 0.002:
+                time.sleep(min(ahead, 0.5))
+        return None
+
+    def _save_frame(self, rgb):
+        from PIL import Image
+        self.frames_out.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rgb).save(self.frames_out / ("frame_%03d.png" % self.saved))
+        self.saved += 1
