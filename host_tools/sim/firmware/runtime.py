@@ -138,7 +138,7 @@ def make_module(rt: Runtime, name: str, attrs: dict) -> types.ModuleType:
     """A module object named like the firmware's; plain functions are gated, classes and constants are not."""
     mod = types.ModuleType(name)
     for k, v in attrs.items():
-        if isinstance(v, (types.FunctionType, types.BuiltinFunctionType, functools.partial)):
+        if isinstance(v, (types.FunctionType, types.BuiltinFunctionType, types.MethodType, functools.partial)):
             v = gate(rt, v)
         setattr(mod, k, v)
     return mod
