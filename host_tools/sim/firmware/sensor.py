@@ -21,6 +21,7 @@ FRAMESIZES = {  # constant -> (w, h); values are this simulator's, only their na
 def build_sensor(rt: Runtime, image_mod):
     st = {"reset": False, "fmt": RGB565, "size": (320, 240), "window": None, "hmirror": False, "vflip": False,
           "fb": None}
+    converted = {}   # the camera holds a picture for a while: convert each view of it once
     sizes = {i + 1: v for i, v in enumerate(FRAMESIZES.values())}
 
     def reset(freq=None, set_regs=True, dual_buff=False):
@@ -67,7 +68,12 @@ def build_sensor(rt: Runtime, image_mod):
         need_reset()
         rt.advance(COSTS["snapshot_us"])
         fw, fh = st["size"]
-        rgb = rt.board.camera.frame(rt.clock.ms, fw, fh)
+        rgb = full = rt.board.camera.frame(rt.clock.ms, fw, fh)
+        key = (id(full), st["window"], st["hmirror"], st["vflip"], st["fmt"])
+        hit = converted.get(key)
+        if hit is not None and hit[0] is full:
+            _, px, ai = hit
+            return fill_fb(px.copy(), ai.copy())
         if st["window"] is not None:
             x, y, w, h = st["window"]
             rgb = rgb[y:y + h, x:x + w]
@@ -75,19 +81,23 @@ def build_sensor(rt: Runtime, image_mod):
             rgb = rgb[:, ::-1]
         if st["vflip"]:
             rgb = rgb[::-1]
-        h, w = rgb.shape[:2]
-        fb = st["fb"]
-        if fb is None or fb.width() != w or fb.height() != h:
-            dtype = np.uint8 if st["fmt"] == GRAYSCALE else np.uint16
-            fb = image_mod.Image(_px=np.zeros((h, w), dtype=dtype), _fb=True)
-            st["fb"] = fb
         if st["fmt"] == GRAYSCALE:
-            g = ((rgb[..., 0].astype(np.int32) * 38 + rgb[..., 1] * 75 + rgb[..., 2] * 15) >> 7).astype(np.uint8)
-            fb._px = g
-            fb._ai = g[None].copy()
+            px = ((rgb[..., 0].astype(np.int32) * 38 + rgb[..., 1] * 75 + rgb[..., 2] * 15) >> 7).astype(np.uint8)
+            ai = px[None].copy()
         else:
-            fb._px = col.rgb888_to_565(rgb)
-            fb._ai = np.ascontiguousarray(rgb.transpose(2, 0, 1))
+            px = col.rgb888_to_565(rgb)
+            ai = np.ascontiguousarray(rgb.transpose(2, 0, 1))
+        converted.clear()
+        converted[key] = (full, px, ai)   # holding `full` keeps its id from being reused
+        return fill_fb(px.copy(), ai.copy())
+
+    def fill_fb(px, ai):
+        h, w = px.shape
+        fb = st["fb"]
+        if fb is None or fb.width() != w or fb.height() != h or fb._px.dtype != px.dtype:
+            fb = image_mod.Image(_px=px, _fb=True)
+            st["fb"] = fb
+        fb._px, fb._ai = px, ai
         return fb
 
     def skip_frames(n=None, time=None):
