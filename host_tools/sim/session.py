@@ -189,10 +189,9 @@ class Session:
                 if result.resets > max_resets:
                     raise RuntimeError("the board reset itself %d times in a row (machine.reset() or watchdog)"
                                        % result.resets)
-                stop_check, stop_reason = self.rt.stop_check, self.rt.stop_reason
+                stop_check = self.rt.stop_check
                 self._fresh()
-                self.rt.stop_check = stop_check
-                self.rt.write("[MaixPy]: soft reboot\r\n")
+                self.rt.stop_check = stop_check   # the board clock keeps running: one timeline per run
 
     # ---- what the board holds now (tests, runner) ----
     def loaded_models(self) -> int:

@@ -61,9 +61,10 @@ def build_lcd(rt: Runtime, image_mod):
         scr.shown += 1
         scr.record(rt.clock.ms, "display")
 
-    def clear(color=0):
+    def clear(*args, **kw):
+        # py_lcd_clear reads positional arguments only: lcd.clear(color=...) clears to black on the board
         need_init()
-        scr.buf[:] = col.to_565(color, 0)
+        scr.buf[:] = col.to_565(args[0] if args else 0, 0)
         transfer(scr.width * scr.height)
         scr.record(rt.clock.ms, "clear")
 
