@@ -95,7 +95,7 @@ def cmd_sync(argv):
     ap.add_argument("--device", default="device")
     ap.add_argument("--target", default="/flash", choices=sync.FILESYSTEMS)
     ap.add_argument("--models-json", default=None, help="also put this models.json (e.g. out/deploy/models.json)")
-    ap.add_argument("--reset", action="store_true", help="soft-reboot afterwards (runs boot.py and main.py)")
+    ap.add_argument("--reset", action="store_true", help="machine.reset() afterwards (boot.py and main.py run)")
     args = ap.parse_args(argv)
     if not args.port:
         ap.error("give --port")
@@ -107,7 +107,7 @@ def cmd_sync(argv):
         rep = sync.sync(link, files, args.target)
         print(rep.summary() + " (%d round trips)" % rep.round_trips)
     finally:
-        link.close(soft_reset=args.reset)
+        link.close(reset="hard" if args.reset else None)
     return 0
 
 

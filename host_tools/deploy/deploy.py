@@ -108,6 +108,6 @@ def deploy(port, board="bit", firmware=None, models_dir="models", device_dir="de
     files["models.json"] = models_json.encode()
     report.files = sync.sync(link, files, target, log=log)
     log(report.files.summary())
-    link.close(soft_reset=True)
-    log("reset: soft reboot, the app starts from %s" % target)
+    link.close(reset="hard")
+    log("reset: machine.reset(), the app starts from %s" % target)
     return report

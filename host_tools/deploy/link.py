@@ -44,12 +44,11 @@ class Link:
         self._enter_raw(attempts)
 
     def _read_until(self, ending: bytes, timeout: float) -> bytes:
+        """Bytes up to and including `ending` (one at a time, so nothing after it is consumed)."""
         data = b""
         end = time.monotonic() + timeout
         while not data.endswith(ending) and time.monotonic() < end:
-            n = self.serial.in_waiting
-            chunk = self.serial.read(n or 1)
-            data += chunk
+            data += self.serial.read(1)
         return data
 
     def _enter_raw(self, attempts):
@@ -90,11 +89,16 @@ class Link:
             raise LinkError("%s: could not read the board's answer to %s: %r" % (self.port, expr, text[:80])) \
                 from None
 
-    def close(self, soft_reset=False):
-        """Leave raw mode; with soft_reset the firmware reboots and runs boot.py then main.py."""
+    def close(self, reset=None):
+        """Leave raw mode. reset="soft": Ctrl-D, the firmware reruns boot.py and main.py with the heap it has;
+        reset="hard": machine.reset(), a full restart as at power-up (fresh heaps, then boot.py and main.py)."""
         try:
+            if reset == "hard":
+                self._read_until(b">", 2)
+                self.serial.write(b"import machine\nmachine.reset()\x04")
+                self._read_until(b"OK", 5)   # the board resets before it could end the reply
             self.serial.write(b"\r\x02")
-            if soft_reset:
+            if reset == "soft":
                 time.sleep(0.1)
                 self.serial.write(b"\x04")
                 self._read_until(b"soft reboot\r\n", 5)
