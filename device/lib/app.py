@@ -53,15 +53,19 @@ class App:
         self.view = None       # camera.View of the model held
         self.notice = None     # (text, until_ms)
         self.frames = 0
+        self.result = None     # the last frame's: (label, score) for a classifier, [labels] for a detector
         for _, msg in problems:
             self.tell(msg)
 
     def tell(self, text):
-        """Show text over the frames for NOTICE_MS (added below a notice still showing)."""
+        """Print text and show it over the frames for NOTICE_MS (below a notice still showing, once)."""
         print(text)
         now = time.ticks_ms()
         if self.notice is not None and time.ticks_diff(self.notice[1], now) > 0:
-            text = self.notice[0] + "\n" + text
+            if text not in self.notice[0].split("\n"):
+                text = self.notice[0] + "\n" + text
+            else:
+                text = self.notice[0]
         self.notice = (text, time.ticks_add(now, NOTICE_MS))
 
     def _follow(self, want):
@@ -92,8 +96,11 @@ class App:
         return err is None
 
     def start(self):
-        if not self.enter(0) and self.slots[1].entry is not None:
-            self.enter(1)
+        """Load the first mode that has a model (problems were told already); else run the camera alone."""
+        for i in range(len(self.slots)):
+            if self.slots[i].entry is not None and self.enter(i):
+                return
+        self._follow(0)
 
     def drop(self, err):
         """The held model failed on a frame: free it and fall back to the other mode (tried again on a press)."""
@@ -123,9 +130,9 @@ class App:
             try:
                 kimg = camera.kpu_image(view, img)
                 if held["kind"] == "classifier":
-                    infer.classify(self.manager.task, held, kimg, img, width)
+                    self.result = infer.classify(self.manager.task, held, kimg, img, width)
                 else:
-                    infer.detect(self.manager.task, held, kimg, img, view)
+                    self.result = infer.detect(self.manager.task, held, kimg, img, view)
             except Exception as err:
                 self.drop(err)
         held = self.manager.entry  # drop() may have changed it
@@ -151,7 +158,11 @@ class App:
             self.manager.free()
 
 
+current = None  # the running App, for a look from the REPL
+
+
 def run(frames=0, manifest="models.json"):
-    app = App(manifest)
-    app.run(frames)
-    return app
+    global current
+    current = App(manifest)
+    current.run(frames)
+    return current

@@ -33,13 +33,16 @@ def classify(task, entry, kimg, img, width):
 
 
 def detect(task, entry, kimg, img, view):
-    """Boxes with labels drawn on img (scaled back from the model's input to the frame); returns the count."""
+    """Boxes with labels drawn on img (scaled back from the model's input to the frame); returns the labels."""
     objs = kpu.run_yolo2(task, kimg)
     if objs is None:  # the firmware's "nothing found"
-        return 0
+        return []
+    found = []
     for o in objs:
         x = int(o.x() * view.sx)
         y = int(o.y() * view.sy)
         img.draw_rectangle(x, y, int(o.w() * view.sx), int(o.h() * view.sy), BOX, 2)
-        img.draw_string(x + 2, y + 2, "%s %.2f" % (label(entry, o.classid()), o.value()), BOX, 1)
-    return len(objs)
+        name = label(entry, o.classid())
+        img.draw_string(x + 2, y + 2, "%s %.2f" % (name, o.value()), BOX, 1)
+        found.append(name)
+    return found

@@ -43,11 +43,10 @@ class Manager:
         self.entry = None  # the registry entry of the model held now, None when none
 
     def free(self):
-        task = self.task
+        if self.task is not None:
+            kpu.deinit(self.task)  # first: if it is interrupted, the model is still ours to free
         self.task = None
         self.entry = None
-        if task is not None:
-            kpu.deinit(task)
         gc.collect()
 
     def switch(self, e):
