@@ -75,6 +75,8 @@ shape = (fm.w(), fm.h(), fm.ch(), fm.typecode(), fm.size())
     assert g["shape"] == (12, 1, 1, "f", 12)
     with pytest.raises(OSError, match="only slices with step=1"):
         s.exec("fm[::2]")
+    with pytest.raises(TypeError):
+        s.exec("list(fm)")          # no iterator on the board, only fm[:] and fm[i]
 
 
 def test_input_check_rejects_wrong_size_and_missing_ai_buffer(tmp_path):

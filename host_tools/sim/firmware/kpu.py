@@ -383,6 +383,10 @@ def build_kpu(rt: Runtime, image_mod, session):
         def __len__(self):
             raise TypeError("object of type 'kpu_fmap' has no len()")
 
+        def __iter__(self):
+            # the firmware's fmap has subscr but no iterator; CPython would iterate via __getitem__
+            raise TypeError("'kpu_fmap' object isn't iterable")
+
         def size(self):
             return int(self._buf.nbytes)
 

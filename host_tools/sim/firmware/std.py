@@ -81,7 +81,6 @@ def build_utime(rt: Runtime):
     attrs = dict(ticks_ms=clk.ticks_ms, ticks_us=clk.ticks_us, ticks_cpu=clk.ticks_us, ticks_diff=ticks_diff,
                  ticks_add=ticks_add, sleep=sleep, sleep_ms=sleep_ms, sleep_us=sleep_us,
                  time=lambda: int(clk.now_us // 1_000_000), localtime=localtime)
-    attrs = {k: v for k, v in attrs.items()}
     mod = make_module(rt, "utime", attrs)
     mod.clock = clock
     return mod
