@@ -174,3 +174,14 @@ def test_tracebacks_name_micropython_exception_types(tmp_path):
     s.boot()
     assert ('File "main.py", line 3, in <module>\r\n  File "main.py", line 2, in f\r\n'
             'OSError: [Errno 2] ENOENT\r\n') in b.console_text()
+
+
+def test_code_micropython_cannot_compile_fails_here_too(tmp_path):
+    b, s = session(tmp_path)
+    (b.flash_root / "modern.py").write_text("x = 1\ntext = f'{x}'\n")
+    with pytest.raises(SyntaxError) as e:
+        s.exec("import modern")
+    assert e.value.lineno == 2
+    with pytest.raises(SyntaxError):
+        s.exec("if (n := 3):\n    pass")
+    s.exec("text = '%d' % 1")     # what MicroPython 1.11 accepts runs

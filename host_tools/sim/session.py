@@ -11,6 +11,7 @@ import builtins as host_builtins
 import traceback
 from dataclasses import dataclass
 
+from host_tools.sim import syntax
 from host_tools.sim.firmware.runtime import BoardReset, Runtime, StopRun
 from host_tools.sim.importer import DeviceImporter
 
@@ -80,6 +81,7 @@ class Session:
         if isinstance(source, (bytes, bytearray)):
             source = bytes(source).decode("utf-8")
         self.device_files.add(filename)
+        syntax.check(source, filename)     # the board's compiler first: no f-strings, no walrus
         return compile(source, filename, "exec", dont_inherit=True)
 
     def exec(self, source, filename: str = "<stdin>") -> None:
