@@ -170,3 +170,100 @@ def test_wrong_input_size_raises_the_check_error_and_the_detector_takes_over(tmp
     assert loads(board) == ["mnist", "yolo20"]
     assert held(app) == "yolo20" and sorted(app.result) == ["bicycle", "car", "dog"]
     assert s.loaded_models() == 1 and r.error is None
+
+
+@pytest.mark.slow
+def test_soak_1000_switches_returns_the_heap_and_never_holds_two_models(tmp_path, models):
+    board = make_board(tmp_path, models)
+    s = Session(board)
+    others_held_at_load = []
+    real_alloc = s.rt.sys.alloc
+
+    def alloc(tag, n):   # every model load: how many models are held at that moment
+        if tag.startswith("kmodel:"):
+            others_held_at_load.append(len(kmodel_blocks(s)))
+        return real_alloc(tag, n)
+    s.rt.sys.alloc = alloc
+    kpu = s.module("KPU")
+    real_deinit = kpu.deinit
+    deinits = []
+
+    def deinit(task):
+        deinits.append(len(kmodel_blocks(s)))
+        return real_deinit(task)
+    kpu.deinit = deinit
+    s.exec((board.flash_root / "boot.py").read_text(), "boot.py")
+    s.exec("import app, gc, time\na = app.App()\na.start()\nclock = time.clock()\na.frame(clock)")
+    a = s.main_globals["a"]
+
+    def level():
+        s.exec("gc.collect()\nfree = gc.mem_free()")
+        return s.rt.sys.free(), s.main_globals["free"]
+    start = {0: level()}
+    for i in range(1000):
+        s.exec("a.enter(1 - a.mode)")
+        assert a.mode == (i + 1) % 2 and s.loaded_models() == 1
+        if i % 10 < 2:
+            s.exec("a.frame(clock)")   # the model runs and draws: images come and go on the GC heap
+        if i % 100 < 2:
+            assert level() == start.setdefault(a.mode, level())
+    assert held(a) == "mnist" and a.notice is None
+    assert level() == start[0]
+    assert len(others_held_at_load) == 1001 and max(others_held_at_load) == 0
+    assert deinits == [1] * 1000          # each switch freed the old model with kpu.deinit, never left it to the GC
+    # the soak went through the app's real frame path for both models
+    assert isinstance(a.result, tuple) and board.screen.shown >= 200
+
+
+def test_boot_held_at_power_up_skips_the_app(tmp_path, models):
+    board = make_board(tmp_path, models)
+    board.press(at_ms=0, hold_ms=3000)
+    s, r, app = boot(board, 5000)
+    assert r.stopped is None and r.error is None       # main.py returned: the REPL is free
+    assert "safe mode: app skipped" in board.console_text()
+    assert "app" not in s.device_modules and s.loaded_models() == 0
+    assert s.device_modules["startup"].camera_error is None
+
+
+def test_boot_without_camera_never_raises_and_the_app_says_so(tmp_path, models):
+    board = make_board(tmp_path, models)
+    board.camera_present = False
+    s, r, app = boot(board, 1500)
+    out = board.console_text()
+    assert r.error is None and r.stopped == "1500 ms"
+    assert "boot: camera: " in out and "camera: " in out.split("boot: camera: ", 1)[1]
+    assert held(app) == "mnist"                         # the model is up, waiting for frames
+
+
+def test_ctrl_c_stops_the_app_and_frees_the_model(tmp_path, models):
+    board = make_board(tmp_path, models)
+    s = Session(board)
+
+    def stop_check():
+        if board.clock.ms >= 1000 and s.loaded_models():
+            s.interrupt()
+        return "stop" if board.clock.ms >= 3000 else None
+    s.rt.stop_check = stop_check
+    r = s.boot()
+    assert isinstance(r.error, KeyboardInterrupt) and r.stopped is None   # main.py ended, back to the REPL
+    assert s.loaded_models() == 0 and kmodel_blocks(s) == []
+    assert s.device_modules["app"].current.frames > 10
+
+
+def test_detector_marked_for_flash_runs_through_load_flash(tmp_path, models):
+    from host_tools.compiler.bigendian import to_big_endian
+    from host_tools.kmodel import load as kload, netinfo
+    m = mf.load(models[1])
+    be = tmp_path / "yolo20_be.kmodel"
+    be.write_bytes(to_big_endian(mf.kmodel_path(models[1], m).read_bytes()))
+    shutil.copyfile(mf.kmodel_path(models[1], m), tmp_path / m.kmodel)
+    m.load, m.big_endian = "flash", be.name
+    flash_manifest = mf.save(tmp_path / "yolo20.json", m)
+    board = make_board(tmp_path / "b", [models[0], flash_manifest])
+    assert '"load": "flash"' in (board.flash_root / "models.json").read_text()
+    board.press(at_ms=1000)
+    s, r, app = boot(board, 2000)
+    assert held(app) == "yolo20" and sorted(app.result) == ["bicycle", "car", "dog"]
+    # load_flash keeps only main memory and streaming buffers on the heap, not the weights
+    info = netinfo(kload(mf.kmodel_path(models[1], m)))
+    assert kmodel_blocks(s) == [info.heap_flash] and info.heap_flash != info.heap
