@@ -1,0 +1,171 @@
+"""End to end on the virtual Maix Bit (a separate process behind a pty) with the real kflash and mpremote.
+
+deploy flashes the models at the planned offsets byte for byte, copies device/, resets, and the app's first
+frames equal `make sim`'s; a second deploy writes no sector and copies no file; refusals write nothing.
+"""
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from host_tools.__main__ import main as cli
+from host_tools.deploy import layout, sync
+from host_tools.sim.provision import demo_manifests, fixture_manifests
+from conftest import FIXTURES as FIXTURES_DIR
+from test_deploy_support import ROOT, VirtualBoardProcess, pattern
+
+
+def app_manifests(tmp_path):
+    """The demo models when models/ has a classifier and a detector, else manifests for the fixture kmodels."""
+    demo = demo_manifests(ROOT / "models") if (ROOT / "models").is_dir() else []
+    kinds = {json.loads(Path(p).read_text())["kind"] for p in demo}
+    if kinds == {"classifier", "detector"}:
+        return demo, ROOT / "models"
+    fx = fixture_manifests(FIXTURES_DIR, tmp_path / "models")
+    if len(fx) != 2:
+        pytest.skip("no demo models in models/ and no fixture kmodels at %s" % FIXTURES_DIR)
+    return fx, tmp_path / "models"
+
+
+@pytest.fixture
+def board(tmp_path):
+    b = VirtualBoardProcess(tmp_path / "board", ["--frames", str(tmp_path / "frames"), "--max-frames", "2"])
+    yield b
+    b.close()
+
+
+def isp_sessions(b):
+    p = b.state / "isp.jsonl"
+    return [json.loads(x) for x in p.read_text().splitlines()] if p.exists() else []
+
+
+@pytest.mark.slow
+def test_deploy_end_to_end_then_nothing_to_do(board, tmp_path, capsys):
+    manifests, models_dir = app_manifests(tmp_path)
+    fw = tmp_path / "maixpy.bin"
+    fw.write_bytes(pattern(300_000, 7))
+    out = tmp_path / "deploy"
+    args = ["deploy", "--port", board.port, "--models", str(models_dir), "--firmware", str(fw), "--out", str(out)]
+    assert cli(args) == 0
+    text = capsys.readouterr().out
+    assert "writing" in text and "copied" in text
+
+    # the flash image holds the firmware and every model at its planned offset, byte for byte
+    plan = json.loads((out / "flash-plan.json").read_text())
+    assert board.wait_for(lambda: len(isp_sessions(board)) == 1)
+    flash = (board.state / "flash.bin").read_bytes()
+    assert flash[:plan["firmware"]["size"]] == layout.firmware_image(fw.read_bytes())
+    for r in plan["models"]:
+        assert r["offset"] >= plan["firmware_end"] and r["offset"] % 4096 == 0
+        assert flash[r["offset"]:r["offset"] + r["size"]] == Path(r["file"]).read_bytes()
+    # device/ flattened onto /flash, plus the plan's models.json
+    for name, src in sync.device_files(ROOT / "device").items():
+        assert (board.state / "flash" / name).read_bytes() == src.read_bytes()
+    models_json = json.loads((board.state / "flash" / "models.json").read_text())
+    assert [m["source"]["flash"] for m in models_json["models"]] == [r["offset"] for r in plan["models"]]
+
+    # after the reset the app runs; its first frames are make sim's first frames
+    frames = tmp_path / "frames"
+    assert board.wait_for(lambda: (frames / "frame_001.png").exists(), 120), (board.state / "board.log").read_text()
+    from host_tools.sim.runner import run_app
+    ref = run_app(out_dir=tmp_path / "sim", manifests=manifests, frames=2, seconds=None)
+    for i, png in enumerate(ref.pngs[:2]):
+        a = np.asarray(Image.open(png))
+        b = np.asarray(Image.open(frames / ("frame_%03d.png" % i)))
+        assert a.shape == b.shape and np.array_equal(a, b), "frame %d differs from make sim's" % i
+
+    # nothing changed: no ISP session, no file written, and it says so
+    before = {p.name: p.stat().st_mtime_ns for p in (board.state / "flash").iterdir()}
+    assert cli(args) == 0
+    text = capsys.readouterr().out
+    assert "flash: nothing changed" in text and "no sector written" in text
+    assert "nothing copied" in text
+    assert len(isp_sessions(board)) == 1
+    assert {p.name: p.stat().st_mtime_ns for p in (board.state / "flash").iterdir()} == before
+
+
+def test_changed_model_flashes_only_its_changed_blocks(board, tmp_path, capsys):
+    from test_deploy_support import make_model
+    a = pattern(200_000, 1)
+    make_model(tmp_path / "m", "a", a)
+    make_model(tmp_path / "m", "b", pattern(100_000, 2))
+    args = ["flash", "write", "--port", board.port, "--models", str(tmp_path / "m"), "--out", str(tmp_path / "o")]
+    assert cli(args) == 0
+    assert board.wait_for(lambda: len(isp_sessions(board)) == 1)
+    a2 = bytearray(a)
+    a2[70_000] ^= 0xFF                    # one byte in the second 64 KiB block of model a
+    make_model(tmp_path / "m", "a", bytes(a2))
+    assert cli(args) == 0
+    assert board.wait_for(lambda: len(isp_sessions(board)) == 2)
+    rec = isp_sessions(board)[-1]
+    assert rec["bytes_written"] == 65536 and rec["sectors_written"] == 16
+    flash = (board.state / "flash.bin").read_bytes()
+    assert flash[0x300000:0x300000 + len(a2)] == bytes(a2)
+    assert cli(args) == 0
+    assert "nothing changed" in capsys.readouterr().out
+    assert len(isp_sessions(board)) == 2
+
+
+def test_overlap_and_size_refused_before_anything_is_written(board, tmp_path, capsys):
+    from test_deploy_support import make_model
+    make_model(tmp_path / "m", "alpha", pattern(0x2000, 1))
+    make_model(tmp_path / "m", "beta", pattern(0x1000, 2))
+    base = ["deploy", "--port", board.port, "--models", str(tmp_path / "m"), "--out", str(tmp_path / "o")]
+    assert cli(base + ["--pin", "alpha=0x300000", "--pin", "beta=0x301000"]) == 1
+    assert "beta: 0x301000-0x302000 overlaps alpha" in capsys.readouterr().err
+    make_model(tmp_path / "m", "huge", pattern(layout.SPIFFS_OFFSET - 0x300000, 3))
+    assert cli(base) == 1
+    assert "do not fit" in capsys.readouterr().err
+    assert isp_sessions(board) == []
+    assert not any((board.state / "flash").iterdir())
+    assert not (tmp_path / "o" / "deploy.kfpkg").exists()
+
+
+def test_dropped_connection_leaves_the_old_file_and_next_sync_cleans_up(board):
+    from host_tools.deploy.link import Link, LinkError
+    link = Link(board.port)
+    sync.put_file(link, "/flash/keep.py", b"old = 1\n")
+    new = b"# new\n" * 3000                       # 18 kB: five execs
+
+    class Unplugged(Exception):
+        pass
+
+    calls = {"n": 0}
+    real_exec = link.exec
+
+    def exec_then_unplug(code, timeout=30):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            link.serial.close()                   # the cable comes out mid-copy
+            raise Unplugged()
+        return real_exec(code, timeout)
+
+    link.exec = exec_then_unplug
+    with pytest.raises(Unplugged):
+        sync.put_file(link, "/flash/keep.py", new)
+    assert (board.state / "flash" / "keep.py").read_bytes() == b"old = 1\n"
+    assert (board.state / "flash" / "keep.py.part").exists()
+
+    link = Link(board.port)
+    rep = sync.sync(link, {"keep.py": new}, "/flash")
+    link.close()
+    assert rep.removed_parts == ["keep.py.part"] and rep.copied == ["keep.py"]
+    assert (board.state / "flash" / "keep.py").read_bytes() == new
+    assert not (board.state / "flash" / "keep.py.part").exists()
+
+
+def test_a_main_py_that_loops_forever_does_not_block_sync(board, tmp_path, capsys):
+    from host_tools.deploy.link import Link
+    link = Link(board.port)
+    sync.put_file(link, "/flash/main.py", b"import time\nwhile True:\n    time.sleep_ms(10)\n")
+    link.close(reset="hard")                     # the board now boots into the endless loop
+    time.sleep(1.0)
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    (dev / "main.py").write_text("print('new app')\n")
+    assert cli(["sync", "--port", board.port, "--device", str(dev)]) == 0
+    assert "copied 1 files" in capsys.readouterr().out
+    assert (board.state / "flash" / "main.py").read_text() == "print('new app')\n"
