@@ -33,23 +33,22 @@ class RunResult:
 
 
 def _pick_models(models_dir, work_dir, say) -> list:
-    paths = demo_manifests(models_dir) if models_dir is not None and Path(models_dir).is_dir() else []
-    kinds = set()
+    """models/'s manifests; a kind models/ lacks (before `make models` has run) comes from the fixtures."""
     from host_tools import manifest as mf
-    for p in paths:
-        kinds.add(mf.load(p).kind)
-    if paths and kinds == {"classifier", "detector"}:
-        say("models: %s" % ", ".join(str(p) for p in paths))
-        return paths
-    fx = fixture_manifests(FIXTURES, Path(work_dir) / "fixture-models")
-    if fx:
-        say("models: %s has no demo classifier + detector manifests yet; using the fixture kmodels from %s"
-            % (models_dir, FIXTURES))
-        return fx + [p for p in paths if mf.load(p).kind not in {mf.load(f).kind for f in fx}]
-    if paths:
-        say("models: %s" % ", ".join(str(p) for p in paths))
-        return paths
-    raise FileNotFoundError("no models: %s has no manifests and the fixtures at %s are absent" % (models_dir, FIXTURES))
+    paths = demo_manifests(models_dir) if models_dir is not None and Path(models_dir).is_dir() else []
+    kinds = {mf.load(p).kind for p in paths}
+    missing = {"classifier", "detector"} - kinds
+    if missing:
+        fx = [f for f in fixture_manifests(FIXTURES, Path(work_dir) / "fixture-models") if mf.load(f).kind in missing]
+        if fx:
+            say("models: %s has no demo %s yet; using the fixture kmodel(s) from %s"
+                % (models_dir, " or ".join(sorted(missing)), FIXTURES))
+        paths = sorted(paths + fx, key=lambda p: mf.load(p).kind != "classifier")
+    if not paths:
+        raise FileNotFoundError("no models: %s has no manifests and the fixtures at %s are absent"
+                                % (models_dir, FIXTURES))
+    say("models: %s" % ", ".join(str(p) for p in paths))
+    return paths
 
 
 def run_app(out_dir="out/sim", device_dir="device", models_dir="models", manifests=None, frames=None, seconds=20.0,
