@@ -61,14 +61,18 @@ def digit_scene(index: int, glyph: int = 64, size=(320, 240), seed: int = 0) -> 
     from host_tools.pipeline.digits import render_digit
     d = load_digits()
     rng = np.random.default_rng(seed + index)
-    tile = np.asarray(render_digit(d.images[index], glyph, rng).convert("RGB"))
-    paper = np.median(tile[:3, :, :].reshape(-1, 3), axis=0).astype(np.uint8)
+    tile = np.asarray(render_digit(d.images[index], glyph, rng).convert("RGB")).astype(np.float32)
+    edge = np.concatenate([tile[0], tile[-1], tile[:, 0], tile[:, -1]])
+    paper = np.median(edge, axis=0)
     w, h = size
-    frame = np.empty((h, w, 3), dtype=np.uint8)
+    frame = np.empty((h, w, 3), dtype=np.float32)
     frame[:] = paper
+    # feather the tile's border into the paper so the sheet shows no seam around the digit
+    ramp = np.minimum(1.0, np.minimum(np.arange(glyph), np.arange(glyph)[::-1]) / max(1.0, glyph / 8.0))
+    alpha = np.minimum(ramp[:, None], ramp[None, :])[..., None]
     y0, x0 = (h - glyph) // 2, (w - glyph) // 2
-    frame[y0:y0 + glyph, x0:x0 + glyph] = tile
-    return frame
+    frame[y0:y0 + glyph, x0:x0 + glyph] = alpha * tile + (1 - alpha) * paper
+    return np.clip(frame + 0.5, 0, 255).astype(np.uint8)
 
 
 def default_sources(glyph: int = 64) -> list:
