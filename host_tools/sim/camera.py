@@ -115,6 +115,3 @@ class Camera:
             a.setflags(write=False)
             self._cache[key] = a
         return self._cache[key]
-
-    def name_at(self, t_ms: float) -> str:
-        return self.sources[self.index_at(t_ms)][0]

@@ -65,6 +65,3 @@ class SysHeap:
 
     def release(self, handle) -> None:
         self.blocks.pop(handle, None)
-
-    def holders(self, prefix: str = "") -> list:
-        return [tag for tag, _ in self.blocks.values() if tag.startswith(prefix)]

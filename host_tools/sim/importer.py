@@ -45,7 +45,7 @@ def builders(session):
         "image": lambda: fw_image.build_image(rt),
         "sensor": lambda: fw_sensor.build_sensor(rt, get("image")),
         "lcd": lambda: fw_lcd.build_lcd(rt, get("image")),
-        "KPU": lambda: fw_kpu.build_kpu(rt, get("image"), session),
+        "KPU": lambda: fw_kpu.build_kpu(rt, get("image")),
         "Maix": lambda: fw_maix.build_maix(rt),
         "fpioa_manager": lambda: fw_maix.build_fpioa_manager(rt, get("Maix")),
         "board": lambda: fw_maix.build_board(rt),

@@ -32,10 +32,6 @@ class Screen:
         self.shown = 0                                           # lcd.display() calls so far
         self.updates = 0                                         # any change of the panel
 
-    def set_keep(self, keep: int) -> None:
-        """How many recent frames to keep (the runner raises this; tests leave it at 1 to save memory)."""
-        self.frames = deque(self.frames, maxlen=max(1, keep))
-
     def record(self, t_ms: float, note: str = "") -> None:
         self.updates += 1
         self.frames.append(Frame(t_ms, self.buf.copy(), note))

@@ -85,7 +85,7 @@ class _Slot:
         self.yolo = None             # (threshold, nms, anchor_num, anchors)
 
 
-def build_kpu(rt: Runtime, image_mod, session):
+def build_kpu(rt: Runtime, image_mod):
     slots = []                      # live models in load order
     cache = OrderedDict()           # (model key, layers, input digest) -> outputs; the emulator is pure
 
