@@ -102,7 +102,7 @@ class VirtualBoard:
         repl, self.repl = self.repl, None
         if repl is not None:
             repl.stop()
-            repl.join(5)
+            repl.join(1.0)   # device code stuck in a long call is abandoned: the thread is a daemon
 
     def enter_isp(self):
         self.mode = "isp"
