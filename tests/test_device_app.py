@@ -73,8 +73,9 @@ def test_classifier_then_detector_after_one_press(tmp_path, models):
     assert loads(board) == ["mnist", "yolo20"]
     assert held(app) == "yolo20" and s.loaded_models() == 1
     # the detector's boxes on the dog photo, decoded by the firmware's run_yolo2: the board shows these three
-    assert sorted(app.result) == ["bicycle", "car", "dog"]
+    assert sorted(b[0] for b in app.result) == ["bicycle", "car", "dog"]
     assert board.screen.shown > 20
+    assert "display: " not in board.console_text()      # every frame was drawn (labels, FPS) without error
 
 
 def test_bouncing_presses_switch_once(tmp_path, models):
@@ -121,8 +122,7 @@ def test_model_too_big_for_the_heap_gives_2006_and_the_app_falls_back(tmp_path, 
     # the classifier that worked is back and running
     assert held(app) == "mnist" and app.slots[app.mode].kind == "classifier"
     assert s.loaded_models() == 1 and len(kmodel_blocks(s)) == 1
-    failed_at = app.notice[1] - 4000
-    assert displays_after(board, failed_at) > 10 and isinstance(app.result, tuple)
+    assert displays_after(board, 1500) > 10 and isinstance(app.result, tuple)
 
 
 def test_missing_model_file_shows_the_error_and_the_classifier_keeps_running(tmp_path, models):
@@ -168,7 +168,7 @@ def test_wrong_input_size_raises_the_check_error_and_the_detector_takes_over(tmp
     s, r, app = boot(board, 1500)
     assert "mnist: [MAIXPY]kpu: check img format err!" in board.console_text()
     assert loads(board) == ["mnist", "yolo20"]
-    assert held(app) == "yolo20" and sorted(app.result) == ["bicycle", "car", "dog"]
+    assert held(app) == "yolo20" and sorted(b[0] for b in app.result) == ["bicycle", "car", "dog"]
     assert s.loaded_models() == 1 and r.error is None
 
 
@@ -263,7 +263,7 @@ def test_detector_marked_for_flash_runs_through_load_flash(tmp_path, models):
     assert '"load": "flash"' in (board.flash_root / "models.json").read_text()
     board.press(at_ms=1000)
     s, r, app = boot(board, 2000)
-    assert held(app) == "yolo20" and sorted(app.result) == ["bicycle", "car", "dog"]
+    assert held(app) == "yolo20" and sorted(b[0] for b in app.result) == ["bicycle", "car", "dog"]
     # load_flash keeps only main memory and streaming buffers on the heap, not the weights
     info = netinfo(kload(mf.kmodel_path(models[1], m)))
     assert kmodel_blocks(s) == [info.heap_flash] and info.heap_flash != info.heap

@@ -53,33 +53,33 @@ class App:
         self.view = None       # camera.View of the model held
         self.notice = None     # (text, until_ms)
         self.frames = 0
-        self.result = None     # the last frame's: (label, score) for a classifier, [labels] for a detector
+        self.result = None     # the last frame's: (label, score), or [(label, score, x, y, w, h)] for a detector
         for _, msg in problems:
             self.tell(msg)
 
-    def tell(self, text):
-        """Print text and show it over the frames for NOTICE_MS (below a notice still showing, once)."""
-        print(text)
+    def tell(self, text, again=True):
+        """Show text over the frames for NOTICE_MS (below a notice still showing, once) and print it; again=False
+        prints it only when it is not showing already (an error that repeats every frame)."""
         now = time.ticks_ms()
-        if self.notice is not None and time.ticks_diff(self.notice[1], now) > 0:
-            if text not in self.notice[0].split("\n"):
-                text = self.notice[0] + "\n" + text
-            else:
-                text = self.notice[0]
-        self.notice = (text, time.ticks_add(now, NOTICE_MS))
+        showing = self.notice is not None and time.ticks_diff(self.notice[1], now) > 0
+        lines = self.notice[0].split("\n") if showing else []
+        if again or text not in lines:
+            print(text)
+        if text not in lines:
+            lines.append(text)
+        self.notice = ("\n".join(lines), time.ticks_add(now, NOTICE_MS))
 
     def _follow(self, want):
         """After a load: the mode is the held model's slot (or want when nothing is held); camera to match."""
         held = self.manager.entry
         if held is None:
             self.mode = want
-            self.view = None
-            camera.configure(camera.View(camera.FRAME_W, camera.FRAME_H, 3))
-            return
-        for i in range(len(self.slots)):
-            if self.slots[i].entry is held:
-                self.mode = i
-        self.view = camera.View(held["w"], held["h"], held["c"])
+            self.view = camera.View("detector", camera.FRAME_W, camera.FRAME_H, 3)  # the plain camera
+        else:
+            for i in range(len(self.slots)):
+                if self.slots[i].entry is held:
+                    self.mode = i
+            self.view = camera.View(held["kind"], held["w"], held["h"], held["c"])
         camera.configure(self.view)
 
     def enter(self, i):
@@ -122,20 +122,39 @@ class App:
             time.sleep_ms(100)
             return
         held = self.manager.entry
-        width, height = camera.FRAME_W, camera.FRAME_H
+        result = None
         if held is not None:
-            view = self.view
-            if view.window:
-                width, height = view.w, view.h
             try:
-                kimg = camera.kpu_image(view, img)
+                kimg = camera.kpu_image(self.view, img)
                 if held["kind"] == "classifier":
-                    self.result = infer.classify(self.manager.task, held, kimg, img, width)
+                    result = infer.classify(self.manager.task, held, kimg)
                 else:
-                    self.result = infer.detect(self.manager.task, held, kimg, img, view)
+                    result = infer.detect(self.manager.task, held, kimg)
+                kimg = None
+                self.result = result
             except Exception as err:
                 self.drop(err)
-        held = self.manager.entry  # drop() may have changed it
+                result = None
+        try:
+            self.show(img, result, clock)
+        except Exception as err:  # a drawing problem must not stop the app: show the bare frame, try again next
+            self.tell("display: %s" % error_text(err), False)
+            try:
+                lcd.display(img)
+            except Exception:
+                pass
+        self.frames += 1
+
+    def show(self, img, result, clock):
+        view = self.view
+        held = self.manager.entry
+        width, height = view.show_w, view.show_h
+        img = camera.shown_image(view, img)
+        if result is not None:
+            if held["kind"] == "classifier":
+                infer.draw_class(img, result, width)
+            else:
+                infer.draw_boxes(img, result, view)
         title = TAG[self.slots[self.mode].kind] + " " + (held["name"] if held is not None else "(no model)")
         screen.overlay(img, title, screen.YELLOW, 2, width)
         if self.notice is not None:
@@ -145,7 +164,6 @@ class App:
                 self.notice = None
         screen.overlay(img, "%.1f fps" % clock.fps(), screen.WHITE, height - screen.LINE_H, width)
         lcd.display(img)
-        self.frames += 1
 
     def run(self, frames=0):
         """Run frames frames (0: until Ctrl-C); the model is freed however the loop ends."""

@@ -1,4 +1,5 @@
-# One frame of each mode: run the model held by the manager on a camera frame and draw the result onto it.
+# One frame of each mode: run the held model on the KPU (errors here are the model's), then draw its result
+# (errors there are the display's), kept apart so the app can tell which one failed.
 import KPU as kpu
 import screen
 
@@ -23,26 +24,31 @@ def label(entry, i):
     return labels[i] if i < len(labels) else str(i)
 
 
-def classify(task, entry, kimg, img, width):
-    """Top-1 label and score drawn on img; returns (label, score)."""
+def classify(task, entry, kimg):
+    """(label, score) of the top class."""
     fmap = kpu.forward(task, kimg)
     best, score = top1(fmap[:], entry["out_type"])
-    name = label(entry, best)
-    screen.overlay(img, "%s %.2f" % (name, score), screen.GREEN, 20, width, 2)
-    return name, score
+    return label(entry, best), score
 
 
-def detect(task, entry, kimg, img, view):
-    """Boxes with labels drawn on img (scaled back from the model's input to the frame); returns the labels."""
+def detect(task, entry, kimg):
+    """[(label, score, x, y, w, h)] in model input pixels; [] when the firmware finds nothing (None)."""
     objs = kpu.run_yolo2(task, kimg)
-    if objs is None:  # the firmware's "nothing found"
+    if objs is None:
         return []
-    found = []
-    for o in objs:
-        x = int(o.x() * view.sx)
-        y = int(o.y() * view.sy)
-        img.draw_rectangle(x, y, int(o.w() * view.sx), int(o.h() * view.sy), BOX, 2)
-        name = label(entry, o.classid())
-        img.draw_string(x + 2, y + 2, "%s %.2f" % (name, o.value()), BOX, 1)
-        found.append(name)
-    return found
+    return [(label(entry, o.classid()), o.value(), o.x(), o.y(), o.w(), o.h()) for o in objs]
+
+
+def draw_class(img, result, width):
+    screen.overlay(img, "%s %.2f" % result, screen.GREEN, 20, width, 2)
+
+
+def draw_boxes(img, boxes, view):
+    """Boxes scaled from the model's input to the shown frame, each with its label."""
+    sx = view.sx * view.zoom
+    sy = view.sy * view.zoom
+    for name, score, x, y, w, h in boxes:
+        x = int(x * sx)
+        y = int(y * sy)
+        img.draw_rectangle(x, y, int(w * sx), int(h * sy), BOX, 2)
+        img.draw_string(x + 2, y + 2, "%s %.2f" % (name, score), BOX, 1)
