@@ -160,6 +160,11 @@ def test_camera_frame_and_ai_buffer(tmp_path):
            "px = img.get_pixel(0, 0)\nlcd.display(img)")
     img = s.main_globals["img"]
     assert (img.width(), img.height()) == (224, 224)
+    assert s.main_globals["sensor"].width() == 320          # width() reports the frame, not the window
+    with pytest.raises(ValueError, match="^value must be multiple of 8$"):
+        s.exec("sensor.set_windowing((28, 28))")
+    with pytest.raises(TypeError, match="^not found sensor$"):
+        Session(b).exec("import sensor\nsensor.snapshot()")
     ai = img._ai
     assert ai.shape == (3, 224, 224) and ai[0].min() == 200 and ai[2, 0, 0] == 48   # centre crop starts at x=48
     r, g, bl = s.main_globals["px"]

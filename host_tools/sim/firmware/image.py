@@ -159,7 +159,7 @@ def build_image(rt: Runtime):
             color = rest[0] if len(rest) > 0 else color
             scale = rest[1] if len(rest) > 1 else scale
             if not scale > 0:
-                raise ValueError("Error: 0 < scale!")
+                raise OSError("Error: 0 < scale!")   # PY_ASSERT_TRUE_MSG raises OSError
             text = str(text)
             lines = text.split("\n")
             lw = max(1, max(len(l) for l in lines)) * 8

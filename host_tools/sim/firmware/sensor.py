@@ -1,9 +1,10 @@
 """sensor: the OV2640 on the DVP, fed by the board's camera scene.
 
-snapshot() returns the frame buffer (the same memory every call, as on the board) holding the RGB565 picture,
-plus the planar RGB888 AI buffer the KPU reads. The AI bytes are the scene's 8-bit RGB (the DVP converts the
+snapshot() (TypeError "not found sensor" before reset()) returns the frame buffer (the same memory every call,
+as on the board) holding the RGB565 picture plus the planar RGB888 AI buffer the KPU reads. The AI bytes are the scene's 8-bit RGB (the DVP converts the
 sensor's output to both formats; whether its 8-bit planes keep more than 5/6 bits is unknown, 8 bits assumed).
-set_windowing((w, h)) crops the frame centre; width()/height() still report the frame size.
+set_windowing((w, h)) crops the frame centre (multiples of 8, py_sensor.c's texts); width()/height() still
+report the frame size.
 """
 import numpy as np
 
@@ -31,15 +32,16 @@ def build_sensor(rt: Runtime, image_mod):
         st.update(reset=True, fmt=RGB565, size=(320, 240), window=None, hmirror=False, vflip=False, fb=None)
         rt.advance(50_000)
 
-    def set_pixformat(fmt):
+    def set_pixformat(fmt, set_regs=True):
         if fmt not in (RGB565, GRAYSCALE):
-            raise ValueError("Invalid Pixformat")
+            raise OSError("Pixel format is not supported!")   # PY_ASSERT_TRUE_MSG raises OSError
         st["fmt"] = fmt
         st["fb"] = None
+        return True
 
-    def set_framesize(fs):
+    def set_framesize(fs, set_regs=True):
         if fs not in sizes:
-            raise ValueError("Invalid Framesize")
+            raise OSError(-1)
         st["size"] = sizes[fs]
         st["window"] = None
         st["fb"] = None
@@ -49,20 +51,24 @@ def build_sensor(rt: Runtime, image_mod):
         fw, fh = st["size"]
         if len(roi) == 2:
             w, h = roi
-            x, y = (fw - w) // 2, (fh - h) // 2
+            x, y = fw // 2 - w // 2, fh // 2 - h // 2
         elif len(roi) == 4:
             x, y, w, h = roi
         else:
-            raise ValueError("Invalid ROI")
-        if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > fw or y + h > fh:
-            raise ValueError("Invalid ROI")
+            raise ValueError("The tuple/list must either be (x, y, w, h) or (w, h)")
+        if w < 8 or h < 8:
+            raise ValueError("The selected window is too small")
+        if x < 0 or x + w > fw or y < 0 or y + h > fh:
+            raise ValueError("The selected window is outside the bounds of the frame")
+        if w % 8 or h % 8:
+            raise ValueError("value must be multiple of 8")
         st["window"] = (x, y, w, h)
         st["fb"] = None
         return True
 
     def need_reset():
         if not st["reset"]:
-            raise RuntimeError("Sensor timeout!")
+            raise TypeError("not found sensor")
 
     def snapshot():
         need_reset()
@@ -101,11 +107,15 @@ def build_sensor(rt: Runtime, image_mod):
         return fb
 
     def skip_frames(n=None, time=None):
+        # py_sensor_skip_frames: no argument -> 300 ms of frames; n frames, cut short by time= when given
         need_reset()
-        if time is not None:
-            rt.advance(int(time) * 1000, sleeping=True)
+        if n is None:
+            ms = 300 if time is None else int(time)
         else:
-            rt.advance((10 if n is None else int(n)) * COSTS["snapshot_us"], sleeping=True)
+            ms = int(n) * COSTS["snapshot_us"] / 1000.0
+            if time is not None:
+                ms = min(ms, int(time))
+        rt.advance(ms * 1000, sleeping=True)
 
     def width():
         return st["size"][0]
