@@ -190,3 +190,13 @@ def test_code_micropython_cannot_compile_fails_here_too(tmp_path):
     with pytest.raises(SyntaxError):
         s.exec("if (n := 3):\n    pass")
     s.exec("text = '%d' % 1")     # what MicroPython 1.11 accepts runs
+
+
+def test_new_images_are_writable_and_keep_no_ai_buffer(tmp_path):
+    b, s = session(tmp_path)
+    s.exec("import image\ng = image.Image(size=(40, 40)).to_grayscale()\n"
+           "for im in (g.resize(20, 20), image.Image(size=(40, 40)).resize(16, 16), g.copy()):\n"
+           "    im.draw_string(0, 0, 'x', color=255 if im.format() == image.GRAYSCALE else (255, 0, 0))\n"
+           "    im.set_pixel(1, 1, 200 if im.format() == image.GRAYSCALE else (0, 0, 255))\n"
+           "small = g.resize(20, 20)")
+    assert s.main_globals["small"]._ai is None and s.main_globals["small"].get_pixel(1, 1) == 0

@@ -220,7 +220,7 @@ def build_image(rt: Runtime):
             rt.checkpoint()
             w, h = int(w), int(h)
             if self._gray():
-                px = np.asarray(PILImage.fromarray(self._px).resize((w, h), PILImage.BILINEAR))
+                px = np.array(PILImage.fromarray(self._px).resize((w, h), PILImage.BILINEAR))
             else:
                 px = col.rgb888_to_565(np.asarray(PILImage.fromarray(self._rgb()).resize((w, h),
                                                                                          PILImage.BILINEAR)))
