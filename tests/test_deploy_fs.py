@@ -10,9 +10,10 @@ from host_tools.deploy import sync
 from test_deploy_support import ROOT, VirtualBoardProcess
 
 
-@pytest.fixture
-def board(tmp_path):
-    b = VirtualBoardProcess(tmp_path / "board", ["--sd", "--fast"])
+@pytest.fixture(scope="module")
+def board(tmp_path_factory):
+    # one board for these tests: each works on its own file names
+    b = VirtualBoardProcess(tmp_path_factory.mktemp("fs") / "board", ["--sd", "--fast"])
     yield b
     b.close()
 

@@ -51,7 +51,7 @@ class Link:
             data += self.serial.read(1)
         return data
 
-    def _drain(self, quiet=0.15):
+    def _drain(self, quiet=0.1):
         """Read and drop everything until the line has been quiet for `quiet` seconds."""
         timeout, self.serial.timeout = self.serial.timeout, quiet
         try:
