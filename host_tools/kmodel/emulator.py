@@ -17,14 +17,35 @@ pools, every uint8 CPU layer. Approximate or chosen, because nothing public sett
   and summation order in global average pooling / softmax (numpy's pairwise sums).
 - K210_ADD_PADDING leaves the other 15 pixels of each 4x4 map as KPU RAM held them (zeros in a fresh run).
 With these choices the Maix-EMC cifar10 logits come within 0.0063 of the K210 hardware values.
+Conv layers run on a float64/float32 GEMM path that gives the same integers as the int64 reference
+(kpu.py explains when and why; `run(..., exact=True)` forces the reference).
 """
+import contextlib
+import time
+
 import numpy as np
 
 from host_tools.kmodel import cpu_layers
 from host_tools.kmodel.errors import ERR_RUN_MODEL, KmodelError
-from host_tools.kmodel.kpu import ConvPlan, rule_index
+from host_tools.kmodel.kpu import ConvPlan, RamMap
 from host_tools.kmodel.reader import K210_CONV, Kmodel
 from host_tools.kmodel import regs as R
+
+
+_blas = None
+
+
+def one_blas_thread():
+    """BLAS limited to one thread while a model runs: its GEMMs are small, and on a shared machine extra BLAS
+    threads spin against other processes (a yolo20 frame took 5x longer with two threads under load)."""
+    global _blas
+    try:
+        if _blas is None:
+            from threadpoolctl import ThreadpoolController
+            _blas = ThreadpoolController()
+        return _blas.limit(limits=1, user_api="blas")
+    except ImportError:         # threadpoolctl comes with scikit-learn; without it, leave BLAS as it is
+        return contextlib.nullcontext()
 
 
 def plans(model: Kmodel) -> dict:
@@ -54,12 +75,18 @@ def check_input(model: Kmodel, x) -> np.ndarray:
     return a.reshape(c, h, w)
 
 
-def run(model: Kmodel, x, upto: int = None, trace=None) -> list:
+def run(model: Kmodel, x, upto: int = None, trace=None, exact: bool = False) -> list:
     """Execute the model on input x and return its outputs (see module doc).
 
-    upto: run only the first `upto` layers (like kpu.set_layers), trace: called as trace(layer, seconds).
+    upto: run only the first `upto` layers (like kpu.set_layers), trace: called as trace(layer, seconds),
+    exact: use the int64 reference path for every conv layer (same results, slower; for tests).
     """
     x = check_input(model, x)
+    with one_blas_thread():
+        return _run(model, x, upto, trace, exact)
+
+
+def _run(model, x, upto, trace, exact):
     mem = np.zeros(model.main_mem_usage, np.uint8)
     ram = np.zeros(R.KPU_RAM_BYTES, np.uint8)
     conv = plans(model)
@@ -67,17 +94,20 @@ def run(model: Kmodel, x, upto: int = None, trace=None) -> list:
     if model.input_is_float:
         cpu_layers.wr_f32(mem, first.fields["in"], x)
     else:
-        ram[rule_index(first.regs.image_addr.image_src_addr, first.in_shape)] = x
+        c, h, w = first.in_shape
+        lay = R.row_layout(w)     # the runtime uploads the input by the width rule (SDK kpu_upload_core)
+        RamMap(first.regs.image_addr.image_src_addr, first.in_shape, lay.groups, lay.row_len,
+               lay.row_len * h).write(ram, x)
     layers = model.layers if upto is None else model.layers[:upto]
     for L in layers:
         if trace is not None:
-            import time
             t0 = time.perf_counter()
         try:
             if L.type == K210_CONV:
                 plan = conv[L.index]
-                y = plan.forward(ram[plan.src])
-                ram[plan.dst] = y
+                x_in = plan.src.read(ram)
+                y = plan.forward_exact(x_in) if exact else plan.forward(x_in)
+                plan.dst.write(ram, y)
                 if L.fields["flags"] & 1:
                     mem[L.fields["out"]:L.fields["out"] + y.size] = y.reshape(-1)
             else:

@@ -1,0 +1,124 @@
+"""KPU conv arithmetic: the fast float64 path against the int64 reference, pooling, KPU RAM layout."""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from conftest import fixture_file
+from host_tools.kmodel import load, run
+from host_tools.kmodel import regs as R
+from host_tools.kmodel.kpu import ConvPlan, RamMap, carry_shift, pool, ram_index
+
+
+def random_layer(rng, ic, oc, h, w, k, dw, pool_type, bits=8, wild=False):
+    """A K210_CONV layer with random but register-valid arithmetic (wild: values that defeat the fast path)."""
+    regs = R.default_layer_regs()
+    oc = ic if dw else oc
+    oh, ow = R.pooled_size(h, w, pool_type)
+    regs.interrupt_enabe.depth_wise_layer = int(dw)
+    regs.image_channel_num.i_ch_num, regs.image_channel_num.o_ch_num = ic - 1, oc - 1
+    regs.image_size.i_row_wid, regs.image_size.i_col_high = w - 1, h - 1
+    regs.image_size.o_row_wid, regs.image_size.o_col_high = ow - 1, oh - 1
+    regs.kernel_pool_type_cfg.kernel_type = 1 if k == 3 else 0
+    regs.kernel_pool_type_cfg.pool_type = pool_type
+    regs.kernel_pool_type_cfg.pad_value = int(rng.integers(0, 256))
+    for name, (hh, ww) in (("in", (h, w)), ("out", (oh, ow))):
+        lay = R.layout_fields(hh, ww)
+        if name == "in":
+            c = regs.kernel_calc_type_cfg
+            c.channel_switch_addr, c.row_switch_addr, c.coef_group = (lay["channel_switch_addr"],
+                                                                     lay["row_switch_addr"], lay["coef_group"])
+        else:
+            wb = regs.write_back_cfg
+            wb.wb_channel_switch_addr, wb.wb_row_switch_addr, wb.wb_group = (lay["channel_switch_addr"],
+                                                                            lay["row_switch_addr"],
+                                                                            lay["coef_group"])
+    regs.image_addr.image_dst_addr = R.kpu_ram_rows(ic, h, w)
+    cv = regs.conv_value
+    big = 23 if wild else 22
+    cv.arg_x, cv.arg_w = (int(v) for v in rng.integers(-(1 << big), 1 << big, 2))
+    cv.shr_x, cv.shr_w = (int(v) for v in rng.integers(0, 16, 2))
+    regs.conv_value2.arg_add = int(rng.integers(-(1 << (39 if wild else 20)), 1 << (39 if wild else 20)))
+    wmax = (1 << bits) - 1
+    shape = (oc, k, k) if dw else (oc, ic, k, k)
+    weights = rng.integers(0, wmax + 1, shape).astype(np.uint8 if bits == 8 else np.uint16)
+    mul = rng.integers(-(1 << 23) if wild else 0, 1 << (23 if wild else 16), oc)
+    shift = rng.integers(0, 16, oc) if wild else np.full(oc, 15)
+    add = rng.integers(-(1 << 24), 1 << 24, oc)
+    span = 1 << (24 if wild else 17)         # real tables (nncase) change within a narrow band of bn
+    starts = np.sort(rng.integers(-span, span, 15))
+    act = [R.ActSegment(x_start=-(1 << 35), y_mul=0, shift=0, bias=int(rng.integers(0, 256)))]
+    for s in starts:
+        act.append(R.ActSegment(x_start=int(s), y_mul=int(rng.integers(-50 if wild else 1 << 10, 1 << 15)),
+                                shift=int(rng.integers(0, 30) if wild else rng.integers(12, 19)),
+                                bias=int(rng.integers(0, 256))))
+    return SimpleNamespace(regs=regs, weights=weights, bn=(mul, add, shift), act=act, in_shape=(ic, h, w),
+                           out_shape=(oc, oh, ow))
+
+
+CASES = [(3, 8, 12, 20, 3, False), (16, 16, 9, 17, 3, True), (40, 24, 5, 40, 1, False), (8, 8, 6, 70, 1, True),
+         (64, 300, 4, 4, 1, False), (12, 20, 33, 9, 3, False)]
+
+
+@pytest.mark.parametrize("pool_type", range(10))
+def test_fast_path_equals_int64_reference(pool_type):
+    rng = np.random.default_rng(pool_type)
+    fast = 0
+    for i, (ic, oc, h, w, k, dw) in enumerate(CASES):
+        for wild in (False, True):
+            for bits in (8, 16):
+                L = random_layer(rng, ic, oc, h, w, k, dw, pool_type, bits, wild)
+                p = ConvPlan(L)
+                fast += p.fast
+                x = rng.integers(0, 256, (ic, h, w)).astype(np.uint8)
+                np.testing.assert_array_equal(p.forward(x), p.forward_exact(x), err_msg=str((i, wild, bits)))
+    assert fast >= 6           # the fast path is taken for the realistic layers, not just the fallback
+
+
+@pytest.mark.parametrize("name, inputs", [("nncase-yolo20/yolo.kmodel", 1), ("emc-cifar10/cifar10_output.kmodel", 3),
+                                          ("maixpy-mnist/mnist.kmodel", 3)])
+def test_fast_path_equals_reference_on_fixtures(name, inputs):
+    m = load(fixture_file(*name.split("/")))
+    rng = np.random.default_rng(1)
+    for _ in range(inputs):
+        x = rng.integers(0, 256, m.input_shape).astype(np.uint8)
+        for a, b in zip(run(m, x), run(m, x, exact=True)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_pool_types():
+    y = np.arange(16, dtype=np.uint8).reshape(1, 4, 4) * 10
+    assert pool(y, 0) is y
+    np.testing.assert_array_equal(pool(y, 1)[0], [[50, 70], [130, 150]])            # max 2x2/2
+    np.testing.assert_array_equal(pool(y, 2)[0], [[25, 45], [105, 125]])            # mean 2x2/2 (floor)
+    np.testing.assert_array_equal(pool(y, 3)[0], [[150]])
+    np.testing.assert_array_equal(pool(y, 4)[0], [[75]])
+    np.testing.assert_array_equal(pool(y, 5)[0], [[0, 20], [80, 100]])             # left-top sample
+    np.testing.assert_array_equal(pool(y, 6)[0], [[10, 30], [90, 110]])             # right-top sample
+    np.testing.assert_array_equal(pool(y, 7)[0], [[0]])
+    m8 = pool(y, 8)[0]                                                              # mean 2x2/1, same size
+    assert m8.shape == (4, 4) and m8[0, 0] == 25 and m8[3, 3] == 150 and m8[0, 3] == (30 + 70) // 2
+    m9 = pool(y, 9)[0]
+    assert m9.shape == (4, 4) and m9[0, 0] == 50 and m9[3, 0] == 130 and m9[3, 3] == 150
+
+
+def test_carry_shift_matches_the_sdk():
+    v = np.array([0, 1, 2, 3, 5, 6, 7, -1, -2, -3, -5], np.int64)
+    # SDK kpu_carry_shift(v, 1): value >>= 0; odd -> (v >> 1) +/- 1
+    assert carry_shift(v, 1).tolist() == [0, 1, 1, 2, 3, 3, 4, -2, -1, -3, -4]
+    assert carry_shift(v, 0).tolist() == v.tolist()
+
+
+@pytest.mark.parametrize("w", [8, 16, 17, 32, 33, 64, 100, 320])
+def test_ram_map_matches_the_sdk_upload_layout(w):
+    rng = np.random.default_rng(w)
+    c, h = 7, 5
+    lay = R.row_layout(w)
+    x = rng.integers(0, 256, (c, h, w)).astype(np.uint8)
+    ram = np.zeros(R.KPU_RAM_BYTES, np.uint8)
+    mp = RamMap(3, (c, h, w), lay.groups, lay.row_len, lay.row_len * h)
+    mp.write(ram, x)
+    np.testing.assert_array_equal(ram[ram_index(3, (c, h, w), lay.groups, lay.row_len, lay.row_len * h)], x)
+    np.testing.assert_array_equal(mp.read(ram), x)
+    assert ram[:3 * 64].sum() == 0 and np.count_nonzero(ram) <= x.size
+    assert R.kpu_ram_rows(c, h, w) * 64 >= ram.nonzero()[0].max() + 1 - 3 * 64
