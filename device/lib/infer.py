@@ -51,4 +51,6 @@ def draw_boxes(img, boxes, view):
         x = int(x * sx)
         y = int(y * sy)
         img.draw_rectangle(x, y, int(w * sx), int(h * sy), BOX, 2)
-        img.draw_string(x + 2, y + 2, "%s %.2f" % (name, score), BOX, 1)
+        text = "%s %.2f" % (name, score)
+        img.draw_rectangle(x, y, len(text) * 8 + 4, 12, BOX, 1, True)  # label tab: readable on any scene
+        img.draw_string(x + 2, y + 1, text, screen.BLACK, 1)

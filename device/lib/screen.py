@@ -2,7 +2,8 @@
 import lcd
 
 COLS = 38        # 8-pixel font on a 320-pixel LCD, less a margin
-LINE_H = 16
+LINE_H = 14
+BLACK = (0, 0, 0)
 WHITE = (255, 255, 255)
 RED = (255, 64, 64)
 GREEN = (64, 255, 64)
@@ -36,8 +37,12 @@ def message(text, y=0):
 
 
 def overlay(img, text, color, y=0, width=320, scale=1):
-    """Draw text wrapped to a frame width pixels wide; returns the y below it."""
+    """Draw text wrapped to a frame width pixels wide, each line on a black strip so it reads on any scene;
+    returns the y below it. The firmware font is 8x10 pixels per character at scale 1."""
     lines = wrap(text, max(4, (width - 8) // (8 * scale)))
+    step = LINE_H * scale
     for i in range(len(lines)):
-        img.draw_string(4, y + i * LINE_H * scale, lines[i], color, scale)
-    return y + len(lines) * LINE_H * scale
+        if lines[i]:
+            img.draw_rectangle(2, y + i * step, len(lines[i]) * 8 * scale + 4, 12 * scale, BLACK, 1, True)
+            img.draw_string(4, y + i * step + scale, lines[i], color, scale)
+    return y + len(lines) * step
