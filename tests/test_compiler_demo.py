@@ -1,0 +1,119 @@
+"""The shipped demo models: each kmodel in models/ against LiteRT on its source int8 tflite, on real test images.
+
+Digits: the validation digits rendered like camera images (never seen in training); faces: held-out composites.
+Skips cleanly while models/ has no demo files (before `make models`).
+"""
+import json
+
+import numpy as np
+import pytest
+
+from host_tools import manifest as M
+from host_tools.compiler import compile_tflite
+from host_tools.kmodel import load, run
+from host_tools.kmodel.reader import NOT_IN_STOCK_SDK
+from host_tools.kmodel.yolo import region_decode
+from tests.conftest import ROOT
+
+MODELS = ROOT / "models"
+FACE_IMAGES = 24           # held-out composites compared (the emulator takes ~0.3 s per 320x240 frame)
+
+
+def _files(name):
+    paths = {k: MODELS / (name + suffix) for k, suffix in
+             (("tflite", "_int8.tflite"), ("kmodel", ".kmodel"), ("manifest", ".json"))}
+    missing = [str(p) for p in paths.values() if not p.is_file()]
+    if missing:
+        pytest.skip("demo model files not built yet (make models): %s" % ", ".join(missing))
+    return paths
+
+
+def _litert(path, images):
+    from ai_edge_litert.interpreter import Interpreter
+    it = Interpreter(model_path=str(path), num_threads=1)
+    it.allocate_tensors()
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    scale, zero = out["quantization"]
+    res = []
+    for img in images:
+        it.set_tensor(inp["index"], (img.astype(np.int16) - 128).astype(np.int8)[None])
+        it.invoke()
+        y = (it.get_tensor(out["index"])[0].astype(np.float64) - zero) * scale
+        res.append(y.transpose(2, 0, 1) if y.ndim == 3 else y.reshape(-1, 1, 1))
+    return np.array(res), scale
+
+
+def _kpu(km, images):
+    return np.array([run(km, img.transpose(2, 0, 1).copy())[0] for img in images])
+
+
+@pytest.mark.parametrize("name", ["digits", "faces"])
+def test_demo_kmodel_is_what_the_compiler_makes_and_runs_on_stock_firmware(name):
+    p = _files(name)
+    man = M.load(p["manifest"])
+    data = p["kmodel"].read_bytes()
+    assert man.sha256 == M.sha256_file(p["kmodel"]) and man.size == len(data)
+    km = load(p["kmodel"])
+    assert km.version == 3 and not [L.type_name for L in km.layers if L.type in NOT_IN_STOCK_SDK]
+    assert km.layers[0].type_name == "K210_CONV"
+    # committed bytes are exactly what the compiler makes of the committed tflite (nothing stale)
+    assert compile_tflite(p["tflite"]).data == data
+    assert [o["shape"] for o in man.outputs] == [list(s) for s in km.output_shapes]
+    assert (man.input["c"], man.input["h"], man.input["w"]) == km.input_shape
+
+
+@pytest.mark.slow
+def test_digits_kmodel_matches_litert_and_keeps_float_accuracy():
+    from host_tools.pipeline import demo_digits
+    from host_tools.pipeline.datasets import split_indices
+    from host_tools.pipeline.digits import load_digits, render_dataset
+    p = _files("digits")
+    images, labels = load_digits()
+    _, va = split_indices(labels, 0.2, demo_digits.SEED)
+    x, y = render_dataset(images[va], labels[va], demo_digits.INPUT_SIZE, demo_digits.SEED + 1000)
+    ref, step = _litert(p["tflite"], x)
+    got = _kpu(load(p["kmodel"]), x)
+    ref, got = ref.reshape(len(x), -1), got.reshape(len(x), -1)
+    top = got.argmax(1)
+    same = ref[np.arange(len(x)), top] == ref.max(1)         # LiteRT's quantized softmax may tie two classes
+    assert same.mean() >= 0.99, same.mean()
+    assert (np.abs(got - ref) / step).mean() <= 1.0
+    report = json.loads((MODELS / "digits_report.json").read_text())
+    acc = float((top == y).mean())
+    print("digits: kmodel accuracy %.2f%%, float %.2f%%, int8 tflite %.2f%%, top-1 same as LiteRT %.2f%%"
+          % (100 * acc, 100 * report["float_accuracy"], 100 * report["int8_accuracy"], 100 * same.mean()))
+    assert acc >= report["float_accuracy"] - 0.01
+
+
+def _iou(a, b):
+    ax1, ay1, bx1, by1 = a.x + a.w, a.y + a.h, b.x + b.w, b.y + b.h
+    iw, ih = min(ax1, bx1) - max(a.x, b.x), min(ay1, by1) - max(a.y, b.y)
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    return iw * ih / (a.w * a.h + b.w * b.h - iw * ih)
+
+
+def _same_detections(da, db):
+    if len(da) != len(db):
+        return False
+    return all(any(a.classid == b.classid and _iou(a, b) >= 0.9 for b in db) for a in da)
+
+
+@pytest.mark.slow
+def test_faces_kmodel_finds_what_litert_finds():
+    from host_tools.pipeline import demo_faces, faces
+    p = _files("faces")
+    man = M.load(p["manifest"])
+    x, _ = faces.composites(FACE_IMAGES, demo_faces.SEED + 1, held_out=True)
+    ref, step = _litert(p["tflite"], x)
+    got = _kpu(load(p["kmodel"]), x)
+    assert got.shape == ref.shape
+    assert (np.abs(got - ref) / step).mean() <= 1.0
+    h, w = x.shape[1:3]
+    same = [_same_detections(region_decode(r.astype(np.float32), man.anchors, man.threshold, man.nms, w, h),
+                             region_decode(g.astype(np.float32), man.anchors, man.threshold, man.nms, w, h))
+            for r, g in zip(ref, got)]
+    found = sum(len(region_decode(g.astype(np.float32), man.anchors, man.threshold, man.nms, w, h)) for g in got)
+    print("faces: same detections (IoU >= 0.9) on %d of %d images, %d boxes" % (sum(same), len(same), found))
+    assert found > 0
+    assert np.mean(same) >= 0.99
