@@ -13,7 +13,7 @@ from test_deploy_support import pattern
 class QuietSession:
     """The REPL side is not under test here: boot scripts do nothing."""
 
-    def run_script(self, name):
+    def boot(self, run_main):
         pass
 
     def exec(self, source, filename):
@@ -27,22 +27,19 @@ class QuietSession:
     def close(self):
         pass
 
-    def traceback_frames(self, e):
-        return []
+    def format_exception(self, e):
+        return repr(e)
 
 
 class QuietRuntime:
-    def __init__(self, state, frames_out):
-        pass
-
-    def new_session(self, write):
+    def new_session(self, write, hard):
         return QuietSession()
 
 
 @pytest.fixture
 def board(tmp_path):
     state = BoardState(tmp_path / "board")
-    b = VirtualBoard(state, QuietRuntime)
+    b = VirtualBoard(state, QuietRuntime())
     t = threading.Thread(target=b.serve, daemon=True)
     t.start()
     yield b

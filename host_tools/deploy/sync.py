@@ -6,8 +6,10 @@
 - Each changed file is written to `<name>.part`, its hash checked on the board, then renamed over the old one
   (in the same exec, so a dropped connection can only ever leave a stray .part, never a half file); stray
   .part files from an earlier interrupted copy are removed.
-- Data travels as bytes literals, DATA_PER_EXEC bytes per exec: a small file costs one round trip.
+- Data travels as bytes literals (base64 when shorter), DATA_PER_EXEC bytes per exec: a small file costs one
+  round trip.
 """
+import base64
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,6 +99,15 @@ print(repr((_r,_p)))
     return ast.literal_eval(text)
 
 
+def literal(piece: bytes) -> str:
+    """Device source for these bytes: a bytes literal (text stays ~1x) or base64 when that is shorter (binary
+    data as a literal grows up to 4x, and every byte of code is a byte on the serial line)."""
+    lit = repr(piece)
+    if len(lit) <= len(piece) * 4 // 3 + 40:
+        return lit
+    return "__import__('ubinascii').a2b_base64(%r)" % base64.b64encode(piece).decode()
+
+
 def put_file(link: Link, path: str, data: bytes, chunk=DATA_PER_EXEC) -> int:
     """Write data to `path` on the board through `path.part` and a verified rename. Returns round trips."""
     tmp = path + PART
@@ -107,7 +118,7 @@ def put_file(link: Link, path: str, data: bytes, chunk=DATA_PER_EXEC) -> int:
         code = ""
         if i == 0:
             code += "_f=open(%r,'wb')\n" % tmp
-        code += "_f.write(%r)\n" % piece
+        code += "_f.write(%s)\n" % literal(piece)
         if i == len(pieces) - 1:
             code += HASH_SNIPPET + """_f.close()
 if _h(%r)!=%r:
