@@ -21,7 +21,7 @@ FRAMESIZES = {  # constant -> (w, h); values are this simulator's, only their na
 
 def build_sensor(rt: Runtime, image_mod):
     st = {"reset": False, "fmt": RGB565, "size": (320, 240), "window": None, "hmirror": False, "vflip": False,
-          "fb": None}
+          "fb": None, "last": -1}
     converted = {}   # the camera holds a picture for a while: convert each view of it once
     sizes = {i + 1: v for i, v in enumerate(FRAMESIZES.values())}
 
@@ -71,7 +71,15 @@ def build_sensor(rt: Runtime, image_mod):
             raise TypeError("not found sensor")
 
     def snapshot():
+        # Frames finish every 1/camera_fps s; the DVP is double-buffered, so a frame finished since the last
+        # snapshot comes back at once and otherwise snapshot() waits for the next one: FPS <= the sensor's.
         need_reset()
+        period = 1e6 / COSTS["camera_fps"]
+        ready = int(rt.clock.now_us // period)
+        if ready <= st["last"]:
+            ready = st["last"] + 1
+            rt.advance(ready * period - rt.clock.now_us)
+        st["last"] = ready
         rt.advance(COSTS["snapshot_us"])
         fw, fh = st["size"]
         rgb = full = rt.board.camera.frame(rt.clock.ms, fw, fh)
@@ -112,7 +120,7 @@ def build_sensor(rt: Runtime, image_mod):
         if n is None:
             ms = 300 if time is None else int(time)
         else:
-            ms = int(n) * COSTS["snapshot_us"] / 1000.0
+            ms = int(n) * 1000.0 / COSTS["camera_fps"]
             if time is not None:
                 ms = min(ms, int(time))
         rt.advance(ms * 1000, sleeping=True)
