@@ -11,6 +11,7 @@ from manager import Manager, error_text
 from bootkey import BootKey
 
 NOTICE_MS = 4000  # how long an error stays on the screen
+CAMERA_RETRY_MS = 500  # pause between attempts to bring a missing camera up
 TAG = {"classifier": "CLS", "detector": "DET"}
 
 
@@ -80,7 +81,10 @@ class App:
                 if self.slots[i].entry is held:
                     self.mode = i
             self.view = camera.View(held["kind"], held["w"], held["h"], held["c"])
-        camera.configure(self.view)
+        try:
+            camera.configure(self.view)
+        except Exception as err:  # no camera: the frames will say so too; the model stays loaded
+            self.tell("camera: %s" % error_text(err), False)
 
     def enter(self, i):
         """Switch to mode i; on any failure the model that ran keeps running and the error is shown."""
@@ -118,8 +122,7 @@ class App:
         try:
             img = sensor.snapshot()
         except Exception as err:
-            screen.message("camera: %s" % error_text(err))
-            time.sleep_ms(100)
+            self.no_frame("camera: %s" % error_text(err))
             return
         held = self.manager.entry
         result = None
@@ -144,6 +147,18 @@ class App:
             except Exception:
                 pass
         self.frames += 1
+
+    def no_frame(self, text):
+        """The camera gave no frame: say so on the bare LCD (once per notice), then try to bring it up again."""
+        self.tell(text, False)
+        screen.message(self.notice[0], 0, False)
+        time.sleep_ms(CAMERA_RETRY_MS)
+        try:
+            sensor.reset()
+            camera.configure(self.view)
+            sensor.run(1)
+        except Exception:
+            pass  # still no camera: the next frame says so again
 
     def show(self, img, result, clock):
         view = self.view

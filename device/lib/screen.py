@@ -24,16 +24,17 @@ def wrap(text, cols=COLS):
     return out
 
 
-def message(text, y=0):
-    """Write text straight to the LCD (used when no camera frame can carry it). Never raises: the caller is
-    already reporting a problem and the REPL must stay usable."""
+def message(text, y=0, echo=True):
+    """Write text straight to the LCD (used when no camera frame can carry it), and to the REPL when echo.
+    Never raises: the caller is already reporting a problem and the REPL must stay usable."""
     try:
         lines = wrap(text)
         for i in range(len(lines)):
             lcd.draw_string(4, y + 4 + i * LINE_H, lines[i], lcd.WHITE, lcd.BLACK)
     except Exception as e:
         print("screen:", e)
-    print(text)
+    if echo:
+        print(text)
 
 
 def overlay(img, text, color, y=0, width=320, scale=1):
