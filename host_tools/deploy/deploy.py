@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from host_tools.deploy import flash_update, flasher, kfpkg, layout, sync
-from host_tools.deploy.link import Link
+from host_tools.deploy.link import Link, LinkError
 from host_tools.files import write_atomic
 
 
@@ -56,7 +56,14 @@ def deploy(port, board="bit", firmware=None, models_dir="models", device_dir="de
     # Refuse a layout that cannot work before talking to the board at all.
     layout.plan(manifests, firmware=firmware, firmware_size=None if firmware else 0, pins=pins)
 
-    link = Link(port, tool)
+    try:
+        link = Link(port, tool)
+    except LinkError as e:
+        if firmware is None:
+            raise LinkError("%s (a board without a working MaixPy needs FIRMWARE=maixpy.bin: it is flashed through "
+                            "the ISP ROM, which answers even then)" % e) from None
+        log("board: no MaixPy REPL (%s); flashing everything" % e)
+        link = None
     fw_size = None
     if firmware is None:
         fw_size = flash_update.board_firmware_size(link)
@@ -72,7 +79,7 @@ def deploy(port, board="bit", firmware=None, models_dir="models", device_dir="de
                                                         "(big-endian, load_flash)" if r.load == "flash" else ""))
     report = DeployReport(plan)
 
-    roots = link.eval("uos.listdir('/')", setup="import uos")
+    roots = link.eval("uos.listdir('/')", setup="import uos") if link is not None else []
     if target == "/flash" and "sd" in roots:
         log("warning: an SD card is in the board: MaixPy runs /sd/boot.py and /sd/main.py, not /flash's "
             "(deploy with --target /sd, or remove the card)")
@@ -87,7 +94,8 @@ def deploy(port, board="bit", firmware=None, models_dir="models", device_dir="de
         report.flash_note = d.reason
         log("flash: writing %d bytes in %d blocks%s" % (d.bytes_to_write, len(d.changed),
                                                         " (%s)" % d.reason if d.reason else ""))
-        link.close()
+        if link is not None:
+            link.close()
         last = {}
 
         def progress(name, done, total):

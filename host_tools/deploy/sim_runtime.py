@@ -98,14 +98,7 @@ class SimSession:
         self._call(self.s.exec, source, "<stdin>")
 
     def format_exception(self, e) -> str:
-        text = self.s.format_exception(e)
-        if isinstance(e, OSError) and type(e) is not OSError:
-            # CPython turns OSError(2) into FileNotFoundError; MicroPython has only OSError, and the host tools
-            # (mpremote's fs commands) look for "OSError: [Errno 2] ENOENT" in the traceback.
-            head, _, last = text.rstrip("\r\n").rpartition("\r\n")
-            last = "OSError" + last[len(type(e).__name__):]
-            text = (head + "\r\n" if head else "") + last + "\r\n"
-        return text
+        return self.s.format_exception(e)
 
     def interrupt(self):
         self.s.interrupt()
