@@ -172,3 +172,43 @@ def test_refusals_name_layer_op_and_rule_and_write_nothing(tmp_path, name, build
     assert (err.op_index, err.op, err.rule) == (op_index, op, rule)
     assert "layer %d (%s)" % (op_index, op) in str(err) and rule in str(err)
     assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.fixture(scope="module")
+def branch_model(tmp_path_factory):
+    """Two branches concatenated, a 2x2/1 SAME max pool, Keras Flatten (shape ops) and a 2048-input dense (CPU)."""
+    keras.utils.set_random_seed(0)
+    i = keras.Input((16, 16, 3))
+    a = layers.Conv2D(8, 3, padding="same", activation="relu")(i)
+    b = layers.Conv2D(4, 1, activation="relu6")(i)
+    x = layers.Conv2D(8, 3, padding="same")(layers.Concatenate()([a, b]))
+    x = layers.MaxPooling2D(2, strides=1, padding="same")(x)
+    y = layers.Dense(5)(layers.Flatten()(x))
+    path = tmp_path_factory.mktemp("branch") / "branch.tflite"
+    path.write_bytes(_quantize(keras.Model(i, y), np.random.default_rng(0).random((16, 16, 16, 3), np.float32)))
+    return path
+
+
+def test_concat_flatten_and_cpu_dense_match_litert(branch_model):
+    c = compile_tflite(branch_model)
+    assert [L.type_name for L in c.kmodel.layers] == ["K210_CONV", "K210_CONV", "CONCAT", "K210_UPLOAD", "K210_CONV",
+                                                      "DEQUANTIZE", "FULLY_CONNECTED"]
+    assert c.kmodel.layers[4].regs.kernel_pool_type_cfg.pool_type == 9
+    rng = np.random.default_rng(5)
+    images = [rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(8)]
+    ref, step = _litert(branch_model, images)
+    got = _emulate(c.kmodel, images)
+    assert np.abs(ref).max() > 10 * step                 # a live output, not all clamped
+    # the float dense skips LiteRT's final rounding: a quarter step on average
+    assert (np.abs(got - ref) / step).mean() < 0.5
+
+
+def test_a_model_too_big_for_ram_gets_load_flash_and_a_big_endian_copy(branch_model, tmp_path, monkeypatch):
+    from host_tools.compiler import build
+    from host_tools.compiler.bigendian import to_big_endian
+    monkeypatch.setattr(build, "model_budget", lambda profile: {"full": 1000, "minimum": 10 ** 7}[profile])
+    man = compile_file(branch_model, tmp_path, "branch", "classifier", list("abcde"))
+    assert man.fits == {"full": False, "minimum": True} and man.load == "flash"
+    assert man.big_endian == "branch_be.kmodel"
+    le = (tmp_path / "branch.kmodel").read_bytes()
+    assert (tmp_path / "branch_be.kmodel").read_bytes() == to_big_endian(le)

@@ -26,6 +26,7 @@ POOLS = {  # (kind, filter, stride) -> KPU pool type, applied after the activati
 }
 MEAN_POOLS = (2, 4, 8)
 SAMPLE_LT = 5
+SHAPE_OPS = ("SHAPE", "STRIDED_SLICE", "PACK", "CONCATENATION", "GATHER", "CAST", "SLICE", "SQUEEZE", "EXPAND_DIMS")
 STRIDE_HINT = "use ZeroPadding2D(((1, 1), (1, 1))) then padding='valid' for stride 2 (the KPU pads 1 on every side)"
 
 
@@ -186,6 +187,8 @@ class _Lowering:
         self.input_value(t)
         for op in g.ops:
             self.op = op
+            if op.kind in SHAPE_OPS and all(self.shape_only(t) for t in op.outputs):
+                continue      # shape arithmetic (Keras' Flatten); RESHAPE uses its output's static shape
             handler = getattr(self, "op_" + op.kind.lower(), None)
             if handler is None:
                 self.fail("op %s has no kmodel V3 layer the stock K210 runtime runs" % op.kind,
@@ -203,6 +206,18 @@ class _Lowering:
         prog = ir.Program(g.source, self.input, self.layers, outputs)
         move_depthwise_stride(prog)
         return prog
+
+    def shape_only(self, t) -> bool:
+        """Tensor t is integer shape data read only as a RESHAPE's shape or by other shape arithmetic."""
+        if self.tensor(t).dtype not in ("int32", "int64") or t in self.g.outputs:
+            return False
+        for op in self.g.consumers(t):
+            if op.kind == "RESHAPE" and op.inputs.index(t) == 1:
+                continue
+            if op.kind in SHAPE_OPS and all(self.shape_only(o) for o in op.outputs):
+                continue
+            return False
+        return True
 
     def input_value(self, t: Tensor):
         if len(t.shape) != 4 or t.shape[0] != 1:
