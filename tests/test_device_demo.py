@@ -1,0 +1,54 @@
+"""The shipped demo models (models/*.json) in the real device app on the make-sim scene: the classifier reads the
+printed digits through its window, the detector finds the astronaut's face on the full frame."""
+import pytest
+
+from conftest import ROOT
+from host_tools import manifest as mf
+from host_tools.sim import Board, Session
+from host_tools.sim.camera import default_sources
+from host_tools.sim.provision import demo_manifests, install_app, install_models
+
+
+@pytest.fixture(scope="module")
+def demo():
+    by_kind = {}
+    for p in demo_manifests(ROOT / "models"):
+        by_kind.setdefault(mf.load(p).kind, p)
+    if set(by_kind) != {"classifier", "detector"}:
+        pytest.skip("models/ has no demo classifier + detector manifests yet (make models)")
+    return by_kind
+
+
+def frames_by_scene(tmp_path, demo, switch_at_ms, until_ms):
+    """Run the app frame by frame; returns [(scene name, mode kind, result)]."""
+    cls = mf.load(demo["classifier"])
+    scenes = default_sources(max(cls.input["w"], cls.input["h"]))   # digit0..3, then photos
+    scenes = scenes[:4] + [s for s in scenes if s[0] == "astronaut"][:1] * 4
+    board = Board(flash_root=tmp_path / "flash", camera=scenes, hold_ms=500)
+    install_app(board, ROOT / "device")
+    install_models(board, [demo["classifier"], demo["detector"]])
+    s = Session(board)
+    s.exec((board.flash_root / "boot.py").read_text(), "boot.py")
+    s.exec("import app, time\na = app.App()\na.start()\nclock = time.clock()")
+    a = s.main_globals["a"]
+    seen = []
+    while board.clock.ms < until_ms:
+        if board.clock.ms >= switch_at_ms and a.mode == 0:
+            s.exec("a.enter(1)")
+        scene = board.camera.sources[board.camera.index_at(board.clock.ms + 20)][0]
+        s.exec("a.frame(clock)")
+        seen.append((scene, a.slots[a.mode].kind, a.result))
+    assert a.notice is None, a.notice
+    return seen
+
+
+@pytest.mark.slow
+def test_demo_classifier_reads_the_digits_and_detector_finds_the_face(tmp_path, demo):
+    seen = frames_by_scene(tmp_path, demo, switch_at_ms=2000, until_ms=3500)
+    digits = [(scene, r) for scene, kind, r in seen if kind == "classifier" and scene.startswith("digit")]
+    assert len(digits) > 40 and {scene for scene, _ in digits} == {"digit0", "digit1", "digit2", "digit3"}
+    right = sum(1 for scene, r in digits if r[0] == scene[len("digit"):])
+    assert right >= 0.8 * len(digits), digits[::10]
+    faces = [r for scene, kind, r in seen if kind == "detector" and scene == "astronaut"]
+    assert len(faces) > 10
+    assert sum(1 for r in faces if [b for b in r if b[0] == "face"]) >= 0.8 * len(faces), faces[:3]
