@@ -125,7 +125,7 @@ def test_overlap_and_size_refused_before_anything_is_written(board, tmp_path, ca
 
 
 def test_dropped_connection_leaves_the_old_file_and_next_sync_cleans_up(board):
-    from host_tools.deploy.link import Link, LinkError
+    from host_tools.deploy.link import Link
     link = Link(board.port)
     sync.put_file(link, "/flash/keep.py", b"old = 1\n")
     new = b"# new\n" * 3000                       # 18 kB: five execs

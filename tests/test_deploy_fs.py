@@ -1,5 +1,4 @@
 """`fs` (uPyLoader-style) on /flash and /sd of the virtual board, and the real tools talking to it unmodified."""
-import os
 import subprocess
 import sys
 

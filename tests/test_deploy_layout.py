@@ -6,7 +6,6 @@ import zipfile
 
 import pytest
 
-from host_tools import manifest as mf
 from host_tools.deploy import kfpkg, layout
 from conftest import fixture_file
 from test_deploy_support import make_model, pattern

@@ -9,6 +9,7 @@
 - Data travels as bytes literals (base64 when shorter), DATA_PER_EXEC bytes per exec: a small file costs one
   round trip.
 """
+import ast
 import base64
 import hashlib
 from dataclasses import dataclass, field
@@ -95,7 +96,6 @@ for _n in %r:
 print(repr((_r,_p)))
 """ % (target, PART, list(names), target.rstrip("/"))
     text = link.exec(code, timeout=120).decode().strip()
-    import ast
     return ast.literal_eval(text)
 
 

@@ -11,7 +11,6 @@ only with --sd), isp.jsonl (one line per kflash session: frames, bytes, sectors 
 """
 import argparse
 import json
-import os
 import signal
 import sys
 import threading
