@@ -1,9 +1,6 @@
 """The shipped digit classifier: scikit-learn digits rendered like camera images -> small MobileNet -> int8."""
-import json
-
 import numpy as np
 
-from host_tools.files import write_atomic
 from host_tools.pipeline import arch
 from host_tools.pipeline.datasets import split_indices
 from host_tools.pipeline.digits import load_digits, render_dataset
@@ -25,8 +22,15 @@ def dataset(seed=SEED, renders=RENDERS_PER_DIGIT, size=INPUT_SIZE):
         x, y = render_dataset(images[tr], labels[tr], size, seed + 1 + r)
         xs.append(x)
         ys.append(y)
-    x_val, y_val = render_dataset(images[va], labels[va], size, seed + 1000)
+    x_val, y_val = validation_set(seed, size)
     return np.concatenate(xs), np.concatenate(ys), x_val, y_val
+
+
+def validation_set(seed=SEED, size=INPUT_SIZE):
+    """Only the validation images of `dataset` (same split, same renders): for checking a shipped model."""
+    images, labels = load_digits()
+    _, va = split_indices(labels, 0.2, seed)
+    return render_dataset(images[va], labels[va], size, seed + 1000)
 
 
 def build(out_dir, strategy="default", epochs=EPOCHS, seed=SEED, log=print):

@@ -68,11 +68,12 @@ def save_examples(images, outputs, anchors, path):
     from host_tools.files import write_atomic
     from host_tools.kmodel.yolo import draw_boxes
     from host_tools.pipeline import detector
-    w, h = faces.FRAME
+    w, h = faces.FRAME[0] // 2, faces.FRAME[1] // 2   # half size keeps the committed PNG small
     sheet = Image.new("RGB", (w * 4, h * ((len(images) + 3) // 4)))
     for i, (img, out) in enumerate(zip(images, outputs)):
         boxes = detector.decode(out, anchors, THRESHOLD, NMS, faces.FRAME)
-        sheet.paste(draw_boxes(img, boxes, LABELS), ((i % 4) * w, (i // 4) * h))
+        tile = draw_boxes(img, boxes, LABELS).resize((w, h), Image.BILINEAR)
+        sheet.paste(tile, ((i % 4) * w, (i // 4) * h))
     buf = io.BytesIO()
     sheet.save(buf, format="PNG", optimize=True)
     write_atomic(path, buf.getvalue())

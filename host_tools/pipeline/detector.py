@@ -59,7 +59,7 @@ def targets(boxes_per_image, anchors, grid, frame, classes=1):
     return y.reshape(len(boxes_per_image), gh, gw, A * D)
 
 
-def region_loss(anchors, classes=1, obj_scale=5.0, noobj_scale=1.0, coord_scale=1.0, ignore_iou=0.6):
+def region_loss(anchors, classes=1, obj_scale=5.0, noobj_scale=1.0, coord_scale=2.0, ignore_iou=0.6):
     """YOLOv2 region loss for the layout of `targets`; predictions whose box already overlaps a ground truth by
     more than ignore_iou are not pushed towards background."""
     import tensorflow as tf

@@ -15,10 +15,12 @@ HELD_OUT_PHOTOS = ("astronaut", "camera")
 TRAIN_FACES, TEST_FACES = range(0, 80), range(80, 100)
 TRAIN_NONFACES, TEST_NONFACES = range(100, 180), range(180, 200)
 FRAME = (320, 240)  # (w, h): what the device feeds the detector
+HAIR = ((30, 24, 20), (70, 45, 30), (120, 85, 50), (175, 140, 90), (140, 135, 130), (60, 60, 62))
 
 # The face in skimage.data.astronaut() shown as the device sees it (see astronaut_frame): x0, y0, x1, y1 pixels,
-# annotated by hand in the style of the lfw crops (brow-line/forehead to chin, cheek to cheek).
-ASTRONAUT_FACE = Box(110, 48, 168, 110)
+# annotated by hand in the style of the lfw crops (square; eyes at 1/3 of the height, mouth at 0.7, chin at
+# the bottom; measured on the photo: eyes y 64, mouth y 91, chin y 105, cheeks x 111..165).
+ASTRONAUT_FACE = Box(103, 41, 175, 112)
 
 
 def _photo(name):
@@ -76,6 +78,27 @@ class Composer:
             ImageFilter.GaussianBlur(max(0.5, w / 30))), np.float32) / 255.0
         return rgb, mask
 
+    def _head(self, img, b: Box, rng):
+        """Hair around and above the face and sometimes shoulders below, so the face sits in a head as in a photo
+        (the lfw crops carry no context; without it the detector boxes whole blobs, hair included)."""
+        H, W = img.shape[:2]
+        fw, fh = b.x1 - b.x0, b.y1 - b.y0
+        cx, cy = (b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2
+        yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+        hair = np.array(HAIR[rng.integers(len(HAIR))], np.float32) * rng.uniform(0.7, 1.3)
+        rx, ry = fw * rng.uniform(0.6, 0.8), fh * rng.uniform(0.7, 0.9)
+        hy = cy - fh * rng.uniform(0.1, 0.25)
+        d = ((xx - cx) / rx) ** 2 + ((yy - hy) / ry) ** 2
+        m = np.clip((1.1 - d) / 0.2, 0, 1)[..., None]
+        tex = rng.normal(0, 12, size=(H, W, 1)).astype(np.float32)
+        img[:] = img * (1 - m) + (hair + tex) * m
+        if rng.random() < 0.6:
+            cloth = rng.uniform(20, 235, size=3).astype(np.float32)
+            sy, sx = b.y1 + fh * 0.15, fw * rng.uniform(1.0, 1.4)
+            d = ((xx - cx) / sx) ** 2 + ((yy - (sy + fh * 0.7)) / (fh * 0.75)) ** 2
+            m = (np.clip((1.05 - d) / 0.1, 0, 1) * (yy > sy))[..., None]
+            img[:] = img * (1 - m) + cloth * m
+
     def compose(self, rng):
         """(uint8 HWC image, [Box]) for one composite."""
         img = self.background(rng)
@@ -87,10 +110,12 @@ class Composer:
                 fw = int(fh * rng.uniform(0.85, 1.05))
                 x0, y0 = int(rng.integers(0, W - fw + 1)), int(rng.integers(0, H - fh + 1))
                 b = Box(x0, y0, x0 + fw, y0 + fh)
-                if all(_iou(b, o) == 0 for o in boxes):
+                if all(_iou(_grow(b, 0.6), _grow(o, 0.6)) == 0 for o in boxes):
                     break
             else:
                 continue
+            if rng.random() < 0.7:
+                self._head(img, b, rng)
             rgb, m = self._patch(self.faces[rng.integers(len(self.faces))], fw, fh, rng, rng.random() < 0.8)
             img[y0:y0 + fh, x0:x0 + fw] = img[y0:y0 + fh, x0:x0 + fw] * (1 - m[..., None]) + rgb * m[..., None]
             boxes.append(b)
@@ -106,6 +131,11 @@ class Composer:
         if rng.random() < 0.3:
             out = out.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.0)))
         return np.asarray(out), boxes
+
+
+def _grow(b: Box, f: float) -> Box:
+    dx, dy = (b.x1 - b.x0) * f / 2, (b.y1 - b.y0) * f / 2
+    return Box(b.x0 - dx, b.y0 - dy, b.x1 + dx, b.y1 + dy)
 
 
 def _iou(a: Box, b: Box) -> float:
