@@ -215,6 +215,22 @@ def test_soak_1000_switches_returns_the_heap_and_never_holds_two_models(tmp_path
     assert isinstance(a.result, tuple) and board.screen.shown >= 200
 
 
+def test_both_models_failing_on_frames_leaves_the_camera_running_without_reloading(tmp_path, models):
+    board = make_board(tmp_path, models)
+    def wrong_sizes(ms):
+        ms[0]["input"].update(w=32, h=32)
+        ms[1]["input"].update(w=224, h=224)
+    write_models_json(board, wrong_sizes)
+    board.press(at_ms=1500)
+    s, r, app = boot(board, 3000)
+    out = board.console_text()
+    # each failure is told; no ping-pong between two broken models: a press tries again, once
+    assert out.count("check img format err!") == 3
+    assert loads(board) == ["mnist", "yolo20", "mnist"]
+    assert held(app) is None and s.loaded_models() == 0 and r.error is None
+    assert displays_after(board, 2000) > 10
+
+
 def test_boot_held_at_power_up_skips_the_app(tmp_path, models):
     board = make_board(tmp_path, models)
     board.press(at_ms=0, hold_ms=3000)

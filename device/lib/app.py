@@ -22,6 +22,7 @@ class Slot:
         self.kind = kind
         self.entry = entry
         self.problem = problem
+        self.failed = False  # its model failed on a frame: no automatic fall back to it until the next press
 
 
 def make_slots(entries, problems):
@@ -109,15 +110,18 @@ class App:
     def drop(self, err):
         """The held model failed on a frame: free it and fall back to the other mode (tried again on a press)."""
         failed = self.mode
+        self.slots[failed].failed = True
         self.tell("%s: %s" % (self.manager.entry["name"], error_text(err)))
         self.manager.free()
-        if self.slots[1 - failed].entry is None or not self.enter(1 - failed):
-            self._follow(failed)
+        other = self.slots[1 - failed]
+        if other.entry is None or other.failed or not self.enter(1 - failed):
+            self._follow(failed)  # the camera alone, until a press tries a model again
 
     def frame(self, clock):
         clock.tick()
         presses = self.key.take()
         if presses % 2:  # an even count of presses leaves the mode as it is
+            self.slots[1 - self.mode].failed = False  # the user asks for it: try it again
             self.enter(1 - self.mode)
         try:
             img = sensor.snapshot()
