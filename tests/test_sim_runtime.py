@@ -200,3 +200,12 @@ def test_new_images_are_writable_and_keep_no_ai_buffer(tmp_path):
            "    im.set_pixel(1, 1, 200 if im.format() == image.GRAYSCALE else (0, 0, 255))\n"
            "small = g.resize(20, 20)")
     assert s.main_globals["small"]._ai is None and s.main_globals["small"].get_pixel(1, 1) == 0
+
+
+def test_firmware_parts_not_modelled_say_so(tmp_path):
+    b, s = session(tmp_path)
+    with pytest.raises(NotImplementedError, match="machine.UART exists on the board but is not modelled"):
+        s.exec("import machine\nmachine.UART(machine.UART.UART1, 115200)")
+    s.exec("import image\ng = image.Image(size=(8, 8)).to_grayscale()\ng.set_pixel(0, 0, 10)\ng.invert()\n"
+           "v = g.get_pixel(0, 0)")
+    assert s.main_globals["v"] == 245

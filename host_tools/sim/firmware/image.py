@@ -200,6 +200,12 @@ def build_image(rt: Runtime):
                 cost((x1 - x0) * (y1 - y0))
             return self
 
+        def invert(self):
+            rt.checkpoint()
+            self._px[:] = ~self._px if not self._gray() else 255 - self._px
+            cost(self._px.size)
+            return self
+
         def clear(self):
             rt.checkpoint()
             self._px[:] = 0

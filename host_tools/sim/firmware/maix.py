@@ -5,7 +5,7 @@ The BOOT key sits on IO16. A GPIOHS object sees it only after the FPIOA routes I
 (mp_sched_schedule, queue depth 8) and receives the pin object, as Maix_gpio.c does.
 """
 from host_tools.sim.clock import COSTS
-from host_tools.sim.firmware.runtime import BoardReset, Runtime, make_module
+from host_tools.sim.firmware.runtime import BoardReset, Runtime, make_module, not_modelled
 
 # K210 FPIOA function numbers (Maix_fpioa.c): GPIOHS0..31 = 24..55, GPIO0..7 = 56..63, RESV0 = 120.
 FUNC_GPIOHS0 = 24
@@ -155,6 +155,8 @@ def build_maix(rt: Runtime):
     config = make_module(rt, "config", dict(get_value=lambda key, default=None: default))
     mod = make_module(rt, "Maix", {})
     mod.GPIO, mod.FPIOA, mod.utils, mod.config = GPIO, FPIOA, utils, config
+    for name in ("I2S", "FFT", "Audio"):
+        setattr(mod, name, not_modelled("Maix." + name))
     mod._fpioa = FPIOA()
     return mod
 
@@ -275,4 +277,6 @@ def build_machine(rt: Runtime):
     mod = make_module(rt, "machine", dict(reset=reset, soft_reset=reset, freq=lambda *a: 400_000_000,
                                           unique_id=lambda: b"\x00" * 32, idle=lambda: rt.advance(COSTS["call_us"])))
     mod.WDT, mod.Timer = WDT, Timer
+    for name in ("UART", "I2C", "SPI", "PWM", "RTC", "Pin"):
+        setattr(mod, name, not_modelled("machine." + name))
     return mod

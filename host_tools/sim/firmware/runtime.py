@@ -147,3 +147,16 @@ def make_module(rt: Runtime, name: str, attrs: dict) -> types.ModuleType:
             v = gate(rt, v)
         setattr(mod, k, v)
     return mod
+
+
+def not_modelled(qualname: str):
+    """A firmware class this simulator does not model: creating it or reading its constants raises, naming it,
+    instead of pretending."""
+    def refuse(*args, **kwargs):
+        raise NotImplementedError("simulated MaixPy: %s exists on the board but is not modelled here" % qualname)
+
+    class Meta(type):
+        def __getattr__(cls, name):
+            refuse()
+
+    return Meta(qualname.rsplit(".", 1)[-1], (), {"__init__": refuse})
