@@ -62,3 +62,12 @@ def test_a_non_image_model_is_refused_and_nothing_written(tmp_path):
         compile_file(src, tmp_path / "out", "iris", "classifier", ["a", "b", "c"])
     assert e.value.rule == "image input" and "[1, 4]" in str(e.value) and str(src) in str(e.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_compile_command_reports_a_refusal_with_exit_status_1(tmp_path, capsys):
+    from host_tools.__main__ import main
+    src = fixture_file("nncase-iris", "iris.tflite")
+    assert main(["compile", str(src), "--out", str(tmp_path / "m"), "--kind", "classifier"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("compile: refused: ") and "iris.tflite" in err and "rule" not in err.split(":")[0]
+    assert not (tmp_path / "m").exists()

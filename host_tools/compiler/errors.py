@@ -16,4 +16,4 @@ class CompileError(ValueError):
         where = source
         if op_index is not None:
             where += ": layer %d (%s)" % (op_index, op)
-        super().__init__("%s: %s" % (where, message))
+        super().__init__("%s: %s%s" % (where, message, " [rule: %s]" % rule if rule else ""))

@@ -37,7 +37,6 @@ class Value:
     zero: int = 0
     in_kpu: bool = False         # lives in KPU RAM (64-byte rows, the KPU's layout)
     in_main: bool = False        # lives in main memory (contiguous CHW)
-    hwc_flat: bool = False       # a flattened view: TFLite's element order is HWC of `shape`
     kpu_row: int = None          # planner: first 64-byte row in KPU RAM
     main_addr: int = None        # planner: byte offset in main memory
 

@@ -79,7 +79,7 @@ class _Lowering:
 
     def fail(self, message, rule):
         op = self.op
-        raise CompileError(message + " [rule: %s]" % rule, self.g.source, op.index if op else None,
+        raise CompileError(message, self.g.source, op.index if op else None,
                            op.kind if op else None, rule)
 
     def tensor(self, i) -> Tensor:
