@@ -103,6 +103,19 @@ def test_bouncing_presses_switch_once(tmp_path, models):
     assert held(app) == "yolo20" and s.loaded_models() == 1
 
 
+def test_every_press_counts_once_whatever_its_hold_and_bounce(tmp_path, models):
+    board = make_board(tmp_path, models)
+    # (hold ms, extra flips per transition): taps shorter than a frame, long holds, clean and very bouncy contacts
+    script = [(30, 0), (60, 8), (120, 3), (400, 5), (900, 2), (45, 6), (200, 0), (150, 7)]
+    t = 800
+    for hold, bounce in script:
+        board.press(at_ms=t, hold_ms=hold, bounce=bounce, bounce_ms=2 + bounce)
+        t += hold + 700      # time for the release, the load and a few frames before the next press
+    s, r, app = boot(board, t)
+    assert loads(board) == ["mnist", "yolo20"] * 4 + ["mnist"]
+    assert held(app) == "mnist" and r.error is None
+
+
 def write_models_json(board, edit):
     path = board.flash_root / "models.json"
     doc = json.loads(path.read_text())
