@@ -111,7 +111,10 @@ def activation_table(pieces):
             continue  # the piece never reaches a new output level: the previous segment covers it
         y_mul, shift = _slope(slope)
         segs.append(Segment(int(round(x)), y_mul, shift, int(level)))
-    # x_start must not decrease; a later constant piece wins over a rising one at the same start.
+    # x_start must fit 36 signed bits (a start beyond every reachable BN value is as good as the limit) and
+    # must not decrease; a later constant piece wins over a rising one at the same start.
+    for s in segs:
+        s.x_start = min(max(s.x_start, X_START_MIN), -X_START_MIN - 1)
     for i in range(1, len(segs)):
         if segs[i].x_start < segs[i - 1].x_start:
             segs[i].x_start = segs[i - 1].x_start
