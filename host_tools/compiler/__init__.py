@@ -5,6 +5,12 @@
 
 Stages: tflite_graph (read) -> lower (ops to KPU/CPU layers, int8 arithmetic via kpu_arith) -> planner (KPU RAM
 and main memory) -> emit (V3 bytes, registers via host_tools.kmodel.regs) -> check with the kmodel reader.
+
+Where the kmodel's numbers differ from LiteRT's (each at most about one output step, measured in the tests):
+- conv requantization rounds once, from the KPU's wider BN result, where TFLite rounds the int32 sum once too;
+  a LeakyReLU (or ReLU op) folded into the conv's activation table rounds once where TFLite rounds twice;
+- the KPU's 2x2 / 4x4 mean pool floors (the emulator's choice; hardware rounding is unknown), TFLite rounds;
+- global average pool, CPU dense layers and softmax run in float32 where LiteRT stays in int8.
 """
 from host_tools.compiler.errors import CompileError
 from host_tools.compiler.build import compile_file, compile_tflite
