@@ -16,7 +16,7 @@ from host_tools.kmodel.yolo import region_decode
 from tests.conftest import ROOT
 
 MODELS = ROOT / "models"
-FACE_IMAGES = 24           # held-out composites compared (the emulator takes ~0.3 s per 320x240 frame)
+FACE_IMAGES = 60           # held-out composites compared (the emulator takes ~0.1 s per 320x240 frame)
 
 
 def _files(name):
