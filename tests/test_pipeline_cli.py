@@ -27,12 +27,12 @@ def test_train_then_quantize_a_class_folder(tmp_path, capsys):
     rng = np.random.default_rng(0)
     for cls, ch in (("red", 0), ("blue", 2)):
         (tmp_path / "data" / cls).mkdir(parents=True)
-        for i in range(12):
+        for i in range(8):
             a = rng.integers(0, 80, size=(40, 40, 3), dtype=np.uint8)
             a[..., ch] = 230
             Image.fromarray(a).save(tmp_path / "data" / cls / ("%d.png" % i))
     out = tmp_path / "out"
-    assert main(["train", "--data", str(tmp_path / "data"), "--input", "32", "--epochs", "3", "--batch", "8",
+    assert main(["train", "--data", str(tmp_path / "data"), "--input", "32", "--epochs", "1", "--batch", "8",
                  "--name", "rb", "--out", str(out)]) == 0
     for f in ("rb.keras", "rb_int8.tflite", "rb_curves.png", "rb_confusion.png", "rb_report.json"):
         assert (out / f).is_file(), f
