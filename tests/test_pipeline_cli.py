@@ -23,7 +23,7 @@ def test_check_exit_codes_and_output(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_train_then_quantize_a_class_folder(tmp_path, capsys):
+def test_train_under_mirrored_strategy_then_quantize_a_class_folder(tmp_path, capsys):
     rng = np.random.default_rng(0)
     for cls, ch in (("red", 0), ("blue", 2)):
         (tmp_path / "data" / cls).mkdir(parents=True)
@@ -32,7 +32,7 @@ def test_train_then_quantize_a_class_folder(tmp_path, capsys):
             a[..., ch] = 230
             Image.fromarray(a).save(tmp_path / "data" / cls / ("%d.png" % i))
     out = tmp_path / "out"
-    assert main(["train", "--data", str(tmp_path / "data"), "--input", "32", "--epochs", "1", "--batch", "8",
+    assert main(["train", "--data", str(tmp_path / "data"), "--input", "32", "--epochs", "1", "--batch", "8", "--strategy", "mirrored",
                  "--name", "rb", "--out", str(out)]) == 0
     for f in ("rb.keras", "rb_int8.tflite", "rb_curves.png", "rb_confusion.png", "rb_report.json"):
         assert (out / f).is_file(), f
