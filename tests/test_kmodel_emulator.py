@@ -16,7 +16,7 @@ CIFAR_K210 = [1.181304, -5.381746, 1.580029, 0.045343, 0.511492, -0.656629, -3.5
 def test_iris_float_fc_model():
     m = load(fixture_file("nncase-iris", "iris.kmodel"))
     assert m.input_is_float and m.input_shape == (4, 1, 1)
-    assert m.output_typecodes == ["f"] and m.fmap_shapes == [(1, 1, 3)]
+    assert m.output_typecodes == ["f"] and m.fmap_shapes == [(1, 1, 12)]   # w() is the byte count on the firmware
     out = run(m, [5.1, 3.8, 1.9, 0.4])[0].ravel()
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, [16.077795, 5.607656, -2.071745], atol=1e-4)
@@ -44,7 +44,7 @@ def test_yolo20_output_map(yolo_out):
     m, _, out = yolo_out
     assert m.input_shape == (3, 240, 320)
     assert m.output_shapes == [(125, 7, 10)] and m.output_typecodes == ["f"]
-    assert m.fmap_shapes == [(1, 1, 8750)]      # the firmware's fmap of a non-conv last layer
+    assert m.fmap_shapes == [(1, 1, 35000)]     # the firmware's fmap of a non-conv last layer: w() = bytes
     assert out.shape == (125, 7, 10) and out.dtype == np.float32
 
 

@@ -455,7 +455,8 @@ def _trace_shapes(m: Kmodel):
     m.input_shape = first.in_shape
     last = m.layers[-1]
     # The firmware's fmap: a conv last layer gives its register shape and 'B'; any other last layer gives
-    # (1, 1, bytes / itemsize) with the typecode of that layer's output.
+    # (1, 1, bytes): py_kpu.c's get_typecode_size falls through every case and always returns 1, so w() of a
+    # float output is its byte count, not its element count.
     code = "B" if last.type == K210_CONV else last.out_dtype
     m.output_typecodes, m.output_shapes, m.fmap_shapes = [], [], []
     for o in m.outputs:
@@ -468,4 +469,4 @@ def _trace_shapes(m: Kmodel):
             shp = (n, 1, 1)
         m.output_typecodes.append(code)
         m.output_shapes.append(shp)
-        m.fmap_shapes.append(shp if last.type == K210_CONV else (1, 1, n))
+        m.fmap_shapes.append(shp if last.type == K210_CONV else (1, 1, o.size))
