@@ -61,6 +61,12 @@ def test_input_above_qvga_is_reported_at_the_input():
     assert (f.index, f.name) == (0, "input") and "640x480" in f.message
 
 
+def test_sequential_model_input_is_checked_too():
+    m = keras.Sequential([keras.Input((480, 640, 3)), layers.Conv2D(4, 3, padding="same", name="c")])
+    f = _only(checker.check_keras(m), checker.INPUT)
+    assert f.index == -1 and str(f).startswith("input input: [input-size]")
+
+
 def test_feature_map_above_kpu_ram():
     # 64 channels of 320x240: one channel per row, 5 rows of 64 bytes per line -> 4.7 MiB of KPU RAM
     f = _only(checker.check_keras(_model((240, 320, 3), layers.Conv2D(64, 3, padding="same", name="big"))),

@@ -28,6 +28,10 @@ def _pair(v):
 
 def layers_of(model):
     out = []
+    if not model.layers or type(model.layers[0]).__name__ != "InputLayer":
+        # a Sequential model keeps its input out of model.layers: report it as index -1
+        shape = _shape(model.inputs[0])
+        out.append(Layer(-1, "input", "input", shape, shape, kind="InputLayer"))
     for i, layer in enumerate(model.layers):
         kind = type(layer).__name__
         out_shape = _shape(layer.output)
