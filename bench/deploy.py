@@ -2,7 +2,8 @@
 
 - flash writes (kflash 1.1.6 via our .kfpkg) in bytes/s, against the raw pty copy rate (the channel's ceiling);
 - file copies (our sync.put_file: verified temp-and-rename) in bytes/s and round trips per file, against
-  mpremote's own fs_writefile (one exec per 256 bytes) on the same board in the same run.
+  mpremote's own fs_writefile (one exec per 256 bytes) on the same board in the same run;
+- and flash writes against our file copies: the reason kmodels go into flash through kflash.
 Run: .venv/bin/python bench/deploy.py
 """
 import hashlib
@@ -106,6 +107,12 @@ def main():
                   % ((total / dt_ours) / (total / dt_mp), trips_mp / max(trips_ours, 1)))
             print("unchanged re-sync: %d files skipped in %d round trip(s), %.2f s"
                   % (len(rep.skipped), rep.round_trips, dt_noop))
+            print("kmodel by kflash vs by REPL file copy: %.1fx the bytes/s (why models go to flash, not /flash)"
+                  % (rate / (total / dt_ours)))
+        except Exception:
+            log = Path(tmp) / "board" / "board.log"
+            print("board log:\n" + (log.read_text() if log.exists() else "(none)"))
+            raise
         finally:
             proc.terminate()
             proc.wait(10)

@@ -119,6 +119,11 @@ def test_overlap_and_size_refused_before_anything_is_written(board, tmp_path, ca
     make_model(tmp_path / "m", "huge", pattern(layout.SPIFFS_OFFSET - 0x300000, 3))
     assert cli(base) == 1
     assert "do not fit" in capsys.readouterr().err
+    from host_tools.deploy.link import Link
+    link = Link(board.port)
+    with pytest.raises(sync.SyncError, match=r"/flash has \d+ bytes free.*big.bin 3145729 B.*nothing was written"):
+        sync.sync(link, {"small.py": b"x = 1\n", "big.bin": bytes(0x300001)}, "/flash")
+    link.close()
     assert isp_sessions(board) == []
     assert not any((board.state / "flash").iterdir())
     assert not (tmp_path / "o" / "deploy.kfpkg").exists()

@@ -43,6 +43,10 @@ class Isp:
         self._frame = None       # bytearray while inside a frame
         self._escape = False
 
+    @property
+    def in_frame(self) -> bool:
+        return bool(self._frame)
+
     def feed(self, data: bytes) -> bytes:
         out = bytearray()
         for b in data:

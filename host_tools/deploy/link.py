@@ -64,20 +64,22 @@ class Link:
         """Ctrl-C (stop main.py) then Ctrl-A until the raw REPL header answers. A slow board may answer an
         earlier attempt late, so once in raw mode the line is drained and the header asked for once more: the
         '>' after it is left for the tool, which reads it before each exec."""
+        last = b""
         for i in range(attempts):
             self.serial.write(b"\r\x03\x03")
             time.sleep(0.05 if i < 3 else 0.3)
             self.serial.reset_input_buffer()
             self.serial.write(b"\r\x01")
-            if self._read_until(RAW_HEADER, 1.0 if i < 3 else 2.0).endswith(RAW_HEADER):
+            last = self._read_until(RAW_HEADER, 1.0 if i < 3 else 2.0)
+            if last.endswith(RAW_HEADER):
                 self._drain()
                 self.serial.write(b"\x01")
                 if self._read_until(RAW_HEADER, 2.0).endswith(RAW_HEADER):
                     if self.tool == "mpremote":
                         self._t.in_raw_repl = True
                     return
-        raise LinkError("%s: no MaixPy raw REPL after %d tries (is the board in ISP mode, or the port wrong?)"
-                        % (self.port, attempts))
+        raise LinkError("%s: no MaixPy raw REPL after %d tries (is the board in ISP mode, or the port wrong?); "
+                        "last heard: %r" % (self.port, attempts, last[-80:]))
 
     def exec(self, code: str, timeout=30) -> bytes:
         """Run code on the board; return its stdout. Raises DeviceError with the board's traceback."""

@@ -21,6 +21,7 @@ BOOT_LOG = ("\r\n[MAIXPY]Pll0:freq:806000000\r\n[MAIXPY]Pll1:freq:398666666\r\n[
             "[MAIXPY]cpu:freq:403000000\r\n[MAIXPY]kpu:freq:398666666\r\n[MAIXPY]Flash:0xc8:0x17\r\n"
             "open second core...\r\ngc heap=0x80300000-0x80380000(524288)\r\n")
 RAW_HEADER = "raw REPL; CTRL-B to exit\r\n"
+RX_BUFFER = 2048   # MaixPy's REPL UART receive buffer; what arrives beyond it while code runs is dropped
 SOFT_REBOOT = "[MaixPy]: soft reboot\r\n"
 
 
@@ -44,6 +45,7 @@ class Repl(threading.Thread):
         self.rx = queue.Queue()
         self.mode = "friendly"
         self.busy = False               # device code is running: Ctrl-C interrupts instead of queueing
+        self.dropped = 0
         self.session = None
         self._stopping = False
 
@@ -52,6 +54,8 @@ class Repl(threading.Thread):
         for b in data:
             if b == CTRL_C and self.busy and self.session is not None:
                 self.session.interrupt()
+            elif self.busy and self.rx.qsize() >= RX_BUFFER:
+                self.dropped += 1       # UARTHS ring buffer full while code runs: the byte is lost
             else:
                 self.rx.put(b)
 

@@ -81,7 +81,8 @@ def _join(target, name):
 
 
 def board_hashes(link: Link, target, names) -> tuple:
-    """({name: sha256 hex} of those files that exist, [stray .part names]) in one round trip."""
+    """({name: (sha256 hex, size)} of those files that exist, [stray .part names], free bytes) in one round
+    trip."""
     code = HASH_SNIPPET + """
 _r={}
 _p=[]
@@ -90,11 +91,12 @@ for _n in _os.listdir(%r):
   _p.append(_n)
 for _n in %r:
  try:
-  _r[_n]=_h(%r+'/'+_n)
+  _r[_n]=(_h(%r+'/'+_n),_os.stat(%r+'/'+_n)[6])
  except OSError:
   pass
-print(repr((_r,_p)))
-""" % (target, PART, list(names), target.rstrip("/"))
+_v=_os.statvfs(%r)
+print(repr((_r,_p,_v[0]*_v[4])))
+""" % (target, PART, list(names), target.rstrip("/"), target.rstrip("/"), target)
     text = link.exec(code, timeout=120).decode().strip()
     return ast.literal_eval(text)
 
@@ -143,15 +145,23 @@ def sync(link: Link, files: dict, target="/flash", log=print) -> SyncReport:
     blobs = {n: (v if isinstance(v, (bytes, bytearray)) else Path(v).read_bytes()) for n, v in files.items()}
     report = SyncReport()
     try:
-        have, parts = board_hashes(link, target, sorted(blobs))
+        have, parts, free = board_hashes(link, target, sorted(blobs))
     except DeviceError as e:
         raise SyncError("%s: cannot list the board's %s: %s" % (link.port, target, e)) from None
+    changed = [n for n in blobs if have.get(n, ("",))[0] != hashlib.sha256(blobs[n]).hexdigest()]
+    # Each file is written beside the old one before the rename, so the biggest new file needs room twice.
+    need = sum(len(blobs[n]) - have.get(n, ("", 0))[1] for n in changed)
+    need += max((have.get(n, ("", 0))[1] for n in changed), default=0)
+    if changed and need > free:
+        big = sorted(changed, key=lambda n: -len(blobs[n]))[:3]
+        raise SyncError("%s has %d bytes free, copying needs about %d (largest: %s); nothing was written"
+                        % (target, free, need, ", ".join("%s %d B" % (n, len(blobs[n])) for n in big)))
     for p in parts:
         link.exec("import os\nos.remove(%r)" % _join(target, p))
         report.removed_parts.append(p)
     for name in sorted(blobs):
         data = bytes(blobs[name])
-        if have.get(name) == hashlib.sha256(data).hexdigest():
+        if name not in changed:
             report.skipped.append(name)
             continue
         try:

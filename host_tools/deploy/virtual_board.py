@@ -147,7 +147,8 @@ class VirtualBoard:
             with self._lock:
                 self.enter_isp()
             data = data[i:]
-        elif b"\xc0" not in data and time.monotonic() - self.isp_last > ISP_IDLE_RESET_S:
+        elif (b"\xc0" not in data and not self.isp.in_frame and (b"\x03" in data or b"\x01" in data)
+              and time.monotonic() - self.isp_last > ISP_IDLE_RESET_S):
             # kflash died mid-way: a real board sits in ISP until someone presses reset; a pty has no reset
             # line, so REPL traffic after a quiet spell stands in for that press.
             self.state.log("ISP idle %.0f s and REPL traffic: reset" % (time.monotonic() - self.isp_last))
