@@ -99,6 +99,8 @@ def deploy(port, board="bit", firmware=None, models_dir="models", device_dir="de
         last = {}
 
         def progress(name, done, total):
+            if name == "ISP":           # kflash uploading its flash stub into SRAM: not ours to report
+                return
             pct = 100 * done // max(total, 1)
             if last.get(name, -10) + 25 <= pct or done == total:
                 last[name] = pct
