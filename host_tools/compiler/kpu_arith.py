@@ -63,14 +63,17 @@ def bn_table(multipliers, biases, acc_bounds):
     if not m_max > 0:
         raise ValueError("output scale makes every channel's multiplier zero")
     rel = m / m_max                                   # in (0, 1]
-    r = NORM_MUL_MAX / (1 << NORM_SHIFT) * 0.999      # largest ratio norm_mul can hold
+    r = NORM_MUL_MAX / (1 << NORM_SHIFT) * 0.998      # largest ratio norm_mul can hold (margin for m_ref's rounding)
     r = min(r, BN_LIMIT / max(1.0, float(np.max((bound + np.abs(b)) * rel))))
     if np.any(b):
         r = min(r, NORM_ADD_MAX * 0.999 / float(np.max(np.abs(b) * rel)))
-    ratios = rel * r
-    norm_mul = np.round(ratios * (1 << NORM_SHIFT)).astype(np.int64)
+    # m_ref exactly as the activation table will hold it (y_mul / 2^shift, 15 bits): its rounding is then
+    # absorbed by the 23-bit norm_mul of each channel instead of adding to the error of every output.
+    y_mul, shift = _slope(m_max / r)
+    m_ref = y_mul / float(1 << shift)
+    norm_mul = np.round(m / m_ref * (1 << NORM_SHIFT)).astype(np.int64)
     norm_add = np.round(b * norm_mul / (1 << NORM_SHIFT)).astype(np.int64)
-    return norm_mul, np.full(len(m), NORM_SHIFT, np.int64), norm_add, m_max / r
+    return norm_mul, np.full(len(m), NORM_SHIFT, np.int64), norm_add, m_ref
 
 
 def _slope(slope):
