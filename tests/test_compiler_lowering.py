@@ -212,3 +212,16 @@ def test_a_model_too_big_for_ram_gets_load_flash_and_a_big_endian_copy(branch_mo
     assert man.big_endian == "branch_be.kmodel"
     le = (tmp_path / "branch.kmodel").read_bytes()
     assert (tmp_path / "branch_be.kmodel").read_bytes() == to_big_endian(le)
+
+
+def test_a_feature_map_beyond_the_kpu_ram_is_refused_at_its_layer(tmp_path):
+    keras.utils.set_random_seed(0)
+    i = keras.Input((240, 320, 3))
+    x = layers.Conv2D(8, 3, padding="same")(i)
+    x = layers.Conv2D(64, 1)(x)                      # 64 x 320x240 bytes: 4.7 MiB of KPU RAM rows
+    path = tmp_path / "big.tflite"
+    path.write_bytes(_quantize(keras.Model(i, x), np.random.default_rng(0).random((2, 240, 320, 3), np.float32)))
+    with pytest.raises(CompileError) as e:
+        compile_file(path, tmp_path / "out", "big", "detector", ["a"], anchors=(1, 1))
+    assert (e.value.op_index, e.value.op, e.value.rule) == (1, "CONV_2D", "KPU RAM")
+    assert not (tmp_path / "out").exists()
