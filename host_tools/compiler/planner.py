@@ -32,10 +32,9 @@ def _first_fit(items, capacity, what, source):
                 break
             at = max(at, o + s)
         if capacity is not None and at + size > capacity:
-            raise CompileError("%s does not fit: %s needs %d more %s beyond the %d available with what is live "
-                               "at this layer [rule: %s]" % (v.name, what, at + size - capacity,
-                                                             "rows" if what == "KPU RAM" else "bytes", capacity,
-                                                             what),
+            raise CompileError("%s (%s) does not fit: it needs %d rows of 64 bytes from row %d, past the %d rows "
+                               "(2 MiB) with what else is live at this layer" % (v.name, "x".join(map(str, v.shape)),
+                                                                                 size, at, capacity),
                                source, getattr(L, "op_index", None), getattr(L, "op", None), what)
         placed.append((at, size, start, end))
         where[id(v)] = at
