@@ -7,6 +7,7 @@ so the KPU never reads a row it is writing.
 from host_tools.compiler import ir
 from host_tools.compiler.errors import CompileError
 from host_tools.kmodel import regs as R
+from host_tools.kmodel.reader import MAIN_MEM_LIMIT     # the K210's 6 MiB of general SRAM
 
 KPU_ROWS = R.KPU_RAM_BYTES // R.KPU_ROW_BYTES
 MAIN_ALIGN = 8
@@ -31,10 +32,11 @@ def _first_fit(items, capacity, what, source):
             if at + size <= o:
                 break
             at = max(at, o + s)
-        if capacity is not None and at + size > capacity:
-            raise CompileError("%s (%s) does not fit: it needs %d rows of 64 bytes from row %d, past the %d rows "
-                               "(2 MiB) with what else is live at this layer" % (v.name, "x".join(map(str, v.shape)),
-                                                                                 size, at, capacity),
+        if at + size > capacity:
+            unit = "rows of 64 bytes" if what == "KPU RAM" else "bytes"
+            raise CompileError("%s (%s) does not fit: it needs %d %s from %d, past the %d available in %s with what "
+                               "else is live at this layer" % (v.name, "x".join(map(str, v.shape)), size, unit, at,
+                                                               capacity, what),
                                source, getattr(L, "op_index", None), getattr(L, "op", None), what)
         placed.append((at, size, start, end))
         where[id(v)] = at
@@ -65,7 +67,7 @@ def plan(prog: ir.Program) -> dict:
         if v.in_main:
             main_items.append((a, b, -(-v.nbytes // MAIN_ALIGN) * MAIN_ALIGN, v, writer[k]))
     rows = _first_fit(kpu_items, KPU_ROWS, "KPU RAM", prog.source)
-    addrs = _first_fit(main_items, None, "main memory", prog.source)
+    addrs = _first_fit(main_items, MAIN_MEM_LIMIT, "main memory", prog.source)
     for k, v in values.items():
         v.kpu_row = rows.get(k)
         v.main_addr = addrs.get(k)
