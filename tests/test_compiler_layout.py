@@ -1,7 +1,6 @@
 """The compiler's register rules re-derive every K210_CONV layer of nncase's yolo20 file from its shapes."""
 import dataclasses
 
-
 from host_tools.compiler.kpu_arith import ConvArgs
 from host_tools.compiler.kpu_layer import conv_regs
 from host_tools.kmodel import load

@@ -145,7 +145,6 @@ class _Lowering:
             return v
         if id(v) not in self.kpu_of:
             u = self.as_u8(v, scale, zero)
-            c, h, w = u.shape
             out = ir.Value(v.name + "/kpu", u.shape, "u8", scale, zero, in_kpu=True)
             self.cpu(ir.K210_UPLOAD, [u], out)
             self.kpu_of[id(v)] = out
