@@ -44,8 +44,10 @@ def _fits(info):
     return {p: info.heap <= model_budget(p) for p in ("full", "minimum")}
 
 
-def compile_file(tflite_path, out_dir, name, kind, labels, anchors=(), threshold=0.5, nms=0.3) -> M.Manifest:
-    """Write <out_dir>/<name>.kmodel and <name>.json (+ <name>_be.kmodel when the model must use load_flash).
+def compile_file(tflite_path, out_dir, name, kind, labels, anchors=(), threshold=0.5, nms=0.3,
+                 big_endian=None) -> M.Manifest:
+    """Write <out_dir>/<name>.kmodel and <name>.json (+ <name>_be.kmodel when the model must use load_flash,
+    or always with big_endian=True).
 
     A model that cannot compile raises CompileError naming the layer, op and rule, and nothing is written.
     """
@@ -59,7 +61,7 @@ def compile_file(tflite_path, out_dir, name, kind, labels, anchors=(), threshold
     fits = _fits(info)
     load = "ram" if fits["full"] else "flash"
     out_dir = Path(out_dir)
-    be_name = ""
+    be_name = name + "_be.kmodel" if big_endian else ""
     if load == "flash":
         big = max(L.body_size for L in km.layers)
         if big >= FLASH_LAYER_LIMIT:

@@ -32,10 +32,13 @@ def main(argv) -> int:
     ap.add_argument("--anchors", default="", help="detector: comma-separated anchor w,h pairs (grid units)")
     ap.add_argument("--threshold", type=float, default=0.5)
     ap.add_argument("--nms", type=float, default=0.3)
+    ap.add_argument("--big-endian", action="store_true",
+                    help="also write <name>_be.kmodel for kpu.load_flash (written anyway when the model needs it)")
     a = ap.parse_args(argv[1:])
     name = a.name or Path(a.tflite).stem.replace("_int8", "")
     try:
-        m = compile_file(a.tflite, a.out, name, a.kind, _labels(a.labels), _floats(a.anchors), a.threshold, a.nms)
+        m = compile_file(a.tflite, a.out, name, a.kind, _labels(a.labels), _floats(a.anchors), a.threshold, a.nms,
+                         big_endian=a.big_endian or None)
     except CompileError as e:
         print("compile: refused: %s" % e, file=sys.stderr)
         return 1
