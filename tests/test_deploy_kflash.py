@@ -93,3 +93,31 @@ def test_kflash_without_the_pty_tolerance_fails_at_greeting(board, tmp_path):
         kflash.KFlash(print_callback=lambda *a, **k: None).process(
             terminal=False, dev=board.port, baudrate=115200, board="bit", file=str(pkg), noansi=True)
     kflash.KFlash.print_callback = None
+
+
+def _frame(op, address, data=b""):
+    import struct
+    import zlib
+    body = struct.pack("<II", address, len(data)) + data
+    raw = struct.pack("<HHI", op, 0, zlib.crc32(body) & 0xFFFFFFFF) + body
+    return b"\xc0" + raw.replace(b"\xdb", b"\xdb\xdd").replace(b"\xc0", b"\xdb\xdc") + b"\xc0"
+
+
+def test_isp_stub_checks_crc_erases_and_refuses_out_of_range_writes():
+    from host_tools.deploy.isp import Isp
+    flash = bytearray(b"\xff" * (1 << 20))
+    isp = Isp(flash)
+    assert isp.feed(b"\xc0\xc2" + bytes(11) + b"\xc0") == b"\xc0\xc2\xe0\xc0"      # greeting
+    assert isp.feed(_frame(0xC3, 0x80000000, b"stub")) == b"\xc0\xc3\xe0\xc0"
+    assert isp.feed(_frame(0xC5, 0x80000000)) == b""                            # boot: no answer
+    assert isp.feed(b"\xc0\xd2" + bytes(11) + b"\xc0") == b"\xc0\xd2\xe0\xc0"      # flash greeting
+    data = bytes([0xC0, 0xDB, 1, 2]) * 1024                                      # escaped bytes survive
+    assert isp.feed(_frame(0xD4, 0x1000, data)) == b"\xc0\xd4\xe0\xc0"
+    assert flash[0x1000:0x2000] == data and isp.stats.sectors == {1}
+    bad = bytearray(_frame(0xD4, 0x3000, b"abcd"))
+    bad[-2] ^= 1                                                                 # payload no longer matches CRC
+    assert isp.feed(bytes(bad)) == b"\xc0\xd4\xe2\xc0" and flash[0x3000:0x3004] == b"\xff" * 4
+    assert isp.feed(_frame(0xD4, len(flash) - 2, b"abcd")) == b"\xc0\xd4\xe6\xc0"
+    assert isp.feed(_frame(0xD8, 0, b"")) == b"\xc0\xd8\xe0\xc0"                    # 0, 0: chip erase
+    assert flash == b"\xff" * len(flash)
+    assert isp.feed(b"\xc0\xd5" + bytes(11) + b"\xc0") == b"\xc0\xd5\xe0\xc0" and isp.stats.rebooted
