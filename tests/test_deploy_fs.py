@@ -1,6 +1,9 @@
 """`fs` (uPyLoader-style) on /flash and /sd of the virtual board, and the real tools talking to it unmodified."""
+import os
+import select
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -100,3 +103,34 @@ def test_unmodified_mpremote_cli_and_ampy_driver(board, tmp_path):
     assert rep.copied and not again.copied and again.round_trips == 1
     for name, p in sync.device_files(ROOT / "device").items():
         assert (board.state / "flash" / name).read_bytes() == p.read_bytes()
+
+
+def test_fs_repl_is_mpremotes_terminal_without_a_reset(board):
+    m, s = os.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "host_tools", "fs", "--port", board.port, "repl"], cwd=ROOT,
+                         stdin=s, stdout=s, stderr=s, start_new_session=True)
+    os.close(s)
+
+    def read_until(token, timeout=20):
+        got = b""
+        end = time.monotonic() + timeout
+        while token not in got and time.monotonic() < end:
+            if select.select([m], [], [], 0.1)[0]:
+                try:
+                    got += os.read(m, 4096)
+                except OSError:
+                    break
+        return got
+
+    try:
+        assert b"Connected to MicroPython" in read_until(b"Connected to MicroPython")
+        os.write(m, b"\r")
+        read_until(b">>> ")
+        os.write(m, b"6*7\r")
+        assert b"42" in read_until(b"42")
+        os.write(m, b"\x1d")                      # Ctrl-] leaves mpremote's terminal
+        assert p.wait(20) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+        os.close(m)
