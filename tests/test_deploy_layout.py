@@ -120,3 +120,28 @@ def test_parse_pins():
     assert layout.parse_pins(["a=0x300000", "b=4194304"]) == {"a": 0x300000, "b": 0x400000}
     with pytest.raises(layout.PlanError):
         layout.parse_pins(["a:0x300000"])
+
+
+def test_device_files_flatten_lib_and_refuse_collisions(tmp_path):
+    from host_tools.deploy import sync
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "main.py").write_text("import app\n")
+    (tmp_path / "lib" / "app.py").write_text("x = 1\n")
+    (tmp_path / "lib" / "__pycache__").mkdir()
+    (tmp_path / "lib" / "__pycache__" / "app.cpython-311.pyc").write_bytes(b"\0")
+    assert sorted(sync.device_files(tmp_path)) == ["app.py", "main.py"]
+    assert sorted(sync.device_files(tmp_path, "/sd")) == ["app.py", "main.py"]
+    (tmp_path / "lib" / "main.py").write_text("y = 2\n")
+    with pytest.raises(sync.SyncError, match="would both be /flash/main.py"):
+        sync.device_files(tmp_path)
+
+
+def test_literal_picks_the_shorter_encoding():
+    from host_tools.deploy import sync
+    text = b"print('hello')\n" * 10
+    assert sync.literal(text) == repr(text)
+    binary = bytes(range(256)) * 4
+    lit = sync.literal(binary)
+    assert "a2b_base64" in lit and len(lit) < 1.4 * len(binary)
+    import base64
+    assert base64.b64decode(lit.split("(")[-1].strip(")'")) == binary
