@@ -181,7 +181,8 @@ def main(argv) -> int:
     runtime = SimRuntime(state, frames_out=args.frames, max_frames=args.max_frames, realtime=not args.fast)
     board = VirtualBoard(state, runtime)
     print("virtual Maix Bit on port %s" % board.port, flush=True)
-    print("state in %s; stop with Ctrl-C" % state.folder, flush=True)
+    print("state in %s; try: make deploy PORT=%s   or: python -m host_tools fs --port %s ls; stop with Ctrl-C"
+          % (state.folder, board.port, board.port), flush=True)
 
     def stop(*_):
         board._running = False
