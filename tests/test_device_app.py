@@ -275,6 +275,21 @@ def test_boot_without_camera_never_raises_and_the_app_says_so(tmp_path, models):
     assert isinstance(app.result, tuple)
 
 
+@pytest.mark.parametrize("damage, told", [
+    (lambda root: (root / "app.py").write_text("this is not python\n"), ["main.py: "]),
+    (lambda root: (root / "startup.py").unlink(),          # e.g. a sync cut short
+     ["boot.py: no module named 'startup'", "main.py: no module named 'startup'"]),
+])
+def test_a_broken_install_still_boots_to_a_free_repl(tmp_path, models, damage, told):
+    board = make_board(tmp_path, models)
+    damage(board.flash_root)
+    s, r, app = boot(board, 2000)
+    out = board.console_text()
+    assert all(t in out for t in told), out
+    assert r.error is None and r.stopped is None       # both scripts ended: the REPL is free for the file tools
+    assert s.loaded_models() == 0
+
+
 def test_ctrl_c_stops_the_app_and_frees_the_model(tmp_path, models):
     board = make_board(tmp_path, models)
     s = Session(board)
