@@ -113,7 +113,8 @@ def activation_table(pieces):
         if end is not None and x >= end:
             continue  # the piece never reaches a new output level: the previous segment covers it
         y_mul, shift = _slope(slope)
-        segs.append(Segment(int(round(x)), y_mul, shift, int(level)))
+        # the BN stage floors: the real value lies in [bn, bn + 1), so the line is anchored half a unit lower
+        segs.append(Segment(int(round(x - 0.5)), y_mul, shift, int(level)))
     # x_start must fit 36 signed bits (a start beyond every reachable BN value is as good as the limit) and
     # must not decrease; a later constant piece wins over a rising one at the same start.
     for s in segs:

@@ -350,7 +350,7 @@ class _Lowering:
         if act in ("relu", "relu6"):
             lo = max(lo, zo)
         if act == "relu6":
-            hi = min(hi, zo + int(round(6.0 / so)))
+            hi = min(hi, zo + int(math.floor(6.0 / so + 0.5)))
         out = ir.Value(self.tensor(op.outputs[0]).name, out_shape, "u8", so, zo, in_kpu=True)
         layer = ir.ConvLayer(op.index, op.kind, inp, out, w, k, depthwise, 0, x0, w0, mults, bias, conv_zero=zo,
                              clamp=(lo, hi))
@@ -393,7 +393,7 @@ class _Lowering:
         if alpha == 0.0:
             lo = z2
         if relu6:
-            hi = min(255, z2 + int(round(6.0 / s2)))
+            hi = min(255, z2 + int(math.floor(6.0 / s2 + 0.5)))
         layer.post = (alpha, s1 / s2, z2, lo, hi)
         layer.out.scale, layer.out.zero, layer.out.name = s2, z2, y_t.name
         self.env[op.outputs[0]] = self.env[op.inputs[0]]
