@@ -341,7 +341,8 @@ class _Lowering:
         w = np.ascontiguousarray(w.astype(np.int16) + 128).astype(np.uint8)
         sw = np.broadcast_to(sw, (oc,)).astype(np.float64)
         bias = bias.astype(np.int64) if bias is not None else np.zeros(oc, np.int64)
-        mults = sx * sw / so
+        # the multiplier exactly as LiteRT's default (XNNPACK) kernels compute it: in float32, this order
+        mults = ((np.float32(sx) * sw.astype(np.float32)) / np.float32(so)).astype(np.float64)
         act = ACTIVATIONS.get(self.op.options.get("activation", 0))
         if act is None:
             self.fail("fused activation code %d; the KPU table does linear, ReLU, ReLU6"
