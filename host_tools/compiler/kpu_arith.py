@@ -23,6 +23,7 @@ NORM_ADD_MAX = (1 << 31) - 1    # norm_add is signed 32 bits
 BN_LIMIT = 1 << 34              # keep BN results well inside the 36-bit signed range the activation reads
 X_START_MIN = -(1 << 35)        # segment 0 starts at the smallest 36-bit value
 Y_MUL_MAX = (1 << 15) - 1       # y_mul is signed 16 bits
+ACT_SHIFT_MAX = 34
 SEGMENTS = 16
 
 
@@ -70,6 +71,9 @@ def bn_table(multipliers, biases, acc_bounds):
     if np.any(b):
         r = min(r, NORM_ADD_MAX * 0.999 / float(np.max(np.abs(b) * rel)))
     r = min(r, NORM_MUL_MAX * 0.998)                  # norm_mul with shift 0
+    # the activation shift stays <= 34: (bn - x_start) * y_mul then stays below 2^42 over the output range (an
+    # upper constant segment always ends it), within a few bits of what hardware-checked files use (2^36)
+    r = min(r, m_max * (1 << ACT_SHIFT_MAX) / Y_MUL_MAX)
     # m_ref exactly as the activation table will hold it (y_mul / 2^shift, 15 bits): its rounding is then
     # absorbed by the 23-bit norm_mul of each channel instead of adding to the error of every output.
     y_mul, shift = _slope(m_max / r)
