@@ -76,3 +76,15 @@ def test_average_precision():
     # a duplicate of a matched box counts as a false positive; a missed box caps recall at 0.5
     half = [[_Det(10, 10, 40, 40, 0.9), _Det(11, 11, 40, 40, 0.85)], []]
     assert detector.average_precision(half, truths)[0] == pytest.approx(0.5)
+
+
+def test_augmented_boxes_follow_the_pixels():
+    rng = np.random.default_rng(5)
+    img = np.zeros((240, 320, 3), np.uint8)
+    img[50:90, 200:260] = 255
+    box = Box(200, 50, 260, 90)
+    for _ in range(30):
+        out, boxes = detector.augment(img, [box], rng)
+        ys, xs = np.nonzero(out[..., 0] == 255)
+        (b,) = boxes           # the centre never leaves the frame at these shifts
+        assert (b.x0, b.y0, b.x1, b.y1) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)

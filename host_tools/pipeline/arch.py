@@ -120,7 +120,7 @@ def yolo_v2(anchors, classes=1, input_size=(240, 320), backbone="small", alpha=0
     anchor-major (tx, ty, tw, th, objectness, class logits...) for each anchor, as the firmware's region layer
     reads it. input_size (h, w); (None, None) makes a size-agnostic model for training on crops.
 
-    backbone "small": stem 16 at stride 2, separable 24/48/96/192 with pools, then separable 256 (light, for demos);
+    backbone "small": stem 8 at stride 2, separable 24/48/96/192 with pools, then 2 separable 256 (light, demos);
     "mobilenet": MobileNetV1 at `alpha` with pooled downsampling (floor on odd sizes, like the KPU).
     """
     if len(anchors) != 10:
@@ -131,7 +131,7 @@ def yolo_v2(anchors, classes=1, input_size=(240, 320), backbone="small", alpha=0
     h, w = input_size
     inputs = keras.Input((h, w, 3), name="input")
     if backbone == "small":
-        x = small_features(inputs, SMALL_WIDTHS, stem_stride2=True, extra=(256,))
+        x = small_features(inputs, SMALL_WIDTHS, stem=8, stem_stride2=True, extra=(256, 256))
     elif backbone == "mobilenet":
         x = mobilenet_features(inputs, alpha, downsample="pool")
     else:

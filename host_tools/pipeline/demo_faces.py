@@ -6,9 +6,9 @@ from host_tools.pipeline import arch, faces
 NAME = "faces"
 LABELS = ["face"]
 SEED = 20240502
-TRAIN_IMAGES = 1600
+TRAIN_IMAGES = 2000
 TEST_IMAGES = 200
-EPOCHS = 16
+EPOCHS = 14
 THRESHOLD, NMS = 0.5, 0.3       # what the device uses (manifest)
 EVAL_THRESHOLD = 0.05           # mAP needs the low-score detections too
 INPUT_HW = (faces.FRAME[1], faces.FRAME[0])

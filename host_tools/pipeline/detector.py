@@ -104,9 +104,63 @@ def region_loss(anchors, classes=1, obj_scale=5.0, noobj_scale=1.0, coord_scale=
     return loss
 
 
+def augment(image, boxes, rng, max_shift=(48, 36), flip=True):
+    """Random horizontal flip and shift (edge pixels fill the exposed border) of one frame and its boxes; boxes
+    whose centre leaves the frame are dropped, the rest clipped. Keeps a fixed set of frames from being learnt
+    by heart (placement, background)."""
+    from host_tools.pipeline.datasets import Box
+    h, w = image.shape[:2]
+    out = image[:, ::-1] if flip and rng.random() < 0.5 else image
+    bs = [Box(w - b.x1, b.y0, w - b.x0, b.y1, b.cls) for b in boxes] if out is not image else list(boxes)
+    dx, dy = int(rng.integers(-max_shift[0], max_shift[0] + 1)), int(rng.integers(-max_shift[1], max_shift[1] + 1))
+    ys = np.clip(np.arange(h) - dy, 0, h - 1)
+    xs = np.clip(np.arange(w) - dx, 0, w - 1)
+    out = out[ys][:, xs]
+    kept = []
+    for b in bs:
+        b = Box(b.x0 + dx, b.y0 + dy, b.x1 + dx, b.y1 + dy, b.cls)
+        cx, cy = (b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2
+        if 0 <= cx < w and 0 <= cy < h:
+            kept.append(Box(max(b.x0, 0), max(b.y0, 0), min(b.x1, w), min(b.y1, h), b.cls))
+    return out, kept
+
+
+def _batches(images, boxes, anchors, grid, frame, classes, batch_size, seed, aug):
+    """A keras PyDataset: a new shuffle and a new augmentation of every frame each epoch, targets per batch."""
+    import keras
+
+    from host_tools.pipeline.train import to_input
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.epoch = 0
+            self.order = np.random.default_rng(seed).permutation(len(images))
+
+        def __len__(self):
+            return int(np.ceil(len(images) / batch_size))
+
+        def __getitem__(self, i):
+            idx = self.order[i * batch_size:(i + 1) * batch_size]
+            rng = np.random.default_rng((seed, self.epoch, i))
+            xs, bs = [], []
+            for k in idx:
+                x, b = augment(images[k], boxes[k], rng) if aug else (images[k], boxes[k])
+                xs.append(x)
+                bs.append(b)
+            return to_input(np.stack(xs)), targets(bs, anchors, grid, frame, classes)
+
+        def on_epoch_end(self):
+            self.epoch += 1
+            self.order = np.random.default_rng((seed, self.epoch)).permutation(len(images))
+
+    return Batches()
+
+
 def train_detector(build_model, images, boxes, anchors, *, frame, epochs, batch_size=16, lr=2e-3, classes=1,
-                   strategy="default", seed=0, desc="detector"):
-    """Fit a YOLOv2 model on uint8 frames with their boxes. Returns (model, history)."""
+                   strategy="default", seed=0, desc="detector", aug=True):
+    """Fit a YOLOv2 model on uint8 frames with their boxes (flipped and shifted anew each epoch when aug).
+    Returns (model, history)."""
     import keras
 
     from host_tools.pipeline import train
@@ -118,9 +172,8 @@ def train_detector(build_model, images, boxes, anchors, *, frame, epochs, batch_
         steps = int(np.ceil(len(images) / batch_size)) * epochs
         model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(lr, steps, alpha=0.02)),
                       loss=region_loss(anchors, classes))
-    y = targets(boxes, anchors, (gw, gh), frame, classes)
-    hist = model.fit(train.to_input(images), y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0,
-                     callbacks=[train.progress_callback(epochs, desc)])
+    data = _batches(images, boxes, anchors, (gw, gh), frame, classes, batch_size, seed, aug)
+    hist = model.fit(data, epochs=epochs, verbose=0, callbacks=[train.progress_callback(epochs, desc)])
     return model, {k: [float(v) for v in vs] for k, vs in hist.history.items()}
 
 

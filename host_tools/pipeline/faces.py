@@ -114,9 +114,12 @@ class Composer:
                     break
             else:
                 continue
-            if rng.random() < 0.7:
+            if rng.random() < 0.8:   # real faces come with a head; some bare ones keep the box honest
                 self._head(img, b, rng)
-            rgb, m = self._patch(self.faces[rng.integers(len(self.faces))], fw, fh, rng, rng.random() < 0.8)
+            face = self.faces[rng.integers(len(self.faces))]
+            if rng.random() < 0.5:
+                face = face[:, ::-1]
+            rgb, m = self._patch(face, fw, fh, rng, rng.random() < 0.8)
             img[y0:y0 + fh, x0:x0 + fw] = img[y0:y0 + fh, x0:x0 + fw] * (1 - m[..., None]) + rgb * m[..., None]
             boxes.append(b)
         for _ in range(rng.integers(0, 3)):  # non-face lfw patches: hard negatives, not labelled
