@@ -92,6 +92,8 @@ def main():
             trips0 = link.round_trips
             rep = sync.sync(link, files, "/flash", log=lambda s: None)
             dt_noop = time.perf_counter() - t0
+            app = sync.device_files(ROOT / "device")
+            app_rep = sync.sync(link, app, "/flash", log=lambda s: None)
             t = link._t
             t0 = time.perf_counter()
             for name, data in files.items():
@@ -105,6 +107,8 @@ def main():
                   % (dt_mp, total / dt_mp, trips_mp / len(files)))
             print("ratio ours/mpremote: %.2fx bytes/s, %.2fx fewer round trips"
                   % ((total / dt_ours) / (total / dt_mp), trips_mp / max(trips_ours, 1)))
+            print("device/ app sync: %d files, %d bytes, %d round trips (%.2f per file, the hash query included)"
+                  % (len(app), app_rep.bytes_copied, app_rep.round_trips, app_rep.round_trips / len(app)))
             print("unchanged re-sync: %d files skipped in %d round trip(s), %.2f s"
                   % (len(rep.skipped), rep.round_trips, dt_noop))
             print("kmodel by kflash vs by REPL file copy: %.1fx the bytes/s (why models go to flash, not /flash)"
