@@ -54,10 +54,12 @@ def test_raw_repl_exec_errors_no_raw_paste_and_raw_soft_reboot(board):
     talk(board.port, b"\x02", b">>> ")
 
 
-def test_ctrl_c_stops_running_code(board):
+@pytest.mark.parametrize("loop", [b"import time\nwhile True:\n time.sleep_ms(5)\n",
+                                  b"n = 0\nwhile True:\n n += 1\n"])   # no firmware call at all
+def test_ctrl_c_stops_running_code(board, loop):
     talk(board.port, b"\r\x03\r\x01", b"exit\r\n>")
     with serial.Serial(board.port, timeout=0.1) as s:
-        s.write(b"import time\nwhile True:\n time.sleep_ms(5)\n\x04")
+        s.write(loop + b"\x04")
         time.sleep(0.3)
         s.write(b"\x03")
         got = b""

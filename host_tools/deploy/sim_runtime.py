@@ -8,7 +8,10 @@ Session. Device stdout goes to the serial line. Two things the REPL-less runner 
   so an idle virtual board does not keep a CPU busy;
 - frames_out: the first frames shown are saved as PNGs (frame_000.png, ...).
 """
+import ctypes
 import json
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from host_tools.sim.firmware.runtime import BoardReset
 from host_tools.sim.session import Session
 
 
+FORCE_INTERRUPT_S = 0.5   # a Ctrl-C not taken at a firmware call by then is raised by the interpreter
 HOLD_MS = 2500.0   # how long the camera holds each scene: make sim's default, so first frames agree
 
 
@@ -28,6 +32,7 @@ class SimSession:
     def __init__(self, runtime, session: Session):
         self.runtime = runtime
         self.s = session
+        self._tid = None                # the thread running device code right now, if any
         self._add_flash_access()
 
     def _add_flash_access(self):
@@ -51,10 +56,13 @@ class SimSession:
             utils.flash_write = flash_write
 
     def _call(self, fn, *args):
+        self._tid = threading.get_ident()
         try:
             return fn(*args)
         except BoardReset:
             raise HardReset() from None
+        finally:
+            self._tid = None
 
     def boot(self, run_main: bool):
         """_boot.py, boot.py and (friendly REPL only) main.py, as the firmware does after a reset."""
@@ -101,7 +109,24 @@ class SimSession:
         return self.s.format_exception(e)
 
     def interrupt(self):
+        """Ctrl-C. The simulated firmware raises it at the device code's next call into a firmware module; a
+        loop that makes no such call (`while True: pass`) is interrupted by the interpreter instead, as
+        MicroPython's VM would, once it is clear the normal way is not coming."""
         self.s.interrupt()
+        if self._tid is not None:
+            t = threading.Timer(FORCE_INTERRUPT_S, self._force_interrupt, args=(self._tid,))
+            t.daemon = True
+            t.start()
+
+    def _force_interrupt(self, tid):
+        frame = sys._current_frames().get(tid)
+        # Only while the thread is inside device code itself (not the REPL loop, not a long firmware call such as
+        # kpu.forward, which reaches its checkpoint on its own) and the interrupt is still undelivered.
+        if (frame is None or tid != self._tid or not self.s.rt.interrupt_pending
+                or frame.f_code.co_filename not in self.s.device_files):
+            return
+        self.s.rt.interrupt_pending = False
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), ctypes.py_object(KeyboardInterrupt))
 
     def close(self):
         pass
