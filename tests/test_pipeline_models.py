@@ -80,3 +80,20 @@ def test_compiled_face_kmodel_finds_the_astronaut_on_the_kpu_emulator():
     from host_tools.kmodel.yolo import region_decode
     boxes = region_decode(out, man.anchors, man.threshold, man.nms, man.input["w"], man.input["h"])
     assert _iou_with_astronaut(boxes) >= 0.5, boxes
+
+
+@pytest.mark.slow
+def test_compiled_digits_kmodel_agrees_with_the_int8_tflite():
+    """models/digits.kmodel on the KPU emulator, fed the camera's planar bytes, names the same digits."""
+    from host_tools import kmodel
+    from host_tools.manifest import load
+    from host_tools.pipeline.quantize import run_int8
+    if not (MODELS / "digits.json").is_file():
+        pytest.skip("models/digits.json not compiled yet")
+    man = load(MODELS / "digits.json")
+    km = kmodel.load(MODELS / man.kmodel)
+    x, y = demo_digits.validation_set()
+    x, y = x[::18], y[::18]                       # 20 digits spread over the classes
+    emu = np.array([kmodel.run(km, np.ascontiguousarray(im.transpose(2, 0, 1)))[0].reshape(-1).argmax() for im in x])
+    tfl = run_int8(_bytes("digits_int8.tflite"), x).argmax(1)
+    assert (emu == tfl).mean() >= 0.9 and (emu == y).mean() >= 0.9
