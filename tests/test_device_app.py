@@ -206,7 +206,7 @@ def test_soak_1000_switches_returns_the_heap_and_never_holds_two_models(tmp_path
         return real_deinit(task)
     kpu.deinit = deinit
     s.exec((board.flash_root / "boot.py").read_text(), "boot.py")
-    s.exec("import app, gc, time\na = app.App()\na.start()\nclock = time.clock()\na.frame(clock)")
+    s.exec("import app, gc, time\na = app.App()\na.start()\na.frame()")
     a = s.main_globals["a"]
 
     def level():
@@ -217,7 +217,7 @@ def test_soak_1000_switches_returns_the_heap_and_never_holds_two_models(tmp_path
         s.exec("a.enter(1 - a.mode)")
         assert a.mode == (i + 1) % 2 and s.loaded_models() == 1
         if i % 10 < 2:
-            s.exec("a.frame(clock)")   # the model runs and draws: images come and go on the GC heap
+            s.exec("a.frame()")   # the model runs and draws: images come and go on the GC heap
         if i % 100 < 2:
             assert level() == start.setdefault(a.mode, level())
     assert held(a) == "mnist" and a.notice is None

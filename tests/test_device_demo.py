@@ -30,14 +30,14 @@ def frames_by_scene(tmp_path, demo, switch_at_ms, until_ms):
     install_models(board, [demo["classifier"], demo["detector"]])
     s = Session(board)
     s.exec((board.flash_root / "boot.py").read_text(), "boot.py")
-    s.exec("import app, time\na = app.App()\na.start()\nclock = time.clock()")
+    s.exec("import app, time\na = app.App()\na.start()")
     a = s.main_globals["a"]
     seen = []
     while board.clock.ms < until_ms:
         if board.clock.ms >= switch_at_ms and a.mode == 0:
             s.exec("a.enter(1)")
         scene = board.camera.sources[board.camera.index_at(board.clock.ms + 20)][0]
-        s.exec("a.frame(clock)")
+        s.exec("a.frame()")
         seen.append((scene, a.slots[a.mode].kind, a.result))
     assert a.notice is None, a.notice
     return seen

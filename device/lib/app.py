@@ -55,6 +55,8 @@ class App:
         self.view = None       # camera.View of the model held
         self.notice = None     # (text, until_ms)
         self.frames = 0
+        self.fps = 0.0
+        self._last_ms = None
         self.result = None     # the last frame's: (label, score), or [(label, score, x, y, w, h)] for a detector
         for _, msg in problems:
             self.tell(msg)
@@ -117,8 +119,8 @@ class App:
         if other.entry is None or other.failed or not self.enter(1 - failed):
             self._follow(failed)  # the camera alone, until a press tries a model again
 
-    def frame(self, clock):
-        clock.tick()
+    def frame(self):
+        self._tick()
         presses = self.key.take()
         if presses % 2:  # an even count of presses leaves the mode as it is
             self.slots[1 - self.mode].failed = False  # the user asks for it: try it again
@@ -143,7 +145,7 @@ class App:
                 self.drop(err)
                 result = None
         try:
-            self.show(img, result, clock)
+            self.show(img, result)
         except Exception as err:  # a drawing problem must not stop the app: show the bare frame, try again next
             self.tell("display: %s" % error_text(err), False)
             try:
@@ -151,6 +153,15 @@ class App:
             except Exception:
                 pass
         self.frames += 1
+
+    def _tick(self):
+        """Frames per second of the whole loop (camera, KPU, drawing, LCD), smoothed over about ten frames."""
+        now = time.ticks_ms()
+        if self._last_ms is not None:
+            dt = time.ticks_diff(now, self._last_ms)
+            if dt > 0:
+                self.fps = 1000 / dt if self.fps == 0 else self.fps * 0.9 + 100 / dt
+        self._last_ms = now
 
     def no_frame(self, text):
         """The camera gave no frame: say so on the bare LCD (once per notice), then try to bring it up again."""
@@ -164,7 +175,7 @@ class App:
         except Exception:
             pass  # still no camera: the next frame says so again
 
-    def show(self, img, result, clock):
+    def show(self, img, result):
         view = self.view
         held = self.manager.entry
         width, height = view.show_w, view.show_h
@@ -181,16 +192,15 @@ class App:
                 screen.overlay(img, self.notice[0], screen.RED, 60, width)
             else:
                 self.notice = None
-        screen.overlay(img, "%.1f fps" % clock.fps(), screen.WHITE, height - screen.LINE_H, width)
+        screen.overlay(img, "%.1f fps" % self.fps, screen.WHITE, height - screen.LINE_H, width)
         lcd.display(img)
 
     def run(self, frames=0):
         """Run frames frames (0: until Ctrl-C); the model is freed however the loop ends."""
-        clock = time.clock()
         try:
             self.start()
             while frames <= 0 or self.frames < frames:
-                self.frame(clock)
+                self.frame()
         finally:
             self.manager.free()
 
