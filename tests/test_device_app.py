@@ -76,6 +76,9 @@ def test_classifier_then_detector_after_one_press(tmp_path, models):
     assert sorted(b[0] for b in app.result) == ["bicycle", "car", "dog"]
     assert board.screen.shown > 20
     assert "display: " not in board.console_text()      # every frame was drawn (labels, FPS) without error
+    # the FPS shown is the rate frames reach the LCD
+    rate = displays_after(board, 2000) / 0.5
+    assert rate > 5 and abs(app.fps - rate) < 0.2 * rate, (app.fps, rate)
 
 
 def test_bouncing_presses_switch_once(tmp_path, models):
