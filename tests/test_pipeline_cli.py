@@ -40,3 +40,25 @@ def test_train_under_mirrored_strategy_then_quantize_a_class_folder(tmp_path, ca
                  "--out", str(tmp_path / "q.tflite")]) == 0
     assert (tmp_path / "q.tflite").stat().st_size > 1000
     assert "int8" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_train_a_detector_from_yolo_txt(tmp_path):
+    from host_tools.pipeline import faces
+    data = tmp_path / "data"
+    data.mkdir()
+    x, b = faces.composites(6, 5)
+    for i, (im, bs) in enumerate(zip(x, b)):
+        Image.fromarray(im).save(data / ("%d.png" % i))
+        (data / ("%d.txt" % i)).write_text("".join("0 %f %f %f %f\n" % ((v.x0 + v.x1) / 640, (v.y0 + v.y1) / 480,
+                                                                       (v.x1 - v.x0) / 320, (v.y1 - v.y0) / 240)
+                                                   for v in bs))
+    out = tmp_path / "out"
+    assert main(["train", "--kind", "detector", "--data", str(data), "--labels", "face", "--epochs", "1",
+                 "--batch", "3", "--name", "det", "--out", str(out)]) == 0
+    import json
+    rep = json.loads((out / "det_report.json").read_text())
+    assert len(rep["anchors"]) == 10 and rep["labels"] == ["face"]
+    from host_tools.pipeline.quantize import input_quantization
+    assert input_quantization((out / "det_int8.tflite").read_bytes()) == (pytest.approx(1 / 255), -128)
+    assert main(["train", "--kind", "detector", "--data", str(data), "--out", str(out)]) == 2   # no --labels

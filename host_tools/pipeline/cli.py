@@ -133,8 +133,8 @@ def _train_detector(args, out) -> int:
     anchors = detector.kmeans_anchors(boxes, grid, frame)
 
     def build():
-        return arch.yolo_v2(anchors, len(names), (frame[1], frame[0]), backbone=args.arch if args.arch != "small"
-                            else "small", alpha=args.alpha, name=args.name)
+        return arch.yolo_v2(anchors, len(names), (frame[1], frame[0]), backbone=args.arch, alpha=args.alpha,
+                            name=args.name)
     pre = checker.check_keras(build())
     _log(pre.text())
     if not pre.ok:
