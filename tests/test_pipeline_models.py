@@ -97,3 +97,16 @@ def test_compiled_digits_kmodel_agrees_with_the_int8_tflite():
     emu = np.array([kmodel.run(km, np.ascontiguousarray(im.transpose(2, 0, 1)))[0].reshape(-1).argmax() for im in x])
     tfl = run_int8(_bytes("digits_int8.tflite"), x).argmax(1)
     assert (emu == tfl).mean() >= 0.9 and (emu == y).mean() >= 0.9
+
+
+@pytest.mark.parametrize("name", ["digits", "faces"])
+def test_checker_memory_estimate_matches_the_compiled_model(name):
+    """Before compiling, the checker's kpu.load heap estimate is within 5% of what the compiled kmodel needs."""
+    from host_tools.manifest import load
+    from host_tools.pipeline import checker
+    if not (MODELS / (name + ".json")).is_file():
+        pytest.skip("models/%s.json not compiled yet" % name)
+    rep = checker.check_file(MODELS / (name + "_int8.tflite"))
+    assert rep.ok, rep.text()
+    heap = load(MODELS / (name + ".json")).memory["heap"]
+    assert abs(rep.memory.heap - heap) <= 0.05 * heap, (rep.memory, heap)
