@@ -1,5 +1,4 @@
 """The K210 checker: one test per rule (index, name and rule of the finding), tflite front end, memory advice."""
-import numpy as np
 import pytest
 
 keras = pytest.importorskip("keras")

@@ -1,6 +1,4 @@
 """The shipped face detector: lfw_subset faces on scikit-image photos -> YOLOv2 (small MobileNet) -> int8."""
-import numpy as np
-
 from host_tools.pipeline import arch, faces
 
 NAME = "faces"
