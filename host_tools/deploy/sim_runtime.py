@@ -133,8 +133,9 @@ class SimSession:
 
 
 class SimRuntime:
-    def __init__(self, state, frames_out=None, max_frames=None, realtime=True):
+    def __init__(self, state, frames_out=None, max_frames=None, realtime=True, presses=()):
         self.state = state
+        self.presses = list(presses)    # BOOT presses, board ms after each power-on
         self.frames_out = Path(frames_out) if frames_out else None
         self.max_frames = max_frames
         self.realtime = realtime
@@ -166,6 +167,8 @@ class SimRuntime:
         self.board = Board(flash_root=self.state.flash_root, sd_root=sd, camera=sources, hold_ms=HOLD_MS,
                            console_echo=self._console, keep_frames=64)
         self.board.flash = self.state.flash     # the image kflash writes is the one kpu.load reads
+        for t in self.presses:
+            self.board.press(at_ms=t)
         self.wall0 = time.monotonic()
         self.clock0 = self.board.clock.now_us
         self.saved = 0

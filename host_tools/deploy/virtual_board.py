@@ -174,11 +174,14 @@ def main(argv) -> int:
     ap.add_argument("--max-frames", type=int, default=None,
                     help="park the app after this many frames until Ctrl-C or reset (saves the host's CPU)")
     ap.add_argument("--fast", action="store_true", help="do not hold board time to wall-clock time")
+    ap.add_argument("--press", type=float, action="append", default=[], metavar="MS",
+                    help="press BOOT this many board ms after each power-on (repeatable)")
     args = ap.parse_args(argv[1:])
     from host_tools.deploy.sim_runtime import SimRuntime  # the simulated firmware (imports numpy etc.)
 
     state = BoardState(args.state, sd=args.sd)
-    runtime = SimRuntime(state, frames_out=args.frames, max_frames=args.max_frames, realtime=not args.fast)
+    runtime = SimRuntime(state, frames_out=args.frames, max_frames=args.max_frames, realtime=not args.fast,
+                         presses=args.press)
     board = VirtualBoard(state, runtime)
     print("virtual Maix Bit on port %s" % board.port, flush=True)
     print("state in %s; try: make deploy PORT=%s   or: python -m host_tools fs --port %s ls; stop with Ctrl-C"
