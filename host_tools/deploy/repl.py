@@ -108,6 +108,8 @@ class Repl(threading.Thread):
             while True:
                 self.session = self.runtime.new_session(self.device_out, hard)
                 hard = False
+                if self._stopping:          # reset while the session was being made
+                    raise Stop()
                 err = self.run_device(self.session.boot, self.mode == "friendly")
                 if err:
                     self.out(err)

@@ -29,8 +29,8 @@ HOLD_MS = 2500.0   # how long the camera holds each scene: make sim's default, s
 class SimSession:
     """What repl.Repl needs from a firmware session."""
 
-    def __init__(self, runtime, session: Session):
-        self.runtime = runtime
+    def __init__(self, run, session: Session):
+        self.run = run                  # the PowerOn this session belongs to
         self.s = session
         self._tid = None                # the thread running device code right now, if any
         self._add_flash_access()
@@ -67,11 +67,11 @@ class SimSession:
     def boot(self, run_main: bool):
         """_boot.py, boot.py and (friendly REPL only) main.py, as the firmware does after a reset."""
         if run_main:
-            self.runtime.in_app = True
+            self.run.in_app = True
             try:
                 self._call(self.s.boot)
             finally:
-                self.runtime.in_app = False
+                self.run.in_app = False
             return
         # raw-REPL soft reboot: the firmware runs boot.py but not main.py
         fs = self.s.rt.fs
@@ -92,6 +92,7 @@ class SimSession:
                 self.s.print_exception(e)
 
     def exec(self, source, filename="<stdin>"):
+        self.s.rt.interrupt_pending = False     # a Ctrl-C from before this code arrived is not meant for it
         self._call(self.s.exec, source, filename)
 
     def exec_single(self, source):
@@ -103,6 +104,7 @@ class SimSession:
             tree = None
         if tree is not None and len(tree.body) == 1 and isinstance(tree.body[0], ast.Expr):
             source = "_ = (%s)\nif _ is not None:\n    print(repr(_))\n" % source.strip()
+        self.s.rt.interrupt_pending = False
         self._call(self.s.exec, source, "<stdin>")
 
     def format_exception(self, e) -> str:
@@ -132,6 +134,31 @@ class SimSession:
         pass
 
 
+class PowerOn:
+    """One power-on of the virtual board: its sim Board and what pacing and frame saving track for it. A board
+    reset makes a new one, so a firmware thread still winding down never touches the next one's state."""
+
+    def __init__(self, runtime, write):
+        st = runtime.state
+        sd = st.sd_root if st.has_sd else None
+        sources = default_sources(runtime.glyph(sd or st.flash_root))
+        self.write = write
+        self.board = Board(flash_root=st.flash_root, sd_root=sd, camera=sources, hold_ms=HOLD_MS,
+                           console_echo=self._console, keep_frames=16)
+        self.board.flash = st.flash          # the image kflash writes is the one kpu.load reads
+        for t in runtime.presses:
+            self.board.press(at_ms=t)
+        self.wall0 = time.monotonic()
+        self.clock0 = self.board.clock.now_us
+        self.saved = 0
+        self.seen_updates = 0
+        self.in_app = False             # boot.py/main.py running (not a REPL exec): only the app is paced/parked
+
+    def _console(self, text):
+        self.write(text)
+        self.board.console.clear()      # the pty is the record; the sim's in-memory copy would only grow
+
+
 class SimRuntime:
     def __init__(self, state, frames_out=None, max_frames=None, realtime=True, presses=()):
         self.state = state
@@ -139,17 +166,9 @@ class SimRuntime:
         self.frames_out = Path(frames_out) if frames_out else None
         self.max_frames = max_frames
         self.realtime = realtime
-        self.board = None
-        self._write = None
-        self.saved = 0
-        self.in_app = False             # boot.py/main.py running (not a REPL exec): only the app is paced/parked
+        self.runs = {}                  # write function (one per firmware thread) -> its PowerOn
 
-    def _console(self, text):
-        if self._write is not None:
-            self._write(text)
-        self.board.console.clear()   # the pty is the record; the sim's in-memory copy would only grow
-
-    def _glyph(self, root: Path) -> int:
+    def glyph(self, root: Path) -> int:
         """Digit size the camera shows, as `make sim` picks it: the classifier's input size in models.json."""
         glyph = 64
         try:
@@ -161,48 +180,36 @@ class SimRuntime:
                 glyph = max(m["input"].get("w", 0), m["input"].get("h", 0)) or glyph
         return glyph
 
-    def power_on(self):
-        sd = self.state.sd_root if self.state.has_sd else None
-        sources = default_sources(self._glyph(sd or self.state.flash_root))
-        self.board = Board(flash_root=self.state.flash_root, sd_root=sd, camera=sources, hold_ms=HOLD_MS,
-                           console_echo=self._console, keep_frames=64)
-        self.board.flash = self.state.flash     # the image kflash writes is the one kpu.load reads
-        for t in self.presses:
-            self.board.press(at_ms=t)
-        self.wall0 = time.monotonic()
-        self.clock0 = self.board.clock.now_us
-        self.saved = 0
-        self.seen_updates = 0
-
     def new_session(self, write, hard: bool):
-        if hard or self.board is None:
-            self.power_on()
-        self._write = write
-        s = Session(self.board)
-        s.rt.stop_check = lambda rt=s.rt: self._pace(rt)
-        return SimSession(self, s)
+        run = self.runs.get(write)
+        if hard or run is None:
+            self.runs = {write: PowerOn(self, write)}   # earlier power-ons are over
+            run = self.runs[write]
+        s = Session(run.board)
+        s.rt.stop_check = lambda rt=s.rt: self._pace(run, rt)
+        return SimSession(run, s)
 
-    def _pace(self, rt):
+    def _pace(self, run, rt):
         """Polled at each call into a simulated module: save new frames, hold virtual time to wall time, park."""
-        screen = self.board.screen
-        if self.frames_out is not None and screen.updates > self.seen_updates:
-            new = list(screen.frames)[-min(len(screen.frames), screen.updates - self.seen_updates):]
-            self.seen_updates = screen.updates
+        screen = run.board.screen
+        if self.frames_out is not None and screen.updates > run.seen_updates:
+            new = list(screen.frames)[-min(len(screen.frames), screen.updates - run.seen_updates):]
+            run.seen_updates = screen.updates
             for _, rgb, note in new:
-                if note == "display" and self.saved < (self.max_frames or 1e9):
-                    self._save_frame(rgb)
-        if self.in_app and self.max_frames is not None and screen.shown >= self.max_frames:
+                if note == "display" and run.saved < (self.max_frames or 1e9):
+                    self._save_frame(run, rgb)
+        if run.in_app and self.max_frames is not None and screen.shown >= self.max_frames:
             while not rt.interrupt_pending:       # parked: the next Ctrl-C or reset ends it
                 time.sleep(0.02)
             return None
-        if self.realtime and self.in_app:
-            ahead = (rt.clock.now_us - self.clock0) / 1e6 - (time.monotonic() - self.wall0)
+        if self.realtime and run.in_app:
+            ahead = (rt.clock.now_us - run.clock0) / 1e6 - (time.monotonic() - run.wall0)
             if ahead > 0.002:
                 time.sleep(min(ahead, 0.5))
         return None
 
-    def _save_frame(self, rgb):
+    def _save_frame(self, run, rgb):
         from PIL import Image
         self.frames_out.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rgb).save(self.frames_out / ("frame_%03d.png" % self.saved))
-        self.saved += 1
+        Image.fromarray(rgb).save(self.frames_out / ("frame_%03d.png" % run.saved))
+        run.saved += 1

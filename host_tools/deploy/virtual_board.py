@@ -3,8 +3,8 @@
 One process answers on /dev/pts/N like the board's USB serial port: MaixPy's boot log, banner and REPL (device
 code runs in the simulated firmware, host_tools/sim), and the K210 ISP ROM + flash stub for kflash, writing a
 16 MiB flash image. A pty has no DTR/RTS, so the reset into ISP that kflash pulses on those lines is taken from
-the traffic instead: the first SLIP frame (0xC0 never occurs in REPL text) resets the board into ISP; the stub's
-reboot command boots MaixPy again from the new flash image.
+the traffic instead: kflash's greeting frame (0xC0 never occurs in REPL text) resets the board into ISP; the
+stub's reboot command boots MaixPy again from the new flash image.
 
 State lives in a folder: flash.bin (the image), flash/ (the /flash SPIFFS files), sd/ (the /sd card, present
 only with --sd), isp.jsonl (one line per kflash session: frames, bytes, sectors written), board.log.
@@ -25,6 +25,9 @@ from host_tools.files import write_atomic
 
 
 ISP_IDLE_RESET_S = 3.0
+# kflash resets the board into ISP with DTR/RTS and then greets it; on a pty only the greeting frame is seen, so it
+# is what puts the virtual board into ISP (any other SLIP frame reaching MaixPy is just bytes to its REPL).
+ISP_GREETING = b"\xc0\xc2"
 
 
 class BoardState:
@@ -68,7 +71,7 @@ class VirtualBoard:
         self.mode = "maixpy"            # "maixpy" | "isp"
         self.isp = None
         self.repl = None
-        self._lock = threading.Lock()
+        self._held = b""                # a trailing 0xC0 kept until we know whether a greeting follows
         self._running = True
 
     @property
@@ -76,10 +79,11 @@ class VirtualBoard:
         return self.line.port
 
     def write_from_firmware(self, repl, data: bytes):
-        # Output of a firmware instance that has since been reset must not reach the line.
-        with self._lock:
-            if self.mode == "maixpy" and repl is self.repl:
-                self.line.write(data)
+        # Output of a firmware instance that has since been reset must not reach the line. No lock is held
+        # while writing: a write may wait for a slow reader, and the ISP must answer kflash at once (kflash
+        # skips any text before a reply frame).
+        if self.mode == "maixpy" and repl is self.repl:
+            self.line.write(data)
 
     def power_on(self, hard=True):
         holder = {}
@@ -97,11 +101,12 @@ class VirtualBoard:
         self.state.log("machine.reset()")
         threading.Thread(target=self.power_on, daemon=True).start()
 
-    def _stop_firmware(self):
+    def _stop_firmware(self, wait=0.0):
         repl, self.repl = self.repl, None
         if repl is not None:
             repl.stop()
-            repl.join(1.0)   # device code stuck in a long call is abandoned: the thread is a daemon
+            if wait:
+                repl.join(wait)   # device code stuck in a long call is abandoned: the thread is a daemon
 
     def enter_isp(self):
         self.mode = "isp"
@@ -132,29 +137,32 @@ class VirtualBoard:
                 if data:
                     self._receive(data)
         finally:
-            self._stop_firmware()
+            self._stop_firmware(wait=1.0)
             self.state.save_flash()
             self.line.close()
 
     def _receive(self, data: bytes):
         if self.mode == "maixpy":
-            i = data.find(b"\xc0")
+            data, self._held = self._held + data, b""
+            i = data.find(ISP_GREETING)
             if i < 0:
-                self.repl.feed(data)
+                if data.endswith(b"\xc0"):      # may be the start of a greeting: wait for the next byte
+                    data, self._held = data[:-1], b"\xc0"
+                if data:
+                    self.repl.feed(data)
                 return
             if i:
                 self.repl.feed(data[:i])
-            with self._lock:
-                self.enter_isp()
+            self.enter_isp()
             data = data[i:]
-        elif (b"\xc0" not in data and not self.isp.in_frame and (b"\x03" in data or b"\x01" in data)
-              and time.monotonic() - self.isp_last > ISP_IDLE_RESET_S):
+        elif b"\xc0" in data or self.isp.in_frame:
+            self.isp_last = time.monotonic()
+        elif (b"\x03" in data or b"\x01" in data) and time.monotonic() - self.isp_last > ISP_IDLE_RESET_S:
             # kflash died mid-way: a real board sits in ISP until someone presses reset; a pty has no reset
             # line, so REPL traffic after a quiet spell stands in for that press.
             self.state.log("ISP idle %.0f s and REPL traffic: reset" % (time.monotonic() - self.isp_last))
             self.leave_isp()
             return
-        self.isp_last = time.monotonic()
         reply = self.isp.feed(data)
         if reply:
             self.line.write(reply)
