@@ -122,3 +122,44 @@ def test_ram_map_matches_the_sdk_upload_layout(w):
     np.testing.assert_array_equal(mp.read(ram), x)
     assert ram[:3 * 64].sum() == 0 and np.count_nonzero(ram) <= x.size
     assert R.kpu_ram_rows(c, h, w) * 64 >= ram.nonzero()[0].max() + 1 - 3 * 64
+
+
+def wide_bn_layer(rng, ic, oc, h, w, k, dw, pool_type, leaky):
+    """A layer like our compiler writes: BN spread over ~2^27 units per output range, too wide for one table."""
+    L = random_layer(rng, ic, oc, h, w, k, dw, pool_type)
+    L.regs.conv_value.arg_x = L.regs.conv_value.arg_w = 0
+    L.regs.conv_value2.arg_add = 0
+    L.bn = (rng.integers(1 << 14, 1 << 16, oc), rng.integers(-(1 << 26), 1 << 26, oc), np.full(oc, 2))
+    act = [R.ActSegment(x_start=-(1 << 35), y_mul=0, shift=0, bias=0)]
+    if leaky:  # a shallow slope below 0, a steep one above: two pieces with steps of different widths
+        act.append(R.ActSegment(x_start=-(1 << 28), y_mul=int(rng.integers(1, 64)), shift=34, bias=20))
+    act.append(R.ActSegment(x_start=0, y_mul=32767, shift=int(rng.integers(33, 36)), bias=20 if leaky else 0))
+    act += [R.ActSegment(x_start=1 << 34, y_mul=0, shift=0, bias=255)] * (16 - len(act))
+    L.act = act
+    return L
+
+
+@pytest.mark.parametrize("pool_type", [0, 1, 2, 5])
+def test_bucketed_activation_equals_int64_reference(pool_type):
+    rng = np.random.default_rng(100 + pool_type)
+    for ic, oc, h, w, k, dw in CASES[:4]:
+        for leaky in (False, True):
+            p = ConvPlan(wide_bn_layer(rng, ic, oc, h, w, k, dw, pool_type, leaky))
+            assert p.fast and p.buckets is not None and p.lut is None, (ic, oc, leaky)
+            for _ in range(3):
+                x = rng.integers(0, 256, (ic, h, w)).astype(np.uint8)
+                np.testing.assert_array_equal(p.forward(x), p.forward_exact(x))
+
+
+@pytest.mark.parametrize("name", ["digits", "faces"])
+def test_demo_kmodels_take_the_fast_path_and_equal_the_reference(name):
+    from conftest import ROOT
+    from host_tools.kmodel.reader import K210_CONV
+    m = load(ROOT / "models" / (name + ".kmodel"))      # committed: no skip
+    plans = [ConvPlan(L) for L in m.layers if L.type == K210_CONV]
+    assert plans and all(p.fast for p in plans)
+    rng = np.random.default_rng(2)
+    for _ in range(2):
+        x = rng.integers(0, 256, m.input_shape).astype(np.uint8)
+        for a, b in zip(run(m, x), run(m, x, exact=True)):
+            np.testing.assert_array_equal(a, b)

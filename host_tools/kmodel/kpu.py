@@ -177,13 +177,70 @@ class ConvPlan:
             H = self._first_equal(int(E[hi_i - 1]), int(E[hi_i]), int(fE[-1]))
         if (mag * np.abs(mul) * 2 + ((np.abs(self.bn_add) + abs(L)) << self.bn_shift)).max() >= EXACT:
             return False
+        self.lut = self.buckets = None
         if H - L < LUT_MAX:
             self.lut = self.activation(np.arange(L, H + 1, dtype=np.int64))
-            self.k2 = self.k2 - L                 # index = clip(floor(acc*m + k2 - L), 0, H - L)
-            self.lut_hi = float(H - L)
-            self.chunks = self._plan_gemm(max(abs(t_lo), abs(t_hi)))
-            return self.chunks is not None
-        return False
+        else:
+            # Compilers that keep many BN units per output step (ours) give ranges of 2^27 and more: too big
+            # for one table, but the at most 255 steps of f lie far apart, so a table per bucket works.
+            self.buckets = self._bucket_table(L, H, [int(e) for e in E])
+            if self.buckets is None:
+                return False
+        self.k2 = self.k2 - L                     # index = clip(floor(acc*m + k2 - L), 0, H - L)
+        self.lut_hi = float(H - L)
+        self.chunks = self._plan_gemm(max(abs(t_lo), abs(t_hi)))
+        return self.chunks is not None
+
+    def _change_points(self, L: int, H: int, edges) -> np.ndarray:
+        """Every bn in (L, H] where f(bn) != f(bn - 1).
+
+        Between segment edges f is non-decreasing (checked by _plan_fast), so inside each piece the change
+        points are the first bn reaching each level, found for all levels at once by vectorised bisection; a
+        piece's first bn is added too, since f may jump there.
+        """
+        bounds = sorted({L, H + 1} | {e for e in edges if L < e <= H})
+        found = []
+        for p0, p1 in zip(bounds[:-1], bounds[1:]):
+            p1 -= 1                                   # the piece is [p0, p1]
+            v0, v1 = (int(v) for v in self.activation(np.array([p0, p1], np.int64)))
+            if p0 > L:
+                found.append(p0)
+            if v1 > v0:
+                target = np.arange(v0 + 1, v1 + 1, dtype=np.int64)
+                lo = np.full(target.size, p0, np.int64)
+                hi = np.full(target.size, p1, np.int64)
+                while (lo < hi).any():
+                    mid = (lo + hi) // 2
+                    up = self.activation(mid).astype(np.int64) >= target
+                    hi = np.where(up, mid, hi)
+                    lo = np.where(up, lo, mid + 1)
+                found.extend(int(v) for v in lo)
+        pts = np.unique(np.array(found, np.int64))
+        if pts.size:
+            before = self.activation(pts - 1)
+            pts = pts[self.activation(pts) != before]
+        return pts
+
+    def _bucket_table(self, L: int, H: int, edges):
+        """(inverse bucket width, thresholds, values) so that f(L + r) = values[2*b + (r >= thr[b])], b = r >> s.
+
+        Buckets are as wide as the closest two change points allow, so each holds at most one; None when
+        that would need more than LUT_MAX buckets.
+        """
+        r = self._change_points(L, H, edges) - L
+        gap = int(np.diff(r).min()) if r.size > 1 else H - L + 1
+        s = min(gap.bit_length() - 1, 62)
+        n = ((H - L) >> s) + 1
+        if n > LUT_MAX:
+            return None
+        starts = L + (np.arange(n, dtype=np.int64) << s)
+        lo = self.activation(starts)
+        thr = np.full(n, np.inf)
+        hi = lo.copy()
+        b = r >> s
+        thr[b] = r
+        hi[b] = self.activation(r + L)
+        return np.ldexp(1.0, -s), thr, np.stack([lo, hi], axis=1).reshape(-1)
 
     def _f(self, bn: int) -> int:
         return int(self.activation(np.array([bn], np.int64))[0])
@@ -333,7 +390,13 @@ class ConvPlan:
         a = acc * self.m[:, :, None]          # float64 even when the GEMM ran in float32
         np.add(a, self.k2[:, :, None], out=a)
         np.clip(a, 0, self.lut_hi, out=a)     # >= 0 here, so truncation is the floor
-        return self.lut.take(a.astype(np.intp))
+        if self.buckets is None:
+            return self.lut.take(a.astype(np.intp))
+        inv, thr, vals = self.buckets
+        b = (a * inv).astype(np.intp)         # floor(a / 2^s) = floor(floor(a) / 2^s) for a >= 0
+        i = b << 1
+        i += a >= thr.take(b)                 # floor(a) >= t  <=>  a >= t, t an integer
+        return vals.take(i)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if not self.fast:
