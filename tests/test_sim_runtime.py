@@ -209,3 +209,12 @@ def test_firmware_parts_not_modelled_say_so(tmp_path):
     s.exec("import image\ng = image.Image(size=(8, 8)).to_grayscale()\ng.set_pixel(0, 0, 10)\ng.invert()\n"
            "v = g.get_pixel(0, 0)")
     assert s.main_globals["v"] == 245
+
+
+def test_stdout_takes_bytes_and_utils_reads_flash_but_cannot_write_it(tmp_path):
+    b, s = session(tmp_path)
+    b.write_flash(0x300000, b"\x03\x00\x00\x00")
+    s.exec("import sys\nsys.stdout.write(b'ab')\nfrom Maix import utils\n"
+           "print(bytes(utils.flash_read(0x300000, 4)), hasattr(utils, 'flash_write'))\n", "t.py")
+    # MicroPython writes a buffer's bytes as they are; maix_utils.c has flash_write commented out
+    assert b.console_text() == "abb'\\x03\\x00\\x00\\x00' False\r\n"

@@ -33,27 +33,6 @@ class SimSession:
         self.run = run                  # the PowerOn this session belongs to
         self.s = session
         self._tid = None                # the thread running device code right now, if any
-        self._add_flash_access()
-
-    def _add_flash_access(self):
-        # MaixPy has Maix.utils.flash_read/flash_write over the SPI flash; the deployer reads the board's flash
-        # with it. Added only where the simulated Maix module does not have it yet.
-        maix = self.s.module("Maix")
-        utils = maix.utils
-        board = self.s.board
-        rt = self.s.rt
-        if not hasattr(utils, "flash_read"):
-            def flash_read(addr, size):
-                rt.checkpoint()
-                if addr < 0 or size < 0 or addr + size > len(board.flash):
-                    raise ValueError("flash_read: 0x%X + %d is outside the 16 MiB flash" % (addr, size))
-                return bytes(board.flash[addr:addr + size])
-            utils.flash_read = flash_read
-        if not hasattr(utils, "flash_write"):
-            def flash_write(addr, data):
-                rt.checkpoint()
-                board.write_flash(addr, bytes(data))
-            utils.flash_write = flash_write
 
     def _call(self, fn, *args):
         self._tid = threading.get_ident()

@@ -147,11 +147,8 @@ def build_maix(rt: Runtime):
             raise ValueError("flash_read: 0x%X + %d is outside the 16 MiB flash" % (addr, size))
         return bytes(flash[addr:addr + size])
 
-    def flash_write(addr, data):
-        rt.board.write_flash(addr, bytes(data))
-
-    utils = make_module(rt, "utils", dict(gc_heap_size=gc_heap_size, heap_free=rt.sys.free, flash_read=flash_read,
-                                          flash_write=flash_write))
+    utils = make_module(rt, "utils", dict(gc_heap_size=gc_heap_size, heap_free=rt.sys.free, flash_read=flash_read))
+    # no flash_write: MaixPy's maix_utils.c has it commented out of the module table
     config = make_module(rt, "config", dict(get_value=lambda key, default=None: default))
     mod = make_module(rt, "Maix", {})
     mod.GPIO, mod.FPIOA, mod.utils, mod.config = GPIO, FPIOA, utils, config

@@ -224,7 +224,8 @@ def build_micropython(rt):
 def build_sys(rt, session):
     class _Std:
         def write(self, s):
-            rt.write(str(s))
+            # MicroPython's stdout takes any buffer too and sends its bytes as they are (ampy's get relies on it)
+            rt.write(bytes(s).decode("utf-8", "replace") if isinstance(s, (bytes, bytearray, memoryview)) else str(s))
             return len(s)
 
         def flush(self):
