@@ -33,11 +33,7 @@ def cmd_check(args) -> int:
 
 
 def _compile(out_dir, name, kind, labels, anchors=(), threshold=0.5, nms=0.3):
-    try:
-        from host_tools.compiler import compile_file
-    except ImportError as e:
-        raise SystemExit("models: the kmodel compiler (host_tools.compiler.compile_file) is not available (%s); "
-                         "the int8 tflite files are written, run `python -m host_tools compile` once it is" % e)
+    from host_tools.compiler import compile_file
     tfl = out_dir / (name + "_int8.tflite")
     man = compile_file(tfl, out_dir, name, kind, labels, anchors=anchors, threshold=threshold, nms=nms)
     _log("%s: compiled %s -> %s (%d bytes, load %s)" % (name, tfl.name, man.kmodel, man.size, man.load))
@@ -54,7 +50,8 @@ def cmd_models(args) -> int:
     if "digits" in only:
         from host_tools.pipeline import demo_digits
         rep, _ = demo_digits.build(out, strategy=args.strategy, log=_log)
-        write_atomic(out / "labels.txt", "\n".join(demo_digits.LABELS) + "\n")
+        # the classifier's labels, one per line, for `kmodel run --labels` and `compile --labels`
+        write_atomic(args.labels_file, "\n".join(demo_digits.LABELS) + "\n")
         built.append((demo_digits.NAME, "classifier", demo_digits.LABELS, (), 0.5, 0.3))
     if "faces" in only:
         from host_tools.pipeline import demo_faces
@@ -185,6 +182,7 @@ def parser(prog):
         p.add_argument("--json", action="store_true")
     elif prog == "models":
         p.add_argument("--out", default="models")
+        p.add_argument("--labels-file", default="labels.txt", help="where the demo classifier's labels go")
         p.add_argument("--only", action="append", choices=DEMOS)
         p.add_argument("--strategy", default="default", choices=("default", "mirrored", "multi-worker"))
         p.add_argument("--no-compile", action="store_true", help="stop after the int8 tflite files")
