@@ -13,6 +13,7 @@ from host_tools.compiler import compile_tflite
 from host_tools.kmodel import load, run
 from host_tools.kmodel.reader import NOT_IN_STOCK_SDK
 from host_tools.kmodel.yolo import region_decode
+from host_tools.pipeline.quantize import litert_int8
 from tests.conftest import ROOT
 
 MODELS = ROOT / "models"
@@ -29,19 +30,9 @@ def _files(name):
 
 
 def _litert(path, images, resolver=None):
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-    it = Interpreter(model_path=str(path), num_threads=1,
-                     experimental_op_resolver_type=resolver or OpResolverType.AUTO)
-    it.allocate_tensors()
-    inp, out = it.get_input_details()[0], it.get_output_details()[0]
-    scale, zero = out["quantization"]
-    res = []
-    for img in images:
-        it.set_tensor(inp["index"], (img.astype(np.int16) - 128).astype(np.int8)[None])
-        it.invoke()
-        y = (it.get_tensor(out["index"])[0].astype(np.float64) - zero) * scale
-        res.append(y.transpose(2, 0, 1) if y.ndim == 3 else y.reshape(-1, 1, 1))
-    return np.array(res), scale
+    """Dequantized LiteRT outputs, channels first, for uint8 HWC images, and the output step."""
+    y, step = litert_int8(path, images, resolver)
+    return np.array([o.transpose(2, 0, 1) if o.ndim == 3 else o.reshape(-1, 1, 1) for o in y], np.float64), step
 
 
 def _kpu(km, images):

@@ -13,6 +13,7 @@ from keras import layers  # noqa: E402
 from host_tools.compiler import CompileError, compile_file, compile_tflite  # noqa: E402
 from host_tools.kmodel import load, run  # noqa: E402
 from host_tools.kmodel.reader import NOT_IN_STOCK_SDK  # noqa: E402
+from host_tools.pipeline.quantize import litert_int8  # noqa: E402
 
 
 def _quantize(model, calib):
@@ -30,21 +31,10 @@ def _bn_random(model, seed=1):
                                rng.uniform(0.5, 2, n)])
 
 
-def _litert(path, images):
-    """Dequantized LiteRT outputs, channels first, for uint8 HWC images."""
-    from ai_edge_litert.interpreter import Interpreter
-    it = Interpreter(model_path=str(path), num_threads=1)
-    it.allocate_tensors()
-    inp, out = it.get_input_details()[0], it.get_output_details()[0]
-    scale, zero = out["quantization"]
-    res = []
-    for img in images:
-        it.set_tensor(inp["index"], (img.astype(np.int16) - 128).astype(np.int8)[None])
-        it.invoke()
-        q = it.get_tensor(out["index"])[0].astype(np.float64)
-        y = (q - zero) * scale
-        res.append(y.transpose(2, 0, 1) if y.ndim == 3 else y.reshape(-1, 1, 1))
-    return np.array(res), scale
+def _litert(path, images, resolver=None):
+    """Dequantized LiteRT outputs, channels first, for uint8 HWC images, and the output step."""
+    y, step = litert_int8(path, images, resolver)
+    return np.array([o.transpose(2, 0, 1) if o.ndim == 3 else o.reshape(-1, 1, 1) for o in y], np.float64), step
 
 
 def _emulate(kmodel, images):

@@ -3,6 +3,8 @@
 The input tensor must come out with scale 1/255 and zero point -128: then the int8 input is the camera byte
 minus 128 and the kmodel input is exactly the camera's planar uint8. Anything else is an error.
 """
+from pathlib import Path
+
 import numpy as np
 
 INPUT_SCALE, INPUT_ZERO_POINT = 1.0 / 255.0, -128
@@ -68,19 +70,30 @@ def input_quantization(tflite_bytes):
     return float(scale), int(zp)
 
 
-def run_int8(tflite_bytes, images_u8, batch=1):
-    """Run the int8 tflite on uint8 HWC images (fed as byte - 128); returns the dequantized float outputs (N, ...)."""
-    it = _interpreter(tflite_bytes)
+def litert_int8(tflite, images_u8, resolver=None):
+    """Run an int8 tflite (bytes or path) on uint8 HWC images fed as byte - 128, one thread.
+
+    Returns (dequantized float32 outputs (N, ...), output scale). `resolver`: a LiteRT OpResolverType
+    (default AUTO, i.e. with XNNPACK).
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    content = Path(tflite).read_bytes() if isinstance(tflite, (str, Path)) else bytes(tflite)
+    it = Interpreter(model_content=content, num_threads=1,
+                     experimental_op_resolver_type=resolver or OpResolverType.AUTO)
+    it.allocate_tensors()
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
     oscale, ozp = out["quantization"]
-    images_u8 = np.asarray(images_u8)
     results = []
-    for img in images_u8:
-        q = (img.astype(np.int16) - 128).astype(np.int8)[None]
-        it.set_tensor(inp["index"], q)
+    for img in np.asarray(images_u8):
+        it.set_tensor(inp["index"], (img.astype(np.int16) - 128).astype(np.int8)[None])
         it.invoke()
         results.append((it.get_tensor(out["index"])[0].astype(np.float32) - ozp) * oscale)
-    return np.stack(results)
+    return np.stack(results), float(oscale)
+
+
+def run_int8(tflite, images_u8):
+    """Dequantized float outputs (N, ...) of the int8 tflite on uint8 HWC images."""
+    return litert_int8(tflite, images_u8)[0]
 
 
 def classifier_report(keras_model, tflite_bytes, x_val_u8, y_val):
