@@ -122,7 +122,9 @@ class ConvPlan:
         self.sorted_starts = bool(np.all(np.diff(self.x_start) >= 0))
         self.macs = oc * (1 if self.depthwise else ic) * self.taps * ih * iw
         self.wide_weights = layer.weights.dtype.itemsize > 1
+        self.dw32 = self.dw_last = False
         self.fast = self._plan_fast()
+        self._plan_depthwise_last()
 
     # ---- bounds: when is the float64 path exact? ----
 
@@ -188,6 +190,7 @@ class ConvPlan:
                 return False
         self.k2 = self.k2 - L                     # index = clip(floor(acc*m + k2 - L), 0, H - L)
         self.lut_hi = float(H - L)
+        self.idx32 = max(abs(bl - L), abs(bh - L)) + 1 < 2 ** 31     # every index fits int32
         self.chunks = self._plan_gemm(max(abs(t_lo), abs(t_hi)))
         return self.chunks is not None
 
@@ -329,12 +332,17 @@ class ConvPlan:
         """acc without the per-channel term c_w (it rides in k2), (oc, h, w) float64 or exact float32."""
         ic, h, w = x.shape
         if self.depthwise:
-            # sum_t (w_t + a) x_t = S + a*SX exactly (dyadic, < 2^52), and floor(S + a*SX) = S + floor(a*SX)
+            # sum_t (w_t + a) x_t = S + a*SX exactly (dyadic, < 2^52), and floor(S + a*SX) = S + floor(a*SX);
+            # with a an integer every partial sum is an integer below 2^24, exact in float32 (no floor)
             if self.k == 1:
+                if self.dw32:
+                    return x * self.wd32[0][:, None, None]
                 acc = x * self.wdp[:, 0, None, None]
                 np.floor(acc, out=acc)
                 return acc
-            return _depthwise3x3(x, self.wdp, self.pad_value)
+            if self.dw32:
+                return _depthwise3x3(x, self.wd32.T, self.pad_value, np.float32)
+            return _depthwise3x3(x, self.wdp, self.pad_value, np.float64)
         n = self.taps * ic
         cols = np.empty((n + 1, h * w), np.float32 if self.chunks else np.float64)
         if self.k == 1:
@@ -365,9 +373,14 @@ class ConvPlan:
         if self.depthwise:
             a = self.arg_x * np.ldexp(1.0, -self.shr_x)
             self.wdp = self.wd + a
-            if 255 * np.abs(self.wdp).sum(axis=1).max() * 2.0 ** self.shr_x >= EXACT:
+            bound = 255 * np.abs(self.wdp).sum(axis=1).max()
+            if bound * 2.0 ** self.shr_x >= EXACT:
                 return None
             self.k2 = self.k2 + self.arg_add * self.m
+            # a an integer (nncase: arg_x = -zero_point << shr_x): taps in float32, exact below 2^24
+            self.dw32 = self.arg_x % (1 << self.shr_x) == 0 and bound < 2.0 ** 24
+            if self.dw32:
+                self.wd32 = np.ascontiguousarray(self.wdp.T.astype(np.float32))     # (taps, c)
             return []
         wabs = np.abs(self.wm[:, :-1])
         chunks, start, run = [], 0, np.zeros(wabs.shape[0])
@@ -385,22 +398,29 @@ class ConvPlan:
             return []                          # many small float32 GEMMs would cost more than one float64
         return [(a, b, np.ascontiguousarray(self.wm[:, a:b].astype(np.float32))) for a, b in chunks]
 
-    def _bn_act_fast(self, acc):
-        """uint8 map: bn = floor(acc*m + k2), then the activation table lookup."""
-        a = acc * self.m[:, :, None]          # float64 even when the GEMM ran in float32
-        np.add(a, self.k2[:, :, None], out=a)
-        np.clip(a, 0, self.lut_hi, out=a)     # >= 0 here, so truncation is the floor
+    def _bn_act_fast(self, acc, m=None, k2=None, out=None):
+        """uint8 map: bn = floor(acc*m + k2), then the activation table lookup (m, k2 per channel)."""
+        a = np.multiply(acc, self.m[:, :, None] if m is None else m, dtype=np.float64)   # float32 acc too
+        np.add(a, self.k2[:, :, None] if k2 is None else k2, out=a)
         if self.buckets is None:
-            return self.lut.take(a.astype(np.intp))
+            # truncation is the floor for a >= 0, and below 0 both clip to index 0
+            if self.idx32:                    # float64 -> int32 converts far faster than -> int64
+                i = a.astype(np.int32).astype(np.intp)
+            else:
+                i = a.astype(np.intp)
+            return self.lut.take(i, mode="clip", out=out)
+        np.clip(a, 0, self.lut_hi, out=a)     # >= 0 here, so truncation is the floor
         inv, thr, vals = self.buckets
         b = (a * inv).astype(np.intp)         # floor(a / 2^s) = floor(floor(a) / 2^s) for a >= 0
         i = b << 1
         i += a >= thr.take(b)                 # floor(a) >= t  <=>  a >= t, t an integer
-        return vals.take(i)
+        return vals.take(i, out=out)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if not self.fast:
             return self.forward_exact(x)
+        if self.dw_last:
+            return pool(self._depthwise_last(x), self.pool)
         acc = self._acc_fast(x)
         kind = R.POOL_TYPES[self.pool][0]
         if kind in ("sample_lt", "sample_rt") or (self.monotone and kind == "max"):
@@ -408,23 +428,65 @@ class ConvPlan:
             return self._bn_act_fast(np.ascontiguousarray(pool(acc, self.pool)))
         return pool(self._bn_act_fast(acc), self.pool)
 
+    def _plan_depthwise_last(self):
+        """Tap weights, m and k2 tiled over one block of the channels-last layout (see _depthwise_last)."""
+        c, h, w = self.in_shape
+        self.dw_last = bool(self.fast and self.depthwise and self.k == 3 and self.dw32 and c >= DW_LAST_MIN_C)
+        if not self.dw_last:
+            return
+        p = max(1, min(h * (w + 2), DW_BLOCK // c))          # pixels per block
+        self.last_w = np.tile(self.wd32, (1, p))
+        self.last_m = np.tile(self.m[:, 0], p)
+        self.last_k2 = np.tile(self.k2[:, 0], p)
 
-DW_BLOCK = 1 << 15   # elements per channel block: the 9 passes of a block stay in cache
+    def _depthwise_last(self, x):
+        """uint8 (c, h, w) of a 3x3 depthwise layer with many channels, computed channels-last.
+
+        Pixels-major with channels innermost, every tap and the BN/activation stage is one contiguous 1-D
+        operation over a block (pixel rows padded to W + 2, the extra columns computed and dropped), with no
+        per-channel loop; a block is finished (taps in exact float32, then BN and table) while in cache.
+        """
+        c, h, w = x.shape
+        wp = w + 2
+        n = h * wp * c
+        xp = np.full((h + 3, wp, c), float(self.pad_value), np.float32)
+        xp[1:h + 1, 1:w + 1] = x.transpose(1, 2, 0)
+        xf = xp.reshape(-1)
+        y = np.empty(n, np.uint8)
+        bw, bm, bk = self.last_w, self.last_m, self.last_k2
+        acc = np.empty(bm.size, np.float32)
+        tmp = np.empty(bm.size, np.float32)
+        offs = [((t // 3) * wp + t % 3) * c for t in range(9)]
+        for e0 in range(0, n, bm.size):
+            k = min(bm.size, n - e0)
+            a, t_ = acc[:k], tmp[:k]
+            np.multiply(xf[e0:e0 + k], bw[0, :k], out=a)
+            for t in range(1, 9):
+                o = offs[t] + e0
+                np.multiply(xf[o:o + k], bw[t, :k], out=t_)
+                np.add(a, t_, out=a)
+            self._bn_act_fast(a, bm[:k], bk[:k], out=y[e0:e0 + k])
+        return y.reshape(h, wp, c)[:, :w].transpose(2, 0, 1)
 
 
-def _depthwise3x3(x, wdp, pad_value):
+DW_BLOCK = 1 << 15      # elements per block: the passes over a block stay in cache
+DW_LAST_MIN_C = 64      # channels from which a depthwise layer runs channels-last (fewer: per-channel rows)
+
+
+def _depthwise3x3(x, wdp, pad_value, dtype):
     """floor(sum over the 3x3 window of wdp[c, tap] * x) per channel, padding 1 with pad_value.
 
     Rows are padded to W + 2 and flattened, so each tap is one contiguous shift of the block; the two extra
-    columns per row are computed and dropped.
+    columns per row are computed and dropped. float32 only where the caller proved every partial sum an
+    integer below 2^24 (then the floor is the identity and is skipped).
     """
     c, h, w = x.shape
     wp = w + 2
     n = h * wp
-    out = np.empty((c, h, wp))
-    b = max(1, min(c, DW_BLOCK // n))
-    xp = np.full((b, (h + 3) * wp), float(pad_value))
-    tmp = np.empty((b, n))
+    out = np.empty((c, h, wp), dtype)
+    b = max(1, min(c, 2 * DW_BLOCK // n))
+    xp = np.full((b, (h + 3) * wp), float(pad_value), dtype)
+    tmp = np.empty((b, n), dtype)
     for c0 in range(0, c, b):
         c1 = min(c, c0 + b)
         k = c1 - c0
@@ -435,7 +497,8 @@ def _depthwise3x3(x, wdp, pad_value):
             o = (t // 3) * wp + t % 3
             np.multiply(xp[:k, o:o + n], wdp[c0:c1, t, None], out=tmp[:k])
             acc += tmp[:k]
-    np.floor(out, out=out)
+    if dtype != np.float32:
+        np.floor(out, out=out)
     return out[:, :, :w]
 
 
