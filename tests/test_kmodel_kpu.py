@@ -163,3 +163,25 @@ def test_demo_kmodels_take_the_fast_path_and_equal_the_reference(name):
         x = rng.integers(0, 256, m.input_shape).astype(np.uint8)
         for a, b in zip(run(m, x), run(m, x, exact=True)):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("pool_type", [0, 1, 5, 8])
+def test_depthwise_float32_and_channels_last_equal_int64_reference(pool_type):
+    """Depthwise layers as nncase writes them (arg_x = -zero_point << shr_x, so a is an integer): float32 taps,
+    channels-last from 64 channels; 16-bit weights exceed 2^24 and keep float64; lut and bucketed tables."""
+    rng = np.random.default_rng(200 + pool_type)
+    for c, h, w, k in ((64, 5, 9, 3), (96, 4, 6, 3), (16, 9, 17, 3), (70, 3, 4, 1)):
+        for bits, wide in ((8, False), (8, True), (16, False)):
+            L = wide_bn_layer(rng, c, c, h, w, k, True, pool_type, True) if wide else \
+                random_layer(rng, c, c, h, w, k, True, pool_type, bits)
+            cv = L.regs.conv_value
+            cv.shr_x = int(rng.integers(0, 16))
+            cv.arg_x = -int(rng.integers(0, 256)) << cv.shr_x
+            p = ConvPlan(L)
+            # 16-bit weights: 9 taps exceed 2^24 (float64, when that is exact), one tap stays below
+            assert p.fast or bits == 16, (c, k, bits)
+            assert p.dw32 == (p.fast and (bits == 8 or k == 1)), (c, k, bits)
+            assert p.dw_last == (bits == 8 and k == 3 and c >= 64)
+            for _ in range(2):
+                x = rng.integers(0, 256, (c, h, w)).astype(np.uint8)
+                np.testing.assert_array_equal(p.forward(x), p.forward_exact(x), err_msg=str((c, k, bits, wide)))

@@ -378,7 +378,7 @@ class ConvPlan:
                 return None
             self.k2 = self.k2 + self.arg_add * self.m
             # a an integer (nncase: arg_x = -zero_point << shr_x): taps in float32, exact below 2^24
-            self.dw32 = self.arg_x % (1 << self.shr_x) == 0 and bound < 2.0 ** 24
+            self.dw32 = bool(self.arg_x % (1 << self.shr_x) == 0 and bound < 2.0 ** 24)
             if self.dw32:
                 self.wd32 = np.ascontiguousarray(self.wdp.T.astype(np.float32))     # (taps, c)
             return []
