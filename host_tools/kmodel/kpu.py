@@ -429,12 +429,12 @@ class ConvPlan:
         return pool(self._bn_act_fast(acc), self.pool)
 
     def _plan_depthwise_last(self):
-        """Tap weights, m and k2 tiled over one block of the channels-last layout (see _depthwise_last)."""
+        """Tap weights, m and k2 tiled over one row of the channels-last layout (see _depthwise_last)."""
         c, h, w = self.in_shape
         self.dw_last = bool(self.fast and self.depthwise and self.k == 3 and self.dw32 and c >= DW_LAST_MIN_C)
         if not self.dw_last:
             return
-        p = max(1, min(h * (w + 2), DW_BLOCK // c))          # pixels per block
+        p = max(1, DW_ROW // c)                     # pixels per row: short tiles stay in cache across blocks
         self.last_w = np.tile(self.wd32, (1, p))
         self.last_m = np.tile(self.m[:, 0], p)
         self.last_k2 = np.tile(self.k2[:, 0], p)
@@ -442,34 +442,39 @@ class ConvPlan:
     def _depthwise_last(self, x):
         """uint8 (c, h, w) of a 3x3 depthwise layer with many channels, computed channels-last.
 
-        Pixels-major with channels innermost, every tap and the BN/activation stage is one contiguous 1-D
-        operation over a block (pixel rows padded to W + 2, the extra columns computed and dropped), with no
-        per-channel loop; a block is finished (taps in exact float32, then BN and table) while in cache.
+        Pixels-major with channels innermost, each tap is one shift of the flat padded map (pixel rows padded
+        to W + 2, the extra columns computed and dropped) seen as rows of a few whole pixels, so the tiled
+        per-channel weights broadcast over the rows with no per-channel loop; each block is finished (taps
+        in exact float32, then BN and table) while in cache.
         """
         c, h, w = x.shape
         wp = w + 2
-        n = h * wp * c
-        xp = np.full((h + 3, wp, c), float(self.pad_value), np.float32)
-        xp[1:h + 1, 1:w + 1] = x.transpose(1, 2, 0)
-        xf = xp.reshape(-1)
-        y = np.empty(n, np.uint8)
         bw, bm, bk = self.last_w, self.last_m, self.last_k2
-        acc = np.empty(bm.size, np.float32)
-        tmp = np.empty(bm.size, np.float32)
+        row = bm.size
+        rows = -(-(h * wp * c) // row)
+        n = rows * row                                   # whole rows: a little past the last pixel
+        xf = np.full(n + (2 * wp + 3) * c, float(self.pad_value), np.float32)
+        xf[:(h + 2) * wp * c].reshape(h + 2, wp, c)[1:h + 1, 1:w + 1] = x.transpose(1, 2, 0)
+        y = np.empty((rows, row), np.uint8)
+        rb = max(1, DW_BLOCK // row)                     # rows per block
+        acc = np.empty((rb, row), np.float32)
+        tmp = np.empty((rb, row), np.float32)
         offs = [((t // 3) * wp + t % 3) * c for t in range(9)]
-        for e0 in range(0, n, bm.size):
-            k = min(bm.size, n - e0)
+        for r0 in range(0, rows, rb):
+            k = min(rb, rows - r0)
             a, t_ = acc[:k], tmp[:k]
-            np.multiply(xf[e0:e0 + k], bw[0, :k], out=a)
+            e0 = r0 * row
+            np.multiply(xf[e0:e0 + k * row].reshape(k, row), bw[0], out=a)
             for t in range(1, 9):
                 o = offs[t] + e0
-                np.multiply(xf[o:o + k], bw[t, :k], out=t_)
+                np.multiply(xf[o:o + k * row].reshape(k, row), bw[t], out=t_)
                 np.add(a, t_, out=a)
-            self._bn_act_fast(a, bm[:k], bk[:k], out=y[e0:e0 + k])
-        return y.reshape(h, wp, c)[:, :w].transpose(2, 0, 1)
+            self._bn_act_fast(a, bm, bk, out=y[r0:r0 + k])
+        return y.reshape(-1)[:h * wp * c].reshape(h, wp, c)[:, :w].transpose(2, 0, 1)
 
 
 DW_BLOCK = 1 << 15      # elements per block: the passes over a block stay in cache
+DW_ROW = 2048           # elements per row of the channels-last depthwise (whole pixels)
 DW_LAST_MIN_C = 64      # channels from which a depthwise layer runs channels-last (fewer: per-channel rows)
 
 
