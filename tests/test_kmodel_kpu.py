@@ -165,6 +165,23 @@ def test_demo_kmodels_take_the_fast_path_and_equal_the_reference(name):
             np.testing.assert_array_equal(a, b)
 
 
+def with_integer_a(L, rng):
+    """arg_x = -zero_point << shr_x as nncase writes it (a = arg_x / 2^shr_x an integer), and BN/activation
+    spread over the accumulator range of random inputs, so outputs take many values and a wrong sum shows."""
+    cv = L.regs.conv_value
+    cv.shr_x = int(rng.integers(0, 16))
+    cv.arg_x = -int(rng.integers(0, 256)) << cv.shr_x
+    p = ConvPlan(L)
+    acc = p.accumulate(*p.conv_sums(rng.integers(0, 256, L.in_shape).astype(np.uint8)))
+    lo, hi = (np.percentile(acc.reshape(len(acc), -1), q, axis=1).astype(np.int64) for q in (5, 95))
+    mul = (256 << 20) // (hi - lo + 1)
+    L.bn = (mul, -((lo * mul) >> 20), np.full(len(mul), 20))
+    L.act = [R.ActSegment(x_start=-(1 << 35), y_mul=0, shift=0, bias=0),
+             R.ActSegment(x_start=0, y_mul=255, shift=8, bias=0)] + \
+        [R.ActSegment(x_start=1 << 34, y_mul=0, shift=0, bias=255)] * 14
+    return L
+
+
 @pytest.mark.parametrize("pool_type", [0, 1, 5, 8])
 def test_depthwise_float32_and_channels_last_equal_int64_reference(pool_type):
     """Depthwise layers as nncase writes them (arg_x = -zero_point << shr_x, so a is an integer): float32 taps,
@@ -172,11 +189,13 @@ def test_depthwise_float32_and_channels_last_equal_int64_reference(pool_type):
     rng = np.random.default_rng(200 + pool_type)
     for c, h, w, k in ((64, 5, 9, 3), (96, 4, 6, 3), (16, 9, 17, 3), (70, 3, 4, 1)):
         for bits, wide in ((8, False), (8, True), (16, False)):
-            L = wide_bn_layer(rng, c, c, h, w, k, True, pool_type, True) if wide else \
-                random_layer(rng, c, c, h, w, k, True, pool_type, bits)
-            cv = L.regs.conv_value
-            cv.shr_x = int(rng.integers(0, 16))
-            cv.arg_x = -int(rng.integers(0, 256)) << cv.shr_x
+            if wide:
+                L = wide_bn_layer(rng, c, c, h, w, k, True, pool_type, True)
+                cv = L.regs.conv_value
+                cv.shr_x = int(rng.integers(0, 16))
+                cv.arg_x = -int(rng.integers(0, 256)) << cv.shr_x
+            else:
+                L = with_integer_a(random_layer(rng, c, c, h, w, k, True, pool_type, bits), rng)
             p = ConvPlan(L)
             # 16-bit weights: 9 taps exceed 2^24 (float64, when that is exact), one tap stays below
             assert p.fast or bits == 16, (c, k, bits)
@@ -184,4 +203,24 @@ def test_depthwise_float32_and_channels_last_equal_int64_reference(pool_type):
             assert p.dw_last == (bits == 8 and k == 3 and c >= 64)
             for _ in range(2):
                 x = rng.integers(0, 256, (c, h, w)).astype(np.uint8)
-                np.testing.assert_array_equal(p.forward(x), p.forward_exact(x), err_msg=str((c, k, bits, wide)))
+                y = p.forward_exact(x)
+                assert np.unique(y).size > 20 or wide or not p.fast, (c, k, bits)
+                np.testing.assert_array_equal(p.forward(x), y, err_msg=str((c, k, bits, wide)))
+
+
+@pytest.mark.parametrize("pool_type", [0, 1, 8])
+def test_integer_a_folded_into_gemm_weights_equals_int64_reference(pool_type):
+    """arg_x a multiple of 2^shr_x (nncase): a rides in the GEMM weights, no SX row; float32 blocks or float64."""
+    rng = np.random.default_rng(300 + pool_type)
+    fast = 0
+    for ic, oc, h, w, k in ((3, 8, 12, 20, 3), (40, 24, 5, 40, 1), (12, 20, 9, 9, 3), (300, 16, 3, 5, 3)):
+        for bits in (8, 16):
+            p = ConvPlan(with_integer_a(random_layer(rng, ic, oc, h, w, k, False, pool_type, bits), rng))
+            fast += p.fast
+            assert not p.fast or p.fold_a, (ic, k, bits)
+            for _ in range(2):
+                x = rng.integers(0, 256, (ic, h, w)).astype(np.uint8)
+                y = p.forward_exact(x)
+                assert np.unique(y).size > 20 or not p.fast, (ic, k, bits)
+                np.testing.assert_array_equal(p.forward(x), y, err_msg=str((ic, k, bits)))
+    assert fast >= 4

@@ -344,21 +344,22 @@ class ConvPlan:
                 return _depthwise3x3(x, self.wd32.T, self.pad_value, np.float32)
             return _depthwise3x3(x, self.wdp, self.pad_value, np.float64)
         n = self.taps * ic
-        cols = np.empty((n + 1, h * w), np.float32 if self.chunks else np.float64)
+        cols = np.empty((self.wg.shape[1], h * w), np.float32 if self.chunks else np.float64)
         if self.k == 1:
             cols[:ic].reshape(ic, h, w)[...] = x
         else:
             for t, v in enumerate(self._taps(x)):
                 cols[t * ic:(t + 1) * ic].reshape(ic, h, w)[...] = v
-        # SX: the 3x3 box sum of the channel sum (padding included) -> per-pixel correction row
-        csum = x.sum(axis=0, dtype=np.float64)
-        if self.k == 3:
-            cp = np.full((h + 2, w + 2), float(self.pad_value) * ic)
-            cp[1:-1, 1:-1] = csum
-            csum = sum(cp[dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3))
-        cols[n] = (np.floor(csum * (self.arg_x * np.ldexp(1.0, -self.shr_x))) + self.arg_add).reshape(-1)
+        if not self.fold_a:
+            # SX: the 3x3 box sum of the channel sum (padding included) -> per-pixel correction row
+            csum = x.sum(axis=0, dtype=np.float64)
+            if self.k == 3:
+                cp = np.full((h + 2, w + 2), float(self.pad_value) * ic)
+                cp[1:-1, 1:-1] = csum
+                csum = sum(cp[dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3))
+            cols[n] = (np.floor(csum * (self.arg_x * np.ldexp(1.0, -self.shr_x))) + self.arg_add).reshape(-1)
         if not self.chunks:
-            return (self.wm @ cols).reshape(-1, h, w)
+            return (self.wg @ cols).reshape(-1, h, w)
         # float32 GEMMs over row blocks whose partial sums stay integers below 2^24, summed in float64
         (a, b, wc), rest = self.chunks[0], self.chunks[1:]
         acc = wc @ cols[a:b]
@@ -382,21 +383,30 @@ class ConvPlan:
             if self.dw32:
                 self.wd32 = np.ascontiguousarray(self.wdp.T.astype(np.float32))     # (taps, c)
             return []
-        wabs = np.abs(self.wm[:, :-1])
+        n = self.wm.shape[1] - 1
+        self.fold_a = self.arg_x % (1 << self.shr_x) == 0
+        if self.fold_a:
+            # a an integer (nncase): sum (w + a) x = S + a*SX exactly, so a rides in the weights, no SX row,
+            # and the correction row's constant arg_add goes into k2
+            self.wg = self.wm[:, :n] + (self.arg_x >> self.shr_x)
+            self.k2 = self.k2 + self.arg_add * self.m
+        else:
+            self.wg = self.wm
+        wabs = np.abs(self.wg[:, :n])
         chunks, start, run = [], 0, np.zeros(wabs.shape[0])
         limit = 2.0 ** 24 - 1
-        for k in range(wabs.shape[1] + 1):
-            col = wabs[:, k] * 255 if k < wabs.shape[1] else np.full(wabs.shape[0], float(t_bound))
+        for k in range(self.wg.shape[1]):
+            col = wabs[:, k] * 255 if k < n else np.full(wabs.shape[0], float(t_bound))
             if (run + col).max() > limit:
                 if k == start:
                     return []                  # one column alone is too big: float64
                 chunks.append((start, k))
                 start, run = k, np.zeros(wabs.shape[0])
             run += col
-        chunks.append((start, wabs.shape[1] + 1))
+        chunks.append((start, self.wg.shape[1]))
         if len(chunks) > 4:
             return []                          # many small float32 GEMMs would cost more than one float64
-        return [(a, b, np.ascontiguousarray(self.wm[:, a:b].astype(np.float32))) for a, b in chunks]
+        return [(a, b, np.ascontiguousarray(self.wg[:, a:b].astype(np.float32))) for a, b in chunks]
 
     def _bn_act_fast(self, acc, m=None, k2=None, out=None):
         """uint8 map: bn = floor(acc*m + k2), then the activation table lookup (m, k2 per channel)."""
