@@ -543,12 +543,16 @@ def pool(y: np.ndarray, pool_type: int) -> np.ndarray:
     if kind == "sample_rt":
         return y[:, :oh * stride:stride, stride - 1:ow * stride:stride].copy()
     if stride == win:
-        parts = [y[:, dy:oh * win:win, dx:ow * win:win] for dy in range(win) for dx in range(win)]
         if kind == "max":
-            m = np.maximum(parts[0], parts[1])
-            for p in parts[2:]:
-                np.maximum(m, p, out=m)
+            # rows first: whole contiguous rows, then the strided columns of a map `win` times smaller
+            r = np.maximum(y[:, 0:oh * win:win, :ow * win], y[:, 1:oh * win:win, :ow * win])
+            for dy in range(2, win):
+                np.maximum(r, y[:, dy:oh * win:win, :ow * win], out=r)
+            m = np.maximum(r[:, :, 0::win], r[:, :, 1::win])
+            for dx in range(2, win):
+                np.maximum(m, r[:, :, dx::win], out=m)
             return m
+        parts = [y[:, dy:oh * win:win, dx:ow * win:win] for dy in range(win) for dx in range(win)]
         s = parts[0].astype(np.int32 if y.dtype == np.uint8 else y.dtype)
         for p in parts[1:]:
             s += p
