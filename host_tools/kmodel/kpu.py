@@ -4,8 +4,10 @@ The conv sum S = sum(x*w) of uint8 x uint8 (or uint16 weights) products over at 
 2^53, so a float64 GEMM (BLAS) computes it exactly. Two paths give the same integers:
 - fast: when bounds derived from the layer's registers at plan time prove that every intermediate value is an
   integer (or dyadic fraction) below 2^53 and that nothing wraps at 36 bits, the per-pixel correction rides in
-  the GEMM as one extra row, BN and activation run as float64 multiply-add-floor, and max pooling goes BEFORE
-  BN/activation when both are monotone (4x fewer elements). Every floor is exact there.
+  the GEMM as one extra row (or, when a = arg_x/2^shr_x is an integer as nncase writes it, in the weights as
+  w + a), BN and activation run as float64 multiply-add-floor, and max pooling goes BEFORE BN/activation when
+  both are monotone (4x fewer elements). Every floor is exact there. Depthwise layers have no GEMM: 9 shifted
+  multiply-adds, in float32 when every partial sum is an integer below 2^24, channels-last for many channels.
 - exact: the straightforward int64 stages (accumulate, batchnorm, activation with the SDK's carry shift),
   used when the bounds do not hold and as the reference the tests compare the fast path against.
 """
