@@ -454,13 +454,13 @@ class ConvPlan:
     def _depthwise_last(self, x):
         """uint8 (c, h, w) of a 3x3 depthwise layer with many channels, computed channels-last.
 
-        Pixels-major with channels innermost, each tap is one shift of the flat padded map (pixel rows padded
-        to W + 2, the extra columns computed and dropped) seen as rows of a few whole pixels, so the tiled
+        Pixels-major with channels innermost, each tap is one shift of the flat padded map (one pad column per
+        pixel row, computed and dropped) seen as rows of a few whole pixels, so the tiled
         per-channel weights broadcast over the rows with no per-channel loop; each block is finished (taps
         in exact float32, then BN and table) while in cache.
         """
         c, h, w = x.shape
-        wp = w + 2
+        wp = w + 1                                       # a row's right pad is the next row's left
         bw, bm, bk = self.last_w, self.last_m, self.last_k2
         row = bm.size
         rows = -(-(h * wp * c) // row)
@@ -493,12 +493,12 @@ DW_LAST_MIN_C = 64      # channels from which a depthwise layer runs channels-la
 def _depthwise3x3(x, wdp, pad_value, dtype):
     """floor(sum over the 3x3 window of wdp[c, tap] * x) per channel, padding 1 with pad_value.
 
-    Rows are padded to W + 2 and flattened, so each tap is one contiguous shift of the block; the two extra
-    columns per row are computed and dropped. float32 only where the caller proved every partial sum an
+    Rows get one pad column (a row's right pad is the next row's left pad) and are flattened, so each tap is one
+    contiguous shift of the block; the pad column is computed and dropped. float32 only where the caller proved every partial sum an
     integer below 2^24 (then the floor is the identity and is skipped).
     """
     c, h, w = x.shape
-    wp = w + 2
+    wp = w + 1
     n = h * wp
     out = np.empty((c, h, wp), dtype)
     b = max(1, min(c, 2 * DW_BLOCK // n))
