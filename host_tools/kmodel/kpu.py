@@ -399,9 +399,9 @@ class ConvPlan:
         limit = 2.0 ** 24 - 1
         for k in range(self.wg.shape[1]):
             col = wabs[:, k] * 255 if k < n else np.full(wabs.shape[0], float(t_bound))
+            if col.max() > limit:
+                return []                      # one column alone is too big for float32: one float64 GEMM
             if (run + col).max() > limit:
-                if k == start:
-                    return []                  # one column alone is too big: float64
                 chunks.append((start, k))
                 start, run = k, np.zeros(wabs.shape[0])
             run += col
