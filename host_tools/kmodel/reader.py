@@ -454,9 +454,6 @@ def _trace_shapes(m: Kmodel):
     m.input_is_float = first.type == FULLY_CONNECTED
     m.input_shape = first.in_shape
     last = m.layers[-1]
-    # The firmware's fmap: a conv last layer gives its register shape and 'B'; any other last layer gives
-    # (1, 1, bytes): py_kpu.c's get_typecode_size falls through every case and always returns 1, so w() of a
-    # float output is its byte count, not its element count.
     code = "B" if last.type == K210_CONV else last.out_dtype
     m.output_typecodes, m.output_shapes, m.fmap_shapes = [], [], []
     for o in m.outputs:
@@ -469,4 +466,13 @@ def _trace_shapes(m: Kmodel):
             shp = (n, 1, 1)
         m.output_typecodes.append(code)
         m.output_shapes.append(shp)
-        m.fmap_shapes.append(shp if last.type == K210_CONV else (1, 1, o.size))
+        m.fmap_shapes.append(fmap_shape(last, o.size))
+
+
+def fmap_shape(last, nbytes: int) -> tuple:
+    """(ch, h, w) the firmware's fmap reports for an output when `last` is the last layer run.
+
+    A conv last layer gives its register shape; any other gives (1, 1, bytes): py_kpu.c's get_typecode_size
+    falls through every case and always returns 1, so w() of a float output is its byte count.
+    """
+    return tuple(last.regs.out_shape) if last.type == K210_CONV else (1, 1, int(nbytes))

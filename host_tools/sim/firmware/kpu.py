@@ -22,6 +22,7 @@ from collections import OrderedDict
 import numpy as np
 
 from host_tools.kmodel import KmodelError, netinfo, parse, run as kmodel_run
+from host_tools.kmodel.reader import K210_CONV, fmap_shape
 from host_tools.kmodel.yolo import region_decode
 from host_tools.sim import kpu_time
 from host_tools.sim.clock import COSTS
@@ -39,7 +40,6 @@ ERR_TEXT = {
     2013: "ERR_OUTPUTS_SET: need kpu.set_outputs() to set shape",
     2015: "ERR_UNKNOWN",
 }
-K210_CONV = 10240
 
 
 _PARSED = OrderedDict()   # digest -> (Kmodel, NetInfo): parsed once per process, so the emulator's per-model
@@ -246,13 +246,9 @@ def build_kpu(rt: Runtime, image_mod):
         if not 0 <= idx < len(slot.outputs):
             raise OSError("sipeed_kpu_get_output err")
         m = slot.model
-        last = m.layers[slot.layers - 1]
         code = m.output_typecodes[idx]
         buf = slot.outputs[idx]
-        if last.type == K210_CONV:
-            ch, h, w = last.regs.out_shape
-        else:
-            ch, h, w = 1, 1, buf.nbytes
+        ch, h, w = fmap_shape(m.layers[slot.layers - 1], buf.nbytes)   # set_layers may end the run early
         return Fmap(slot, buf, code, w, h, ch, slot.layers - 1)
 
     def forward(task, img, out_index=0, dma=-1):
