@@ -24,8 +24,7 @@ def _files(name):
     paths = {k: MODELS / (name + suffix) for k, suffix in
              (("tflite", "_int8.tflite"), ("kmodel", ".kmodel"), ("manifest", ".json"))}
     missing = [str(p) for p in paths.values() if not p.is_file()]
-    if missing:
-        pytest.skip("demo model files not built yet (make models): %s" % ", ".join(missing))
+    assert not missing, "demo model files missing (make models): %s" % ", ".join(missing)
     return paths
 
 

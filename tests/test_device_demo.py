@@ -15,8 +15,7 @@ def demo():
     by_kind = {}
     for p in demo_manifests(ROOT / "models"):
         by_kind.setdefault(mf.load(p).kind, p)
-    if set(by_kind) != {"classifier", "detector"}:
-        pytest.skip("models/ has no demo classifier + detector manifests yet (make models)")
+    assert set(by_kind) == {"classifier", "detector"}, "models/ lacks a demo classifier + detector: make models"
     return by_kind
 
 

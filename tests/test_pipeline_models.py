@@ -20,13 +20,21 @@ def _bytes(name):
     return p.read_bytes()
 
 
+def _demo_kmodel(name):
+    """(manifest, parsed kmodel) of a committed demo model."""
+    from host_tools import kmodel
+    from host_tools.manifest import load
+    _bytes(name + ".json")
+    man = load(MODELS / (name + ".json"))
+    return man, kmodel.load(MODELS / man.kmodel)
+
+
 def test_digits_report_figures():
     rep = json.loads(_bytes("digits_report.json"))
     assert rep["float_accuracy"] >= 0.97 and rep["int8_accuracy"] >= 0.965
 
 
 def test_digits_int8_tflite_accuracy_on_the_validation_split():
-    pytest.importorskip("ai_edge_litert")
     from host_tools.pipeline.quantize import input_quantization, run_int8
     tfl = _bytes("digits_int8.tflite")
     scale, zp = input_quantization(tfl)
@@ -40,7 +48,6 @@ def test_digits_int8_tflite_accuracy_on_the_validation_split():
 
 @pytest.fixture(scope="module")
 def faces_model():
-    pytest.importorskip("ai_edge_litert")
     rep = json.loads(_bytes("faces_report.json"))
     return _bytes("faces_int8.tflite"), rep["anchors"]
 
@@ -70,11 +77,7 @@ def test_face_detector_map_on_held_out_composites(faces_model):
 def test_compiled_face_kmodel_finds_the_astronaut_on_the_kpu_emulator():
     """The device path: models/faces.kmodel on the KPU emulator, decoded like run_yolo2 with the manifest's values."""
     from host_tools import kmodel
-    from host_tools.manifest import load
-    if not (MODELS / "faces.json").is_file():
-        pytest.skip("models/faces.json not compiled yet")
-    man = load(MODELS / "faces.json")
-    km = kmodel.load(MODELS / man.kmodel)
+    man, km = _demo_kmodel("faces")
     frame = faces.astronaut_frame()
     out = kmodel.run(km, np.ascontiguousarray(frame.transpose(2, 0, 1)))[0]
     from host_tools.kmodel.yolo import region_decode
@@ -86,12 +89,8 @@ def test_compiled_face_kmodel_finds_the_astronaut_on_the_kpu_emulator():
 def test_compiled_digits_kmodel_agrees_with_the_int8_tflite():
     """models/digits.kmodel on the KPU emulator, fed the camera's planar bytes, names the same digits."""
     from host_tools import kmodel
-    from host_tools.manifest import load
     from host_tools.pipeline.quantize import run_int8
-    if not (MODELS / "digits.json").is_file():
-        pytest.skip("models/digits.json not compiled yet")
-    man = load(MODELS / "digits.json")
-    km = kmodel.load(MODELS / man.kmodel)
+    man, km = _demo_kmodel("digits")
     x, y = demo_digits.validation_set()
     x, y = x[::18], y[::18]                       # 20 digits spread over the classes
     emu = np.array([kmodel.run(km, np.ascontiguousarray(im.transpose(2, 0, 1)))[0].reshape(-1).argmax() for im in x])
@@ -104,8 +103,7 @@ def test_checker_memory_estimate_matches_the_compiled_model(name):
     """Before compiling, the checker's kpu.load heap estimate is within 5% of what the compiled kmodel needs."""
     from host_tools.manifest import load
     from host_tools.pipeline import checker
-    if not (MODELS / (name + ".json")).is_file():
-        pytest.skip("models/%s.json not compiled yet" % name)
+    _bytes(name + ".json")
     rep = checker.check_file(MODELS / (name + "_int8.tflite"))
     assert rep.ok, rep.text()
     heap = load(MODELS / (name + ".json")).memory["heap"]

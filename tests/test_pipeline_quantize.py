@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
+import keras  # noqa: E402
 
 from host_tools.pipeline import arch, quantize, train  # noqa: E402
 
