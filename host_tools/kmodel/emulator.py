@@ -17,8 +17,8 @@ pools, every uint8 CPU layer. Approximate or chosen, because nothing public sett
   and summation order in global average pooling / softmax (numpy's pairwise sums).
 - K210_ADD_PADDING leaves the other 15 pixels of each 4x4 map as KPU RAM held them (zeros in a fresh run).
 With these choices the Maix-EMC cifar10 logits come within 0.0063 of the K210 hardware values.
-Conv layers run on a float64/float32 GEMM path that gives the same integers as the int64 reference
-(kpu.py explains when and why; `run(..., exact=True)` forces the reference).
+Conv layers run on an integer GEMM and compiled int64 stages that give the same integers as the numpy int64
+reference (kpu.py; `run(..., exact=True)` forces the reference).
 """
 import contextlib
 import time
