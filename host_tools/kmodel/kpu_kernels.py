@@ -68,22 +68,22 @@ def _finish(g, tp, cw, n, mul, shift, add, wrap, xs, ym, sh, bias, bn, out):
 @numba.njit(cache=True, nogil=True)
 def window_columns(x, k, pad, s, r0, c0, oh, ow, cols):
     """im2col of a (ic, h, w) uint8 map for the integer GEMM: cols[p, t*ic + c] = x[c] at tap t (dy, dx) around
-    output pixel p, padding 1 with `pad` for k=3."""
+    output pixel p, padding 1 with `pad` for k=3. Innermost over a row of pixels: contiguous reads, no views."""
     ic, h, w = x.shape
     r = k // 2
     for oy in range(oh):
         for dy in range(k):
             yy = r0 + oy * s + dy - r
+            row_in = 0 <= yy < h
             for dx in range(k):
-                t = dy * k + dx
-                for ox in range(ow):
-                    xx = c0 + ox * s + dx - r
-                    row = cols[oy * ow + ox, t * ic:(t + 1) * ic]
-                    if 0 <= yy < h and 0 <= xx < w:
-                        for c in range(ic):
-                            row[c] = x[c, yy, xx]
-                    else:
-                        row[:] = pad
+                for c in range(ic):
+                    col = (dy * k + dx) * ic + c
+                    for ox in range(ow):
+                        xx = c0 + ox * s + dx - r
+                        if row_in and 0 <= xx < w:
+                            cols[oy * ow + ox, col] = x[c, yy, xx]
+                        else:
+                            cols[oy * ow + ox, col] = pad
 
 
 @numba.njit(cache=True, nogil=True)
