@@ -15,6 +15,8 @@ from host_tools.kmodel import regs as R
 from host_tools.kmodel.int_gemm import ExactGemm
 
 ACC_BITS = 36     # nncase asserts the accumulator fits 36 signed bits; we wrap like a 36-bit register
+LUT_PIECES = 4    # activation tables with more reachable pieces than this are looked up (see _table)
+LUT_MAX = 1 << 20  # largest lookup table (bytes) a layer builds
 
 
 def _wrap(v: np.ndarray, bits: int) -> np.ndarray:
@@ -150,7 +152,38 @@ class ConvPlan:
             keep = keep[pick:last + 1]
         keep = np.array(keep)
         self.monotone = rng is not None and self._monotone(keep, *rng)
+        self.lut, self.lut_lo = self._table(keep, rng)
         return keep
+
+    def _table(self, keep, rng):
+        """(outputs, first bn) of the activation where it varies, for tables of many pieces (nncase's leaky ReLU
+        has 16: a pass per piece would cost more than one lookup); empty when not worth it or not provable.
+
+        Below the second entry's start a constant first entry gives one value; past the point where a rising
+        last piece reaches 255 (or past a constant last piece's start) the value stays; the table holds one
+        point of each constant end, and the kernels clip the index into it."""
+        none = (np.zeros(0, np.uint8), 0)
+        if rng is None or len(keep) <= LUT_PIECES:
+            return none
+        bl, bh = rng
+        xs, ym = self.x_start[keep], self.y_mul[keep]
+        lo = max(bl, int(xs[1]) - 1) if ym[0] == 0 else bl
+        if ym[-1] == 0:
+            hi = min(bh, int(xs[-1]))
+        elif ym[-1] > 0 and self._f(bh) == 255:
+            a, b = max(int(xs[-1]), lo), bh          # first bn reaching 255 in the rising last piece
+            while a < b:
+                mid = (a + b) // 2
+                a, b = (a, mid) if self._f(mid) == 255 else (mid + 1, b)
+            hi = a
+        else:
+            hi = bh
+        if hi - lo >= LUT_MAX:
+            return none
+        return self.activation(np.arange(lo, hi + 1, dtype=np.int64)), lo
+
+    def _f(self, bn: int) -> int:
+        return int(self.activation(np.array([bn], np.int64))[0])
 
     def _monotone(self, keep, bl: int, bh: int) -> bool:
         """Whether BN + activation never decrease as acc grows, so max pooling may run first on acc (4x fewer
@@ -252,7 +285,7 @@ class ConvPlan:
             flat[:-2 * r or None].reshape(c, h + 2 * r, wp)[:, r:r + h, r:r + w] = x
             full = np.empty((c, h, wp), np.uint8)
             K.depthwise(flat, self.k, h, self._wd32, self._dw_arg_x, self.shr_x, self._cw2, self.bn_mul,
-                        self.bn_shift, self.bn_add, self.may_wrap, *act, full.reshape(-1))
+                        self.bn_shift, self.bn_add, self.may_wrap, *act, self.lut, self.lut_lo, full.reshape(-1))
             s, r0, c0, oh, ow = grid
             y = full[:, r0:r0 + oh * s:s, c0:c0 + ow * s:s]
         else:
@@ -269,10 +302,11 @@ class ConvPlan:
                            .reshape(y.shape), self.pool)
                 y = np.empty(acc.shape, np.uint8)
                 K.finish_accumulators(acc.reshape(oc, -1), self.bn_mul, self.bn_shift, self.bn_add, False, *act,
-                                      y.reshape(oc, -1))
+                                      self.lut, self.lut_lo, y.reshape(oc, -1))
                 return y
             K.finish_gemm(g, self._gemm.offset, self.arg_x, self.shr_x, self._cw2,
-                          self.bn_mul, self.bn_shift, self.bn_add, self.may_wrap, *act, y.reshape(oc, -1))
+                          self.bn_mul, self.bn_shift, self.bn_add, self.may_wrap, *act, self.lut, self.lut_lo,
+                          y.reshape(oc, -1))
         return y if grid[0] > 1 else pool(y, self.pool)
 
 def carry_shift(v: np.ndarray, shift) -> np.ndarray:

@@ -34,12 +34,13 @@ def _segment_out(bn, x0, y0, s, b):
 
 
 @numba.njit(inline="always")
-def _finish(g, tp, cw, n, mul, shift, add, wrap, xs, ym, sh, bias, bn, out):
+def _finish(g, tp, cw, n, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo, bn, out):
     """out[j] = the uint8 output of one channel's accumulator g[j] + tp[j] + cw (int64 before the 36-bit wrap),
     j < n. xs.. is the layer's activation table compacted (kpu.ConvPlan._segments): a default entry, then
     strictly increasing starts, so taking each entry in turn where bn >= its start leaves the last such one:
     no per-element table lookups. A segment with y_mul 0 gives its clipped bias. wrap=False where the caller
-    proved that neither acc nor bn leaves 36 bits."""
+    proved that neither acc nor bn leaves 36 bits. A non-empty lut holds the activation's outputs from bn =
+    lut_lo on, constant below and past its ends (kpu.ConvPlan._table: for tables of many pieces)."""
     x0, y0, s0, b0 = xs[0], ym[0], sh[0], bias[0]
     if wrap:
         for j in range(n):
@@ -47,6 +48,11 @@ def _finish(g, tp, cw, n, mul, shift, add, wrap, xs, ym, sh, bias, bn, out):
     else:
         for j in range(n):
             bn[j] = (((g[j] + tp[j] + cw) * mul) >> shift) + add
+    if lut.size:
+        top = lut.size - 1
+        for j in range(n):
+            out[j] = lut[min(max(bn[j] - lut_lo, 0), top)]
+        return
     if y0 == 0:
         out[:n] = min(max(b0, 0), 255)
     else:
@@ -87,7 +93,7 @@ def window_columns(x, k, pad, s, r0, c0, oh, ow, cols):
 
 
 @numba.njit(cache=True, nogil=True)
-def finish_gemm(g, offset, arg_x, shr_x, cw2, mul, shift, add, wrap, xs, ym, sh, bias, out):
+def finish_gemm(g, offset, arg_x, shr_x, cw2, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo, out):
     """out[c, p] (uint8) from g[c, p], the GEMM sum with weights less `offset`, and g[-1] = SX: S = g + offset*SX,
     acc = S + ((arg_x*SX) >> shr_x) + c_w + arg_add (cw2 = c_w + arg_add)."""
     m, n = out.shape
@@ -99,7 +105,7 @@ def finish_gemm(g, offset, arg_x, shr_x, cw2, mul, shift, add, wrap, xs, ym, sh,
     for c in range(m):
         for p0 in range(0, n, BLOCK):
             p1 = min(n, p0 + BLOCK)
-            _finish(g[c, p0:p1], tp[p0:p1], cw2[c], p1 - p0, mul[c], shift[c], add[c], wrap, xs, ym, sh, bias, bn,
+            _finish(g[c, p0:p1], tp[p0:p1], cw2[c], p1 - p0, mul[c], shift[c], add[c], wrap, xs, ym, sh, bias, lut, lut_lo, bn,
                     out[c, p0:p1])
 
 
@@ -119,7 +125,7 @@ def gemm_accumulators(g, offset, arg_x, shr_x, cw2):
 
 
 @numba.njit(cache=True, nogil=True)
-def finish_accumulators(acc, mul, shift, add, wrap, xs, ym, sh, bias, out):
+def finish_accumulators(acc, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo, out):
     """out[c, p] (uint8) from the int64 accumulators acc[c, p]."""
     m, n = acc.shape
     zero = np.zeros(min(n, BLOCK), np.int64)
@@ -127,12 +133,12 @@ def finish_accumulators(acc, mul, shift, add, wrap, xs, ym, sh, bias, out):
     for c in range(m):
         for p0 in range(0, n, BLOCK):
             p1 = min(n, p0 + BLOCK)
-            _finish(acc[c, p0:p1], zero, 0, p1 - p0, mul[c], shift[c], add[c], wrap, xs, ym, sh, bias, bn,
+            _finish(acc[c, p0:p1], zero, 0, p1 - p0, mul[c], shift[c], add[c], wrap, xs, ym, sh, bias, lut, lut_lo, bn,
                     out[c, p0:p1])
 
 
 @numba.njit(cache=True, nogil=True)
-def depthwise(vol, k, h, wd, arg_x, shr_x, cw2, mul, shift, add, wrap, xs, ym, sh, bias, out):
+def depthwise(vol, k, h, wd, arg_x, shr_x, cw2, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo, out):
     """A depthwise layer's uint8 output on padded planes: vol is the flat (c, h + 2r, w + 2r) input with its
     padding (and 2r bytes more), out the flat (c, h, w + 2r) result whose last 2r columns are to be dropped.
 
@@ -169,7 +175,7 @@ def depthwise(vol, k, h, wd, arg_x, shr_x, cw2, mul, shift, add, wrap, xs, ym, s
                 tp[j] = (arg_x * np.int64(sx[j])) >> shr_x
         for p0 in range(0, n, BLOCK):
             p1 = min(n, p0 + BLOCK)
-            _finish(s32[p0:p1], tp[p0:p1], cw2[c], p1 - p0, mul[c], shift[c], add[c], wrap, xs, ym, sh, bias, bn,
+            _finish(s32[p0:p1], tp[p0:p1], cw2[c], p1 - p0, mul[c], shift[c], add[c], wrap, xs, ym, sh, bias, lut, lut_lo, bn,
                     out[c * n + p0:c * n + p1])
 
 
