@@ -135,6 +135,58 @@ def test_segment_search_keeps_only_entries_that_can_win():
         np.testing.assert_array_equal(p.forward(x), y)
 
 
+@pytest.mark.parametrize("name, inputs", [("nncase-yolo20/yolo.kmodel", 1), ("emc-cifar10/cifar10_output.kmodel", 3),
+                                          ("maixpy-mnist/mnist.kmodel", 3)])
+def test_compiled_path_equals_reference_on_fixtures(name, inputs):
+    m = load(fixture_file(*name.split("/")))
+    if "yolo" in name:      # nncase's 16-piece leaky tables are looked up (kpu.ConvPlan._table), so tested here
+        from host_tools.kmodel.emulator import plans
+        assert sum(p.lut.size > 0 for p in plans(m).values()) >= 10
+    rng = np.random.default_rng(1)
+    for _ in range(inputs):
+        x = rng.integers(0, 256, m.input_shape).astype(np.uint8)
+        for a, b in zip(run(m, x), run(m, x, exact=True)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_pool_types():
+    y = np.arange(16, dtype=np.uint8).reshape(1, 4, 4) * 10
+    assert pool(y, 0) is y
+    np.testing.assert_array_equal(pool(y, 1)[0], [[50, 70], [130, 150]])            # max 2x2/2
+    np.testing.assert_array_equal(pool(y, 2)[0], [[25, 45], [105, 125]])            # mean 2x2/2 (floor)
+    np.testing.assert_array_equal(pool(y, 3)[0], [[150]])
+    np.testing.assert_array_equal(pool(y, 4)[0], [[75]])
+    np.testing.assert_array_equal(pool(y, 5)[0], [[0, 20], [80, 100]])             # left-top sample
+    np.testing.assert_array_equal(pool(y, 6)[0], [[10, 30], [90, 110]])             # right-top sample
+    np.testing.assert_array_equal(pool(y, 7)[0], [[0]])
+    m8 = pool(y, 8)[0]                                                              # mean 2x2/1, same size
+    assert m8.shape == (4, 4) and m8[0, 0] == 25 and m8[3, 3] == 150 and m8[0, 3] == (30 + 70) // 2
+    m9 = pool(y, 9)[0]
+    assert m9.shape == (4, 4) and m9[0, 0] == 50 and m9[3, 0] == 130 and m9[3, 3] == 150
+
+
+def test_carry_shift_matches_the_sdk():
+    v = np.array([0, 1, 2, 3, 5, 6, 7, -1, -2, -3, -5], np.int64)
+    # SDK kpu_carry_shift(v, 1): value >>= 0; odd -> (v >> 1) +/- 1
+    assert carry_shift(v, 1).tolist() == [0, 1, 1, 2, 3, 3, 4, -2, -1, -3, -4]
+    assert carry_shift(v, 0).tolist() == v.tolist()
+
+
+@pytest.mark.parametrize("w", [8, 16, 17, 32, 33, 64, 100, 320])
+def test_ram_map_matches_the_sdk_upload_layout(w):
+    rng = np.random.default_rng(w)
+    c, h = 7, 5
+    lay = R.row_layout(w)
+    x = rng.integers(0, 256, (c, h, w)).astype(np.uint8)
+    ram = np.zeros(R.KPU_RAM_BYTES, np.uint8)
+    mp = RamMap(3, (c, h, w), lay.groups, lay.row_len, lay.row_len * h)
+    mp.write(ram, x)
+    np.testing.assert_array_equal(ram[ram_index(3, (c, h, w), lay.groups, lay.row_len, lay.row_len * h)], x)
+    np.testing.assert_array_equal(mp.read(ram), x)
+    assert ram[:3 * 64].sum() == 0 and np.count_nonzero(ram) <= x.size
+    assert R.kpu_ram_rows(c, h, w) * 64 >= ram.nonzero()[0].max() + 1 - 3 * 64
+
+
 def wide_bn_layer(rng, ic, oc, h, w, k, dw, pool_type, leaky, integer_a=False):
     """A layer like our compiler writes: BN spread over ~2^27 units across the accumulator range of random
     inputs (too wide for one table), so the outputs take many values and a wrong step shows.
