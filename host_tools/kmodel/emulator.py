@@ -49,7 +49,7 @@ def one_blas_thread():
 
 
 def plans(model: Kmodel) -> dict:
-    """Per conv layer index, its ConvPlan (cached on the model: weights as float64, RAM index arrays)."""
+    """Per conv layer index, its ConvPlan (cached on the model: weight layouts, tables, GEMM sessions)."""
     p = model.__dict__.get("_plans")
     if p is None:
         p = {L.index: ConvPlan(L) for L in model.layers if L.type == K210_CONV}

@@ -17,7 +17,6 @@ _signed_ok = None
 
 
 def _session(w: np.ndarray, planar: bool, transpose_out: bool = True):
-    import onnx  # noqa: F401  (onnx.helper below)
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
     k, m = w.shape

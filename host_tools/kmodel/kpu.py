@@ -120,7 +120,7 @@ class ConvPlan:
         self.sorted_starts = bool(np.all(np.diff(self.x_start) >= 0))
         self.macs = oc * (1 if self.depthwise else ic) * self.taps * ih * iw
         self.segments = self._segments()
-        self._gemm = None
+        self._act = self._gemm = None     # kernel arguments, built on first use
 
     def _bn_range(self):
         """(lowest, highest) BN output over every input, from the registers; None if something may wrap."""
@@ -251,8 +251,6 @@ class ConvPlan:
 
     def _build_kernel_args(self):
         """Arguments of the kernels, built on first use (a GEMM session per layer)."""
-        e = self.segments
-        self._act = tuple(np.ascontiguousarray(v[e]) for v in (self.x_start, self.y_mul, self.a_shift, self.a_bias))
         self._cw2 = self.c_w + self.arg_add
         if self.depthwise:
             # arg_x = a << shr_x (nncase: a = -zero point): (arg_x*SX) >> shr_x = a*SX exactly, so a joins the
@@ -263,9 +261,10 @@ class ConvPlan:
                 self._wd32, self._dw_arg_x = wa.astype(np.int32), 0
             else:
                 self._wd32 = self.wdw.astype(np.int32)
-            self._gemm = True
         else:
             self._gemm = ExactGemm(self.wcols, planar=self.k == 1)
+        e = self.segments     # last: _act marks the arguments complete
+        self._act = tuple(np.ascontiguousarray(v[e]) for v in (self.x_start, self.y_mul, self.a_shift, self.a_bias))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         kind, _, stride = R.POOL_TYPES[self.pool]
@@ -275,7 +274,7 @@ class ConvPlan:
         else:
             grid = (1, 0, 0, h, w)
         oc = self.out_shape[0]
-        if self._gemm is None:
+        if self._act is None:
             self._build_kernel_args()
         act = self._act
         if self.depthwise:

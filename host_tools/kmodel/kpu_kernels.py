@@ -92,15 +92,22 @@ def window_columns(x, k, pad, s, r0, c0, oh, ow, cols):
                             cols[oy * ow + ox, col] = pad
 
 
+@numba.njit(inline="always")
+def _pixel_terms(sx, offset, arg_x, shr_x):
+    """Per pixel: offset*SX + ((arg_x*SX) >> shr_x), from the GEMM's SX row."""
+    tp = np.empty(sx.size, np.int64)
+    for j in range(sx.size):
+        v = np.int64(sx[j])
+        tp[j] = v * offset + ((arg_x * v) >> shr_x)
+    return tp
+
+
 @numba.njit(cache=True, nogil=True)
 def finish_gemm(g, offset, arg_x, shr_x, cw2, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo, out):
     """out[c, p] (uint8) from g[c, p], the GEMM sum with weights less `offset`, and g[-1] = SX: S = g + offset*SX,
     acc = S + ((arg_x*SX) >> shr_x) + c_w + arg_add (cw2 = c_w + arg_add)."""
     m, n = out.shape
-    tp = np.empty(n, np.int64)
-    for j in range(n):
-        sx = np.int64(g[m, j])
-        tp[j] = sx * offset + ((arg_x * sx) >> shr_x)
+    tp = _pixel_terms(g[m], offset, arg_x, shr_x)
     bn = np.empty(min(n, BLOCK), np.int64)
     for c in range(m):
         for p0 in range(0, n, BLOCK):
@@ -114,10 +121,7 @@ def gemm_accumulators(g, offset, arg_x, shr_x, cw2):
     """(m, n) int64 accumulators from finish_gemm's g (for max pooling before BN, see ConvPlan.monotone)."""
     m, n = g.shape[0] - 1, g.shape[1]
     acc = np.empty((m, n), np.int64)
-    tp = np.empty(n, np.int64)
-    for j in range(n):
-        sx = np.int64(g[m, j])
-        tp[j] = sx * offset + ((arg_x * sx) >> shr_x)
+    tp = _pixel_terms(g[m], offset, arg_x, shr_x)
     for c in range(m):
         for j in range(n):
             acc[c, j] = g[c, j] + tp[j] + cw2[c]
