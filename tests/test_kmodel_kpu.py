@@ -1,5 +1,4 @@
-"""KPU conv arithmetic: the compiled path (integer GEMM + numba kernels) against the int64 reference, pooling,
-KPU RAM layout."""
+"""KPU conv arithmetic: the compiled path (integer GEMM + numba kernels) against the int64 reference, pooling."""
 from types import SimpleNamespace
 
 import numpy as np
@@ -9,7 +8,7 @@ from conftest import fixture_file
 from host_tools.kmodel import load, run
 from host_tools.kmodel import regs as R
 from host_tools.kmodel import int_gemm
-from host_tools.kmodel.kpu import ConvPlan, RamMap, carry_shift, pool, ram_index
+from host_tools.kmodel.kpu import ConvPlan, carry_shift, pool
 
 
 def random_layer(rng, ic, oc, h, w, k, dw, pool_type, bits=8, wild=False):
@@ -170,21 +169,6 @@ def test_carry_shift_matches_the_sdk():
     # SDK kpu_carry_shift(v, 1): value >>= 0; odd -> (v >> 1) +/- 1
     assert carry_shift(v, 1).tolist() == [0, 1, 1, 2, 3, 3, 4, -2, -1, -3, -4]
     assert carry_shift(v, 0).tolist() == v.tolist()
-
-
-@pytest.mark.parametrize("w", [8, 16, 17, 32, 33, 64, 100, 320])
-def test_ram_map_matches_the_sdk_upload_layout(w):
-    rng = np.random.default_rng(w)
-    c, h = 7, 5
-    lay = R.row_layout(w)
-    x = rng.integers(0, 256, (c, h, w)).astype(np.uint8)
-    ram = np.zeros(R.KPU_RAM_BYTES, np.uint8)
-    mp = RamMap(3, (c, h, w), lay.groups, lay.row_len, lay.row_len * h)
-    mp.write(ram, x)
-    np.testing.assert_array_equal(ram[ram_index(3, (c, h, w), lay.groups, lay.row_len, lay.row_len * h)], x)
-    np.testing.assert_array_equal(mp.read(ram), x)
-    assert ram[:3 * 64].sum() == 0 and np.count_nonzero(ram) <= x.size
-    assert R.kpu_ram_rows(c, h, w) * 64 >= ram.nonzero()[0].max() + 1 - 3 * 64
 
 
 def wide_bn_layer(rng, ic, oc, h, w, k, dw, pool_type, leaky, integer_a=False):

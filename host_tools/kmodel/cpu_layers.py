@@ -5,7 +5,8 @@ dot products and dequantize are computed in float64 and rounded once to float32.
 """
 import numpy as np
 
-from host_tools.kmodel.kpu import carry_shift, rule_index
+from host_tools.kmodel.kpu import carry_shift
+from host_tools.kmodel.kpu_ram import rule_index
 
 F32 = np.dtype("<f4")
 FLT_MIN = np.float32(1.1754944e-38)

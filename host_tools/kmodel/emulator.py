@@ -27,7 +27,8 @@ import numpy as np
 
 from host_tools.kmodel import cpu_layers
 from host_tools.kmodel.errors import ERR_RUN_MODEL, KmodelError
-from host_tools.kmodel.kpu import ConvPlan, RamMap
+from host_tools.kmodel.kpu import ConvPlan
+from host_tools.kmodel.kpu_ram import KpuRam, RamMap
 from host_tools.kmodel.reader import K210_CONV, Kmodel
 from host_tools.kmodel import regs as R
 
@@ -88,7 +89,7 @@ def run(model: Kmodel, x, upto: int = None, trace=None, exact: bool = False) -> 
 
 def _run(model, x, upto, trace, exact):
     mem = np.zeros(model.main_mem_usage, np.uint8)
-    ram = np.zeros(R.KPU_RAM_BYTES, np.uint8)
+    ram = KpuRam()
     conv = plans(model)
     first = model.layers[0]
     if model.input_is_float:
@@ -96,8 +97,8 @@ def _run(model, x, upto, trace, exact):
     else:
         c, h, w = first.in_shape
         lay = R.row_layout(w)     # the runtime uploads the input by the width rule (SDK kpu_upload_core)
-        RamMap(first.regs.image_addr.image_src_addr, first.in_shape, lay.groups, lay.row_len,
-               lay.row_len * h).write(ram, x)
+        ram.write(RamMap(first.regs.image_addr.image_src_addr, first.in_shape, lay.groups, lay.row_len,
+                         lay.row_len * h), x)
     layers = model.layers if upto is None else model.layers[:upto]
     for L in layers:
         if trace is not None:
@@ -105,9 +106,9 @@ def _run(model, x, upto, trace, exact):
         try:
             if L.type == K210_CONV:
                 plan = conv[L.index]
-                x_in = plan.src.read(ram)
+                x_in = ram.read(plan.src)
                 y = plan.forward_exact(x_in) if exact else plan.forward(x_in)
-                plan.dst.write(ram, y)
+                ram.write(plan.dst, y)
                 if L.fields["flags"] & 1:
                     mem[L.fields["out"]:L.fields["out"] + y.size] = y.reshape(-1)
             else:

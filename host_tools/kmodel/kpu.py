@@ -8,11 +8,11 @@ Two ways to the same integers:
   the reference the tests compare forward against.
 """
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from host_tools.kmodel import kpu_kernels as K
 from host_tools.kmodel import regs as R
 from host_tools.kmodel.int_gemm import ExactGemm
+from host_tools.kmodel.kpu_ram import RamMap
 
 ACC_BITS = 36     # nncase asserts the accumulator fits 36 signed bits; we wrap like a 36-bit register
 LUT_PIECES = 4    # activation tables with more reachable pieces than this are looked up (see _table)
@@ -22,60 +22,6 @@ LUT_MAX = 1 << 20  # largest lookup table (bytes) a layer builds
 def _wrap(v: np.ndarray, bits: int) -> np.ndarray:
     half = np.int64(1 << (bits - 1))
     return ((v + half) & np.int64((1 << bits) - 1)) - half
-
-
-# ---- KPU RAM placement ----
-
-def ram_index(addr: int, shape, groups: int, row_len: int, ch_switch: int) -> np.ndarray:
-    """Byte offsets in KPU RAM of a (c, h, w) map placed by the layout registers (addr in 64-byte rows)."""
-    c, h, w = shape
-    pitch = 64 // groups
-    ch = np.arange(c)
-    base = addr * 64 + (ch // groups) * ch_switch * 64 + (ch % groups) * pitch
-    return (base[:, None, None] + (np.arange(h) * row_len * 64)[None, :, None] + np.arange(w)[None, None, :])
-
-
-def rule_index(addr: int, shape) -> np.ndarray:
-    """Byte offsets of a map uploaded by the runtime (SDK kpu_upload_core: layout from the width alone)."""
-    c, h, w = shape
-    lay = R.row_layout(w)
-    return ram_index(addr, shape, lay.groups, lay.row_len, lay.row_len * h)
-
-
-class RamMap:
-    """A (c, h, w) map in KPU RAM as strided views (no index arrays); the reader has bounds-checked it."""
-
-    def __init__(self, addr, shape, groups, row_len, ch_switch):
-        c, h, w = shape
-        self.shape, self.addr, self.g = shape, addr, groups
-        self.pitch, self.line, self.cs = 64 // groups, row_len * 64, ch_switch * 64
-        last = addr * 64 + (-(-c // groups) - 1) * self.cs + (min(c, groups) - 1) * self.pitch \
-            + (h - 1) * self.line + w
-        if last > R.KPU_RAM_BYTES:
-            raise ValueError("map %s at row %d runs past KPU RAM" % (shape, addr))
-
-    def _views(self, ram):
-        c, h, w = self.shape
-        base = ram[self.addr * 64:]
-        full, rest = divmod(c, self.g)
-        out = []
-        if full:
-            out.append((0, full * self.g, as_strided(base, (full, self.g, h, w), (self.cs, self.pitch, self.line, 1))))
-        if rest:
-            b = base[full * self.cs:]
-            out.append((full * self.g, c, as_strided(b, (1, rest, h, w), (self.cs, self.pitch, self.line, 1))))
-        return out
-
-    def read(self, ram) -> np.ndarray:
-        c, h, w = self.shape
-        if self.g == 1:
-            return as_strided(ram[self.addr * 64:], (c, h, w), (self.cs, self.line, 1))
-        return np.concatenate([v.reshape(-1, h, w) for _, _, v in self._views(ram)])
-
-    def write(self, ram, y):
-        c, h, w = self.shape
-        for a, b, v in self._views(ram):
-            v[...] = y[a:b].reshape(v.shape)
 
 
 # ---- the plan of one layer ----

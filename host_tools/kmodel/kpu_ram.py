@@ -1,0 +1,146 @@
+"""The 2 MiB KPU RAM: where a (c, h, w) map lies in it, and the RAM itself, written lazily.
+
+A conv layer's output usually goes straight to the next layer, which reads it back with the very same layout.
+KpuRam keeps such outputs as arrays and writes them into the byte array only when something reads the bytes
+differently (another layout, an overlapping map) or a CPU layer writes there, so the common case copies nothing.
+The bytes a reader sees are the same as with eager writes: pending maps are written oldest first, before any
+access that overlaps them.
+"""
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from host_tools.kmodel import regs as R
+
+
+def ram_index(addr: int, shape, groups: int, row_len: int, ch_switch: int) -> np.ndarray:
+    """Byte offsets in KPU RAM of a (c, h, w) map placed by the layout registers (addr in 64-byte rows)."""
+    c, h, w = shape
+    pitch = 64 // groups
+    ch = np.arange(c)
+    base = addr * 64 + (ch // groups) * ch_switch * 64 + (ch % groups) * pitch
+    return (base[:, None, None] + (np.arange(h) * row_len * 64)[None, :, None] + np.arange(w)[None, None, :])
+
+
+def rule_index(addr: int, shape) -> np.ndarray:
+    """Byte offsets of a map uploaded by the runtime (SDK kpu_upload_core: layout from the width alone)."""
+    c, h, w = shape
+    lay = R.row_layout(w)
+    return ram_index(addr, shape, lay.groups, lay.row_len, lay.row_len * h)
+
+
+class RamMap:
+    """A (c, h, w) map in KPU RAM as strided views (no index arrays); the reader has bounds-checked it."""
+
+    def __init__(self, addr, shape, groups, row_len, ch_switch):
+        c, h, w = shape
+        self.shape, self.addr, self.g = shape, addr, groups
+        self.pitch, self.line, self.cs = 64 // groups, row_len * 64, ch_switch * 64
+        last = addr * 64 + (-(-c // groups) - 1) * self.cs + (min(c, groups) - 1) * self.pitch \
+            + (h - 1) * self.line + w
+        if last > R.KPU_RAM_BYTES:
+            raise ValueError("map %s at row %d runs past KPU RAM" % (shape, addr))
+        self.span = (addr * 64, last)          # bytes [lo, hi) it touches (and some gaps)
+        self.key = (addr, tuple(shape), groups, self.line, self.cs)
+
+    def _views(self, ram, origin=0, groups=None):
+        """(first channel, end channel, strided view) per run of whole channel groups; ram starts at byte `origin`
+        of KPU RAM; groups: (first, end) channel groups only (default all)."""
+        c, h, w = self.shape
+        k0, k1 = groups or (0, -(-c // self.g))
+        base = ram[self.addr * 64 + k0 * self.cs - origin:]
+        full, rest = divmod(min(c, k1 * self.g) - k0 * self.g, self.g)
+        out = []
+        if full:
+            out.append((k0 * self.g, (k0 + full) * self.g,
+                        as_strided(base, (full, self.g, h, w), (self.cs, self.pitch, self.line, 1))))
+        if rest:
+            b = base[full * self.cs:]
+            out.append(((k0 + full) * self.g, c, as_strided(b, (1, rest, h, w), (self.cs, self.pitch, self.line, 1))))
+        return out
+
+    def read(self, ram, origin=0) -> np.ndarray:
+        c, h, w = self.shape
+        if self.g == 1:
+            return as_strided(ram[self.addr * 64 - origin:], (c, h, w), (self.cs, self.line, 1))
+        return np.concatenate([v.reshape(-1, h, w) for _, _, v in self._views(ram, origin)])
+
+    def write(self, ram, y, origin=0, groups=None):
+        for a, b, v in self._views(ram, origin, groups):
+            v[...] = y[a:b].reshape(v.shape)
+
+    def groups_in(self, lo: int, hi: int):
+        """(first, end) channel groups with a byte in [lo, hi), and the bytes [lo, hi) they span."""
+        c, h, w = self.shape
+        n = -(-c // self.g)
+        start, size = self.addr * 64, (min(c, self.g) - 1) * self.pitch + (h - 1) * self.line + w
+        if self.cs <= 0:
+            return (0, n), self.span
+        k0 = min(n, max(0, -(-(lo - start - size + 1) // self.cs)))
+        k1 = min(n, max(k0, -(-(hi - start) // self.cs)))
+        return (k0, k1), (start + k0 * self.cs, start + (k1 - 1) * self.cs + size)
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+class KpuRam:
+    """KPU RAM for one run: `read`/`write` whole maps (conv layers), `ram[idx] = v` bytes (CPU layers).
+
+    Writes are kept pending, in order. A read of the map the newest overlapping write wrote is that write's
+    array; any other read rebuilds just its byte span from the bytes under it and the pending writes that
+    overlap it, oldest first, in a scratch copy (nothing is flushed, so order is kept for later reads)."""
+
+    def __init__(self):
+        self.bytes = np.zeros(R.KPU_RAM_BYTES, np.uint8)
+        self.pending = []       # (RamMap, array) or (None, (byte offsets, values)), oldest first
+
+    def write(self, mp: RamMap, y: np.ndarray):
+        """Place y at mp; the array is kept as it is (the caller must not change it afterwards)."""
+        self.pending = [(m, a) for m, a in self.pending if m is None or m.key != mp.key]   # wholly overwritten
+        self.pending.append((mp, y))
+
+    def __setitem__(self, idx, values):
+        idx = np.asarray(idx)
+        if idx.size:
+            self.pending.append((None, (idx.reshape(-1), np.broadcast_to(values, idx.shape).reshape(-1).copy())))
+
+    def read(self, mp: RamMap) -> np.ndarray:
+        """The map at mp (read-only: it may be a pending array itself)."""
+        hits = [e for e in self.pending if _overlap(_span(e), mp.span)]
+        if not hits:
+            return mp.read(self.bytes)
+        if hits[-1][0] is not None and hits[-1][0].key == mp.key:
+            return hits[-1][1]
+        lo, hi = mp.span
+        parts = []
+        for m, a in hits:
+            if m is not None:
+                g, (glo, ghi) = m.groups_in(lo, hi)
+                lo, hi = min(lo, glo), max(hi, ghi)
+                parts.append((m, a, g))
+            else:
+                parts.append((m, a, None))
+        buf = self.bytes[lo:hi].copy()
+        for m, a, g in parts:
+            if m is not None:
+                m.write(buf, a, origin=lo, groups=g)
+            else:
+                idx, v = a
+                sel = (idx >= lo) & (idx < hi)
+                buf[idx[sel] - lo] = v[sel]
+        return np.ascontiguousarray(mp.read(buf, origin=lo))
+
+    def flush(self):
+        """Write every pending map into self.bytes, oldest first."""
+        for m, a in self.pending:
+            if m is not None:
+                m.write(self.bytes, a)
+            else:
+                self.bytes[a[0]] = a[1]
+        self.pending = []
+
+
+def _span(entry):
+    m, a = entry
+    return m.span if m is not None else (int(a[0].min()), int(a[0].max()) + 1)
