@@ -1,4 +1,5 @@
 """KPU conv arithmetic: the compiled path (integer GEMM + numba kernels) against the int64 reference, pooling."""
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -8,6 +9,7 @@ from conftest import fixture_file
 from host_tools.kmodel import load, run
 from host_tools.kmodel import regs as R
 from host_tools.kmodel import int_gemm
+from host_tools.kmodel import kpu_kernels as K
 from host_tools.kmodel.kpu import ConvPlan, carry_shift, pool
 
 
@@ -92,22 +94,26 @@ def test_unsigned_gemm_equals_reference(pool_type, monkeypatch):
         p = ConvPlan(spread_bn(random_layer(rng, ic, oc, h, w, k, dw, pool_type), rng))
         x = rng.integers(0, 256, (ic, h, w)).astype(np.uint8)
         np.testing.assert_array_equal(p.forward(x), p.forward_exact(x))
-        assert p._gemm.offset == 0
+        assert p._gemm.x_offset == 0
 
 
-@pytest.mark.parametrize("planar", [True, False])
-def test_exact_gemm_at_the_extremes(planar):
-    """255 x 255 (and x 0) in every product, long sums: the probe's choice of kernel is exact either way."""
+@pytest.mark.parametrize("signed", [True, False])
+def test_exact_gemm_at_the_extremes(signed, monkeypatch):
+    """255 x 255 (and x 0) in every product, long sums, both kernels (uint8 x int8 only where the probe says)."""
+    if signed and not int_gemm.signed_columns_exact():
+        pytest.skip("this CPU's uint8 x int8 kernel saturates; the probe keeps it off")
+    monkeypatch.setattr(int_gemm, "_signed_ok", signed)
     w = np.zeros((1024, 6), np.uint8)
     w[:, ::2] = 255
     w[::2, 1] = 255
-    x = np.full((5, 1024), 255, np.uint8)
-    x[1, ::3] = 0
-    g = int_gemm.ExactGemm(w, planar)
-    got = g(np.ascontiguousarray(x.T) if planar else x).astype(np.int64)
-    sx = x.astype(np.int64).sum(axis=1)
-    np.testing.assert_array_equal(got[:-1] + g.offset * sx, (x.astype(np.int64) @ w).T)
-    np.testing.assert_array_equal(got[-1], sx)
+    x = np.full((1024, 5), 255, np.uint8)
+    x[::3, 1] = 0
+    x[::5, 3] = 0
+    g = int_gemm.ExactGemm(w)
+    got = g(x ^ np.uint8(g.flip)).astype(np.int64)
+    sw, sx = w.astype(np.int64).sum(axis=0), x.astype(np.int64).sum(axis=0)
+    np.testing.assert_array_equal(got[:-1] + g.x_offset * sw[:, None], w.T.astype(np.int64) @ x)
+    np.testing.assert_array_equal(got[-1] + g.x_offset * len(w), sx)
 
 
 def test_segment_search_keeps_only_entries_that_can_win():
@@ -279,3 +285,50 @@ def test_integer_a_gemm_layers_equal_int64_reference(pool_type):
                 y = p.forward_exact(x)
                 assert np.unique(y).size > min(20, y.size // 4), (ic, k, bits)
                 np.testing.assert_array_equal(p.forward(x), y, err_msg=str((ic, k, bits)))
+
+
+def relu_layer(rng, ic, oc, h, w, k, dw, pool_type, zero_point):
+    """Our compiler's ReLU/ReLU6 layer with an output zero point: zero_point below 0, rising from it above."""
+    L = wide_bn_layer(rng, ic, oc, h, w, k, dw, pool_type, leaky=False)
+    L.act = [replace(s, bias=zero_point) if s.x_start <= 0 else s for s in L.act]
+    return L
+
+
+def exhaustive_acc(p, span):
+    """Per channel, every accumulator within `span` of where its output is mid-range (kpu.ConvPlan._affine's A0),
+    clipped to what the layer can reach: all the output steps, the exact ties among them."""
+    a0 = p.affine[0]
+    acc = a0[:, None] + np.arange(-span, span)[None, :]
+    return np.clip(acc, p.acc_bounds[0][:, None], p.acc_bounds[1][:, None])
+
+
+@pytest.mark.parametrize("zero_point", [0, 97])
+def test_float32_path_equals_integer_stages_on_every_accumulator(zero_point):
+    """The float32 path (kpu.ConvPlan._affine) against the integer stages on every accumulator value across the
+    output range of each channel; then with every element sent to the exact fallback."""
+    rng = np.random.default_rng(400 + zero_point)
+    for ic, oc, h, w, k, dw in CASES[:4]:
+        p = ConvPlan(relu_layer(rng, ic, oc, h, w, k, dw, 0, zero_point))
+        assert p.affine is not None, (ic, oc, k, dw)
+        p.forward(rng.integers(0, 256, (ic, h, w)).astype(np.uint8))         # builds the kernel arguments
+        span = int(np.ceil(140 / np.abs(p.affine[1]).min()))
+        acc = exhaustive_acc(p, min(span, 1 << 18))
+        want = p.activation(p.batchnorm(acc[:, :, None])).reshape(acc.shape)
+        assert np.unique(want).size == 256 - zero_point
+        for margin in (None, 1.0):
+            aff = p._aff if margin is None else p._aff[:3] + (np.full_like(p._aff[3], margin), p._aff[4])
+            got = np.empty(acc.shape, np.uint8)
+            K.finish_accumulators(acc, p.bn_mul, p.bn_shift, p.bn_add, False, *p._act, p.lut, p.lut_lo, aff, got)
+            np.testing.assert_array_equal(got, want, err_msg=str((ic, oc, k, dw, margin)))
+        for _ in range(2):
+            x = rng.integers(0, 256, (ic, h, w)).astype(np.uint8)
+            np.testing.assert_array_equal(p.forward(x), p.forward_exact(x))
+
+
+def test_float32_path_only_for_one_rising_piece():
+    rng = np.random.default_rng(5)
+    assert ConvPlan(relu_layer(rng, 8, 8, 6, 6, 3, False, 0, 30)).affine is not None
+    assert ConvPlan(wide_bn_layer(rng, 8, 8, 6, 6, 3, False, 0, leaky=True)).affine is None    # two pieces
+    L = relu_layer(rng, 8, 8, 6, 6, 3, False, 0, 30)
+    L.act = [replace(s, bias=40) if s.x_start == 0 else s for s in L.act]    # jumps from 30 to 40 at 0
+    assert ConvPlan(L).affine is None

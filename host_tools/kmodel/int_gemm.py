@@ -1,38 +1,31 @@
-"""Exact conv sums on a CPU integer GEMM, on onnxruntime (MLAS): uint8 columns x uint8 weights -> int32.
+"""Exact conv sums on a CPU integer GEMM, on onnxruntime (MLAS): uint8 weights x uint8 or int8 columns -> int32.
 
-For a layer with weights W (k, m) it returns (m + 1, n) int32 channel planes: rows 0..m-1 the sums with the
-weights less `offset`, row m the window sum SX (a column of ones rides along with the weights). The input is
-either the (k, n) planar map of a 1x1 conv, transposed inside the graph (ORT's transpose beats ours), or the
-(n, k) pixels-major columns of a 3x3 conv.
+For a layer with weights W (k, m) and columns X (k, n) (the planar map of a 1x1 conv, or the im2col columns of
+a 3x3 conv, both channels-major) it returns G = [W | 1]^T X' as (m + 1, n) int32 planes, no transposes: a row
+of ones rides along with the weights and gives the window sums. X' = X - x_offset; the caller gets back
+S = G[:m] + x_offset * SW (SW the per-channel weight sums) and SX = G[m] + x_offset * k.
 
-uint8 weights run as MatMulInteger. Where this CPU's uint8 x int8 kernel never saturates (VNNI's vpdpbusd
-accumulates straight into int32; AVX2's vpmaddubsw saturates pairs at 16 bits), found once per process by a
-worst-case probe, the weights go in as w - 128, 2-3x faster, and the caller adds 128 * SX back. Otherwise
-uint8 x uint8, which widens to 16 bits and is exact on every CPU. 16-bit weights (wider than MLAS takes) use a
-float64 BLAS GEMM: every sum stays below 2^53, so it is exact too.
+Where this CPU's uint8 x int8 kernel never saturates (VNNI's vpdpbusd accumulates straight into int32; AVX2's
+vpmaddubsw saturates pairs at 16 bits), found once per process by a worst-case probe, the columns go in as
+x - 128 (int8; the caller flips their top bit, `flip`), 2x faster. Otherwise uint8 x uint8, which widens to
+16 bits and is exact on every CPU. 16-bit weights (wider than MLAS takes) use a float64 BLAS GEMM: every sum
+stays below 2^53, so it is exact too.
 """
 import numpy as np
 
 _signed_ok = None
 
 
-def _session(w: np.ndarray, planar: bool, transpose_out: bool = True):
+def _session(a: np.ndarray, signed: bool):
+    """A session computing a @ x for the constant uint8 a (m, k) and an input x (k, n), uint8 or int8."""
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
-    k, m = w.shape
-    nodes = []
-    x = "x"
-    if planar:
-        nodes.append(helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 0]))
-        x = "xt"
-    nodes.append(helper.make_node("MatMulInteger", [x, "w"], ["g" if transpose_out else "y"]))
-    if transpose_out:
-        nodes.append(helper.make_node("Transpose", ["g"], ["y"], perm=[1, 0]))
+    m, k = a.shape
     graph = helper.make_graph(
-        nodes, "conv_sums",
-        [helper.make_tensor_value_info("x", TensorProto.UINT8, [k, "n"] if planar else ["n", k])],
-        [helper.make_tensor_value_info("y", TensorProto.INT32, [m, "n"] if transpose_out else ["n", m])],
-        [numpy_helper.from_array(w, "w")])
+        [helper.make_node("MatMulInteger", ["a", "x"], ["y"])], "conv_sums",
+        [helper.make_tensor_value_info("x", TensorProto.INT8 if signed else TensorProto.UINT8, [k, "n"])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, [m, "n"])],
+        [numpy_helper.from_array(a, "a")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     opts = ort.SessionOptions()
@@ -41,36 +34,36 @@ def _session(w: np.ndarray, planar: bool, transpose_out: bool = True):
     return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
-def signed_weights_exact() -> bool:
+def signed_columns_exact() -> bool:
     """Whether uint8 x int8 MatMulInteger is exact here: 255 * -128 and 255 * 127 in every pair, sums checked."""
     global _signed_ok
     if _signed_ok is None:
-        w = np.tile(np.array([[-128, 127], [-128, 127]], np.int8), (32, 8))       # (64, 16)
-        x = np.full((4, 64), 255, np.uint8)
-        x[1, ::2] = 0
-        want = x.astype(np.int64) @ w.astype(np.int64)
-        got = _session(w, planar=False, transpose_out=False).run(None, {"x": x})[0]
+        a = np.full((4, 64), 255, np.uint8)
+        a[1, ::2] = 0
+        x = np.tile(np.array([[-128, 127], [-128, 127]], np.int8), (32, 8))       # (64, 16)
+        want = a.astype(np.int64) @ x.astype(np.int64)
+        got = _session(a, signed=True).run(None, {"x": x})[0]
         _signed_ok = bool(np.array_equal(got, want))
     return _signed_ok
 
 
 class ExactGemm:
-    """The conv sums of one layer, built once: `offset` is what the caller adds times SX (0 or 128)."""
+    """The conv sums of one layer, built once. `flip` (0x80 or 0) is what the caller XORs into the uint8 columns,
+    `x_offset` (128 or 0) what that subtracted from them."""
 
-    def __init__(self, w: np.ndarray, planar: bool):
-        self.planar = planar
-        ones = np.ones((w.shape[0], 1), np.int64)
+    def __init__(self, w: np.ndarray):
+        a = np.concatenate([w, np.ones((w.shape[0], 1), w.dtype)], axis=1).T          # (m + 1, k)
         if w.dtype == np.uint8:
             self.float64 = None
-            self.offset = 128 if signed_weights_exact() else 0
-            wx = np.concatenate([w.astype(np.int64) - self.offset, ones], axis=1)
-            self.sess = _session(wx.astype(np.int8 if self.offset else np.uint8), planar)
+            self.x_offset = 128 if signed_columns_exact() else 0
+            self.sess = _session(np.ascontiguousarray(a), signed=bool(self.x_offset))
         else:
-            self.offset, self.sess = 0, None
-            self.float64 = np.ascontiguousarray(np.concatenate([w, ones], axis=1).T, np.float64)
+            self.x_offset, self.sess = 0, None
+            self.float64 = np.ascontiguousarray(a, np.float64)
+        self.flip = self.x_offset
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        """G for the columns x (k, n) as the caller prepared them (uint8, top bit flipped where flip)."""
         if self.sess is not None:
-            return self.sess.run(None, {"x": x})[0]
-        cols = x if self.planar else x.T
-        return (self.float64 @ cols.astype(np.float64)).astype(np.int64)
+            return self.sess.run(None, {"x": x.view(np.int8) if self.x_offset else x})[0]
+        return (self.float64 @ x.astype(np.float64)).astype(np.int64)

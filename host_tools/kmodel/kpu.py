@@ -7,6 +7,8 @@ Two ways to the same integers:
 - forward_exact: the straightforward int64 numpy stages (conv_sums, accumulate, batchnorm, activation, pool),
   the reference the tests compare forward against.
 """
+from fractions import Fraction
+
 import numpy as np
 
 from host_tools.kmodel import kpu_kernels as K
@@ -76,6 +78,7 @@ class ConvPlan:
         lim = 1 << (ACC_BITS - 1)
         if acc.min() < -lim or acc.max() >= lim:
             return None
+        self.acc_bounds = acc
         bn = ((acc * self.bn_mul) >> self.bn_shift) + self.bn_add               # monotone in acc
         if bn.min() < -lim or bn.max() >= lim:
             return None
@@ -99,6 +102,7 @@ class ConvPlan:
         keep = np.array(keep)
         self.monotone = rng is not None and self._monotone(keep, *rng)
         self.lut, self.lut_lo = self._table(keep, rng)
+        self.affine = self._affine(keep, rng) if not self.lut.size else None
         return keep
 
     def _table(self, keep, rng):
@@ -127,6 +131,62 @@ class ConvPlan:
         if hi - lo >= LUT_MAX:
             return none
         return self.activation(np.arange(lo, hi + 1, dtype=np.int64)), lo
+
+    def _affine(self, keep, rng):
+        """Per channel (A0, alpha, beta + E, M) and the clip (lo, hi) for the float32 path of the kernels, or None
+        where it does not apply.
+
+        It applies when, over the reachable bn, the activation is one rising piece (x, y, s, b) between constant
+        pieces: lo below it, hi above it (ReLU, ReLU6 with their zero points). With acc = A,
+        bn = floor(A*mul/2^sh) + add: the SDK's carry shift rounds half up for v = (bn - x)*y >= 0, so there
+        out = clip(floor(Z), lo, hi) with Z = v/2^s + 1/2 + b; below x, Z < b + 1/2 gives lo too when b <= lo
+        (the rising piece is the default entry: lo = 0 and b <= 0, as the carry shift of v < 0 is <= -1).
+        Writing bn = A*mul/2^sh + add - f, f in [0, 1): Z lies in (z - delta, z], z = (A - A0)*alpha + beta,
+        delta = y/2^s. The kernel computes t = fl32(fl32(A - A0) * alpha + fl32(beta + E)); each float32 step adds
+        a relative error <= u = 2^-24, so |t - (z + E)| <= 4.1u(|z| + |beta| + 1) <= E for |z| <= 258, with
+        E = 5u(259 + |beta|). Then Z is in (t - 2E - delta, t], and floor(Z) = floor(t) unless t - floor(t) <
+        M = 2E + delta + 2^-22 (the last term for the rounding of t - floor(t)): the kernels redo such blocks
+        with the integer stages. For |z| > 258 the same relative bounds keep t and Z on one side of the clip.
+        A0 is the acc where z = 128, so beta stays near 128; A - A0 must fit int32 for every reachable acc."""
+        if rng is None:
+            return None
+        xs, ym, sh, bs = (v[keep] for v in (self.x_start, self.y_mul, self.a_shift, self.a_bias))
+        rising = np.flatnonzero(ym != 0)
+        if len(rising) != 1 or ym[rising[0]] < 0:
+            return None
+        k = rising[0]
+        x, y, s, b = (int(v[k]) for v in (xs, ym, sh, bs))
+        bl, bh = rng
+        const = np.clip(bs, 0, 255)
+        lo = int(const[0]) if k > 0 else 0
+        hi = int(const[k + 1]) if k + 1 < len(xs) else 255
+        top = bh if k + 1 == len(xs) else min(bh, int(xs[k + 1]) - 1)     # last bn of the rising piece
+
+        def f(bn):
+            return int(np.clip(carry_shift(np.int64((bn - x) * y), s) + b, 0, 255))
+        if (const[:k] != lo).any() or (const[k + 1:] != hi).any() or not lo <= hi:
+            return None
+        if (k == 0 and bl < x and b > 0) or (k > 0 and b != lo) or (top >= x and f(top) > hi):
+            return None
+        if k + 1 < len(xs) and f(int(xs[k + 1])) < hi:
+            return None
+        u = 2.0 ** -24
+        delta = y / 2.0 ** s
+        cols = []
+        for c in range(len(self.bn_mul)):
+            mul, shift, add = int(self.bn_mul[c]), int(self.bn_shift[c]), int(self.bn_add[c])
+            a_lo, a_hi = (int(v) for v in self.acc_bounds[:, c])
+            zc = Fraction(255 - 2 * b, 2) * 2 ** s / y - add + x          # bn where z = 128 ...
+            a0 = int(min(max(round(zc * 2 ** shift / mul), a_lo), a_hi)) if mul else a_lo   # ... and its acc
+            beta = (Fraction(a0 * mul, 2 ** shift) + add - x) * y / 2 ** s + Fraction(1, 2) + b
+            e = 5 * u * (259 + abs(float(beta)))
+            margin = 2 * e + delta + 2.0 ** -22
+            if max(a_hi - a0, a0 - a_lo) >= 1 << 31 or abs(float(beta)) > 1 << 16 or margin > 2.0 ** -8:
+                return None
+            cols.append((a0, mul * y / 2.0 ** (shift + s), float(beta) + e, margin))
+        a0, alpha, beta_e, margin = zip(*cols)
+        return (np.array(a0, np.int64), np.array(alpha, np.float32), np.array(beta_e, np.float32),
+                np.array(margin, np.float32), np.array([lo, hi], np.float32))
 
     def _f(self, bn: int) -> int:
         return int(self.activation(np.array([bn], np.int64))[0])
@@ -207,8 +267,12 @@ class ConvPlan:
                 self._wd32, self._dw_arg_x = wa.astype(np.int32), 0
             else:
                 self._wd32 = self.wdw.astype(np.int32)
+            self._dw_f32 = self.taps * 255 * int(np.abs(self._wd32).max()) < 1 << 24     # float32 sums exact
         else:
-            self._gemm = ExactGemm(self.wcols, planar=self.k == 1)
+            self._gemm = ExactGemm(self.wcols)
+            self._cw2 = self._cw2 + self._gemm.x_offset * self.sum_w
+            self._sx_offset = self._gemm.x_offset * self.wcols.shape[0]
+        self._aff = self.affine or (np.zeros(0, np.int64),) + (np.zeros(0, np.float32),) * 3 + (np.zeros(2, np.float32),)
         e = self.segments     # last: _act marks the arguments complete
         self._act = tuple(np.ascontiguousarray(v[e]) for v in (self.x_start, self.y_mul, self.a_shift, self.a_bias))
 
@@ -229,29 +293,32 @@ class ConvPlan:
             flat = np.full(c * (h + 2 * r) * wp + 2 * r, self.pad_value, np.uint8)
             flat[:-2 * r or None].reshape(c, h + 2 * r, wp)[:, r:r + h, r:r + w] = x
             full = np.empty((c, h, wp), np.uint8)
-            K.depthwise(flat, self.k, h, self._wd32, self._dw_arg_x, self.shr_x, self._cw2, self.bn_mul,
-                        self.bn_shift, self.bn_add, self.may_wrap, *act, self.lut, self.lut_lo, full.reshape(-1))
+            K.depthwise(flat, self.k, h, self._wd32, self._dw_f32, self._dw_arg_x, self.shr_x, self._cw2, self.bn_mul,
+                        self.bn_shift, self.bn_add, self.may_wrap, *act, self.lut, self.lut_lo, self._aff,
+                        full.reshape(-1))
             s, r0, c0, oh, ow = grid
             y = full[:, r0:r0 + oh * s:s, c0:c0 + ow * s:s]
         else:
             y = np.empty((oc,) + grid[3:], np.uint8)
             s, r0, c0, oh, ow = grid
+            flip = self._gemm.flip
             if self.k == 1:
-                cols = np.ascontiguousarray(x[:, r0:r0 + oh * s:s, c0:c0 + ow * s:s]).reshape(len(x), -1)
+                cols = x[:, r0:r0 + oh * s:s, c0:c0 + ow * s:s]
+                cols = (cols ^ np.uint8(flip) if flip else np.ascontiguousarray(cols)).reshape(len(x), -1)
             else:
-                cols = np.empty((oh * ow, self.wcols.shape[0]), np.uint8)
-                K.window_columns(x, self.k, self.pad_value, *grid, cols)
+                cols = np.empty((self.wcols.shape[0], oh * ow), np.uint8)
+                K.window_columns(x, self.k, self.pad_value, flip, *grid, cols)
             g = self._gemm(cols)
             if self.monotone and R.POOL_TYPES[self.pool][0] == "max":
-                acc = pool(K.gemm_accumulators(g, self._gemm.offset, self.arg_x, self.shr_x, self._cw2)
+                acc = pool(K.gemm_accumulators(g, self._sx_offset, self.arg_x, self.shr_x, self._cw2)
                            .reshape(y.shape), self.pool)
                 y = np.empty(acc.shape, np.uint8)
                 K.finish_accumulators(acc.reshape(oc, -1), self.bn_mul, self.bn_shift, self.bn_add, False, *act,
-                                      self.lut, self.lut_lo, y.reshape(oc, -1))
+                                      self.lut, self.lut_lo, self._aff, y.reshape(oc, -1))
                 return y
-            K.finish_gemm(g, self._gemm.offset, self.arg_x, self.shr_x, self._cw2,
+            K.finish_gemm(g, self._sx_offset, self.arg_x, self.shr_x, self._cw2,
                           self.bn_mul, self.bn_shift, self.bn_add, self.may_wrap, *act, self.lut, self.lut_lo,
-                          y.reshape(oc, -1))
+                          self._aff, y.reshape(oc, -1))
         return y if grid[0] > 1 else pool(y, self.pool)
 
 def carry_shift(v: np.ndarray, shift) -> np.ndarray:
