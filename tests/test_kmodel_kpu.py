@@ -302,13 +302,14 @@ def exhaustive_acc(p, span):
     return np.clip(acc, p.acc_bounds[0][:, None], p.acc_bounds[1][:, None])
 
 
-@pytest.mark.parametrize("zero_point", [0, 97])
-def test_float32_path_equals_integer_stages_on_every_accumulator(zero_point):
+@pytest.mark.parametrize("zero_point, pool_type", [(0, 0), (97, 0), (0, 5), (97, 1)])
+def test_float32_path_equals_integer_stages_on_every_accumulator(zero_point, pool_type):
     """The float32 path (kpu.ConvPlan._affine) against the integer stages on every accumulator value across the
-    output range of each channel; then with every element sent to the exact fallback."""
-    rng = np.random.default_rng(400 + zero_point)
+    output range of each channel; then with every element sent to the exact fallback; then whole layers, the
+    3x3 depthwise ones with their sums fed straight into it."""
+    rng = np.random.default_rng(400 + zero_point + pool_type)
     for ic, oc, h, w, k, dw in CASES[:4]:
-        p = ConvPlan(relu_layer(rng, ic, oc, h, w, k, dw, 0, zero_point))
+        p = ConvPlan(relu_layer(rng, ic, oc, h, w, k, dw, pool_type, zero_point))
         assert p.affine is not None, (ic, oc, k, dw)
         p.forward(rng.integers(0, 256, (ic, h, w)).astype(np.uint8))         # builds the kernel arguments
         span = int(np.ceil(140 / np.abs(p.affine[1]).min()))
@@ -323,6 +324,7 @@ def test_float32_path_equals_integer_stages_on_every_accumulator(zero_point):
         for _ in range(2):
             x = rng.integers(0, 256, (ic, h, w)).astype(np.uint8)
             np.testing.assert_array_equal(p.forward(x), p.forward_exact(x))
+        assert not (dw and k == 3) or p._dw_f32 == 2
 
 
 def test_float32_path_only_for_one_rising_piece():

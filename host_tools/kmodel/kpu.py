@@ -267,7 +267,11 @@ class ConvPlan:
                 self._wd32, self._dw_arg_x = wa.astype(np.int32), 0
             else:
                 self._wd32 = self.wdw.astype(np.int32)
-            self._dw_f32 = self.taps * 255 * int(np.abs(self._wd32).max()) < 1 << 24     # float32 sums exact
+            self._dw_f32 = int(self.taps * 255 * int(np.abs(self._wd32).max()) < 1 << 24)   # float32 sums exact
+            if self._dw_f32 and self.k == 3 and self._dw_arg_x == 0 and self.affine is not None:
+                a0 = self.affine[0]
+                if max((self.acc_bounds[1] - a0).max(), (a0 - self.acc_bounds[0]).max()) < 1 << 24:
+                    self._dw_f32 = 2     # acc - A0 exact in float32 too: sums go straight into the finishing
         else:
             self._gemm = ExactGemm(self.wcols)
             self._cw2 = self._cw2 + self._gemm.x_offset * self.sum_w
@@ -287,19 +291,15 @@ class ConvPlan:
         if self._act is None:
             self._build_kernel_args()
         act = self._act
+        y = np.empty((oc,) + grid[3:], np.uint8)
         if self.depthwise:
-            c, r = self.in_shape[0], self.k // 2
-            wp = w + 2 * r
-            flat = np.full(c * (h + 2 * r) * wp + 2 * r, self.pad_value, np.uint8)
-            flat[:-2 * r or None].reshape(c, h + 2 * r, wp)[:, r:r + h, r:r + w] = x
-            full = np.empty((c, h, wp), np.uint8)
-            K.depthwise(flat, self.k, h, self._wd32, self._dw_f32, self._dw_arg_x, self.shr_x, self._cw2, self.bn_mul,
-                        self.bn_shift, self.bn_add, self.may_wrap, *act, self.lut, self.lut_lo, self._aff,
-                        full.reshape(-1))
-            s, r0, c0, oh, ow = grid
-            y = full[:, r0:r0 + oh * s:s, c0:c0 + ow * s:s]
+            if grid[0] == 1:
+                y = np.empty((oc, h, w + self.k - 1), np.uint8)
+            K.depthwise(x, self.k, self.pad_value, *grid, self._wd32, self._dw_f32, self._dw_arg_x, self.shr_x,
+                        self._cw2, self.bn_mul, self.bn_shift, self.bn_add, self.may_wrap, *act, self.lut,
+                        self.lut_lo, self._aff, y)
+            y = y[:, :, :w] if grid[0] == 1 else y
         else:
-            y = np.empty((oc,) + grid[3:], np.uint8)
             s, r0, c0, oh, ow = grid
             flip = self._gemm.flip
             if self.k == 1:
@@ -320,6 +320,7 @@ class ConvPlan:
                           self.bn_mul, self.bn_shift, self.bn_add, self.may_wrap, *act, self.lut, self.lut_lo,
                           self._aff, y.reshape(oc, -1))
         return y if grid[0] > 1 else pool(y, self.pool)
+
 
 def carry_shift(v: np.ndarray, shift) -> np.ndarray:
     """The SDK's kpu_carry_shift: shift right rounding half away from zero (as written: odd negatives -1)."""

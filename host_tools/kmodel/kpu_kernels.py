@@ -34,6 +34,21 @@ def _segment_out(bn, x0, y0, s, b):
 
 
 @numba.njit(inline="always")
+def _next_flag(flags, n, j):
+    """The first j' >= j below n with flags[j'] set, else n; whole zero words skipped (flags are rare: the float32
+    path flags about 1 element in 10^4, and a byte-by-byte scan would cost as much as the path saves)."""
+    words = flags[:n - n % 8].view(np.uint64)
+    while j < n:
+        if j % 8 == 0 and j + 8 <= n and words[j // 8] == 0:
+            j += 8
+        elif flags[j]:
+            return j
+        else:
+            j += 1
+    return n
+
+
+@numba.njit(inline="always")
 def _exact_one(acc, mul, shift, add, xs, ym, sh, bias):
     """One output by the integer stages (no wrap: the float path is taken only where it cannot happen)."""
     bn = ((acc * mul) >> shift) + add
@@ -59,19 +74,16 @@ def _finish(g, tp, tp32, cw, n, mul, shift, add, wrap, xs, ym, sh, bias, lut, lu
     a0, alpha, beta_e, margin, clip = aff
     if alpha.size:
         cwd, al, be, mg, lo, hi = np.int32(cw - a0[c]), alpha[c], beta_e[c], margin[c], clip[0], clip[1]
-        near = False
         flags = bn.view(np.uint8)
         for j in range(n):
             t = np.float32(np.int32(g[j] + tp32[j] + cwd)) * al + be
             h = np.floor(t)
-            f = ((t - h) < mg) & (h > lo) & (h <= hi)
-            flags[j] = f
-            near |= f
+            flags[j] = ((t - h) < mg) & (h > lo) & (h <= hi)    # past the clip both candidates give lo or hi
             out[j] = np.uint8(min(max(h, lo), hi))
-        if near:
-            for j in range(n):
-                if flags[j]:
-                    out[j] = _exact_one(g[j] + tp[j] + cw, mul, shift, add, xs, ym, sh, bias)
+        j = _next_flag(flags, n, 0)
+        while j < n:
+            out[j] = _exact_one(g[j] + tp[j] + cw, mul, shift, add, xs, ym, sh, bias)
+            j = _next_flag(flags, n, j + 1)
         return
     x0, y0, s0, b0 = xs[0], ym[0], sh[0], bias[0]
     if wrap:
@@ -180,62 +192,101 @@ def finish_accumulators(acc, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_l
 
 
 @numba.njit(cache=True, nogil=True)
-def depthwise(vol, k, h, wd, f32, arg_x, shr_x, cw2, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo, aff,
-              out):
-    """A depthwise layer's uint8 output on padded planes: vol is the flat (c, h + 2r, w + 2r) input with its
-    padding (and 2r bytes more), out the flat (c, h, w + 2r) result whose last 2r columns are to be dropped.
+def depthwise(x, k, pad, s, r0, c0, oh, ow, wd, f32, arg_x, shr_x, cw2, mul, shift, add, wrap, xs, ym, sh, bias, lut,
+              lut_lo, aff, out):
+    """A depthwise layer's uint8 output at the grid (s, r0, c0) from the (c, h, w) map x: out is (c, oh, ow), or
+    for s = 1 (c, h, w + 2r), the last 2r columns to be dropped (the caller takes a view).
 
-    Output pixel (y, x) of a plane sits at y*wp + x and its tap (dy, dx) at the same index + dy*wp + dx, so each
-    tap is one contiguous shift of the plane and every loop runs over a whole plane.
-    f32: the caller proved every sum below 2^24 (kpu.ConvPlan), so a 3x3 plane is summed in one float32 pass,
-    exactly; else one int32 pass per tap.
+    Each channel goes into a padded plane of width wp = w + 2r (and 2r more elements): output pixel (y, x) sits
+    at y*wp + x and its tap (dy, dx) at the same index + dy*wp + dx, so each tap is one contiguous shift of the
+    plane and the loops run over whole planes; for s > 1 the sampled pixels are then copied out.
+    f32: 1 where the caller proved every sum below 2^24 (kpu.ConvPlan), so the plane is float32 and a 3x3 conv one
+    exact pass; 2 where besides there are no window sums (arg_x = 0), the layer has the float32 finishing (aff)
+    and acc - A0 stays below 2^24 too: the sums go straight into it, exact, in the same pass; 0: uint8 planes,
+    one int32 pass per tap.
     """
-    ch = wd.shape[0]
-    wp = vol.size // ch // (h + k - 1)
+    ch, h, w = x.shape
+    r = k // 2
+    wp = w + 2 * r
     n = h * wp
-    plane = (h + k - 1) * wp
+    plane = (h + 2 * r) * wp + 2 * r
     s32 = np.empty(n, np.int32)
     sx = np.empty(n, np.int32)
     tp = np.zeros(n, np.int64)
     tp32 = np.zeros(n, np.int32)
-    xf = np.empty(plane + k - 1, np.float32)
+    xf = np.full(plane, np.float32(pad))
+    xu = np.full(plane, np.uint8(pad))
+    res = np.empty(n, np.uint8)
+    flags = np.empty(n, np.uint8)
     bn = np.empty(min(n, BLOCK), np.int64)
+    a0, alpha, beta_e, margin, clip = aff
     for c in range(ch):
-        base = c * plane
+        if s == 1:
+            res = out[c].reshape(n)
+        if f32:
+            for y in range(h):
+                row, dst = x[c, y], xf[(y + r) * wp + r:]
+                for i in range(w):
+                    dst[i] = np.float32(row[i])
+        if not f32 or arg_x != 0:
+            for y in range(h):
+                xu[(y + r) * wp + r:(y + r) * wp + r + w] = x[c, y]
         if f32 and k == 3:
-            src = vol[base:base + plane + 2]
-            for j in range(plane + 2):
-                xf[j] = np.float32(src[j])
             w0, w1, w2, w3, w4, w5, w6, w7, w8 = (np.float32(wd[c, 0]), np.float32(wd[c, 1]), np.float32(wd[c, 2]),
                                                   np.float32(wd[c, 3]), np.float32(wd[c, 4]), np.float32(wd[c, 5]),
                                                   np.float32(wd[c, 6]), np.float32(wd[c, 7]), np.float32(wd[c, 8]))
-            a0, a1, a2, b0, b1, b2 = xf[0:], xf[1:], xf[2:], xf[wp:], xf[wp + 1:], xf[wp + 2:]
-            c0, c1, c2 = xf[2 * wp:], xf[2 * wp + 1:], xf[2 * wp + 2:]
+            t0, t1, t2, t3, t4, t5 = xf[0:], xf[1:], xf[2:], xf[wp:], xf[wp + 1:], xf[wp + 2:]
+            t6, t7, t8 = xf[2 * wp:], xf[2 * wp + 1:], xf[2 * wp + 2:]
+            if f32 == 2:
+                cwd, al, be, mg, lo, hi = (np.float32(cw2[c] - a0[c]), alpha[c], beta_e[c], margin[c], clip[0],
+                                           clip[1])
+                for j in range(n):
+                    t = ((((t0[j] * w0 + t1[j] * w1 + t2[j] * w2) + (t3[j] * w3 + t4[j] * w4 + t5[j] * w5)
+                           + (t6[j] * w6 + t7[j] * w7 + t8[j] * w8)) + cwd) * al + be)
+                    hh = np.floor(t)
+                    flags[j] = ((t - hh) < mg) & (hh > lo) & (hh <= hi)      # as in _finish
+                    res[j] = np.uint8(min(max(hh, lo), hi))
+                j = _next_flag(flags, n, 0)
+                while j < n:
+                    v = ((t0[j] * w0 + t1[j] * w1 + t2[j] * w2) + (t3[j] * w3 + t4[j] * w4 + t5[j] * w5)
+                         + (t6[j] * w6 + t7[j] * w7 + t8[j] * w8))
+                    res[j] = _exact_one(np.int64(v) + cw2[c], mul[c], shift[c], add[c], xs, ym, sh, bias)
+                    j = _next_flag(flags, n, j + 1)
+            else:
+                for j in range(n):
+                    s32[j] = np.int32((t0[j] * w0 + t1[j] * w1 + t2[j] * w2) + (t3[j] * w3 + t4[j] * w4 + t5[j] * w5)
+                                      + (t6[j] * w6 + t7[j] * w7 + t8[j] * w8))
+        elif f32:
+            w0 = np.float32(wd[c, 0])
             for j in range(n):
-                s32[j] = np.int32((a0[j] * w0 + a1[j] * w1 + a2[j] * w2) + (b0[j] * w3 + b1[j] * w4 + b2[j] * w5)
-                                  + (c0[j] * w6 + c1[j] * w7 + c2[j] * w8))
+                s32[j] = np.int32(xf[j] * w0)
         else:
             # separate loops over slices, uint8 loads widened to int32 (LLVM vectorizes neither two outputs in
             # one loop nor int32 x int32 products as numba types them, int64)
             s32[:] = 0
             for t in range(k * k):
                 wt = wd[c, t]
-                v = vol[base + (t // k) * wp + t % k:]
+                v = xu[(t // k) * wp + t % k:]
                 for j in range(n):
                     s32[j] += np.int32(v[j]) * wt
         if arg_x != 0:
             sx[:] = 0
             for t in range(k * k):
-                v = vol[base + (t // k) * wp + t % k:]
+                v = xu[(t // k) * wp + t % k:]
                 for j in range(n):
                     sx[j] += np.int32(v[j])
             for j in range(n):
                 tp[j] = (arg_x * np.int64(sx[j])) >> shr_x
                 tp32[j] = np.int32(tp[j])
-        for p0 in range(0, n, BLOCK):
+        for p0 in range(0, n if f32 != 2 else 0, BLOCK):
             p1 = min(n, p0 + BLOCK)
             _finish(s32[p0:p1], tp[p0:p1], tp32[p0:p1], cw2[c], p1 - p0, mul[c], shift[c], add[c], wrap, xs, ym, sh,
-                    bias, lut, lut_lo, aff, c, bn, out[c * n + p0:c * n + p1])
+                    bias, lut, lut_lo, aff, c, bn, res[p0:p1])
+        if s > 1:
+            for oy in range(oh):
+                src, dst = res[(r0 + oy * s) * wp + c0:], out[c, oy]
+                for ox in range(ow):
+                    dst[ox] = src[ox * s]
 
 
 BLOCK = 1024      # pixels per pass of the finishing loops: their int64 buffers stay in L1

@@ -121,6 +121,11 @@ class KpuRam:
                 parts.append((m, a, g))
             else:
                 parts.append((m, a, None))
+        for i in range(len(parts) - 1, 0, -1):      # the newest map holding all of mp hides what is older
+            m, _, g = parts[i]
+            if m is not None and _covers(m, g, mp, lo, hi):
+                parts = parts[i:]
+                break
         buf = self.bytes[lo:hi].copy()
         for m, a, g in parts:
             if m is not None:
@@ -139,6 +144,13 @@ class KpuRam:
             else:
                 self.bytes[a[0]] = a[1]
         self.pending = []
+
+
+def _covers(m: RamMap, groups, mp: RamMap, lo: int, hi: int) -> bool:
+    """Whether map m (its channel groups `groups`) holds every byte of mp, both within [lo, hi)."""
+    mask = np.zeros(hi - lo, np.uint8)
+    m.write(mask, np.broadcast_to(np.uint8(1), m.shape), origin=lo, groups=groups)
+    return bool(mp.read(mask, origin=lo).all())
 
 
 def _span(entry):
