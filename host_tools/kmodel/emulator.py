@@ -17,8 +17,10 @@ pools, every uint8 CPU layer. Approximate or chosen, because nothing public sett
   and summation order in global average pooling / softmax (numpy's pairwise sums).
 - K210_ADD_PADDING leaves the other 15 pixels of each 4x4 map as KPU RAM held them (zeros in a fresh run).
 With these choices the Maix-EMC cifar10 logits come within 0.0063 of the K210 hardware values.
-Conv layers run on an integer GEMM and compiled int64 stages that give the same integers as the numpy int64
-reference (kpu.py; `run(..., exact=True)` forces the reference).
+Conv layers run on an integer GEMM and compiled stages that give the same integers as the numpy int64
+reference (kpu.py; `run(..., exact=True)` forces the reference): where a layer's activation is one rising piece
+between clamps, BN + activation run in float32 with a proved error bound, and the elements the bound cannot
+settle (about 1 in 10^4) go through the integer stages. KPU RAM is written lazily (kpu_ram.py).
 """
 import contextlib
 import time

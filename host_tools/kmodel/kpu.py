@@ -1,9 +1,10 @@
-"""One K210_CONV layer on the emulated KPU: KPU RAM layout, the conv's integer arithmetic, pooling.
+"""One K210_CONV layer on the emulated KPU: the conv's integer arithmetic, pooling (its KPU RAM: kpu_ram.py).
 
 Two ways to the same integers:
-- forward: conv sums on an exact integer GEMM (int_gemm.py: onnxruntime's uint8 kernels, or float64 BLAS for
-  16-bit weights), then the reference's int64 stages fused in one compiled pass (kpu_kernels.py); depthwise
-  layers wholly compiled. Sampling pools compute only the sampled pixels.
+- forward: conv sums on an exact integer GEMM (int_gemm.py: onnxruntime's integer kernels, or float64 BLAS for
+  16-bit weights), then the reference's int64 stages fused in one compiled pass (kpu_kernels.py), or where
+  _affine proves it, a float32 pass with an integer fallback for the elements its error bound cannot settle;
+  depthwise layers wholly compiled. Sampling pools compute only the sampled pixels.
 - forward_exact: the straightforward int64 numpy stages (conv_sums, accumulate, batchnorm, activation, pool),
   the reference the tests compare forward against.
 """

@@ -1,8 +1,10 @@
 """Compiled (numba) kernels of one K210_CONV layer: the same int64 arithmetic as kpu.py's reference stages, fused.
 
 Each output element goes accumulate -> 36-bit wrap -> BN -> 36-bit wrap -> activation segment -> the SDK's carry
-shift -> clip with the very integer operations of ConvPlan.accumulate/batchnorm/activation (no float, no
-table), so the result is the reference's by construction; the tests compare the two on random and real layers.
+shift -> clip with the very integer operations of ConvPlan.accumulate/batchnorm/activation, so the result is
+the reference's by construction; or, for layers where ConvPlan._affine proves it, through one float32
+multiply-add and a floor, with the elements its error bound cannot settle redone by those integer operations.
+The tests compare both with the reference on random and real layers, and on every accumulator value.
 Loops are arranged so the innermost one runs over pixels or channels (the one LLVM vectorizes): stages run over
 blocks of elements, not element by element.
 
