@@ -121,24 +121,36 @@ def _finish(g, tp, tp32, cw, n, mul, shift, add, wrap, xs, ym, sh, bias, lut, lu
 def window_columns(x, k, pad, flip, s, r0, c0, oh, ow, cols):
     """im2col of a (ic, h, w) uint8 map for the integer GEMM, channels-major: cols[t*ic + c, p] = x[c] at tap t
     (dy, dx) around output pixel p, padding 1 with `pad` for k=3, every byte XOR `flip` (int_gemm.ExactGemm).
-    Innermost over a row of pixels: contiguous reads and writes, no views."""
+    Per tap the output columns that fall inside the map are a range [lo, hi): rows are copied without tests,
+    with the stride as a constant where it is 1 or 2 (so LLVM vectorizes the loads)."""
     ic, h, w = x.shape
     r = k // 2
     padf = pad ^ flip
     for dy in range(k):
         for dx in range(k):
+            off = c0 + dx - r                                   # input column of output column ox: off + ox*s
+            lo = min(ow, max(0, (s - 1 - off) // s))            # first ox with off + ox*s >= 0
+            hi = max(lo, min(ow, (w - 1 - off) // s + 1))       # past the last ox with off + ox*s < w
             for c in range(ic):
                 row = cols[(dy * k + dx) * ic + c]
                 for oy in range(oh):
                     yy = r0 + oy * s + dy - r
-                    o = oy * ow
-                    if 0 <= yy < h:
-                        src = x[c, yy]
-                        for ox in range(ow):
-                            xx = c0 + ox * s + dx - r
-                            row[o + ox] = (src[xx] ^ flip) if 0 <= xx < w else padf
+                    dst = row[oy * ow:(oy + 1) * ow]
+                    if not 0 <= yy < h:
+                        dst[:] = padf
+                        continue
+                    dst[:lo] = padf
+                    dst[hi:] = padf
+                    mid, src = dst[lo:hi], x[c, yy, off + lo * s:]
+                    if s == 1:
+                        for i in range(hi - lo):
+                            mid[i] = src[i] ^ flip
+                    elif s == 2:
+                        for i in range(hi - lo):
+                            mid[i] = src[2 * i] ^ flip
                     else:
-                        row[o:o + ow] = padf
+                        for i in range(hi - lo):
+                            mid[i] = src[i * s] ^ flip
 
 
 @numba.njit(inline="always")
