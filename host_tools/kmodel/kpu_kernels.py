@@ -36,10 +36,9 @@ def _segment_out(bn, x0, y0, s, b):
 
 
 @numba.njit(inline="always")
-def _next_flag(flags, n, j):
-    """The first j' >= j below n with flags[j'] set, else n; whole zero words skipped (flags are rare: the float32
-    path flags about 1 element in 10^4, and a byte-by-byte scan would cost as much as the path saves)."""
-    words = flags[:n - n % 8].view(np.uint64)
+def _next_flag(flags, words, n, j):
+    """The first j' >= j below n with flags[j'] set, else n; whole zero words (words: flags as uint64) skipped:
+    the float32 path flags about 1 element in 10^4, and a byte-by-byte scan would cost as much as it saves."""
     while j < n:
         if j % 8 == 0 and j + 8 <= n and words[j // 8] == 0:
             j += 8
@@ -62,59 +61,66 @@ def _exact_one(acc, mul, shift, add, xs, ym, sh, bias):
 
 
 @numba.njit(inline="always")
-def _finish(g, tp, tp32, cw, n, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo, aff, c, bn, out):
-    """out[j] = the uint8 output of channel c's accumulator g[j] + tp[j] + cw (int64 before the 36-bit wrap),
-    j < n. xs.. is the layer's activation table compacted (kpu.ConvPlan._segments): a default entry, then
-    strictly increasing starts, so taking each entry in turn where bn >= its start leaves the last such one:
-    no per-element table lookups. A segment with y_mul 0 gives its clipped bias. wrap=False where the caller
-    proved that neither acc nor bn leaves 36 bits. A non-empty lut holds the activation's outputs from bn =
-    lut_lo on, constant below and past its ends (kpu.ConvPlan._table: for tables of many pieces).
+def _finish(g, gr, tp, tp32, cw, p0, p1, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo, aff, c, bn, words,
+            out, orow):
+    """out[orow, p] = the uint8 output of channel c's accumulator g[gr, p] + tp[p] + cw (int64 before the 36-bit
+    wrap), p0 <= p < p1 <= p0 + len(bn) (rows addressed, not sliced: a slice per channel costs more than the
+    work of a small layer). xs.. is the layer's activation table compacted (kpu.ConvPlan._segments): a default
+    entry, then strictly increasing starts, so taking each entry in turn where bn >= its start leaves the last
+    such one: no per-element table lookups. A segment with y_mul 0 gives its clipped bias. wrap=False where the
+    caller proved that neither acc nor bn leaves 36 bits. A non-empty lut holds the activation's outputs from
+    bn = lut_lo on, constant below and past its ends (kpu.ConvPlan._table: for tables of many pieces).
     aff = (A0, alpha, beta + E, M) per channel and (lo, hi), empty where the layer has no float32 path
     (kpu.ConvPlan._affine, which proves it): out = clip(floor(t), lo, hi), except where t is within M above an
     integer that the clip does not hide; those few elements (about 1 in 10^4) go through the integer stages.
-    It adds in int32 (tp32 = tp mod 2^32): A - A0 fits int32, so the wrapped sum is exact."""
+    It adds in int32 (tp32 = tp mod 2^32): A - A0 fits int32, so the wrapped sum is exact.
+    bn is int64 scratch, words the same memory as uint64."""
+    n = p1 - p0
     a0, alpha, beta_e, margin, clip = aff
     if alpha.size:
         cwd, al, be, mg, lo, hi = np.int32(cw - a0[c]), alpha[c], beta_e[c], margin[c], clip[0], clip[1]
-        flags = bn.view(np.uint8)
-        for j in range(n):
-            t = np.float32(np.int32(g[j] + tp32[j] + cwd)) * al + be
+        flags = words.view(np.uint8)
+        up0, ugr, uor = np.uint64(p0), np.uint64(gr), np.uint64(orow)      # unsigned: no wraparound, vectorized
+        for j in range(np.uint64(n)):
+            t = np.float32(np.int32(g[ugr, up0 + j] + tp32[up0 + j] + cwd)) * al + be
             h = np.floor(t)
             flags[j] = ((t - h) < mg) & (h > lo) & (h <= hi)    # past the clip both candidates give lo or hi
-            out[j] = np.uint8(min(max(h, lo), hi))
-        j = _next_flag(flags, n, 0)
+            out[uor, up0 + j] = np.uint8(min(max(h, lo), hi))
+        j = _next_flag(flags, words, n, 0)
         while j < n:
-            out[j] = _exact_one(g[j] + tp[j] + cw, mul, shift, add, xs, ym, sh, bias)
-            j = _next_flag(flags, n, j + 1)
+            out[orow, p0 + j] = _exact_one(g[gr, p0 + j] + tp[p0 + j] + cw, mul, shift, add, xs, ym, sh, bias)
+            j = _next_flag(flags, words, n, j + 1)
         return
     x0, y0, s0, b0 = xs[0], ym[0], sh[0], bias[0]
     if wrap:
         for j in range(n):
-            bn[j] = _wrap36(((_wrap36(g[j] + tp[j] + cw) * mul) >> shift) + add)
+            bn[j] = _wrap36(((_wrap36(g[gr, p0 + j] + tp[p0 + j] + cw) * mul) >> shift) + add)
     else:
         for j in range(n):
-            bn[j] = (((g[j] + tp[j] + cw) * mul) >> shift) + add
+            bn[j] = (((g[gr, p0 + j] + tp[p0 + j] + cw) * mul) >> shift) + add
     if lut.size:
         top = lut.size - 1
         for j in range(n):
-            out[j] = lut[min(max(bn[j] - lut_lo, 0), top)]
+            out[orow, p0 + j] = lut[min(max(bn[j] - lut_lo, 0), top)]
         return
     if y0 == 0:
-        out[:n] = min(max(b0, 0), 255)
+        cst = min(max(b0, 0), 255)
+        for j in range(n):
+            out[orow, p0 + j] = cst
     else:
         for j in range(n):
-            out[j] = _segment_out(bn[j], x0, y0, s0, b0)
+            out[orow, p0 + j] = _segment_out(bn[j], x0, y0, s0, b0)
     for i in range(1, xs.size):
         x0, y0, s0, b0 = xs[i], ym[i], sh[i], bias[i]
         if y0 == 0:
             cst = min(max(b0, 0), 255)
             for j in range(n):
                 if bn[j] >= x0:
-                    out[j] = cst
+                    out[orow, p0 + j] = cst
         else:
             for j in range(n):
                 if bn[j] >= x0:
-                    out[j] = _segment_out(bn[j], x0, y0, s0, b0)
+                    out[orow, p0 + j] = _segment_out(bn[j], x0, y0, s0, b0)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -171,12 +177,12 @@ def finish_gemm(g, sx_offset, arg_x, shr_x, cw2, mul, shift, add, wrap, xs, ym, 
     tp32 = np.empty(n, np.int32)
     for j in range(n):
         tp32[j] = np.int32(tp[j])
-    bn = np.empty(min(n, BLOCK), np.int64)
+    bn = np.empty(BLOCK, np.int64)
+    words = bn.view(np.uint64)
     for c in range(m):
         for p0 in range(0, n, BLOCK):
-            p1 = min(n, p0 + BLOCK)
-            _finish(g[c, p0:p1], tp[p0:p1], tp32[p0:p1], cw2[c], p1 - p0, mul[c], shift[c], add[c], wrap, xs, ym, sh, bias, lut, lut_lo, aff, c,
-                    bn, out[c, p0:p1])
+            _finish(g, c, tp, tp32, cw2[c], p0, min(n, p0 + BLOCK), mul[c], shift[c], add[c], wrap, xs, ym, sh, bias,
+                    lut, lut_lo, aff, c, bn, words, out, c)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -195,14 +201,14 @@ def gemm_accumulators(g, sx_offset, arg_x, shr_x, cw2):
 def finish_accumulators(acc, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo, aff, out):
     """out[c, p] (uint8) from the int64 accumulators acc[c, p]."""
     m, n = acc.shape
-    zero = np.zeros(min(n, BLOCK), np.int64)
-    zero32 = np.zeros(min(n, BLOCK), np.int32)
-    bn = np.empty(min(n, BLOCK), np.int64)
+    zero = np.zeros(n, np.int64)
+    zero32 = np.zeros(n, np.int32)
+    bn = np.empty(BLOCK, np.int64)
+    words = bn.view(np.uint64)
     for c in range(m):
         for p0 in range(0, n, BLOCK):
-            p1 = min(n, p0 + BLOCK)
-            _finish(acc[c, p0:p1], zero, zero32, 0, p1 - p0, mul[c], shift[c], add[c], wrap, xs, ym, sh, bias, lut, lut_lo, aff, c,
-                    bn, out[c, p0:p1])
+            _finish(acc, c, zero, zero32, 0, p0, min(n, p0 + BLOCK), mul[c], shift[c], add[c], wrap, xs, ym, sh, bias,
+                    lut, lut_lo, aff, c, bn, words, out, c)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -224,27 +230,33 @@ def depthwise(x, k, pad, s, r0, c0, oh, ow, wd, f32, arg_x, shr_x, cw2, mul, shi
     wp = w + 2 * r
     n = h * wp
     plane = (h + 2 * r) * wp + 2 * r
-    s32 = np.empty(n, np.int32)
+    s2 = np.empty((1, n), np.int32)
+    s32 = s2[0]
     sx = np.empty(n, np.int32)
     tp = np.zeros(n, np.int64)
     tp32 = np.zeros(n, np.int32)
     xf = np.full(plane, np.float32(pad))
     xu = np.full(plane, np.uint8(pad))
-    res = np.empty(n, np.uint8)
-    flags = np.empty(n, np.uint8)
-    bn = np.empty(min(n, BLOCK), np.int64)
+    xf2 = xf[:(h + 2 * r) * wp].reshape(h + 2 * r, wp)      # the same planes by rows, written without slicing
+    xu2 = xu[:(h + 2 * r) * wp].reshape(h + 2 * r, wp)
+    # s = 1: the finishing writes out itself (c, h * wp); else a plane that is sampled into out
+    out2 = out.reshape(ch, n) if s == 1 else np.empty((1, n), np.uint8)
+    words = np.zeros(n // 8 + 1, np.uint64)
+    flags = words.view(np.uint8)
+    bn = np.empty(BLOCK, np.int64)
+    bwords = bn.view(np.uint64)
     a0, alpha, beta_e, margin, clip = aff
+    ur = np.uint64(r)       # unsigned indices: no wraparound tests, so the loops vectorize
     for c in range(ch):
-        if s == 1:
-            res = out[c].reshape(n)
+        orow = np.uint64(c if s == 1 else 0)
         if f32:
-            for y in range(h):
-                row, dst = x[c, y], xf[(y + r) * wp + r:]
-                for i in range(w):
-                    dst[i] = np.float32(row[i])
+            for y in range(np.uint64(h)):
+                for i in range(np.uint64(w)):
+                    xf2[y + ur, i + ur] = np.float32(x[c, y, i])
         if not f32 or arg_x != 0:
-            for y in range(h):
-                xu[(y + r) * wp + r:(y + r) * wp + r + w] = x[c, y]
+            for y in range(np.uint64(h)):
+                for i in range(np.uint64(w)):
+                    xu2[y + ur, i + ur] = x[c, y, i]
         if f32 and k == 3:
             w0, w1, w2, w3, w4, w5, w6, w7, w8 = (np.float32(wd[c, 0]), np.float32(wd[c, 1]), np.float32(wd[c, 2]),
                                                   np.float32(wd[c, 3]), np.float32(wd[c, 4]), np.float32(wd[c, 5]),
@@ -254,18 +266,18 @@ def depthwise(x, k, pad, s, r0, c0, oh, ow, wd, f32, arg_x, shr_x, cw2, mul, shi
             if f32 == 2:
                 cwd, al, be, mg, lo, hi = (np.float32(cw2[c] - a0[c]), alpha[c], beta_e[c], margin[c], clip[0],
                                            clip[1])
-                for j in range(n):
+                for j in range(np.uint64(n)):
                     t = ((((t0[j] * w0 + t1[j] * w1 + t2[j] * w2) + (t3[j] * w3 + t4[j] * w4 + t5[j] * w5)
                            + (t6[j] * w6 + t7[j] * w7 + t8[j] * w8)) + cwd) * al + be)
                     hh = np.floor(t)
                     flags[j] = ((t - hh) < mg) & (hh > lo) & (hh <= hi)      # as in _finish
-                    res[j] = np.uint8(min(max(hh, lo), hi))
-                j = _next_flag(flags, n, 0)
+                    out2[orow, j] = np.uint8(min(max(hh, lo), hi))
+                j = _next_flag(flags, words, n, 0)
                 while j < n:
                     v = ((t0[j] * w0 + t1[j] * w1 + t2[j] * w2) + (t3[j] * w3 + t4[j] * w4 + t5[j] * w5)
                          + (t6[j] * w6 + t7[j] * w7 + t8[j] * w8))
-                    res[j] = _exact_one(np.int64(v) + cw2[c], mul[c], shift[c], add[c], xs, ym, sh, bias)
-                    j = _next_flag(flags, n, j + 1)
+                    out2[orow, j] = _exact_one(np.int64(v) + cw2[c], mul[c], shift[c], add[c], xs, ym, sh, bias)
+                    j = _next_flag(flags, words, n, j + 1)
             else:
                 for j in range(n):
                     s32[j] = np.int32((t0[j] * w0 + t1[j] * w1 + t2[j] * w2) + (t3[j] * w3 + t4[j] * w4 + t5[j] * w5)
@@ -293,14 +305,13 @@ def depthwise(x, k, pad, s, r0, c0, oh, ow, wd, f32, arg_x, shr_x, cw2, mul, shi
                 tp[j] = (arg_x * np.int64(sx[j])) >> shr_x
                 tp32[j] = np.int32(tp[j])
         for p0 in range(0, n if f32 != 2 else 0, BLOCK):
-            p1 = min(n, p0 + BLOCK)
-            _finish(s32[p0:p1], tp[p0:p1], tp32[p0:p1], cw2[c], p1 - p0, mul[c], shift[c], add[c], wrap, xs, ym, sh,
-                    bias, lut, lut_lo, aff, c, bn, res[p0:p1])
+            _finish(s2, 0, tp, tp32, cw2[c], p0, min(n, p0 + BLOCK), mul[c], shift[c], add[c], wrap, xs, ym, sh,
+                    bias, lut, lut_lo, aff, c, bn, bwords, out2, orow)
         if s > 1:
             for oy in range(oh):
-                src, dst = res[(r0 + oy * s) * wp + c0:], out[c, oy]
+                src = out2[0, (r0 + oy * s) * wp + c0:]
                 for ox in range(ow):
-                    dst[ox] = src[ox * s]
+                    out[c, oy, ox] = src[ox * s]
 
 
 BLOCK = 1024      # pixels per pass of the finishing loops: their int64 buffers stay in L1
