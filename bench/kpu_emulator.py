@@ -72,7 +72,7 @@ def main(argv=None):
           % (macs / conv_t / 1e9, macs / conv_t / peak, peak / 1e9))
     gemm_layers_t = sum(per_layer[i] for i, p in conv.items() if not p.depthwise)
     print("kpu_emulator: GEMM layers %.2f x peak (float64 GEMMs alone at their shapes reach %.2f x; the emulator"
-          " runs onnxruntime's integer GEMM, then its compiled int64 stages); depthwise layers (%.0f%% of MACs,"
+          " runs onnxruntime's integer GEMM, then its compiled BN and activation stages); depthwise layers (%.0f%% of MACs,"
           " compiled, no GEMM) %.2f x peak; %d rounds"
           % (gemm_macs / gemm_layers_t / peak, gemm_macs / gemm64_t / peak, 100 * dw_macs / macs,
              dw_macs / dw_t / peak, rounds))
