@@ -50,6 +50,13 @@ def _next_flag(flags, words, n, j):
 
 
 @numba.njit(inline="always")
+def _sum9(t, w, j):
+    """The 3x3 window sum at j of the shifted planes t (9 views) with the taps w (9 float32): exact below 2^24."""
+    return ((t[0][j] * w[0] + t[1][j] * w[1] + t[2][j] * w[2]) + (t[3][j] * w[3] + t[4][j] * w[4] + t[5][j] * w[5])
+            + (t[6][j] * w[6] + t[7][j] * w[7] + t[8][j] * w[8]))
+
+
+@numba.njit(inline="always")
 def _exact_one(acc, mul, shift, add, xs, ym, sh, bias):
     """One output by the integer stages (no wrap: the float path is taken only where it cannot happen)."""
     bn = ((acc * mul) >> shift) + add
@@ -258,30 +265,27 @@ def depthwise(x, k, pad, s, r0, c0, oh, ow, wd, f32, arg_x, shr_x, cw2, mul, shi
                 for i in range(np.uint64(w)):
                     xu2[y + ur, i + ur] = x[c, y, i]
         if f32 and k == 3:
-            w0, w1, w2, w3, w4, w5, w6, w7, w8 = (np.float32(wd[c, 0]), np.float32(wd[c, 1]), np.float32(wd[c, 2]),
-                                                  np.float32(wd[c, 3]), np.float32(wd[c, 4]), np.float32(wd[c, 5]),
-                                                  np.float32(wd[c, 6]), np.float32(wd[c, 7]), np.float32(wd[c, 8]))
-            t0, t1, t2, t3, t4, t5 = xf[0:], xf[1:], xf[2:], xf[wp:], xf[wp + 1:], xf[wp + 2:]
-            t6, t7, t8 = xf[2 * wp:], xf[2 * wp + 1:], xf[2 * wp + 2:]
+            w9 = (np.float32(wd[c, 0]), np.float32(wd[c, 1]), np.float32(wd[c, 2]), np.float32(wd[c, 3]),
+                  np.float32(wd[c, 4]), np.float32(wd[c, 5]), np.float32(wd[c, 6]), np.float32(wd[c, 7]),
+                  np.float32(wd[c, 8]))
+            t9 = (xf[0:], xf[1:], xf[2:], xf[wp:], xf[wp + 1:], xf[wp + 2:], xf[2 * wp:], xf[2 * wp + 1:],
+                  xf[2 * wp + 2:])
             if f32 == 2:
                 cwd, al, be, mg, lo, hi = (np.float32(cw2[c] - a0[c]), alpha[c], beta_e[c], margin[c], clip[0],
                                            clip[1])
                 for j in range(np.uint64(n)):
-                    t = ((((t0[j] * w0 + t1[j] * w1 + t2[j] * w2) + (t3[j] * w3 + t4[j] * w4 + t5[j] * w5)
-                           + (t6[j] * w6 + t7[j] * w7 + t8[j] * w8)) + cwd) * al + be)
+                    t = (_sum9(t9, w9, j) + cwd) * al + be
                     hh = np.floor(t)
                     flags[j] = ((t - hh) < mg) & (hh > lo) & (hh <= hi)      # as in _finish
                     out2[orow, j] = np.uint8(min(max(hh, lo), hi))
                 j = _next_flag(flags, words, n, 0)
                 while j < n:
-                    v = ((t0[j] * w0 + t1[j] * w1 + t2[j] * w2) + (t3[j] * w3 + t4[j] * w4 + t5[j] * w5)
-                         + (t6[j] * w6 + t7[j] * w7 + t8[j] * w8))
-                    out2[orow, j] = _exact_one(np.int64(v) + cw2[c], mul[c], shift[c], add[c], xs, ym, sh, bias)
+                    out2[orow, j] = _exact_one(np.int64(_sum9(t9, w9, j)) + cw2[c], mul[c], shift[c], add[c], xs, ym,
+                                               sh, bias)
                     j = _next_flag(flags, words, n, j + 1)
             else:
                 for j in range(n):
-                    s32[j] = np.int32((t0[j] * w0 + t1[j] * w1 + t2[j] * w2) + (t3[j] * w3 + t4[j] * w4 + t5[j] * w5)
-                                      + (t6[j] * w6 + t7[j] * w7 + t8[j] * w8))
+                    s32[j] = np.int32(_sum9(t9, w9, j))
         elif f32:
             w0 = np.float32(wd[c, 0])
             for j in range(n):
