@@ -202,17 +202,19 @@ def wide_bn_layer(rng, ic, oc, h, w, k, dw, pool_type, leaky, integer_a=False):
     return L
 
 
-@pytest.mark.parametrize("pool_type", [0, 1, 2, 5])
+@pytest.mark.parametrize("pool_type", [0, 1, 2, 3, 5, 9])
 def test_wide_bn_layers_equal_int64_reference(pool_type):
-    """Layers as our compiler writes them: BN spread over ~2^27 units per output range, one or two pieces."""
+    """Layers as our compiler writes them: BN spread over ~2^27 units per output range, one or two pieces; max
+    pools go first on the accumulators (pooled inside the kernel where window = stride)."""
     rng = np.random.default_rng(100 + pool_type)
     for ic, oc, h, w, k, dw in CASES[:4]:
         for leaky in (False, True):
             p = ConvPlan(wide_bn_layer(rng, ic, oc, h, w, k, dw, pool_type, leaky))
+            assert p.monotone or R.POOL_TYPES[pool_type][0] != "max" or leaky
             for _ in range(3):
                 x = rng.integers(0, 256, (ic, h, w)).astype(np.uint8)
                 y = p.forward_exact(x)
-                assert np.unique(y).size > 20, (ic, oc, leaky)
+                assert np.unique(y).size > min(20, y.size // 10), (ic, oc, leaky)    # 4x4 max pools leave few
                 np.testing.assert_array_equal(p.forward(x), y)
 
 

@@ -282,7 +282,7 @@ class ConvPlan:
         self._act = tuple(np.ascontiguousarray(v[e]) for v in (self.x_start, self.y_mul, self.a_shift, self.a_bias))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        kind, _, stride = R.POOL_TYPES[self.pool]
+        kind, win, stride = R.POOL_TYPES[self.pool]
         _, h, w = x.shape
         if kind in ("sample_lt", "sample_rt"):       # sampling commutes with the per-pixel stages
             grid = (stride, 0, 0 if kind == "sample_lt" else stride - 1, h // stride, w // stride)
@@ -310,9 +310,11 @@ class ConvPlan:
                 cols = np.empty((self.wcols.shape[0], oh * ow), np.uint8)
                 K.window_columns(x, self.k, self.pad_value, flip, *grid, cols)
             g = self._gemm(cols)
-            if self.monotone and R.POOL_TYPES[self.pool][0] == "max":
-                acc = pool(K.gemm_accumulators(g, self._sx_offset, self.arg_x, self.shr_x, self._cw2)
-                           .reshape(y.shape), self.pool)
+            if self.monotone and kind == "max":
+                fused = win == stride       # windows pooled in the kernel, else (2x2 at stride 1) by pool()
+                acc = K.gemm_accumulators(g, self._sx_offset, self.arg_x, self.shr_x, self._cw2, h, w,
+                                          win if fused else 1)
+                acc = acc.reshape((oc, h // win, w // win)) if fused else pool(acc.reshape(y.shape), self.pool)
                 y = np.empty(acc.shape, np.uint8)
                 K.finish_accumulators(acc.reshape(oc, -1), self.bn_mul, self.bn_shift, self.bn_add, False, *act,
                                       self.lut, self.lut_lo, self._aff, y.reshape(oc, -1))

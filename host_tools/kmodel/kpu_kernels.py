@@ -193,14 +193,37 @@ def finish_gemm(g, sx_offset, arg_x, shr_x, cw2, mul, shift, add, wrap, xs, ym, 
 
 
 @numba.njit(cache=True, nogil=True)
-def gemm_accumulators(g, sx_offset, arg_x, shr_x, cw2):
-    """(m, n) int64 accumulators from finish_gemm's G (for max pooling before BN, see ConvPlan.monotone)."""
-    m, n = g.shape[0] - 1, g.shape[1]
-    acc = np.empty((m, n), np.int64)
+def gemm_accumulators(g, sx_offset, arg_x, shr_x, cw2, h, w, win):
+    """int64 accumulators from finish_gemm's G for an (h, w) map, max-pooled over win x win windows at stride win
+    (win = 1: all of them): for max pooling before BN (see ConvPlan.monotone), without an int64 map in between."""
+    m = g.shape[0] - 1
+    oh, ow = h // win, w // win
+    acc = np.empty((m, oh * ow), np.int64)
     tp = _pixel_terms(g[m], sx_offset, arg_x, shr_x)
+    uw, uow = np.uint64(w), np.uint64(ow)      # unsigned indices: no wraparound tests, so the loops vectorize
     for c in range(m):
-        for j in range(n):
-            acc[c, j] = g[c, j] + tp[j] + cw2[c]
+        row, cw = g[c], cw2[c]
+        for oy in range(np.uint64(oh)):
+            o = acc[c, oy * uow:(oy + 1) * uow]
+            if win == 1:
+                b = oy * uw
+                for ox in range(uow):
+                    o[ox] = row[b + ox] + tp[b + ox] + cw
+            elif win == 2:
+                b0 = 2 * oy * uw
+                b1 = b0 + uw
+                for ox in range(uow):
+                    j0, j1 = b0 + 2 * ox, b1 + 2 * ox
+                    top = max(row[j0] + tp[j0], row[j0 + 1] + tp[j0 + 1])
+                    o[ox] = max(top, max(row[j1] + tp[j1], row[j1 + 1] + tp[j1 + 1])) + cw
+            else:
+                for ox in range(uow):
+                    best = row[oy * win * uw + ox * win] + tp[oy * win * uw + ox * win]
+                    for dy in range(win):
+                        for dx in range(win):
+                            j = (oy * win + dy) * uw + ox * win + dx
+                            best = max(best, row[j] + tp[j])
+                    o[ox] = best + cw
     return acc
 
 
