@@ -83,12 +83,13 @@ def _finish(g, gr, tp, tp32, cw, p0, p1, mul, shift, add, wrap, xs, ym, sh, bias
     It adds in int32 (tp32 = tp mod 2^32): A - A0 fits int32, so the wrapped sum is exact.
     bn is int64 scratch, words the same memory as uint64."""
     n = p1 - p0
+    # unsigned indices: numba tests signed ones for wraparound, and LLVM then does not vectorize the loops
+    up0, ugr, uor, un = np.uint64(p0), np.uint64(gr), np.uint64(orow), np.uint64(n)
     a0, alpha, beta_e, margin, clip = aff
     if alpha.size:
         cwd, al, be, mg, lo, hi = np.int32(cw - a0[c]), alpha[c], beta_e[c], margin[c], clip[0], clip[1]
         flags = words.view(np.uint8)
-        up0, ugr, uor = np.uint64(p0), np.uint64(gr), np.uint64(orow)      # unsigned: no wraparound, vectorized
-        for j in range(np.uint64(n)):
+        for j in range(un):
             t = np.float32(np.int32(g[ugr, up0 + j] + tp32[up0 + j] + cwd)) * al + be
             h = np.floor(t)
             flags[j] = ((t - h) < mg) & (h > lo) & (h <= hi)    # past the clip both candidates give lo or hi
@@ -100,34 +101,34 @@ def _finish(g, gr, tp, tp32, cw, p0, p1, mul, shift, add, wrap, xs, ym, sh, bias
         return
     x0, y0, s0, b0 = xs[0], ym[0], sh[0], bias[0]
     if wrap:
-        for j in range(n):
-            bn[j] = _wrap36(((_wrap36(g[gr, p0 + j] + tp[p0 + j] + cw) * mul) >> shift) + add)
+        for j in range(un):
+            bn[j] = _wrap36(((_wrap36(g[ugr, up0 + j] + tp[up0 + j] + cw) * mul) >> shift) + add)
     else:
-        for j in range(n):
-            bn[j] = (((g[gr, p0 + j] + tp[p0 + j] + cw) * mul) >> shift) + add
+        for j in range(un):
+            bn[j] = (((g[ugr, up0 + j] + tp[up0 + j] + cw) * mul) >> shift) + add
     if lut.size:
         top = lut.size - 1
-        for j in range(n):
-            out[orow, p0 + j] = lut[min(max(bn[j] - lut_lo, 0), top)]
+        for j in range(un):
+            out[uor, up0 + j] = lut[np.uint64(min(max(bn[j] - lut_lo, 0), top))]
         return
     if y0 == 0:
         cst = min(max(b0, 0), 255)
-        for j in range(n):
-            out[orow, p0 + j] = cst
+        for j in range(un):
+            out[uor, up0 + j] = cst
     else:
-        for j in range(n):
-            out[orow, p0 + j] = _segment_out(bn[j], x0, y0, s0, b0)
+        for j in range(un):
+            out[uor, up0 + j] = _segment_out(bn[j], x0, y0, s0, b0)
     for i in range(1, xs.size):
         x0, y0, s0, b0 = xs[i], ym[i], sh[i], bias[i]
         if y0 == 0:
             cst = min(max(b0, 0), 255)
-            for j in range(n):
+            for j in range(un):
                 if bn[j] >= x0:
-                    out[orow, p0 + j] = cst
+                    out[uor, up0 + j] = cst
         else:
-            for j in range(n):
+            for j in range(un):
                 if bn[j] >= x0:
-                    out[orow, p0 + j] = _segment_out(bn[j], x0, y0, s0, b0)
+                    out[uor, up0 + j] = _segment_out(bn[j], x0, y0, s0, b0)
 
 
 @numba.njit(cache=True, nogil=True)
