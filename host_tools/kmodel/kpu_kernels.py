@@ -38,7 +38,16 @@ def _segment_out(bn, x0, y0, s, b):
 @numba.njit(inline="always")
 def _next_flag(flags, words, n, j):
     """The first j' >= j below n with flags[j'] set, else n; whole zero words (words: flags as uint64) skipped:
-    the float32 path flags about 1 element in 10^4, and a byte-by-byte scan would cost as much as it saves."""
+    the float32 path flags about 1 element in 10^4, and a byte-by-byte scan would cost as much as it saves.
+    From j = 0, one OR over the words first: most rows of a small layer have no flag at all."""
+    if j == 0:
+        seen = np.uint64(0)
+        for i in range(np.uint64(n // 8)):
+            seen |= words[i]
+        for i in range(n - n % 8, n):
+            seen |= flags[i]
+        if seen == 0:
+            return n
     while j < n:
         if j % 8 == 0 and j + 8 <= n and words[j // 8] == 0:
             j += 8
