@@ -149,7 +149,8 @@ class KpuRam:
 def _covers(m: RamMap, groups, mp: RamMap, lo: int, hi: int) -> bool:
     """Whether map m (its channel groups `groups`) holds every byte of mp, both within [lo, hi)."""
     mask = np.zeros(hi - lo, np.uint8)
-    m.write(mask, np.broadcast_to(np.uint8(1), m.shape), origin=lo, groups=groups)
+    for _, _, v in m._views(mask, lo, groups):
+        v[...] = 1
     return bool(mp.read(mask, origin=lo).all())
 
 
