@@ -146,7 +146,7 @@ class ConvPlan:
         delta = y/2^s. The kernel computes t = fl32(fl32(A - A0) * alpha + fl32(beta + E)); each float32 step adds
         a relative error <= u = 2^-24, so |t - (z + E)| <= 4.1u(|z| + |beta| + 1) <= E for |z| <= 258, with
         E = 5u(259 + |beta|). Then Z is in (t - 2E - delta, t], and floor(Z) = floor(t) unless t - floor(t) <
-        M = 2E + delta + 2^-22 (the last term for the rounding of t - floor(t)): the kernels redo such blocks
+        M = 2E + delta + 2^-22 (the last term for the rounding of t - floor(t)): the kernels redo such elements
         with the integer stages. For |z| > 258 the same relative bounds keep t and Z on one side of the clip.
         A0 is the acc where z = 128, so beta stays near 128; A - A0 must fit int32 for every reachable acc."""
         if rng is None:
@@ -277,7 +277,8 @@ class ConvPlan:
             self._gemm = ExactGemm(self.wcols)
             self._cw2 = self._cw2 + self._gemm.x_offset * self.sum_w
             self._sx_offset = self._gemm.x_offset * self.wcols.shape[0]
-        self._aff = self.affine or (np.zeros(0, np.int64),) + (np.zeros(0, np.float32),) * 3 + (np.zeros(2, np.float32),)
+        no_float_path = (np.zeros(0, np.int64),) + (np.zeros(0, np.float32),) * 3 + (np.zeros(2, np.float32),)
+        self._aff = self.affine or no_float_path      # same types either way: one compiled kernel
         e = self.segments     # last: _act marks the arguments complete
         self._act = tuple(np.ascontiguousarray(v[e]) for v in (self.x_start, self.y_mul, self.a_shift, self.a_bias))
 
@@ -292,15 +293,14 @@ class ConvPlan:
         if self._act is None:
             self._build_kernel_args()
         act = self._act
-        y = np.empty((oc,) + grid[3:], np.uint8)
-        if self.depthwise:
-            if grid[0] == 1:
-                y = np.empty((oc, h, w + self.k - 1), np.uint8)
+        if self.depthwise:       # unsampled: each row keeps the k - 1 padding columns of the kernel's planes
+            y = np.empty((oc, h, w + self.k - 1) if grid[0] == 1 else (oc,) + grid[3:], np.uint8)
             K.depthwise(x, self.k, self.pad_value, *grid, self._wd32, self._dw_f32, self._dw_arg_x, self.shr_x,
                         self._cw2, self.bn_mul, self.bn_shift, self.bn_add, self.may_wrap, *act, self.lut,
                         self.lut_lo, self._aff, y)
             y = y[:, :, :w] if grid[0] == 1 else y
         else:
+            y = np.empty((oc,) + grid[3:], np.uint8)
             s, r0, c0, oh, ow = grid
             flip = self._gemm.flip
             if self.k == 1:

@@ -80,12 +80,12 @@ def _exact_one(acc, mul, shift, add, xs, ym, sh, bias):
 def _finish(g, gr, tp, tp32, cw, p0, p1, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo, aff, c, bn, words,
             out, orow):
     """out[orow, p] = the uint8 output of channel c's accumulator g[gr, p] + tp[p] + cw (int64 before the 36-bit
-    wrap), p0 <= p < p1 <= p0 + len(bn) (rows addressed, not sliced: a slice per channel costs more than the
-    work of a small layer). xs.. is the layer's activation table compacted (kpu.ConvPlan._segments): a default
-    entry, then strictly increasing starts, so taking each entry in turn where bn >= its start leaves the last
-    such one: no per-element table lookups. A segment with y_mul 0 gives its clipped bias. wrap=False where the
-    caller proved that neither acc nor bn leaves 36 bits. A non-empty lut holds the activation's outputs from
-    bn = lut_lo on, constant below and past its ends (kpu.ConvPlan._table: for tables of many pieces).
+    wrap), p0 <= p < p1 <= p0 + len(bn) (rows of whole 2-D arrays, addressed by index). xs.. is the layer's
+    activation table compacted (kpu.ConvPlan._segments): a default entry, then strictly increasing starts, so
+    taking each entry in turn where bn >= its start leaves the last such one: no per-element table lookups. A
+    segment with y_mul 0 gives its clipped bias. wrap=False where the caller proved that neither acc nor bn
+    leaves 36 bits. A non-empty lut holds the activation's outputs from bn = lut_lo on, constant below and past
+    its ends (kpu.ConvPlan._table: for tables of many pieces).
     aff = (A0, alpha, beta + E, M) per channel and (lo, hi), empty where the layer has no float32 path
     (kpu.ConvPlan._affine, which proves it): out = clip(floor(t), lo, hi), except where t is within M above an
     integer that the clip does not hide; those few elements (about 1 in 10^4) go through the integer stages.
