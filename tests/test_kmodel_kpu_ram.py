@@ -48,7 +48,7 @@ def test_lazy_ram_reads_what_eager_writes_give(seed):
         elif op < 0.9:
             mp = last if op < 0.6 else mp      # as a conv layer reads its predecessor's output
             got = lazy.read(mp)
-            hits += any(got is a for _, a in lazy.pending)
+            hits += any(got is e[1] for e in lazy.pending)
             np.testing.assert_array_equal(got, mp.read(eager), err_msg="step %d" % step)
         else:
             idx = rule_index(int(rng.integers(0, 40)), (2, 4, 4))      # as K210_UPLOAD and K210_ADD_PADDING

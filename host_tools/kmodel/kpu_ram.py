@@ -93,21 +93,22 @@ class KpuRam:
 
     def __init__(self):
         self.bytes = np.zeros(R.KPU_RAM_BYTES, np.uint8)
-        self.pending = []       # (RamMap, array) or (None, (byte offsets, values)), oldest first
+        self.pending = []       # (RamMap, array, span) or (None, (byte offsets, values), span), oldest first
 
     def write(self, mp: RamMap, y: np.ndarray):
         """Place y at mp; the array is kept as it is (the caller must not change it afterwards)."""
-        self.pending = [(m, a) for m, a in self.pending if m is None or m.key != mp.key]   # wholly overwritten
-        self.pending.append((mp, y))
+        self.pending = [e for e in self.pending if e[0] is None or e[0].key != mp.key]   # wholly overwritten
+        self.pending.append((mp, y, mp.span))
 
     def __setitem__(self, idx, values):
         idx = np.asarray(idx)
         if idx.size:
-            self.pending.append((None, (idx.reshape(-1), np.broadcast_to(values, idx.shape).reshape(-1).copy())))
+            v = np.broadcast_to(values, idx.shape).reshape(-1).copy()
+            self.pending.append((None, (idx.reshape(-1), v), (int(idx.min()), int(idx.max()) + 1)))
 
     def read(self, mp: RamMap) -> np.ndarray:
         """The map at mp (read-only: it may be a pending array itself)."""
-        hits = [e for e in self.pending if _overlap(_span(e), mp.span)]
+        hits = [e[:2] for e in self.pending if _overlap(e[2], mp.span)]
         if not hits:
             return mp.read(self.bytes)
         if hits[-1][0] is not None and hits[-1][0].key == mp.key:
@@ -138,7 +139,7 @@ class KpuRam:
 
     def flush(self):
         """Write every pending map into self.bytes, oldest first."""
-        for m, a in self.pending:
+        for m, a, _ in self.pending:
             if m is not None:
                 m.write(self.bytes, a)
             else:
@@ -152,8 +153,3 @@ def _covers(m: RamMap, groups, mp: RamMap, lo: int, hi: int) -> bool:
     for _, _, v in m._views(mask, lo, groups):
         v[...] = 1
     return bool(mp.read(mask, origin=lo).all())
-
-
-def _span(entry):
-    m, a = entry
-    return m.span if m is not None else (int(a[0].min()), int(a[0].max()) + 1)
