@@ -6,7 +6,6 @@
 - and flash writes against our file copies: the reason kmodels go into flash through kflash.
 Run: .venv/bin/python bench/deploy.py
 """
-import hashlib
 import os
 import subprocess
 import sys
@@ -21,14 +20,10 @@ sys.path.insert(0, str(ROOT))
 from host_tools.deploy import flasher, kfpkg, sync  # noqa: E402
 from host_tools.deploy.link import Link  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "tests"))
+from test_deploy_support import pattern  # noqa: E402
 
-def blob(n, seed):
-    out = bytearray()
-    i = 0
-    while len(out) < n:
-        out += hashlib.sha256(b"%d:%d" % (seed, i)).digest()
-        i += 1
-    return bytes(out[:n])
+
 
 
 def pty_ceiling(n=4 << 20) -> float:
@@ -36,7 +31,7 @@ def pty_ceiling(n=4 << 20) -> float:
     import tty
     master, slave = os.openpty()
     tty.setraw(slave)
-    data = blob(65536, 0)
+    data = pattern(65536, 0)
     got = [0]
 
     def reader():
@@ -69,7 +64,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="bench-deploy-") as tmp:
         proc, port = start_board(Path(tmp) / "board")
         try:
-            model = blob(1 << 20, 1)
+            model = pattern(1 << 20, 1)
             pkg = kfpkg.write(Path(tmp) / "b.kfpkg", [kfpkg.Entry(0x300000, "m.kmodel", model, False)])
             t0 = time.perf_counter()
             flasher.flash(pkg, port, board="bit", baud=1500000)
@@ -80,7 +75,7 @@ def main():
             time.sleep(1.0)
 
             link = Link(port)
-            files = {"f%d.py" % i: blob(n, 10 + i) for i, n in enumerate((200, 2000, 9000, 33000))}
+            files = {"f%d.py" % i: pattern(n, 10 + i) for i, n in enumerate((200, 2000, 9000, 33000))}
             total = sum(len(v) for v in files.values())
             t0 = time.perf_counter()
             trips0 = link.round_trips
