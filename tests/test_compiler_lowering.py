@@ -118,6 +118,26 @@ def test_feature_model_matches_litert_within_an_output_step(feature_model):
     assert np.percentile(err, 99) <= 4
 
 
+def test_moved_depthwise_stride_is_computed_only_where_sampled(feature_model, monkeypatch):
+    """The depthwise layer whose stride 2 went into the next 1x1 conv is left to that reader (kpu_ram.Deferred),
+    which computes only the pixels it samples: never the whole map, and the outputs are the reference's."""
+    from host_tools.kmodel.emulator import plans
+    from host_tools.kmodel.kpu_ram import Deferred
+    km = compile_tflite(feature_model).kmodel
+    conv = plans(km)
+    assert km.__dict__["_deferred"] == {3}
+    rng = np.random.default_rng(4)
+    images = [rng.integers(0, 256, (3, 32, 32), dtype=np.uint8) for _ in range(4)]
+    want = [run(km, x, exact=True)[0] for x in images]
+
+    def whole_map(self):
+        raise AssertionError("the deferred depthwise map was computed in full")
+    monkeypatch.setattr(Deferred, "array", whole_map)
+    for x, y in zip(images, want):
+        np.testing.assert_array_equal(run(km, x)[0], y)
+    assert conv[3]._dw_f32 == 2          # the four-phase float32 path, not the whole plane sampled
+
+
 def test_trained_classifier_agrees_with_litert_and_keeps_accuracy(digits_model, tmp_path):
     path, images, labels, float_acc = digits_model
     man = compile_file(path, tmp_path, "digits", "classifier", [str(d) for d in range(10)])

@@ -329,6 +329,23 @@ def test_float32_path_equals_integer_stages_on_every_accumulator(zero_point, poo
         assert not (dw and k == 3) or p._dw_f32 == 2
 
 
+@pytest.mark.parametrize("r0, c0", [(0, 0), (0, 1), (1, 0), (1, 1)])
+def test_depthwise_at_a_stride_2_grid_gives_the_references_pixels(r0, c0):
+    """A 3x3 depthwise layer on the float32 path computed only at a stride-2 grid, as a 1x1 layer that samples
+    its output asks for it (kpu_ram.Deferred): the reference's pixels there, XOR the GEMM's flip. Odd and even
+    sizes, down to 2x3, and 7x7 and 14x14 maps as in MobileNet's last blocks."""
+    rng = np.random.default_rng(500 + 2 * r0 + c0)
+    for c, h, w in ((16, 9, 17), (8, 7, 7), (5, 14, 14), (3, 2, 3), (4, 24, 10)):
+        p = ConvPlan(relu_layer(rng, c, c, h, w, 3, True, 0, int(rng.integers(0, 100))))
+        oh, ow = (h - r0 + 1) // 2, (w - c0 + 1) // 2
+        for flip in (0, 128):
+            x = rng.integers(0, 256, (c, h, w)).astype(np.uint8)
+            want = p.forward_exact(x)[:, r0::2, c0::2] ^ np.uint8(flip)
+            assert want.shape == (c, oh, ow) and np.unique(want).size > min(20, want.size // 4)
+            np.testing.assert_array_equal(p.depthwise_at(x, (2, r0, c0, oh, ow), flip), want, err_msg=str((c, h, w)))
+        assert p._dw_f32 == 2
+
+
 def test_float32_path_only_for_one_rising_piece():
     rng = np.random.default_rng(5)
     assert ConvPlan(relu_layer(rng, 8, 8, 6, 6, 3, False, 0, 30)).affine is not None

@@ -30,7 +30,7 @@ import numpy as np
 from host_tools.kmodel import cpu_layers
 from host_tools.kmodel.errors import ERR_RUN_MODEL, KmodelError
 from host_tools.kmodel.kpu import ConvPlan
-from host_tools.kmodel.kpu_ram import KpuRam, RamMap
+from host_tools.kmodel.kpu_ram import Deferred, KpuRam, RamMap
 from host_tools.kmodel.reader import K210_CONV, Kmodel
 from host_tools.kmodel import regs as R
 
@@ -57,7 +57,22 @@ def plans(model: Kmodel) -> dict:
     if p is None:
         p = {L.index: ConvPlan(L) for L in model.layers if L.type == K210_CONV}
         model.__dict__["_plans"] = p
+        model.__dict__["_deferred"] = _deferrable(model, p)
     return p
+
+
+def _deferrable(model: Kmodel, conv: dict) -> set:
+    """Depthwise layers (no pool, output only in KPU RAM) whose next layer is a 1x1 conv that samples exactly
+    their output map: they are written to KPU RAM as a kpu_ram.Deferred, and that reader computes just the
+    pixels it samples. Any other reader of those bytes computes the whole map first."""
+    out = set()
+    for L, nxt in zip(model.layers, model.layers[1:]):
+        if L.index in conv and nxt.index in conv and not L.fields["flags"] & 1:
+            a, b = conv[L.index], conv[nxt.index]
+            if (a.depthwise and R.POOL_TYPES[a.pool][0] == "none" and not b.depthwise and b.k == 1
+                    and R.POOL_TYPES[b.pool][0] in ("sample_lt", "sample_rt") and a.dst.key == b.src.key):
+                out.add(L.index)
+    return out
 
 
 def check_input(model: Kmodel, x) -> np.ndarray:
@@ -93,6 +108,7 @@ def _run(model, x, upto, trace, exact):
     mem = np.zeros(model.main_mem_usage, np.uint8)
     ram = KpuRam()
     conv = plans(model)
+    deferred = model.__dict__["_deferred"]
     first = model.layers[0]
     if model.input_is_float:
         cpu_layers.wr_f32(mem, first.fields["in"], x)
@@ -108,8 +124,12 @@ def _run(model, x, upto, trace, exact):
         try:
             if L.type == K210_CONV:
                 plan = conv[L.index]
-                x_in = ram.read(plan.src)
-                y = plan.forward_exact(x_in) if exact else plan.forward(x_in)
+                if exact:
+                    y = plan.forward_exact(ram.read(plan.src))
+                elif L.index in deferred:
+                    y = Deferred(plan, ram.read(plan.src))
+                else:
+                    y = plan.forward(ram.read(plan.src, deferred=True))
                 ram.write(plan.dst, y)
                 if L.fields["flags"] & 1:
                     mem[L.fields["out"]:L.fields["out"] + y.size] = y.reshape(-1)

@@ -15,7 +15,7 @@ import numpy as np
 from host_tools.kmodel import kpu_kernels as K
 from host_tools.kmodel import regs as R
 from host_tools.kmodel.int_gemm import ExactGemm
-from host_tools.kmodel.kpu_ram import RamMap
+from host_tools.kmodel.kpu_ram import Deferred, RamMap
 
 ACC_BITS = 36     # nncase asserts the accumulator fits 36 signed bits; we wrap like a 36-bit register
 LUT_PIECES = 4    # activation tables with more reachable pieces than this are looked up (see _table)
@@ -282,28 +282,44 @@ class ConvPlan:
         e = self.segments     # last: _act marks the arguments complete
         self._act = tuple(np.ascontiguousarray(v[e]) for v in (self.x_start, self.y_mul, self.a_shift, self.a_bias))
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    def depthwise_at(self, x: np.ndarray, grid, flip: int = 0) -> np.ndarray:
+        """A depthwise layer's conv stages at the grid (s, r0, c0, oh, ow) (see kpu_kernels), every byte XOR flip
+        where s > 1 (for the GEMM of a 1x1 layer that samples this output: kpu_ram.Deferred)."""
+        if self._act is None:
+            self._build_kernel_args()
+        _, h, w = self.in_shape
+        oc, n = self.out_shape[0], h * (w + self.k - 1)
+        y = np.empty((oc, -(-n // 16) * 16 if grid[0] == 1 else grid[3] * grid[4]), np.uint8)
+        K.depthwise(x, self.k, self.pad_value, *grid, self._wd32, self._dw_f32, self._dw_arg_x, self.shr_x,
+                    self._cw2, self.bn_mul, self.bn_shift, self.bn_add, self.may_wrap, *self._act, self.lut,
+                    self.lut_lo, self._aff, flip, y)
+        return y[:, :n].reshape(oc, h, -1)[:, :, :w] if grid[0] == 1 else y.reshape((oc,) + grid[3:])
+
+    def forward(self, x) -> np.ndarray:
+        """The layer's output map from its input map x; a 1x1 layer that samples may get x as a kpu_ram.Deferred
+        depthwise output, and then has only the sampled pixels computed (nncase moves a depthwise stride 2 into
+        the next 1x1 conv, so 3/4 of such outputs are never read)."""
         kind, win, stride = R.POOL_TYPES[self.pool]
-        _, h, w = x.shape
+        _, h, w = self.in_shape
         if kind in ("sample_lt", "sample_rt"):       # sampling commutes with the per-pixel stages
             grid = (stride, 0, 0 if kind == "sample_lt" else stride - 1, h // stride, w // stride)
         else:
             grid = (1, 0, 0, h, w)
+        if isinstance(x, Deferred) and (self.depthwise or self.k != 1 or grid[0] == 1):
+            x = x.array()
         oc = self.out_shape[0]
         if self._act is None:
             self._build_kernel_args()
         act = self._act
-        if self.depthwise:       # unsampled: each row keeps the k - 1 padding columns of the kernel's planes
-            y = np.empty((oc, h, w + self.k - 1) if grid[0] == 1 else (oc,) + grid[3:], np.uint8)
-            K.depthwise(x, self.k, self.pad_value, *grid, self._wd32, self._dw_f32, self._dw_arg_x, self.shr_x,
-                        self._cw2, self.bn_mul, self.bn_shift, self.bn_add, self.may_wrap, *act, self.lut,
-                        self.lut_lo, self._aff, y)
-            y = y[:, :, :w] if grid[0] == 1 else y
+        if self.depthwise:
+            y = self.depthwise_at(x, grid)
         else:
             y = np.empty((oc,) + grid[3:], np.uint8)
             s, r0, c0, oh, ow = grid
             flip = self._gemm.flip
-            if self.k == 1:
+            if isinstance(x, Deferred):
+                cols = x.plan.depthwise_at(x.x, grid, flip).reshape(self.in_shape[0], -1)
+            elif self.k == 1:
                 cols = x[:, r0:r0 + oh * s:s, c0:c0 + ow * s:s]
                 cols = (cols ^ np.uint8(flip) if flip else np.ascontiguousarray(cols)).reshape(len(x), -1)
             else:

@@ -77,37 +77,47 @@ def _exact_one(acc, mul, shift, add, xs, ym, sh, bias):
 
 
 @numba.njit(inline="always")
-def _finish(g, gr, tp, tp32, cw, p0, p1, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo, aff, c, bn, words,
-            out, orow):
-    """out[orow, p] = the uint8 output of channel c's accumulator g[gr, p] + tp[p] + cw (int64 before the 36-bit
-    wrap), p0 <= p < p1 <= p0 + len(bn) (rows of whole 2-D arrays, addressed by index). xs.. is the layer's
-    activation table compacted (kpu.ConvPlan._segments): a default entry, then strictly increasing starts, so
-    taking each entry in turn where bn >= its start leaves the last such one: no per-element table lookups. A
-    segment with y_mul 0 gives its clipped bias. wrap=False where the caller proved that neither acc nor bn
-    leaves 36 bits. A non-empty lut holds the activation's outputs from bn = lut_lo on, constant below and past
-    its ends (kpu.ConvPlan._table: for tables of many pieces).
-    aff = (A0, alpha, beta + E, M) per channel and (lo, hi), empty where the layer has no float32 path
-    (kpu.ConvPlan._affine, which proves it): out = clip(floor(t), lo, hi), except where t is within M above an
-    integer that the clip does not hide; those few elements (about 1 in 10^4) go through the integer stages.
-    It adds in int32 (tp32 = tp mod 2^32): A - A0 fits int32, so the wrapped sum is exact.
-    bn is int64 scratch, words the same memory as uint64."""
-    n = p1 - p0
-    # unsigned indices: numba tests signed ones for wraparound, and LLVM then does not vectorize the loops
-    up0, ugr, uor, un = np.uint64(p0), np.uint64(gr), np.uint64(orow), np.uint64(n)
+def _finish_float(g, tp, tp32, c0, cw2, mul, shift, add, xs, ym, sh, bias, aff, out, orow0, rows):
+    """The float32 path (kpu.ConvPlan._affine, which proves it) for `rows` rows at once: out[orow0 + r, p] from
+    the accumulator g[r, p] + tp[p] + cw2[c] of channel c = c0 + r, with aff = (A0, alpha, beta + E, M) per
+    channel and (lo, hi): out = clip(floor(t), lo, hi), except where t is within M above an integer that the
+    clip does not hide; those few elements (about 1 in 10^4) go through the integer stages. It adds in int32
+    (tp32 = tp mod 2^32): A - A0 fits int32, so the wrapped sum is exact.
+    Whole layers per call: the arrays an inlined helper takes cost reference counts per call, which per
+    channel came to more than the work on a small map."""
+    n = out.shape[1]
     a0, alpha, beta_e, margin, clip = aff
-    if alpha.size:
-        cwd, al, be, mg, lo, hi = np.int32(cw - a0[c]), alpha[c], beta_e[c], margin[c], clip[0], clip[1]
-        flags = words.view(np.uint8)
+    lo, hi = clip[0], clip[1]
+    words = np.zeros(n // 8 + 1, np.uint64)
+    flags = words.view(np.uint8)
+    # unsigned indices: numba tests signed ones for wraparound, and LLVM then does not vectorize the loops (and
+    # mixing them with signed ones gives floats)
+    un, uc0, uo0 = np.uint64(n), np.uint64(c0), np.uint64(orow0)
+    for r in range(np.uint64(rows)):
+        c, orow = uc0 + r, uo0 + r
+        cwd, al, be, mg = np.int32(cw2[c] - a0[c]), alpha[c], beta_e[c], margin[c]
         for j in range(un):
-            t = np.float32(np.int32(g[ugr, up0 + j] + tp32[up0 + j] + cwd)) * al + be
+            t = np.float32(np.int32(g[r, j] + tp32[j] + cwd)) * al + be
             h = np.floor(t)
             flags[j] = ((t - h) < mg) & (h > lo) & (h <= hi)    # past the clip both candidates give lo or hi
-            out[uor, up0 + j] = np.uint8(min(max(h, lo), hi))
+            out[orow, j] = np.uint8(min(max(h, lo), hi))
         j = _next_flag(flags, words, n, 0)
         while j < n:
-            out[orow, p0 + j] = _exact_one(g[gr, p0 + j] + tp[p0 + j] + cw, mul, shift, add, xs, ym, sh, bias)
+            out[orow, j] = _exact_one(g[r, j] + tp[j] + cw2[c], mul[c], shift[c], add[c], xs, ym, sh, bias)
             j = _next_flag(flags, words, n, j + 1)
-        return
+
+
+@numba.njit(inline="always")
+def _finish(g, gr, tp, cw, p0, p1, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo, bn, out, orow):
+    """out[orow, p] = the uint8 output of the accumulator g[gr, p] + tp[p] + cw (int64 before the 36-bit wrap),
+    p0 <= p < p1 <= p0 + len(bn), by the integer stages (rows of whole 2-D arrays, addressed by index). xs.. is
+    the layer's activation table compacted (kpu.ConvPlan._segments): a default entry, then strictly increasing
+    starts, so taking each entry in turn where bn >= its start leaves the last such one: no per-element table
+    lookups. A segment with y_mul 0 gives its clipped bias. wrap=False where the caller proved that neither acc
+    nor bn leaves 36 bits. A non-empty lut holds the activation's outputs from bn = lut_lo on, constant below and
+    past its ends (kpu.ConvPlan._table: for tables of many pieces). bn is int64 scratch."""
+    n = p1 - p0
+    up0, ugr, uor, un = np.uint64(p0), np.uint64(gr), np.uint64(orow), np.uint64(n)
     x0, y0, s0, b0 = xs[0], ym[0], sh[0], bias[0]
     if wrap:
         for j in range(un):
@@ -140,7 +150,22 @@ def _finish(g, gr, tp, tp32, cw, p0, p1, mul, shift, add, wrap, xs, ym, sh, bias
                     out[uor, up0 + j] = _segment_out(bn[j], x0, y0, s0, b0)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(inline="always")
+def _finish_rows(g, tp, tp32, cw2, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo, aff, out):
+    """out[c, p] (uint8) from the accumulators g[c, p] + tp[p] + cw2[c], every row: the float32 path where the
+    layer has one (aff non-empty), else the integer stages block by block (int64 scratch that stays in L1)."""
+    m, n = out.shape
+    if aff[1].size:
+        _finish_float(g, tp, tp32, 0, cw2, mul, shift, add, xs, ym, sh, bias, aff, out, 0, m)
+        return
+    bn = np.empty(BLOCK, np.int64)
+    for c in range(m):
+        for p0 in range(0, n, BLOCK):
+            _finish(g, c, tp, cw2[c], p0, min(n, p0 + BLOCK), mul[c], shift[c], add[c], wrap, xs, ym, sh, bias, lut,
+                    lut_lo, bn, out, c)
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"contract"})
 def window_columns(x, k, pad, flip, s, r0, c0, oh, ow, cols):
     """im2col of a (ic, h, w) uint8 map for the integer GEMM, channels-major: cols[t*ic + c, p] = x[c] at tap t
     (dy, dx) around output pixel p, padding 1 with `pad` for k=3, every byte XOR `flip` (int_gemm.ExactGemm).
@@ -185,7 +210,7 @@ def _pixel_terms(g_sx, sx_offset, arg_x, shr_x):
     return tp
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath={"contract"})
 def finish_gemm(g, sx_offset, arg_x, shr_x, cw2, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo, aff, out):
     """out[c, p] (uint8) from int_gemm.ExactGemm's G: acc = G[c] + ((arg_x*SX) >> shr_x) + cw2[c], SX = G[m] +
     sx_offset, cw2 = c_w + arg_add + x_offset*SW (the part of S the GEMM's offset columns left out)."""
@@ -194,15 +219,10 @@ def finish_gemm(g, sx_offset, arg_x, shr_x, cw2, mul, shift, add, wrap, xs, ym, 
     tp32 = np.empty(n, np.int32)
     for j in range(n):
         tp32[j] = np.int32(tp[j])
-    bn = np.empty(BLOCK, np.int64)
-    words = bn.view(np.uint64)
-    for c in range(m):
-        for p0 in range(0, n, BLOCK):
-            _finish(g, c, tp, tp32, cw2[c], p0, min(n, p0 + BLOCK), mul[c], shift[c], add[c], wrap, xs, ym, sh, bias,
-                    lut, lut_lo, aff, c, bn, words, out, c)
+    _finish_rows(g, tp, tp32, cw2, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo, aff, out)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath={"contract"})
 def gemm_accumulators(g, sx_offset, arg_x, shr_x, cw2, h, w, win):
     """int64 accumulators from finish_gemm's G for an (h, w) map, max-pooled over win x win windows at stride win
     (win = 1: all of them): for max pooling before BN (see ConvPlan.monotone), without an int64 map in between."""
@@ -237,25 +257,20 @@ def gemm_accumulators(g, sx_offset, arg_x, shr_x, cw2, h, w, win):
     return acc
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath={"contract"})
 def finish_accumulators(acc, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo, aff, out):
     """out[c, p] (uint8) from the int64 accumulators acc[c, p]."""
-    m, n = acc.shape
-    zero = np.zeros(n, np.int64)
-    zero32 = np.zeros(n, np.int32)
-    bn = np.empty(BLOCK, np.int64)
-    words = bn.view(np.uint64)
-    for c in range(m):
-        for p0 in range(0, n, BLOCK):
-            _finish(acc, c, zero, zero32, 0, p0, min(n, p0 + BLOCK), mul[c], shift[c], add[c], wrap, xs, ym, sh, bias,
-                    lut, lut_lo, aff, c, bn, words, out, c)
+    n = acc.shape[1]
+    _finish_rows(acc, np.zeros(n, np.int64), np.zeros(n, np.int32), np.zeros(acc.shape[0], np.int64), mul, shift, add,
+                 wrap, xs, ym, sh, bias, lut, lut_lo, aff, out)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath={"contract"})
 def depthwise(x, k, pad, s, r0, c0, oh, ow, wd, f32, arg_x, shr_x, cw2, mul, shift, add, wrap, xs, ym, sh, bias, lut,
-              lut_lo, aff, out):
-    """A depthwise layer's uint8 output at the grid (s, r0, c0) from the (c, h, w) map x: out is (c, oh, ow), or
-    for s = 1 (c, h, w + 2r), the last 2r columns to be dropped (the caller takes a view).
+              lut_lo, aff, flip, out):
+    """A depthwise layer's uint8 output at the grid (s, r0, c0) from the (c, h, w) map x: out is (c, oh*ow), every
+    byte XOR flip, or for s = 1 (c, n) with n = h*(w + 2r) rounded up to 16: the map, 2r more columns per row (the
+    caller takes a view without them).
 
     Each channel goes into a padded plane of width wp = w + 2r (and 2r more elements): output pixel (y, x) sits
     at y*wp + x and its tap (dy, dx) at the same index + dy*wp + dx, so each tap is one contiguous shift of the
@@ -264,12 +279,23 @@ def depthwise(x, k, pad, s, r0, c0, oh, ow, wd, f32, arg_x, shr_x, cw2, mul, shi
     exact pass; 2 where besides there are no window sums (arg_x = 0), the layer has the float32 finishing (aff)
     and acc - A0 stays below 2^24 too: the sums go straight into it, exact, in the same pass; 0: uint8 planes,
     one int32 pass per tap.
+    With f32 = 2 and s = 2 only the sampled pixels are computed: the map is split into its four phases (row and
+    column parity), each a padded plane of width wq = (w + 1) // 2 + 2, where the taps of output (oy, ox) are
+    again contiguous shifts of oy*wq + ox (the tap offsets below), so the same loop runs over 4x fewer pixels.
     """
     ch, h, w = x.shape
     r = k // 2
-    wp = w + 2 * r
-    n = h * wp
-    plane = (h + 2 * r) * wp + 2 * r
+    poly = s == 2 and f32 == 2 and k == 3
+    if poly:
+        wp, rows = (w + 1) // 2 + 2, (h + 1) // 2 + 3     # wp: wq above (ow <= (w + 1) // 2); rows: 1 padding
+        n, plane = oh * wp, 4 * rows * wp                 # row above, 2 below
+    else:
+        wp, rows = w + 2 * r, h + 2 * r
+        n, plane = h * wp, (h + 2 * r) * wp + 2 * r
+    # whole vectors: the loops run over n rounded up to 16 (the rest computed and dropped), as a scalar tail of up
+    # to 15 elements per channel cost more than the vector part on 7x7 maps
+    n = -(-n // 16) * 16
+    plane += 16
     s2 = np.empty((1, n), np.int32)
     s32 = s2[0]
     sx = np.empty(n, np.int32)
@@ -277,19 +303,43 @@ def depthwise(x, k, pad, s, r0, c0, oh, ow, wd, f32, arg_x, shr_x, cw2, mul, shi
     tp32 = np.zeros(n, np.int32)
     xf = np.full(plane, np.float32(pad))
     xu = np.full(plane, np.uint8(pad))
-    xf2 = xf[:(h + 2 * r) * wp].reshape(h + 2 * r, wp)      # the same planes by rows, written without slicing
-    xu2 = xu[:(h + 2 * r) * wp].reshape(h + 2 * r, wp)
-    # s = 1: the finishing writes out itself (c, h * wp); else a plane that is sampled into out
-    out2 = out.reshape(ch, n) if s == 1 else np.empty((1, n), np.uint8)
+    xf2 = xf[:rows * wp].reshape(rows, wp)      # the same planes by rows, written without slicing
+    xu2 = xu[:rows * wp].reshape(rows, wp)
+    # s = 1: the finishing writes out itself; else a plane that is sampled into out
+    out2 = out if s == 1 else np.empty((1, n), np.uint8)
     words = np.zeros(n // 8 + 1, np.uint64)
     flags = words.view(np.uint8)
     bn = np.empty(BLOCK, np.int64)
-    bwords = bn.view(np.uint64)
     a0, alpha, beta_e, margin, clip = aff
     ur = np.uint64(r)       # unsigned indices: no wraparound tests, so the loops vectorize
+    # the 9 taps of a 3x3 conv as shifted views of the plane, made once (views made per channel cost reference
+    # counts per channel). Phases: input row r0 + 2*oy + dy - 1 is row oy + (r0 + dy - 1) // 2 + 1 of the phase
+    # (r0 + dy - 1) % 2 (Python's floor division and modulo, as numba's), columns alike.
+    o = np.empty(9, np.int64)
+    for t in range(9):
+        dy, dx = t // 3, t % 3
+        if poly:
+            o[t] = (((r0 + dy - 1) % 2 * 2 + (c0 + dx - 1) % 2) * rows + (r0 + dy - 1) // 2 + 1) * wp \
+                + (c0 + dx - 1) // 2 + 1
+        else:
+            o[t] = dy * wp + dx
+    t9 = (xf[o[0]:], xf[o[1]:], xf[o[2]:], xf[o[3]:], xf[o[4]:], xf[o[5]:], xf[o[6]:], xf[o[7]:], xf[o[8]:])
+    he, ho, we, wo = np.uint64((h + 1) // 2), np.uint64(h // 2), np.uint64((w + 1) // 2), np.uint64(w // 2)
+    uwp, urows = np.uint64(wp), np.uint64(rows)
     for c in range(ch):
         orow = np.uint64(c if s == 1 else 0)
-        if f32:
+        if poly:
+            # phase (py, px) holds x[c, 2i + py, 2j + px] at row i + 1, column j + 1
+            for py in range(np.uint64(2)):
+                for i in range(he if py == 0 else ho):
+                    y = np.uint64(2) * i + py
+                    e = (py * np.uint64(2) * urows + i + np.uint64(1)) * uwp + np.uint64(1)
+                    for j in range(we):
+                        xf[e + j] = np.float32(x[c, y, np.uint64(2) * j])
+                    e += urows * uwp
+                    for j in range(wo):
+                        xf[e + j] = np.float32(x[c, y, np.uint64(2) * j + np.uint64(1)])
+        elif f32:
             for y in range(np.uint64(h)):
                 for i in range(np.uint64(w)):
                     xf2[y + ur, i + ur] = np.float32(x[c, y, i])
@@ -301,23 +351,21 @@ def depthwise(x, k, pad, s, r0, c0, oh, ow, wd, f32, arg_x, shr_x, cw2, mul, shi
             w9 = (np.float32(wd[c, 0]), np.float32(wd[c, 1]), np.float32(wd[c, 2]), np.float32(wd[c, 3]),
                   np.float32(wd[c, 4]), np.float32(wd[c, 5]), np.float32(wd[c, 6]), np.float32(wd[c, 7]),
                   np.float32(wd[c, 8]))
-            t9 = (xf[0:], xf[1:], xf[2:], xf[wp:], xf[wp + 1:], xf[wp + 2:], xf[2 * wp:], xf[2 * wp + 1:],
-                  xf[2 * wp + 2:])
             if f32 == 2:
                 cwd, al, be, mg, lo, hi = (np.float32(cw2[c] - a0[c]), alpha[c], beta_e[c], margin[c], clip[0],
                                            clip[1])
                 for j in range(np.uint64(n)):
                     t = (_sum9(t9, w9, j) + cwd) * al + be
                     hh = np.floor(t)
-                    flags[j] = ((t - hh) < mg) & (hh > lo) & (hh <= hi)      # as in _finish
+                    flags[j] = ((t - hh) < mg) & (hh > lo) & (hh <= hi)      # as in _finish_float
                     out2[orow, j] = np.uint8(min(max(hh, lo), hi))
                 j = _next_flag(flags, words, n, 0)
                 while j < n:
-                    out2[orow, j] = _exact_one(np.int64(_sum9(t9, w9, j)) + cw2[c], mul[c], shift[c], add[c], xs, ym,
-                                               sh, bias)
+                    acc = np.int64(_sum9(t9, w9, np.uint64(j))) + cw2[c]
+                    out2[orow, j] = _exact_one(acc, mul[c], shift[c], add[c], xs, ym, sh, bias)
                     j = _next_flag(flags, words, n, j + 1)
             else:
-                for j in range(n):
+                for j in range(np.uint64(n)):
                     s32[j] = np.int32(_sum9(t9, w9, j))
         elif f32:
             w0 = np.float32(wd[c, 0])
@@ -341,14 +389,21 @@ def depthwise(x, k, pad, s, r0, c0, oh, ow, wd, f32, arg_x, shr_x, cw2, mul, shi
             for j in range(n):
                 tp[j] = (arg_x * np.int64(sx[j])) >> shr_x
                 tp32[j] = np.int32(tp[j])
-        for p0 in range(0, n if f32 != 2 else 0, BLOCK):
-            _finish(s2, 0, tp, tp32, cw2[c], p0, min(n, p0 + BLOCK), mul[c], shift[c], add[c], wrap, xs, ym, sh,
-                    bias, lut, lut_lo, aff, c, bn, bwords, out2, orow)
-        if s > 1:
+        if f32 != 2 and alpha.size:
+            _finish_float(s2, tp, tp32, c, cw2, mul, shift, add, xs, ym, sh, bias, aff, out2, orow, 1)
+        elif f32 != 2:
+            for p0 in range(0, n, BLOCK):
+                _finish(s2, 0, tp, cw2[c], p0, min(n, p0 + BLOCK), mul[c], shift[c], add[c], wrap, xs, ym, sh, bias,
+                        lut, lut_lo, bn, out2, orow)
+        if poly:
+            uow = np.uint64(ow)
+            for oy in range(np.uint64(oh)):
+                for ox in range(uow):
+                    out[c, oy * uow + ox] = out2[0, oy * uwp + ox] ^ flip
+        elif s > 1:
             for oy in range(oh):
-                src = out2[0, (r0 + oy * s) * wp + c0:]
                 for ox in range(ow):
-                    out[c, oy, ox] = src[ox * s]
+                    out[c, oy * ow + ox] = out2[0, (r0 + oy * s) * wp + c0 + ox * s] ^ flip
 
 
 BLOCK = 1024      # pixels per pass of the finishing loops: their int64 buffers stay in L1

@@ -4,8 +4,11 @@ A conv layer's output usually goes straight to the next layer, which reads it ba
 KpuRam keeps such outputs as arrays and writes them into the byte array only when something reads the bytes
 differently (another layout, an overlapping map) or a CPU layer writes there, so the common case copies nothing.
 The bytes a reader sees are the same as with eager writes: pending maps are written oldest first, before any
-access that overlaps them.
+access that overlaps them. A pending map may even be Deferred, not computed yet (a depthwise layer whose only
+reader samples it): a reader that asks for it gets the Deferred, any other access computes it first.
 """
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -80,6 +83,24 @@ class RamMap:
         return (k0, k1), (start + k0 * self.cs, start + (k1 - 1) * self.cs + size)
 
 
+@dataclass
+class Deferred:
+    """A conv layer's output map, computed on first use by plan.forward(x): for a reader that needs only some of
+    its pixels and can ask the plan for them (kpu.ConvPlan.forward)."""
+    plan: object
+    x: np.ndarray
+    _full: np.ndarray = None
+
+    def array(self) -> np.ndarray:
+        if self._full is None:
+            self._full = self.plan.forward(self.x)
+        return self._full
+
+
+def _array(a):
+    return a.array() if isinstance(a, Deferred) else a
+
+
 def _overlap(a, b) -> bool:
     return a[0] < b[1] and b[0] < a[1]
 
@@ -95,8 +116,9 @@ class KpuRam:
         self.bytes = np.zeros(R.KPU_RAM_BYTES, np.uint8)
         self.pending = []       # (RamMap, array, span) or (None, (byte offsets, values), span), oldest first
 
-    def write(self, mp: RamMap, y: np.ndarray):
-        """Place y at mp; the array is kept as it is (the caller must not change it afterwards)."""
+    def write(self, mp: RamMap, y):
+        """Place y (an array or a Deferred) at mp; an array is kept as it is (the caller must not change it
+        afterwards)."""
         self.pending = [e for e in self.pending if e[0] is None or e[0].key != mp.key]   # wholly overwritten
         self.pending.append((mp, y, mp.span))
 
@@ -106,13 +128,14 @@ class KpuRam:
             v = np.broadcast_to(values, idx.shape).reshape(-1).copy()
             self.pending.append((None, (idx.reshape(-1), v), (int(idx.min()), int(idx.max()) + 1)))
 
-    def read(self, mp: RamMap) -> np.ndarray:
-        """The map at mp (read-only: it may be a pending array itself)."""
+    def read(self, mp: RamMap, deferred: bool = False):
+        """The map at mp (read-only: it may be a pending array itself); with deferred=True, a Deferred that was
+        written there as it is."""
         hits = [e[:2] for e in self.pending if _overlap(e[2], mp.span)]
         if not hits:
             return mp.read(self.bytes)
         if hits[-1][0] is not None and hits[-1][0].key == mp.key:
-            return hits[-1][1]
+            return hits[-1][1] if deferred else _array(hits[-1][1])
         lo, hi = mp.span
         parts = []
         for m, a in hits:
@@ -130,7 +153,7 @@ class KpuRam:
         buf = self.bytes[lo:hi].copy()
         for m, a, g in parts:
             if m is not None:
-                m.write(buf, a, origin=lo, groups=g)
+                m.write(buf, _array(a), origin=lo, groups=g)
             else:
                 idx, v = a
                 sel = (idx >= lo) & (idx < hi)
@@ -141,7 +164,7 @@ class KpuRam:
         """Write every pending map into self.bytes, oldest first."""
         for m, a, _ in self.pending:
             if m is not None:
-                m.write(self.bytes, a)
+                m.write(self.bytes, _array(a))
             else:
                 self.bytes[a[0]] = a[1]
         self.pending = []
