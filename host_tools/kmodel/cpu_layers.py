@@ -2,7 +2,12 @@
 
 Float arithmetic is float32 like the board's, with two deliberate differences (listed in emulator.py):
 dot products and dequantize are computed in float64 and rounded once to float32.
+The element loops of the layers every classifier ends with (dequantize, global average pooling, quantize) are
+compiled: inside a run, each numpy call costs several microseconds, more than these layers' arithmetic.
 """
+from functools import lru_cache
+
+import numba
 import numpy as np
 
 from host_tools.kmodel.kpu import carry_shift
@@ -58,11 +63,22 @@ def quantized_add(L, mem, ram):
     wr_u8(mem, f["out"], np.clip(v, 0, 255))
 
 
+@numba.njit(cache=True, nogil=True)
+def _channel_means(x, k, out):
+    """out[c] = the float32 sum of x[c*k:(c+1)*k] in order, / k (the SDK's loop)."""
+    for c in range(out.size):
+        acc = np.float32(0)
+        for i in range(c * k, (c + 1) * k):
+            acc += x[i]
+        out[c] = acc / np.float32(k)
+
+
 def global_average_pool2d(L, mem, ram):
     f = L.fields
     k, c = f["kernel_size"], f["channels"]
-    x = rd_f32(mem, f["in"], k * c).reshape(c, k)
-    wr_f32(mem, f["out"], x.sum(axis=1, dtype=np.float32) / np.float32(k))
+    out = np.empty(c, F32)
+    _channel_means(rd_f32(mem, f["in"], k * c), k, out)
+    wr_f32(mem, f["out"], out)
 
 
 def _window_ranges(f):
@@ -115,21 +131,36 @@ def average_pool2d(L, mem, ram):
         wr_f32(mem, f["out"], (acc.astype(np.float32) / cnt.astype(np.float32)))
 
 
+@numba.njit(cache=True, nogil=True)
+def _quantize(x, bias, inv, out):
+    """out = clamp(roundf((x - bias) * inv), 0, 255) in float32 as the SDK (roundf: half away from zero;
+    NaN gives 0)."""
+    for i in range(x.size):
+        v = np.float64((x[i] - bias) * inv)
+        r = np.sign(v) * np.floor(np.abs(v) + 0.5)
+        out[i] = 0 if np.isnan(r) else np.uint8(min(max(r, 0.0), 255.0))
+
+
+@numba.njit(cache=True, nogil=True)
+def _dequantize(q, scale, bias, out):
+    for i in range(q.size):
+        out[i] = np.float32(np.float64(q[i]) * scale + bias)
+
+
 def quantize(L, mem, ram):
     f = L.fields
-    x = rd_f32(mem, f["in"], f["count"])
-    with np.errstate(all="ignore"):
-        inv = np.float32(1) / np.float32(f["scale"])
-        v = ((x - np.float32(f["bias"])) * inv).astype(np.float64)
-        r = np.sign(v) * np.floor(np.abs(v) + 0.5)           # roundf: half away from zero
-        r = np.nan_to_num(r, nan=0.0)
-    wr_u8(mem, f["out"], np.clip(r, 0, 255))
+    scale = np.float32(f["scale"])
+    inv = np.float32(1) / scale if scale != 0 else np.copysign(np.float32(np.inf), scale)   # as float division
+    out = np.empty(f["count"], np.uint8)
+    _quantize(rd_f32(mem, f["in"], f["count"]), np.float32(f["bias"]), inv, out)
+    wr_u8(mem, f["out"], out)
 
 
 def dequantize(L, mem, ram):
     f = L.fields
-    q = rd_u8(mem, f["in"], f["count"]).astype(np.float64)
-    wr_f32(mem, f["out"], q * float(np.float32(f["scale"])) + float(np.float32(f["bias"])))
+    out = np.empty(f["count"], F32)
+    _dequantize(mem[f["in"]:f["in"] + f["count"]], float(np.float32(f["scale"])), float(np.float32(f["bias"])), out)
+    wr_f32(mem, f["out"], out)
 
 
 def channelwise_dequantize(L, mem, ram):
@@ -154,13 +185,25 @@ def l2_normalization(L, mem, ram):
         wr_f32(mem, f["out"], x * (np.float32(1) / np.sqrt(np.float32(s))))
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _softmax(x, out):
+    """The SDK's loops in float32: max from FLT_MIN, exp(x - max), their sum in order, each / the sum."""
+    m = FLT_MIN
+    for v in x:
+        m = max(m, v)
+    total = np.float32(0)
+    for i in range(x.size):
+        out[i] = np.exp(x[i] - m)
+        total += out[i]
+    for i in range(x.size):
+        out[i] = out[i] / total
+
+
 def softmax(L, mem, ram):
     f = L.fields
-    x = rd_f32(mem, f["in"], f["channels"])
-    with np.errstate(all="ignore"):
-        m = np.float32(max(FLT_MIN, x.max())) if x.size else FLT_MIN   # the SDK starts its max at FLT_MIN
-        e = np.exp(x - m).astype(np.float32)
-        wr_f32(mem, f["out"], e / e.sum(dtype=np.float32))
+    out = np.empty(f["channels"], F32)
+    _softmax(rd_f32(mem, f["in"], f["channels"]), out)
+    wr_f32(mem, f["out"], out)
 
 
 def concat(L, mem, ram):
@@ -213,9 +256,14 @@ def logistic(L, mem, ram):
 def add_padding(L, mem, ram):
     """Channel c goes to pixel (0, 0) of a 4x4 map in KPU RAM (4 channels per row); the rest is left as is."""
     f = L.fields
-    c = f["channels"]
-    idx = rule_index(f["kpu_out"], (c, 4, 4))[:, 0, 0]
-    ram[idx] = rd_u8(mem, f["in"], c)
+    ram.put(*_pixel_zero(f["kpu_out"], f["channels"]), rd_u8(mem, f["in"], f["channels"]))
+
+
+@lru_cache(maxsize=64)
+def _pixel_zero(addr: int, c: int):
+    """Byte offsets of pixel (0, 0) of each channel of a (c, 4, 4) map uploaded at addr, and their span."""
+    idx = np.ascontiguousarray(rule_index(addr, (c, 4, 4))[:, 0, 0])
+    return idx, (int(idx.min()), int(idx.max()) + 1)
 
 
 def remove_padding(L, mem, ram):

@@ -14,7 +14,7 @@ pools, every uint8 CPU layer. Approximate or chosen, because nothing public sett
 - accumulator and BN output wrap to 36 signed bits (the register width; nncase asserts no overflow).
 - float CPU layers: float32 throughout, except FULLY_CONNECTED dot products and (channelwise) dequantize,
   computed in float64 and rounded once to float32 (the board sums in float32 and may fuse multiply-add),
-  and summation order in global average pooling / softmax (numpy's pairwise sums).
+  and exp (the host's float32 exp); global average pooling and softmax sum in order, as the SDK's loops.
 - K210_ADD_PADDING leaves the other 15 pixels of each 4x4 map as KPU RAM held them (zeros in a fresh run).
 With these choices the Maix-EMC cifar10 logits come within 0.0063 of the K210 hardware values.
 Conv layers run on an integer GEMM and compiled stages that give the same integers as the numpy int64

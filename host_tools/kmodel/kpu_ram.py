@@ -125,17 +125,24 @@ class KpuRam:
     def __setitem__(self, idx, values):
         idx = np.asarray(idx)
         if idx.size:
-            v = np.broadcast_to(values, idx.shape).reshape(-1).copy()
-            self.pending.append((None, (idx.reshape(-1), v), (int(idx.min()), int(idx.max()) + 1)))
+            self.put(idx.reshape(-1), (int(idx.min()), int(idx.max()) + 1),
+                     np.broadcast_to(values, idx.shape).reshape(-1).copy())
+
+    def put(self, idx: np.ndarray, span, values: np.ndarray):
+        """ram[idx] = values for flat arrays the caller keeps unchanged, span = (min(idx), max(idx) + 1)."""
+        self.pending.append((None, (idx, values), span))
 
     def read(self, mp: RamMap, deferred: bool = False):
         """The map at mp (read-only: it may be a pending array itself); with deferred=True, a Deferred that was
         written there as it is."""
-        hits = [e[:2] for e in self.pending if _overlap(e[2], mp.span)]
-        if not hits:
+        for m, a, span in reversed(self.pending):        # newest first: usually the predecessor's output
+            if _overlap(span, mp.span):
+                if m is not None and m.key == mp.key:
+                    return a if deferred else _array(a)
+                break
+        else:
             return mp.read(self.bytes)
-        if hits[-1][0] is not None and hits[-1][0].key == mp.key:
-            return hits[-1][1] if deferred else _array(hits[-1][1])
+        hits = [e[:2] for e in self.pending if _overlap(e[2], mp.span)]
         lo, hi = mp.span
         parts = []
         for m, a in hits:
