@@ -346,6 +346,43 @@ def test_depthwise_at_a_stride_2_grid_gives_the_references_pixels(r0, c0):
         assert p._dw_f32 == 2
 
 
+def hwc_view(x):
+    """The same (c, h, w) map held pixel-major, as a pixel-major layer hands it on."""
+    return np.ascontiguousarray(x.transpose(1, 2, 0)).transpose(2, 0, 1)
+
+
+@pytest.mark.parametrize("pool_type", [0, 5, 6])
+def test_pixel_major_layers_equal_int64_reference(pool_type):
+    """1x1 layers with few pixels run on (pixels, channels) columns (int_gemm.ExactGemmT, kpu_kernels.
+    finish_gemm_t), from channel-major and pixel-major input; 3x3 depthwise layers given pixel-major input run
+    channels innermost (depthwise_hwc), whole or at a sampled grid, as maps or as the next GEMM's columns."""
+    rng = np.random.default_rng(600 + pool_type)
+    for ic, oc, h, w, zp in ((40, 24, 5, 40, 0), (64, 96, 14, 14, 97), (24, 300, 4, 4, 3), (16, 5, 2, 3, 0)):
+        p = ConvPlan(relu_layer(rng, ic, oc, h, w, 1, False, pool_type, zp))
+        assert p.pixel_major == int_gemm.signed_columns_exact()
+        for _ in range(2):
+            x = rng.integers(0, 256, (ic, h, w)).astype(np.uint8)
+            want = p.forward_exact(x)
+            assert np.unique(want).size > min(20, want.size // 4)
+            np.testing.assert_array_equal(p.forward(x), want, err_msg=str((ic, oc, h, w)))
+            np.testing.assert_array_equal(p.forward(hwc_view(x)), want, err_msg=str((ic, oc, h, w)))
+    assert not ConvPlan(relu_layer(rng, 8, 8, 17, 16, 1, False, 0, 0)).pixel_major      # 272 pixels
+    for c, h, w in ((64, 14, 14), (24, 7, 7), (5, 9, 4)):
+        p = ConvPlan(relu_layer(rng, c, c, h, w, 3, True, pool_type, int(rng.integers(0, 100))))
+        x = rng.integers(0, 256, (c, h, w)).astype(np.uint8)
+        np.testing.assert_array_equal(p.forward(hwc_view(x)), p.forward_exact(x), err_msg=str((c, h, w)))
+        assert p._dw_f32 == 2
+        full = ConvPlan(relu_layer(rng, c, c, h, w, 3, True, 0, int(rng.integers(0, 100))))
+        want = full.forward_exact(x)
+        for grid in ((2, 0, 0, h // 2, w // 2), (2, 0, 1, h // 2, w // 2)):
+            s, r0, c0, oh, ow = grid
+            sampled = want[:, r0:r0 + oh * s:s, c0:c0 + ow * s:s]
+            for xin in (x, hwc_view(x)):
+                np.testing.assert_array_equal(full.depthwise_at(xin, grid, 128), sampled ^ np.uint8(128))
+                cols = full.depthwise_at(xin, grid, pixels_first=True)
+                np.testing.assert_array_equal(cols, sampled.reshape(c, -1).T)
+
+
 def test_float32_path_only_for_one_rising_piece():
     rng = np.random.default_rng(5)
     assert ConvPlan(relu_layer(rng, 8, 8, 6, 6, 3, False, 0, 30)).affine is not None

@@ -16,15 +16,20 @@ import numpy as np
 _signed_ok = None
 
 
-def _session(a: np.ndarray, signed: bool):
-    """A session computing a @ x for the constant uint8 a (m, k) and an input x (k, n), uint8 or int8."""
+def _session(a: np.ndarray, signed: bool, const_right: bool = False):
+    """A session computing a @ x for the constant uint8 a (m, k) and an input x (k, n), uint8 or int8; with
+    const_right, x @ a for an input x (n, m) uint8 and the constant int8 a (m, k) (prepacked once by MLAS)."""
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
     m, k = a.shape
+    if const_right:
+        node, xs, ys = helper.make_node("MatMulInteger", ["x", "a"], ["y"]), ["n", m], ["n", k]
+    else:
+        node, xs, ys = helper.make_node("MatMulInteger", ["a", "x"], ["y"]), [k, "n"], [m, "n"]
     graph = helper.make_graph(
-        [helper.make_node("MatMulInteger", ["a", "x"], ["y"])], "conv_sums",
-        [helper.make_tensor_value_info("x", TensorProto.INT8 if signed else TensorProto.UINT8, [k, "n"])],
-        [helper.make_tensor_value_info("y", TensorProto.INT32, [m, "n"])],
+        [node], "conv_sums",
+        [helper.make_tensor_value_info("x", TensorProto.INT8 if signed else TensorProto.UINT8, xs)],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, ys)],
         [numpy_helper.from_array(a, "a")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
@@ -35,7 +40,8 @@ def _session(a: np.ndarray, signed: bool):
 
 
 def signed_columns_exact() -> bool:
-    """Whether uint8 x int8 MatMulInteger is exact here: 255 * -128 and 255 * 127 in every pair, sums checked."""
+    """Whether uint8 x int8 MatMulInteger is exact here, both ways round (int8 columns as input, or int8 weights
+    as the prepacked constant): 255 * -128 and 255 * 127 in every pair, sums checked."""
     global _signed_ok
     if _signed_ok is None:
         a = np.full((4, 64), 255, np.uint8)
@@ -43,7 +49,8 @@ def signed_columns_exact() -> bool:
         x = np.tile(np.array([[-128, 127], [-128, 127]], np.int8), (32, 8))       # (64, 16)
         want = a.astype(np.int64) @ x.astype(np.int64)
         got = _session(a, signed=True).run(None, {"x": x})[0]
-        _signed_ok = bool(np.array_equal(got, want))
+        got_t = _session(x, signed=False, const_right=True).run(None, {"x": a})[0]
+        _signed_ok = bool(np.array_equal(got, want) and np.array_equal(got_t, want))
     return _signed_ok
 
 
@@ -67,3 +74,19 @@ class ExactGemm:
         if self.sess is not None:
             return self.sess.run(None, {"x": x.view(np.int8) if self.x_offset else x})[0]
         return (self.float64 @ x.astype(np.float64)).astype(np.int64)
+
+
+class ExactGemmT:
+    """The conv sums of a layer the other way round, for maps with few pixels and many channels: for pixel-major
+    columns X^T (n, k) uint8 it returns G^T = X^T [W - 128 | 1] as (n, m + 1) int32, the weights int8 and
+    prepacked once (worth it where n is small: the weights are most of the data). S = G^T[:, :m] + 128*SX,
+    SX = G^T[:, m]. Only where signed_columns_exact() holds (the same uint8 x int8 kernels)."""
+
+    w_offset = 128
+
+    def __init__(self, w: np.ndarray):
+        b = np.concatenate([w.astype(np.int16) - 128, np.ones((w.shape[0], 1), np.int16)], axis=1)   # (k, m + 1)
+        self.sess = _session(b.astype(np.int8), signed=False, const_right=True)
+
+    def __call__(self, xt: np.ndarray) -> np.ndarray:
+        return self.sess.run(None, {"x": xt})[0]

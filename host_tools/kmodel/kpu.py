@@ -14,12 +14,13 @@ import numpy as np
 
 from host_tools.kmodel import kpu_kernels as K
 from host_tools.kmodel import regs as R
-from host_tools.kmodel.int_gemm import ExactGemm
+from host_tools.kmodel.int_gemm import ExactGemm, ExactGemmT, signed_columns_exact
 from host_tools.kmodel.kpu_ram import Deferred, RamMap
 
 ACC_BITS = 36     # nncase asserts the accumulator fits 36 signed bits; we wrap like a 36-bit register
 LUT_PIECES = 4    # activation tables with more reachable pieces than this are looked up (see _table)
 LUT_MAX = 1 << 20  # largest lookup table (bytes) a layer builds
+PIXEL_MAJOR_MAX = 256   # 1x1 layers computing at most this many pixels run pixel-major (int_gemm.ExactGemmT)
 
 
 def _wrap(v: np.ndarray, bits: int) -> np.ndarray:
@@ -69,6 +70,12 @@ class ConvPlan:
         self.sorted_starts = bool(np.all(np.diff(self.x_start) >= 0))
         self.macs = oc * (1 if self.depthwise else ic) * self.taps * ih * iw
         self.segments = self._segments()
+        kind, _, stride = R.POOL_TYPES[self.pool]
+        pixels = (ih // stride) * (iw // stride) if kind.startswith("sample") else ih * iw
+        # few pixels, many channels (MobileNet's last blocks): pixel-major maps, weights prepacked (forward)
+        self.pixel_major = (not self.depthwise and self.k == 1 and self.affine is not None
+                            and kind in ("none", "sample_lt", "sample_rt") and pixels <= PIXEL_MAJOR_MAX
+                            and self.wcols.dtype == np.uint8 and signed_columns_exact())
         self._act = self._gemm = None     # kernel arguments, built on first use
 
     def _bn_range(self):
@@ -273,6 +280,10 @@ class ConvPlan:
                 a0 = self.affine[0]
                 if max((self.acc_bounds[1] - a0).max(), (a0 - self.acc_bounds[0]).max()) < 1 << 24:
                     self._dw_f32 = 2     # acc - A0 exact in float32 too: sums go straight into the finishing
+            if self._dw_f32 == 2 and self.k == 3:
+                self._wf = np.ascontiguousarray(self._wd32.T, np.float32)      # (9, c) for depthwise_hwc
+        elif self.pixel_major:
+            self._gemm = ExactGemmT(self.wcols)
         else:
             self._gemm = ExactGemm(self.wcols)
             self._cw2 = self._cw2 + self._gemm.x_offset * self.sum_w
@@ -282,18 +293,31 @@ class ConvPlan:
         e = self.segments     # last: _act marks the arguments complete
         self._act = tuple(np.ascontiguousarray(v[e]) for v in (self.x_start, self.y_mul, self.a_shift, self.a_bias))
 
-    def depthwise_at(self, x: np.ndarray, grid, flip: int = 0) -> np.ndarray:
-        """A depthwise layer's conv stages at the grid (s, r0, c0, oh, ow) (see kpu_kernels), every byte XOR flip
-        where s > 1 (for the GEMM of a 1x1 layer that samples this output: kpu_ram.Deferred)."""
+    def depthwise_at(self, x: np.ndarray, grid, flip: int = 0, pixels_first: bool = False) -> np.ndarray:
+        """A depthwise layer's conv stages at the grid (s, r0, c0, oh, ow) (see kpu_kernels) as a (c, oh, ow) map,
+        every byte XOR flip where s > 1; or with pixels_first, as (oh*ow, c) columns for a pixel-major GEMM
+        (both for a 1x1 layer that samples this output: kpu_ram.Deferred). A pixel-major input on the float32
+        path is computed channels innermost (kpu_kernels.depthwise_hwc)."""
         if self._act is None:
             self._build_kernel_args()
         _, h, w = self.in_shape
         oc, n = self.out_shape[0], h * (w + self.k - 1)
-        y = np.empty((oc, -(-n // 16) * 16 if grid[0] == 1 else grid[3] * grid[4]), np.uint8)
+        s, _, _, oh, ow = grid
+        xh = pixel_major(x) if self._dw_f32 == 2 and self.k == 3 else None
+        if xh is not None:
+            cols = np.empty((oh * ow, oc), np.uint8)
+            K.depthwise_hwc(xh, self.pad_value, *grid, self._wf, self._cw2, self.bn_mul, self.bn_shift, self.bn_add,
+                            *self._act, self._aff, cols)
+            if pixels_first:
+                return cols
+            y = cols.reshape(oh, ow, oc).transpose(2, 0, 1)
+            return y ^ np.uint8(flip) if flip else y
+        y = np.empty((oc, -(-n // 16) * 16 if s == 1 else oh * ow), np.uint8)
         K.depthwise(x, self.k, self.pad_value, *grid, self._wd32, self._dw_f32, self._dw_arg_x, self.shr_x,
                     self._cw2, self.bn_mul, self.bn_shift, self.bn_add, self.may_wrap, *self._act, self.lut,
-                    self.lut_lo, self._aff, flip, y)
-        return y[:, :n].reshape(oc, h, -1)[:, :, :w] if grid[0] == 1 else y.reshape((oc,) + grid[3:])
+                    self.lut_lo, self._aff, 0 if pixels_first else flip, y)
+        y = y[:, :n].reshape(oc, h, -1)[:, :, :w] if s == 1 else y.reshape(oc, oh, ow)
+        return np.ascontiguousarray(y.reshape(oc, -1).T) if pixels_first else y
 
     def forward(self, x) -> np.ndarray:
         """The layer's output map from its input map x; a 1x1 layer that samples may get x as a kpu_ram.Deferred
@@ -313,6 +337,8 @@ class ConvPlan:
         act = self._act
         if self.depthwise:
             y = self.depthwise_at(x, grid)
+        elif self.pixel_major:
+            return self._forward_pixel_major(x, grid)
         else:
             y = np.empty((oc,) + grid[3:], np.uint8)
             s, r0, c0, oh, ow = grid
@@ -339,6 +365,35 @@ class ConvPlan:
                           self.bn_mul, self.bn_shift, self.bn_add, self.may_wrap, *act, self.lut, self.lut_lo,
                           self._aff, y.reshape(oc, -1))
         return y if grid[0] > 1 else pool(y, self.pool)
+
+
+    def _forward_pixel_major(self, x, grid) -> np.ndarray:
+        """A 1x1 layer on (pixels, channels) columns: G^T by int_gemm.ExactGemmT, finished channels innermost; the
+        output is a (c, oh, ow) view of an (oh, ow, c) array, which the next layer may take as it is."""
+        s, r0, c0, oh, ow = grid
+        ic, oc = self.in_shape[0], self.out_shape[0]
+        if isinstance(x, Deferred):
+            xt = x.plan.depthwise_at(x.x, grid, pixels_first=True)
+        else:
+            xh = pixel_major(x)
+            if xh is None:
+                xt = np.ascontiguousarray(x[:, r0:r0 + oh * s:s, c0:c0 + ow * s:s].reshape(ic, -1).T)
+            else:
+                xt = np.ascontiguousarray(xh[r0:r0 + oh * s:s, c0:c0 + ow * s:s]).reshape(-1, ic)
+        g = self._gemm(xt)
+        out = np.empty((oh * ow, oc), np.uint8)
+        K.finish_gemm_t(g, self._gemm.w_offset, self.arg_x, self.shr_x, self._cw2, self.bn_mul, self.bn_shift,
+                        self.bn_add, *self._act, self._aff, out)
+        return out.reshape(oh, ow, oc).transpose(2, 0, 1)
+
+
+def pixel_major(x):
+    """The (h, w, c) array whose transposed view the (c, h, w) map x is, or None."""
+    if isinstance(x, np.ndarray) and x.ndim == 3:
+        t = x.transpose(1, 2, 0)
+        if t.flags.c_contiguous:
+            return t
+    return None
 
 
 def carry_shift(v: np.ndarray, shift) -> np.ndarray:

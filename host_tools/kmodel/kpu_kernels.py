@@ -223,6 +223,35 @@ def finish_gemm(g, sx_offset, arg_x, shr_x, cw2, mul, shift, add, wrap, xs, ym, 
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"contract"})
+def finish_gemm_t(g, w_offset, arg_x, shr_x, cw2, mul, shift, add, xs, ym, sh, bias, aff, out):
+    """out[p, c] (uint8, pixel-major) from int_gemm.ExactGemmT's G^T (n, m + 1) on the float32 path (aff, see
+    _finish_float), channels innermost: acc = G^T[p, c] + w_offset*SX + ((arg_x*SX) >> shr_x) + cw2[c] with
+    SX = G^T[p, m], cw2 = c_w + arg_add."""
+    n, m = out.shape
+    a0, alpha, beta_e, margin, clip = aff
+    lo, hi = clip[0], clip[1]
+    cwd = np.empty(m, np.int32)
+    for c in range(m):
+        cwd[c] = np.int32(cw2[c] - a0[c])
+    words = np.zeros(m // 8 + 1, np.uint64)
+    flags = words.view(np.uint8)
+    um = np.uint64(m)
+    for p in range(np.uint64(n)):
+        sx = np.int64(g[p, um])
+        tp = w_offset * sx + ((arg_x * sx) >> shr_x)
+        tp32 = np.int32(tp)         # A - A0 fits int32: the wrapped int32 sum is exact (as in _finish_float)
+        for c in range(um):
+            t = np.float32(np.int32(g[p, c] + tp32 + cwd[c])) * alpha[c] + beta_e[c]
+            h = np.floor(t)
+            flags[c] = ((t - h) < margin[c]) & (h > lo) & (h <= hi)
+            out[p, c] = np.uint8(min(max(h, lo), hi))
+        c = _next_flag(flags, words, m, 0)
+        while c < m:
+            out[p, c] = _exact_one(g[p, c] + tp + cw2[c], mul[c], shift[c], add[c], xs, ym, sh, bias)
+            c = _next_flag(flags, words, m, c + 1)
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"contract"})
 def gemm_accumulators(g, sx_offset, arg_x, shr_x, cw2, h, w, win):
     """int64 accumulators from finish_gemm's G for an (h, w) map, max-pooled over win x win windows at stride win
     (win = 1: all of them): for max pooling before BN (see ConvPlan.monotone), without an int64 map in between."""
@@ -404,6 +433,53 @@ def depthwise(x, k, pad, s, r0, c0, oh, ow, wd, f32, arg_x, shr_x, cw2, mul, shi
             for oy in range(oh):
                 for ox in range(ow):
                     out[c, oy * ow + ox] = out2[0, (r0 + oy * s) * wp + c0 + ox * s] ^ flip
+
+
+@numba.njit(inline="always")
+def _sum9_hwc(xp, y, x, c, wf):
+    """The 3x3 window sum at (y, x) (the padded map's top-left tap) of channel c, float32, exact below 2^24;
+    indexed, not by views of the rows: a view costs a reference count each time it is made."""
+    one, two = np.uint64(1), np.uint64(2)
+    return ((xp[y, x, c] * wf[0, c] + xp[y, x + one, c] * wf[1, c] + xp[y, x + two, c] * wf[2, c])
+            + (xp[y + one, x, c] * wf[3, c] + xp[y + one, x + one, c] * wf[4, c] + xp[y + one, x + two, c] * wf[5, c])
+            + (xp[y + two, x, c] * wf[6, c] + xp[y + two, x + one, c] * wf[7, c] + xp[y + two, x + two, c] * wf[8, c]))
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"contract"})
+def depthwise_hwc(x, pad, s, r0, c0, oh, ow, wf, cw2, mul, shift, add, xs, ym, sh, bias, aff, out):
+    """A 3x3 depthwise layer on the f32 = 2 path (see depthwise) with channels innermost, for small maps with many
+    channels: x is the (h, w, c) map, out[oy*ow + ox, c] the output at the grid (s, r0, c0), wf the (9, c)
+    float32 taps. Each tap is a multiply-add over the channels (contiguous, with their BN and activation
+    constants), so there is no per-channel work at all."""
+    h, w, ch = x.shape
+    xp = np.full((h + 2, w + 2, ch), np.float32(pad))
+    for y in range(np.uint64(h)):
+        for i in range(np.uint64(w)):
+            for c in range(np.uint64(ch)):
+                xp[y + np.uint64(1), i + np.uint64(1), c] = np.float32(x[y, i, c])
+    a0, alpha, beta_e, margin, clip = aff
+    lo, hi = clip[0], clip[1]
+    cwd = np.empty(ch, np.float32)
+    for c in range(ch):
+        cwd[c] = np.float32(cw2[c] - a0[c])
+    words = np.zeros(ch // 8 + 1, np.uint64)
+    flags = words.view(np.uint8)
+    uch = np.uint64(ch)
+    for oy in range(np.uint64(oh)):
+        for ox in range(np.uint64(ow)):
+            y0, x0 = np.uint64(r0) + oy * np.uint64(s), np.uint64(c0) + ox * np.uint64(s)
+            q = oy * np.uint64(ow) + ox
+            for c in range(uch):
+                v = _sum9_hwc(xp, y0, x0, c, wf)
+                t = (v + cwd[c]) * alpha[c] + beta_e[c]
+                hh = np.floor(t)
+                flags[c] = ((t - hh) < margin[c]) & (hh > lo) & (hh <= hi)      # as in _finish_float
+                out[q, c] = np.uint8(min(max(hh, lo), hi))
+            c = _next_flag(flags, words, ch, 0)
+            while c < ch:
+                v = _sum9_hwc(xp, y0, x0, np.uint64(c), wf)
+                out[q, c] = _exact_one(np.int64(v) + cw2[c], mul[c], shift[c], add[c], xs, ym, sh, bias)
+                c = _next_flag(flags, words, ch, c + 1)
 
 
 BLOCK = 1024      # pixels per pass of the finishing loops: their int64 buffers stay in L1
