@@ -143,20 +143,18 @@ class KpuRam:
         else:
             return mp.read(self.bytes)
         hits = [e[:2] for e in self.pending if _overlap(e[2], mp.span)]
+        for i in range(len(hits) - 1, 0, -1):       # the newest map holding all of mp hides what is older
+            if hits[i][0] is not None and _covers(hits[i][0], mp):
+                hits = hits[i:]
+                break
         lo, hi = mp.span
         parts = []
-        for m, a in hits:
+        for m, a in hits:       # the channel groups of each map that hold bytes of mp, written whole
+            g = None
             if m is not None:
-                g, (glo, ghi) = m.groups_in(lo, hi)
+                g, (glo, ghi) = m.groups_in(*mp.span)
                 lo, hi = min(lo, glo), max(hi, ghi)
-                parts.append((m, a, g))
-            else:
-                parts.append((m, a, None))
-        for i in range(len(parts) - 1, 0, -1):      # the newest map holding all of mp hides what is older
-            m, _, g = parts[i]
-            if m is not None and _covers(m, g, mp, lo, hi):
-                parts = parts[i:]
-                break
+            parts.append((m, a, g))
         buf = self.bytes[lo:hi].copy()
         for m, a, g in parts:
             if m is not None:
@@ -177,9 +175,19 @@ class KpuRam:
         self.pending = []
 
 
-def _covers(m: RamMap, groups, mp: RamMap, lo: int, hi: int) -> bool:
-    """Whether map m (its channel groups `groups`) holds every byte of mp, both within [lo, hi)."""
-    mask = np.zeros(hi - lo, np.uint8)
-    for _, _, v in m._views(mask, lo, groups):
-        v[...] = 1
-    return bool(mp.read(mask, origin=lo).all())
+_COVERS = {}
+
+
+def _covers(m: RamMap, mp: RamMap) -> bool:
+    """Whether map m holds every byte of map mp (remembered per pair of layouts: a model has few)."""
+    key = (m.key, mp.key)
+    if key not in _COVERS:
+        if len(_COVERS) > 1 << 14:
+            _COVERS.clear()
+        g, (glo, ghi) = m.groups_in(*mp.span)
+        lo, hi = min(mp.span[0], glo), max(mp.span[1], ghi)
+        mask = np.zeros(hi - lo, np.uint8)
+        for _, _, v in m._views(mask, lo, g):
+            v[...] = 1
+        _COVERS[key] = bool(mp.read(mask, origin=lo).all())
+    return _COVERS[key]
