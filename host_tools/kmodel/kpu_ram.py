@@ -9,6 +9,7 @@ reader samples it): a reader that asks for it gets the Deferred, any other acces
 """
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -65,11 +66,14 @@ class RamMap:
         c, h, w = self.shape
         if self.g == 1:
             return as_strided(ram[self.addr * 64 - origin:], (c, h, w), (self.cs, self.line, 1))
-        return np.concatenate([v.reshape(-1, h, w) for _, _, v in self._views(ram, origin)])
+        y = np.empty(self.shape, np.uint8)
+        _copy_map(ram, y, self.addr * 64 - origin, self.g, self.cs, self.pitch, self.line, 0, c, False)
+        return y
 
     def write(self, ram, y, origin=0, groups=None):
-        for a, b, v in self._views(ram, origin, groups):
-            v[...] = y[a:b].reshape(v.shape)
+        k0, k1 = groups or (0, -(-self.shape[0] // self.g))
+        _copy_map(ram, y, self.addr * 64 - origin, self.g, self.cs, self.pitch, self.line, k0 * self.g,
+                  min(self.shape[0], k1 * self.g), True)
 
     def groups_in(self, lo: int, hi: int):
         """(first, end) channel groups with a byte in [lo, hi), and the bytes [lo, hi) they span."""
@@ -99,6 +103,23 @@ class Deferred:
 
 def _array(a):
     return a.array() if isinstance(a, Deferred) else a
+
+
+@numba.njit(cache=True, nogil=True)
+def _copy_map(ram, y, base, g, cs, pitch, line, c0, c1, to_ram):
+    """Channels c0..c1 of the (c, h, w) map y (any strides) into ram at the layout (to_ram), or back: compiled,
+    as numpy's strided copies cost a loop per row of a few bytes."""
+    _, h, w = y.shape
+    for c in range(c0, c1):
+        off = base + (c // g) * cs + (c % g) * pitch
+        for r in range(h):
+            o = off + r * line
+            if to_ram:
+                for i in range(w):
+                    ram[o + i] = y[c, r, i]
+            else:
+                for i in range(w):
+                    y[c, r, i] = ram[o + i]
 
 
 def _overlap(a, b) -> bool:
