@@ -67,13 +67,13 @@ class RamMap:
         if self.g == 1:
             return as_strided(ram[self.addr * 64 - origin:], (c, h, w), (self.cs, self.line, 1))
         y = np.empty(self.shape, np.uint8)
-        _copy_map(ram, y, self.addr * 64 - origin, self.g, self.cs, self.pitch, self.line, 0, c, False)
+        _get_map(ram, y, self.addr * 64 - origin, self.g, self.cs, self.pitch, self.line)
         return y
 
     def write(self, ram, y, origin=0, groups=None):
         k0, k1 = groups or (0, -(-self.shape[0] // self.g))
-        _copy_map(ram, y, self.addr * 64 - origin, self.g, self.cs, self.pitch, self.line, k0 * self.g,
-                  min(self.shape[0], k1 * self.g), True)
+        _put_map(ram, y, self.addr * 64 - origin, self.g, self.cs, self.pitch, self.line, k0 * self.g,
+                 min(self.shape[0], k1 * self.g))
 
     def groups_in(self, lo: int, hi: int):
         """(first, end) channel groups with a byte in [lo, hi), and the bytes [lo, hi) they span."""
@@ -106,20 +106,26 @@ def _array(a):
 
 
 @numba.njit(cache=True, nogil=True)
-def _copy_map(ram, y, base, g, cs, pitch, line, c0, c1, to_ram):
-    """Channels c0..c1 of the (c, h, w) map y (any strides) into ram at the layout (to_ram), or back: compiled,
-    as numpy's strided copies cost a loop per row of a few bytes."""
+def _put_map(ram, y, base, g, cs, pitch, line, c0, c1):
+    """Channels c0..c1 of the (c, h, w) map y (any strides) into ram at the layout: compiled, as numpy's strided
+    copies cost a loop per row of a few bytes."""
     _, h, w = y.shape
     for c in range(c0, c1):
         off = base + (c // g) * cs + (c % g) * pitch
         for r in range(h):
-            o = off + r * line
-            if to_ram:
-                for i in range(w):
-                    ram[o + i] = y[c, r, i]
-            else:
-                for i in range(w):
-                    y[c, r, i] = ram[o + i]
+            for i in range(w):
+                ram[off + r * line + i] = y[c, r, i]
+
+
+@numba.njit(cache=True, nogil=True)
+def _get_map(ram, y, base, g, cs, pitch, line):
+    """The inverse of _put_map, into the (c, h, w) array y."""
+    c, h, w = y.shape
+    for ch in range(c):
+        off = base + (ch // g) * cs + (ch % g) * pitch
+        for r in range(h):
+            for i in range(w):
+                y[ch, r, i] = ram[off + r * line + i]
 
 
 def _overlap(a, b) -> bool:
