@@ -340,32 +340,33 @@ class ConvPlan:
         elif self.pixel_major:
             return self._forward_pixel_major(x, grid)
         else:
-            y = np.empty((oc,) + grid[3:], np.uint8)
-            s, r0, c0, oh, ow = grid
-            flip = self._gemm.flip
-            if isinstance(x, Deferred):
-                cols = x.plan.depthwise_at(x.x, grid, flip).reshape(self.in_shape[0], -1)
-            elif self.k == 1:
-                cols = x[:, r0:r0 + oh * s:s, c0:c0 + ow * s:s]
-                cols = (cols ^ np.uint8(flip) if flip else np.ascontiguousarray(cols)).reshape(len(x), -1)
-            else:
-                cols = np.empty((self.wcols.shape[0], oh * ow), np.uint8)
-                K.window_columns(x, self.k, self.pad_value, flip, *grid, cols)
-            g = self._gemm(cols)
+            g = self._gemm(self._columns(x, grid))
             if self.monotone and kind == "max":
                 fused = win == stride       # windows pooled in the kernel, else (2x2 at stride 1) by pool()
                 acc = K.gemm_accumulators(g, self._sx_offset, self.arg_x, self.shr_x, self._cw2, h, w,
                                           win if fused else 1)
-                acc = acc.reshape((oc, h // win, w // win)) if fused else pool(acc.reshape(y.shape), self.pool)
+                acc = acc.reshape((oc, h // win, w // win)) if fused else pool(acc.reshape((oc, h, w)), self.pool)
                 y = np.empty(acc.shape, np.uint8)
                 K.finish_accumulators(acc.reshape(oc, -1), self.bn_mul, self.bn_shift, self.bn_add, False, *act,
                                       self.lut, self.lut_lo, self._aff, y.reshape(oc, -1))
                 return y
-            K.finish_gemm(g, self._sx_offset, self.arg_x, self.shr_x, self._cw2,
-                          self.bn_mul, self.bn_shift, self.bn_add, self.may_wrap, *act, self.lut, self.lut_lo,
-                          self._aff, y.reshape(oc, -1))
+            y = np.empty((oc,) + grid[3:], np.uint8)
+            K.finish_gemm(g, self._sx_offset, self.arg_x, self.shr_x, self._cw2, self.bn_mul, self.bn_shift,
+                          self.bn_add, self.may_wrap, *act, self.lut, self.lut_lo, self._aff, y.reshape(oc, -1))
         return y if grid[0] > 1 else pool(y, self.pool)
 
+    def _columns(self, x, grid) -> np.ndarray:
+        """The GEMM columns (k*k*ic, oh*ow) of the conv at the grid, top bit flipped where the GEMM wants it."""
+        s, r0, c0, oh, ow = grid
+        flip = self._gemm.flip
+        if isinstance(x, Deferred):
+            return x.plan.depthwise_at(x.x, grid, flip).reshape(self.in_shape[0], -1)
+        if self.k == 1:
+            cols = x[:, r0:r0 + oh * s:s, c0:c0 + ow * s:s]
+            return (cols ^ np.uint8(flip) if flip else np.ascontiguousarray(cols)).reshape(len(x), -1)
+        cols = np.empty((self.wcols.shape[0], oh * ow), np.uint8)
+        K.window_columns(x, self.k, self.pad_value, flip, *grid, cols)
+        return cols
 
     def _forward_pixel_major(self, x, grid) -> np.ndarray:
         """A 1x1 layer on (pixels, channels) columns: G^T by int_gemm.ExactGemmT, finished channels innermost; the
