@@ -140,8 +140,18 @@ class KpuRam:
     overlap it, oldest first, in a scratch copy (nothing is flushed, so order is kept for later reads)."""
 
     def __init__(self):
-        self.bytes = np.zeros(R.KPU_RAM_BYTES, np.uint8)
+        self._bytes = None      # all zeros until something is written through (most runs never do)
         self.pending = []       # (RamMap, array, span) or (None, (byte offsets, values), span), oldest first
+
+    @property
+    def bytes(self) -> np.ndarray:
+        if self._bytes is None:
+            self._bytes = np.zeros(R.KPU_RAM_BYTES, np.uint8)
+        return self._bytes
+
+    def _zeros_or(self, lo: int, hi: int) -> np.ndarray:
+        """A copy of bytes [lo, hi)."""
+        return np.zeros(hi - lo, np.uint8) if self._bytes is None else self._bytes[lo:hi].copy()
 
     def write(self, mp: RamMap, y):
         """Place y (an array or a Deferred) at mp; an array is kept as it is (the caller must not change it
@@ -168,7 +178,7 @@ class KpuRam:
                     return a if deferred else _array(a)
                 break
         else:
-            return mp.read(self.bytes)
+            return mp.read(self._zeros_or(*mp.span), origin=mp.span[0])
         hits = [e[:2] for e in self.pending if _overlap(e[2], mp.span)]
         for i in range(len(hits) - 1, 0, -1):       # the newest map holding all of mp hides what is older
             if hits[i][0] is not None and _covers(hits[i][0], mp):
@@ -182,7 +192,7 @@ class KpuRam:
                 g, (glo, ghi) = m.groups_in(*mp.span)
                 lo, hi = min(lo, glo), max(hi, ghi)
             parts.append((m, a, g))
-        buf = self.bytes[lo:hi].copy()
+        buf = self._zeros_or(lo, hi)
         for m, a, g in parts:
             if m is not None:
                 m.write(buf, _array(a), origin=lo, groups=g)
