@@ -20,7 +20,9 @@ With these choices the Maix-EMC cifar10 logits come within 0.0063 of the K210 ha
 Conv layers run on an integer GEMM and compiled stages that give the same integers as the numpy int64
 reference (kpu.py; `run(..., exact=True)` forces the reference): where a layer's activation is one rising piece
 between clamps, BN + activation run in float32 with a proved error bound, and the elements the bound cannot
-settle (about 1 in 10^4) go through the integer stages. KPU RAM is written lazily (kpu_ram.py).
+settle (about 1 in 10^4) go through the integer stages. KPU RAM is written lazily (kpu_ram.py); a depthwise
+layer whose stride 2 nncase moved into the next 1x1 conv is computed only at the pixels that conv samples.
+Layers with few pixels and many channels hand their maps on pixel-major (kpu.ConvPlan.pixel_major).
 """
 import contextlib
 import time

@@ -4,7 +4,9 @@ Two ways to the same integers:
 - forward: conv sums on an exact integer GEMM (int_gemm.py: onnxruntime's integer kernels, or float64 BLAS for
   16-bit weights), then the reference's int64 stages fused in one compiled pass (kpu_kernels.py), or where
   _affine proves it, a float32 pass with an integer fallback for the elements its error bound cannot settle;
-  depthwise layers wholly compiled. Sampling pools compute only the sampled pixels.
+  depthwise layers wholly compiled. Sampling pools compute only the sampled pixels. Maps are (c, h, w) arrays
+  of any strides: 1x1 layers with few pixels (MobileNet's last blocks) run on (pixels, channels) columns and
+  hand on (c, h, w) views of (h, w, c) arrays, which a depthwise layer then computes channels innermost.
 - forward_exact: the straightforward int64 numpy stages (conv_sums, accumulate, batchnorm, activation, pool),
   the reference the tests compare forward against.
 """
