@@ -2,7 +2,7 @@
 
 Float arithmetic is float32 like the board's, with two deliberate differences (listed in emulator.py):
 dot products and dequantize are computed in float64 and rounded once to float32.
-The element loops of the layers every classifier ends with (dequantize, global average pooling, quantize) are
+The element loops of the layers every classifier ends with (dequantize, global average pooling, quantize, softmax) are
 compiled: inside a run, each numpy call costs several microseconds, more than these layers' arithmetic.
 """
 from functools import lru_cache
