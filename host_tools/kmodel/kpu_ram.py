@@ -118,6 +118,15 @@ def _put_map(ram, y, base, g, cs, pitch, line, c0, c1):
 
 
 @numba.njit(cache=True, nogil=True)
+def _put_bytes(buf, origin, idx, values):
+    """buf[i - origin] = v for the CPU-written bytes (i, v) that fall inside buf."""
+    for k in range(idx.size):
+        i = idx[k] - origin
+        if 0 <= i < buf.size:
+            buf[i] = values[k]
+
+
+@numba.njit(cache=True, nogil=True)
 def _get_map(ram, y, base, g, cs, pitch, line):
     """The inverse of _put_map, into the (c, h, w) array y."""
     c, h, w = y.shape
@@ -197,9 +206,7 @@ class KpuRam:
             if m is not None:
                 m.write(buf, _array(a), origin=lo, groups=g)
             else:
-                idx, v = a
-                sel = (idx >= lo) & (idx < hi)
-                buf[idx[sel] - lo] = v[sel]
+                _put_bytes(buf, lo, *a)
         return np.ascontiguousarray(mp.read(buf, origin=lo))
 
     def flush(self):
