@@ -68,11 +68,13 @@ def main(argv=None) -> int:
             steps[label] = invoke
         for step in steps.values():     # warm-up: the emulator builds its per-layer plans once
             step(frames[0])
+        builtin = steps.pop("builtin kernels, no delegate")     # a reference point only, timed on its own
         t = interleaved_medians(steps, frames)
+        t.update(interleaved_medians({"builtin kernels, no delegate": builtin}, frames))
         emu = t.pop("emulator")
     print("MobileNetV1 %g @ %d, 1000 classes: compile %.2f s (aim <= 30 s); kmodel %d bytes, %d layers"
           % (a.alpha, a.size, compile_s, len(c.data), len(c.kmodel.layers)))
-    print("one frame on the KPU emulator (median of %d, taking turns with LiteRT): %.4f s" % (a.frames, emu))
+    print("one frame on the KPU emulator (median of %d, taking turns with LiteRT XNNPACK): %.4f s" % (a.frames, emu))
     for label, lt in t.items():
         print("  LiteRT int8, 1 thread, %s: %.4f s -> emulator/LiteRT ratio %.2f (aim <= 2)" % (label, lt, emu / lt))
     return 0
