@@ -174,31 +174,35 @@ def window_columns(x, k, pad, flip, s, r0, c0, oh, ow, cols):
     ic, h, w = x.shape
     r = k // 2
     padf = pad ^ flip
+    # rows addressed by index, not by views: a view costs a reference count each time it is made
     for dy in range(k):
         for dx in range(k):
             off = c0 + dx - r                                   # input column of output column ox: off + ox*s
             lo = min(ow, max(0, (s - 1 - off) // s))            # first ox with off + ox*s >= 0
             hi = max(lo, min(ow, (w - 1 - off) // s + 1))       # past the last ox with off + ox*s < w
             for c in range(ic):
-                row = cols[(dy * k + dx) * ic + c]
+                t = (dy * k + dx) * ic + c
                 for oy in range(oh):
                     yy = r0 + oy * s + dy - r
-                    dst = row[oy * ow:(oy + 1) * ow]
+                    b = oy * ow
                     if not 0 <= yy < h:
-                        dst[:] = padf
+                        for i in range(ow):
+                            cols[t, b + i] = padf
                         continue
-                    dst[:lo] = padf
-                    dst[hi:] = padf
-                    mid, src = dst[lo:hi], x[c, yy, off + lo * s:]
+                    for i in range(lo):
+                        cols[t, b + i] = padf
+                    for i in range(hi, ow):
+                        cols[t, b + i] = padf
+                    ub, ulo, uoff, uy = np.uint64(b), np.uint64(lo), np.uint64(off + lo * s), np.uint64(yy)
                     if s == 1:
-                        for i in range(hi - lo):
-                            mid[i] = src[i] ^ flip
+                        for i in range(np.uint64(hi - lo)):
+                            cols[t, ub + ulo + i] = x[c, uy, uoff + i] ^ flip
                     elif s == 2:
-                        for i in range(hi - lo):
-                            mid[i] = src[2 * i] ^ flip
+                        for i in range(np.uint64(hi - lo)):
+                            cols[t, ub + ulo + i] = x[c, uy, uoff + np.uint64(2) * i] ^ flip
                     else:
-                        for i in range(hi - lo):
-                            mid[i] = src[i * s] ^ flip
+                        for i in range(np.uint64(hi - lo)):
+                            cols[t, ub + ulo + i] = x[c, uy, uoff + np.uint64(s) * i] ^ flip
 
 
 @numba.njit(inline="always")
