@@ -264,29 +264,30 @@ def gemm_accumulators(g, sx_offset, arg_x, shr_x, cw2, h, w, win):
     acc = np.empty((m, oh * ow), np.int64)
     tp = _pixel_terms(g[m], sx_offset, arg_x, shr_x)
     uw, uow = np.uint64(w), np.uint64(ow)      # unsigned indices: no wraparound tests, so the loops vectorize
-    for c in range(m):
-        row, cw = g[c], cw2[c]
+    for c in range(np.uint64(m)):              # rows by index, not views (a reference count per view)
+        cw = cw2[c]
         for oy in range(np.uint64(oh)):
-            o = acc[c, oy * uow:(oy + 1) * uow]
+            o = oy * uow
             if win == 1:
                 b = oy * uw
                 for ox in range(uow):
-                    o[ox] = row[b + ox] + tp[b + ox] + cw
+                    acc[c, o + ox] = g[c, b + ox] + tp[b + ox] + cw
             elif win == 2:
-                b0 = 2 * oy * uw
+                b0 = np.uint64(2) * oy * uw
                 b1 = b0 + uw
                 for ox in range(uow):
-                    j0, j1 = b0 + 2 * ox, b1 + 2 * ox
-                    top = max(row[j0] + tp[j0], row[j0 + 1] + tp[j0 + 1])
-                    o[ox] = max(top, max(row[j1] + tp[j1], row[j1 + 1] + tp[j1 + 1])) + cw
+                    j0, j1 = b0 + np.uint64(2) * ox, b1 + np.uint64(2) * ox
+                    top = max(g[c, j0] + tp[j0], g[c, j0 + np.uint64(1)] + tp[j0 + np.uint64(1)])
+                    bot = max(g[c, j1] + tp[j1], g[c, j1 + np.uint64(1)] + tp[j1 + np.uint64(1)])
+                    acc[c, o + ox] = max(top, bot) + cw
             else:
                 for ox in range(uow):
-                    best = row[oy * win * uw + ox * win] + tp[oy * win * uw + ox * win]
+                    best = g[c, oy * win * uw + ox * win] + tp[oy * win * uw + ox * win]
                     for dy in range(win):
                         for dx in range(win):
                             j = (oy * win + dy) * uw + ox * win + dx
-                            best = max(best, row[j] + tp[j])
-                    o[ox] = best + cw
+                            best = max(best, g[c, j] + tp[j])
+                    acc[c, o + ox] = best + cw
     return acc
 
 
