@@ -59,6 +59,22 @@ def _next_flag(flags, words, n, j):
 
 
 @numba.njit(inline="always")
+def _flag_words(n):
+    """Zeroed flags for n elements (uint8) and the same memory as uint64 words, for _next_flag."""
+    words = np.zeros(n // 8 + 1, np.uint64)
+    return words, words.view(np.uint8)
+
+
+@numba.njit(inline="always")
+def _minus_a0(cw2, a0, dt):
+    """cw2 - A0 per channel as dt: what the float32 path adds to each sum before scaling (kpu.ConvPlan._affine)."""
+    out = np.empty(cw2.size, dt)
+    for c in range(cw2.size):
+        out[c] = dt(cw2[c] - a0[c])
+    return out
+
+
+@numba.njit(inline="always")
 def _sum9(t, w, j):
     """The 3x3 window sum at j of the shifted planes t (9 views) with the taps w (9 float32): exact below 2^24."""
     return ((t[0][j] * w[0] + t[1][j] * w[1] + t[2][j] * w[2]) + (t[3][j] * w[3] + t[4][j] * w[4] + t[5][j] * w[5])
@@ -88,8 +104,7 @@ def _finish_float(g, tp, tp32, c0, cw2, mul, shift, add, xs, ym, sh, bias, aff, 
     n = out.shape[1]
     a0, alpha, beta_e, margin, clip = aff
     lo, hi = clip[0], clip[1]
-    words = np.zeros(n // 8 + 1, np.uint64)
-    flags = words.view(np.uint8)
+    words, flags = _flag_words(n)
     # unsigned indices: numba tests signed ones for wraparound, and LLVM then does not vectorize the loops (and
     # mixing them with signed ones gives floats)
     un, uc0, uo0 = np.uint64(n), np.uint64(c0), np.uint64(orow0)
@@ -234,11 +249,8 @@ def finish_gemm_t(g, w_offset, arg_x, shr_x, cw2, mul, shift, add, xs, ym, sh, b
     n, m = out.shape
     a0, alpha, beta_e, margin, clip = aff
     lo, hi = clip[0], clip[1]
-    cwd = np.empty(m, np.int32)
-    for c in range(m):
-        cwd[c] = np.int32(cw2[c] - a0[c])
-    words = np.zeros(m // 8 + 1, np.uint64)
-    flags = words.view(np.uint8)
+    cwd = _minus_a0(cw2, a0, np.int32)
+    words, flags = _flag_words(m)
     um = np.uint64(m)
     for p in range(np.uint64(n)):
         sx = np.int64(g[p, um])
@@ -341,8 +353,7 @@ def depthwise(x, k, pad, s, r0, c0, oh, ow, wd, f32, arg_x, shr_x, cw2, mul, shi
     xu2 = xu[:rows * wp].reshape(rows, wp)
     # s = 1: the finishing writes out itself; else a plane that is sampled into out
     out2 = out if s == 1 else np.empty((1, n), np.uint8)
-    words = np.zeros(n // 8 + 1, np.uint64)
-    flags = words.view(np.uint8)
+    words, flags = _flag_words(n)
     bn = np.empty(BLOCK, np.int64)
     a0, alpha, beta_e, margin, clip = aff
     ur = np.uint64(r)       # unsigned indices: no wraparound tests, so the loops vectorize
@@ -464,11 +475,8 @@ def depthwise_hwc(x, pad, s, r0, c0, oh, ow, wf, cw2, mul, shift, add, xs, ym, s
                 xp[y + np.uint64(1), i + np.uint64(1), c] = np.float32(x[y, i, c])
     a0, alpha, beta_e, margin, clip = aff
     lo, hi = clip[0], clip[1]
-    cwd = np.empty(ch, np.float32)
-    for c in range(ch):
-        cwd[c] = np.float32(cw2[c] - a0[c])
-    words = np.zeros(ch // 8 + 1, np.uint64)
-    flags = words.view(np.uint8)
+    cwd = _minus_a0(cw2, a0, np.float32)
+    words, flags = _flag_words(ch)
     uch = np.uint64(ch)
     for oy in range(np.uint64(oh)):
         for ox in range(np.uint64(ow)):
