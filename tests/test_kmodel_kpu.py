@@ -383,6 +383,30 @@ def test_pixel_major_layers_equal_int64_reference(pool_type):
                 np.testing.assert_array_equal(cols, sampled.reshape(c, -1).T)
 
 
+@pytest.mark.parametrize("pool_type", [0, 5, 6])
+def test_1x1_layer_computes_a_deferred_depthwise_input_into_its_columns(pool_type):
+    """A 1x1 layer given its depthwise input as a kpu_ram.Deferred (never computed whole) gives the reference's
+    output: on the depthwise kernel's padded planes (no pool), at its sampled pixels (pools 5, 6), channel-major
+    and pixel-major (few pixels); then with every element of the float32 path sent to the exact fallback."""
+    from host_tools.kmodel.kpu_ram import Deferred
+
+    def whole_map():
+        raise AssertionError("the depthwise map was computed whole")
+    rng = np.random.default_rng(700 + pool_type)
+    for c, oc, h, w in ((24, 40, 30, 28), (16, 24, 13, 11), (8, 16, 40, 36)):
+        dw = ConvPlan(relu_layer(rng, c, c, h, w, 3, True, 0, int(rng.integers(0, 60))))
+        pw = ConvPlan(relu_layer(rng, c, oc, h, w, 1, False, pool_type, int(rng.integers(0, 60))))
+        x = rng.integers(0, 256, (c, h, w)).astype(np.uint8)
+        want = pw.forward_exact(dw.forward_exact(x))
+        for every in (False, True):
+            if every:
+                pw._aff = pw._aff[:3] + (np.ones_like(pw._aff[3]), pw._aff[4])
+            d = Deferred(dw, x)
+            d.array = whole_map
+            np.testing.assert_array_equal(pw.forward(d), want, err_msg=str((c, oc, h, w, pw.pixel_major, every)))
+        assert dw._dw_f32 == 2
+
+
 def test_float32_path_only_for_one_rising_piece():
     rng = np.random.default_rng(5)
     assert ConvPlan(relu_layer(rng, 8, 8, 6, 6, 3, False, 0, 30)).affine is not None

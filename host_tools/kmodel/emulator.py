@@ -21,7 +21,8 @@ Conv layers run on an integer GEMM and compiled stages that give the same intege
 reference (kpu.py; `run(..., exact=True)` forces the reference): where a layer's activation is one rising piece
 between clamps, BN + activation run in float32 with a proved error bound, and the elements the bound cannot
 settle (about 1 in 10^4) go through the integer stages. KPU RAM is written lazily (kpu_ram.py); a depthwise
-layer whose stride 2 nncase moved into the next 1x1 conv is computed only at the pixels that conv samples.
+layer followed by a 1x1 conv is computed right into that conv's GEMM columns, only at the pixels it samples
+(nncase moves a depthwise stride 2 into the next 1x1 conv).
 Layers with few pixels and many channels hand their maps on pixel-major (kpu.ConvPlan.pixel_major).
 """
 import contextlib
@@ -64,15 +65,16 @@ def plans(model: Kmodel) -> dict:
 
 
 def _deferrable(model: Kmodel, conv: dict) -> set:
-    """Depthwise layers (no pool, output only in KPU RAM) whose next layer is a 1x1 conv that samples exactly
-    their output map: they are written to KPU RAM as a kpu_ram.Deferred, and that reader computes just the
-    pixels it samples. Any other reader of those bytes computes the whole map first."""
+    """Depthwise layers (no pool, output only in KPU RAM) whose next layer is a 1x1 conv (no pool or a sampling
+    one) that reads exactly their output map: they are written to KPU RAM as a kpu_ram.Deferred, and that
+    reader has them computed straight into its GEMM's columns (kpu.ConvPlan.forward). Any other reader of
+    those bytes computes the whole map first."""
     out = set()
     for L, nxt in zip(model.layers, model.layers[1:]):
         if L.index in conv and nxt.index in conv and not L.fields["flags"] & 1:
             a, b = conv[L.index], conv[nxt.index]
             if (a.depthwise and R.POOL_TYPES[a.pool][0] == "none" and not b.depthwise and b.k == 1
-                    and R.POOL_TYPES[b.pool][0] in ("sample_lt", "sample_rt") and a.dst.key == b.src.key):
+                    and R.POOL_TYPES[b.pool][0] in ("none", "sample_lt", "sample_rt") and a.dst.key == b.src.key):
                 out.add(L.index)
     return out
 

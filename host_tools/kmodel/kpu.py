@@ -153,8 +153,8 @@ class ConvPlan:
         (the rising piece is the default entry: lo = 0 and b <= 0, as the carry shift of v < 0 is <= -1).
         Writing bn = A*mul/2^sh + add - f, f in [0, 1): Z lies in (z - delta, z], z = (A - A0)*alpha + beta,
         delta = y/2^s. The kernel computes t = fl32(fl32(A - A0) * alpha + fl32(beta + E)) (or, with the multiply
-        and add fused, one rounding fewer); each float32 step adds a relative error <= u = 2^-24, so |t - (z + E)| <= 4.1u(|z| + |beta| + 1) <= E for |z| <= 258, with
-        E = 5u(259 + |beta|). Then Z is in (t - 2E - delta, t], and floor(Z) = floor(t) unless t - floor(t) <
+        and add fused, one rounding fewer); each float32 step adds a relative error <= u = 2^-24, so
+        |t - (z + E)| <= 4.1u(|z| + |beta| + 1) <= E for |z| <= 258, with E = 5u(259 + |beta|). Then Z is in (t - 2E - delta, t], and floor(Z) = floor(t) unless t - floor(t) <
         M = 2E + delta + 2^-22 (the last term for the rounding of t - floor(t)): the kernels redo such elements
         with the integer stages. For |z| > 258 the same relative bounds keep t and Z on one side of the clip.
         A0 is the acc where z = 128, so beta stays near 128; A - A0 must fit int32 for every reachable acc."""
@@ -295,17 +295,18 @@ class ConvPlan:
         e = self.segments     # last: _act marks the arguments complete
         self._act = tuple(np.ascontiguousarray(v[e]) for v in (self.x_start, self.y_mul, self.a_shift, self.a_bias))
 
-    def depthwise_at(self, x: np.ndarray, grid, flip: int = 0, pixels_first: bool = False) -> np.ndarray:
+    def depthwise_at(self, x: np.ndarray, grid, flip: int = 0, pixels_first: bool = False,
+                     padded: bool = False) -> np.ndarray:
         """A depthwise layer's conv stages at the grid (s, r0, c0, oh, ow) (see kpu_kernels) as a (c, oh, ow) map,
-        every byte XOR flip where s > 1; or with pixels_first, as (oh*ow, c) columns for a pixel-major GEMM
-        (both for a 1x1 layer that samples this output: kpu_ram.Deferred). A pixel-major input on the float32
-        path is computed channels innermost (kpu_kernels.depthwise_hwc)."""
+        every byte XOR flip; with pixels_first, as (oh*ow, c) columns for a pixel-major GEMM; with padded (s = 1,
+        3x3), as the kernel's (c, n) planes, each row with 2 more columns (for the next 1x1 layer: kpu_ram.Deferred).
+        A pixel-major input on the float32 path is computed channels innermost (kpu_kernels.depthwise_hwc)."""
         if self._act is None:
             self._build_kernel_args()
         _, h, w = self.in_shape
         oc, n = self.out_shape[0], h * (w + self.k - 1)
         s, _, _, oh, ow = grid
-        xh = pixel_major(x) if self._dw_f32 == 2 and self.k == 3 else None
+        xh = pixel_major(x) if self._dw_f32 == 2 and self.k == 3 and not padded else None
         if xh is not None:
             cols = np.empty((oh * ow, oc), np.uint8)
             K.depthwise_hwc(xh, self.pad_value, *grid, self._wf, self._cw2, self.bn_mul, self.bn_shift, self.bn_add,
@@ -318,20 +319,24 @@ class ConvPlan:
         K.depthwise(x, self.k, self.pad_value, *grid, self._wd32, self._dw_f32, self._dw_arg_x, self.shr_x,
                     self._cw2, self.bn_mul, self.bn_shift, self.bn_add, self.may_wrap, *self._act, self.lut,
                     self.lut_lo, self._aff, 0 if pixels_first else flip, y)
+        if padded:
+            return y
         y = y[:, :n].reshape(oc, h, -1)[:, :, :w] if s == 1 else y.reshape(oc, oh, ow)
         return np.ascontiguousarray(y.reshape(oc, -1).T) if pixels_first else y
 
     def forward(self, x) -> np.ndarray:
-        """The layer's output map from its input map x; a 1x1 layer that samples may get x as a kpu_ram.Deferred
-        depthwise output, and then has only the sampled pixels computed (nncase moves a depthwise stride 2 into
-        the next 1x1 conv, so 3/4 of such outputs are never read)."""
+        """The layer's output map from its input map x. A 1x1 layer may get x as a kpu_ram.Deferred depthwise
+        output: then it has it computed right into its GEMM's columns, only at the pixels it samples (nncase
+        moves a depthwise stride 2 into the next 1x1 conv, so 3/4 of such outputs are never read), or unsampled
+        as the depthwise kernel's padded planes, the GEMM and finishing running over the padding columns too."""
         kind, win, stride = R.POOL_TYPES[self.pool]
         _, h, w = self.in_shape
         if kind in ("sample_lt", "sample_rt"):       # sampling commutes with the per-pixel stages
             grid = (stride, 0, 0 if kind == "sample_lt" else stride - 1, h // stride, w // stride)
         else:
             grid = (1, 0, 0, h, w)
-        if isinstance(x, Deferred) and (self.depthwise or self.k != 1 or grid[0] == 1):
+        if isinstance(x, Deferred) and (self.depthwise or self.k != 1 or kind == "max" or (
+                grid[0] == 1 and not self.pixel_major and (x.plan.k != 3 or self.affine is None))):
             x = x.array()
         oc = self.out_shape[0]
         if self._act is None:
@@ -353,8 +358,11 @@ class ConvPlan:
                                       self.lut, self.lut_lo, self._aff, y.reshape(oc, -1))
                 return y
             y = np.empty((oc,) + grid[3:], np.uint8)
+            ow = grid[4]
+            wp = ow if g.shape[1] == grid[3] * ow else ow + 2       # or the padded planes of a Deferred input
             K.finish_gemm(g, self._sx_offset, self.arg_x, self.shr_x, self._cw2, self.bn_mul, self.bn_shift,
-                          self.bn_add, self.may_wrap, *act, self.lut, self.lut_lo, self._aff, y.reshape(oc, -1))
+                          self.bn_add, self.may_wrap, *act, self.lut, self.lut_lo, self._aff, ow, wp,
+                          y.reshape(oc, -1))
         return y if grid[0] > 1 else pool(y, self.pool)
 
     def _columns(self, x, grid) -> np.ndarray:
@@ -362,7 +370,7 @@ class ConvPlan:
         s, r0, c0, oh, ow = grid
         flip = self._gemm.flip
         if isinstance(x, Deferred):
-            return x.plan.depthwise_at(x.x, grid, flip).reshape(self.in_shape[0], -1)
+            return x.plan.depthwise_at(x.x, grid, flip, padded=s == 1).reshape(self.in_shape[0], -1)
         if self.k == 1:
             cols = x[:, r0:r0 + oh * s:s, c0:c0 + ow * s:s]
             return (cols ^ np.uint8(flip) if flip else np.ascontiguousarray(cols)).reshape(len(x), -1)

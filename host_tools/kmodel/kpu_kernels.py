@@ -93,12 +93,13 @@ def _exact_one(acc, mul, shift, add, xs, ym, sh, bias):
 
 
 @numba.njit(inline="always")
-def _finish_float(g, tp, tp32, c0, cw2, mul, shift, add, xs, ym, sh, bias, aff, out, orow0, rows):
+def _finish_float(g, tp, tp32, c0, cw2, mul, shift, add, xs, ym, sh, bias, aff, out, orow0, rows, w, wp):
     """The float32 path (kpu.ConvPlan._affine, which proves it) for `rows` rows at once: out[orow0 + r, p] from
-    the accumulator g[r, p] + tp[p] + cw2[c] of channel c = c0 + r, with aff = (A0, alpha, beta + E, M) per
+    the accumulator g[r, q] + tp[q] + cw2[c] of channel c = c0 + r, with aff = (A0, alpha, beta + E, M) per
     channel and (lo, hi): out = clip(floor(t), lo, hi), except where t is within M above an integer that the
     clip does not hide; those few elements (about 1 in 10^4) go through the integer stages. It adds in int32
-    (tp32 = tp mod 2^32): A - A0 fits int32, so the wrapped sum is exact.
+    (tp32 = tp mod 2^32): A - A0 fits int32, so the wrapped sum is exact. q = p, or where the sums come in rows
+    of wp > w (a depthwise kernel's padded planes), pixel p = y*w + x is q = y*wp + x.
     Whole layers per call: the arrays an inlined helper takes cost reference counts per call, which per
     channel came to more than the work on a small map."""
     n = out.shape[1]
@@ -107,18 +108,21 @@ def _finish_float(g, tp, tp32, c0, cw2, mul, shift, add, xs, ym, sh, bias, aff, 
     words, flags = _flag_words(n)
     # unsigned indices: numba tests signed ones for wraparound, and LLVM then does not vectorize the loops (and
     # mixing them with signed ones gives floats)
-    un, uc0, uo0 = np.uint64(n), np.uint64(c0), np.uint64(orow0)
+    uc0, uo0, uw, uwp = np.uint64(c0), np.uint64(orow0), np.uint64(w), np.uint64(wp)
     for r in range(np.uint64(rows)):
         c, orow = uc0 + r, uo0 + r
         cwd, al, be, mg = np.int32(cw2[c] - a0[c]), alpha[c], beta_e[c], margin[c]
-        for j in range(un):
-            t = np.float32(np.int32(g[r, j] + tp32[j] + cwd)) * al + be
-            h = np.floor(t)
-            flags[j] = ((t - h) < mg) & (h > lo) & (h <= hi)    # past the clip both candidates give lo or hi
-            out[orow, j] = np.uint8(min(max(h, lo), hi))
+        for y in range(np.uint64(n // w)):
+            q0, p0 = y * uwp, y * uw
+            for x in range(uw):
+                t = np.float32(np.int32(g[r, q0 + x] + tp32[q0 + x] + cwd)) * al + be
+                h = np.floor(t)
+                flags[p0 + x] = ((t - h) < mg) & (h > lo) & (h <= hi)    # past the clip both give lo or hi
+                out[orow, p0 + x] = np.uint8(min(max(h, lo), hi))
         j = _next_flag(flags, words, n, 0)
         while j < n:
-            out[orow, j] = _exact_one(g[r, j] + tp[j] + cw2[c], mul[c], shift[c], add[c], xs, ym, sh, bias)
+            q = j // w * wp + j % w
+            out[orow, j] = _exact_one(g[r, q] + tp[q] + cw2[c], mul[c], shift[c], add[c], xs, ym, sh, bias)
             j = _next_flag(flags, words, n, j + 1)
 
 
@@ -171,7 +175,7 @@ def _finish_rows(g, tp, tp32, cw2, mul, shift, add, wrap, xs, ym, sh, bias, lut,
     layer has one (aff non-empty), else the integer stages block by block (int64 scratch that stays in L1)."""
     m, n = out.shape
     if aff[1].size:
-        _finish_float(g, tp, tp32, 0, cw2, mul, shift, add, xs, ym, sh, bias, aff, out, 0, m)
+        _finish_float(g, tp, tp32, 0, cw2, mul, shift, add, xs, ym, sh, bias, aff, out, 0, m, n, n)
         return
     bn = np.empty(BLOCK, np.int64)
     for c in range(m):
@@ -230,15 +234,20 @@ def _pixel_terms(g_sx, sx_offset, arg_x, shr_x):
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"contract"})
-def finish_gemm(g, sx_offset, arg_x, shr_x, cw2, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo, aff, out):
+def finish_gemm(g, sx_offset, arg_x, shr_x, cw2, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo, aff, w, wp,
+                out):
     """out[c, p] (uint8) from int_gemm.ExactGemm's G: acc = G[c] + ((arg_x*SX) >> shr_x) + cw2[c], SX = G[m] +
-    sx_offset, cw2 = c_w + arg_add + x_offset*SW (the part of S the GEMM's offset columns left out)."""
-    m, n = out.shape
+    sx_offset, cw2 = c_w + arg_add + x_offset*SW (the part of S the GEMM's offset columns left out). G's columns
+    come in rows of wp for the output's rows of w (wp > w: padded planes, on the float32 path only)."""
+    m = out.shape[0]
     tp = _pixel_terms(g[m], sx_offset, arg_x, shr_x)
-    tp32 = np.empty(n, np.int32)
-    for j in range(n):
+    tp32 = np.empty(tp.size, np.int32)
+    for j in range(tp.size):
         tp32[j] = np.int32(tp[j])
-    _finish_rows(g, tp, tp32, cw2, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo, aff, out)
+    if wp != w:
+        _finish_float(g, tp, tp32, 0, cw2, mul, shift, add, xs, ym, sh, bias, aff, out, 0, m, w, wp)
+    else:
+        _finish_rows(g, tp, tp32, cw2, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo, aff, out)
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"contract"})
@@ -314,9 +323,9 @@ def finish_accumulators(acc, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_l
 @numba.njit(cache=True, nogil=True, fastmath={"contract"})
 def depthwise(x, k, pad, s, r0, c0, oh, ow, wd, f32, arg_x, shr_x, cw2, mul, shift, add, wrap, xs, ym, sh, bias, lut,
               lut_lo, aff, flip, out):
-    """A depthwise layer's uint8 output at the grid (s, r0, c0) from the (c, h, w) map x: out is (c, oh*ow), every
-    byte XOR flip, or for s = 1 (c, n) with n = h*(w + 2r) rounded up to 16: the map, 2r more columns per row (the
-    caller takes a view without them).
+    """A depthwise layer's uint8 output at the grid (s, r0, c0) from the (c, h, w) map x, every byte XOR flip: out is
+    (c, oh*ow), or for s = 1 (c, n) with n = h*(w + 2r) rounded up to 16: the map, 2r more columns per row (the
+    caller takes a view without them, or a 1x1 layer's GEMM takes it as it is).
 
     Each channel goes into a padded plane of width wp = w + 2r (and 2r more elements): output pixel (y, x) sits
     at y*wp + x and its tap (dy, dx) at the same index + dy*wp + dx, so each tap is one contiguous shift of the
@@ -356,6 +365,7 @@ def depthwise(x, k, pad, s, r0, c0, oh, ow, wd, f32, arg_x, shr_x, cw2, mul, shi
     words, flags = _flag_words(n)
     bn = np.empty(BLOCK, np.int64)
     a0, alpha, beta_e, margin, clip = aff
+    sflip = np.uint8(flip if s == 1 else 0)     # s > 1: flipped where sampled below
     ur = np.uint64(r)       # unsigned indices: no wraparound tests, so the loops vectorize
     # the 9 taps of a 3x3 conv as shifted views of the plane, made once (views made per channel cost reference
     # counts per channel). Phases: input row r0 + 2*oy + dy - 1 is row oy + (r0 + dy - 1) // 2 + 1 of the phase
@@ -403,11 +413,11 @@ def depthwise(x, k, pad, s, r0, c0, oh, ow, wd, f32, arg_x, shr_x, cw2, mul, shi
                     t = (_sum9(t9, w9, j) + cwd) * al + be
                     hh = np.floor(t)
                     flags[j] = ((t - hh) < mg) & (hh > lo) & (hh <= hi)      # as in _finish_float
-                    out2[orow, j] = np.uint8(min(max(hh, lo), hi))
+                    out2[orow, j] = np.uint8(min(max(hh, lo), hi)) ^ sflip
                 j = _next_flag(flags, words, n, 0)
                 while j < n:
                     acc = np.int64(_sum9(t9, w9, np.uint64(j))) + cw2[c]
-                    out2[orow, j] = _exact_one(acc, mul[c], shift[c], add[c], xs, ym, sh, bias)
+                    out2[orow, j] = _exact_one(acc, mul[c], shift[c], add[c], xs, ym, sh, bias) ^ sflip
                     j = _next_flag(flags, words, n, j + 1)
             else:
                 for j in range(np.uint64(n)):
@@ -435,11 +445,14 @@ def depthwise(x, k, pad, s, r0, c0, oh, ow, wd, f32, arg_x, shr_x, cw2, mul, shi
                 tp[j] = (arg_x * np.int64(sx[j])) >> shr_x
                 tp32[j] = np.int32(tp[j])
         if f32 != 2 and alpha.size:
-            _finish_float(s2, tp, tp32, c, cw2, mul, shift, add, xs, ym, sh, bias, aff, out2, orow, 1)
+            _finish_float(s2, tp, tp32, c, cw2, mul, shift, add, xs, ym, sh, bias, aff, out2, orow, 1, n, n)
         elif f32 != 2:
             for p0 in range(0, n, BLOCK):
                 _finish(s2, 0, tp, cw2[c], p0, min(n, p0 + BLOCK), mul[c], shift[c], add[c], wrap, xs, ym, sh, bias,
                         lut, lut_lo, bn, out2, orow)
+        if s == 1 and flip != 0 and f32 != 2:         # the f32 = 2 pass flipped as it went
+            for j in range(np.uint64(n)):
+                out2[orow, j] ^= np.uint8(flip)
         if poly:
             uow = np.uint64(ow)
             for oy in range(np.uint64(oh)):
