@@ -156,7 +156,8 @@ class ConvPlan:
         and add fused, one rounding fewer); each float32 step adds a relative error <= u = 2^-24, so
         |t - (z + E)| <= 4.1u(|z| + |beta| + 1) <= E for |z| <= 258, with E = 5u(259 + |beta|). Then Z is in
         (t - 2E - delta, t], and floor(Z) = floor(t) unless t - floor(t) < M = 2E + delta + 2^-22 (the last term
-        for the rounding of t - floor(t)): the kernels redo such elements with the integer stages. For |z| > 258 the same relative bounds keep t and Z on one side of the clip.
+        for the rounding of t - floor(t)): the kernels redo such elements with the integer stages. For |z| > 258
+        the same relative bounds keep t and Z on one side of the clip.
         A0 is the acc where z = 128, so beta stays near 128; A - A0 must fit int32 for every reachable acc."""
         if rng is None:
             return None
