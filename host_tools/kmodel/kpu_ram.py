@@ -4,8 +4,9 @@ A conv layer's output usually goes straight to the next layer, which reads it ba
 KpuRam keeps such outputs as arrays and writes them into the byte array only when something reads the bytes
 differently (another layout, an overlapping map) or a CPU layer writes there, so the common case copies nothing.
 The bytes a reader sees are the same as with eager writes: pending maps are written oldest first, before any
-access that overlaps them. A pending map may even be Deferred, not computed yet (a depthwise layer whose only
-reader samples it): a reader that asks for it gets the Deferred, any other access computes it first.
+access that overlaps them. A pending map may even be Deferred, not computed yet (a depthwise layer whose next
+layer, a 1x1 conv, has it computed into its own GEMM columns): a reader that asks for it gets the Deferred,
+any other access computes it first.
 """
 from dataclasses import dataclass
 
