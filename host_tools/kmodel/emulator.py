@@ -100,8 +100,9 @@ def check_input(model: Kmodel, x) -> np.ndarray:
 def run(model: Kmodel, x, upto: int = None, trace=None, exact: bool = False) -> list:
     """Execute the model on input x and return its outputs (see module doc).
 
-    upto: run only the first `upto` layers (like kpu.set_layers), trace: called as trace(layer, seconds),
-    exact: use the int64 reference path for every conv layer (same results, slower; for tests).
+    upto: run only the first `upto` layers (like kpu.set_layers), trace: called as trace(layer, seconds) (a
+    deferred depthwise layer's time shows in the 1x1 layer that computes it), exact: use the int64 reference path
+    for every conv layer (same results, slower; for tests).
     """
     x = check_input(model, x)
     with one_blas_thread():
