@@ -66,12 +66,15 @@ def _flag_words(n):
 
 
 @numba.njit(inline="always")
-def _minus_a0(cw2, a0, dt):
-    """cw2 - A0 per channel as dt: what the float32 path adds to each sum before scaling (kpu.ConvPlan._affine)."""
-    out = np.empty(cw2.size, dt)
+def _channels_innermost(aff, cw2, dt):
+    """What a channels-innermost float32 finishing needs (kpu.ConvPlan._affine): the clip (lo, hi), cw2 - A0 per
+    channel as dt (added to each sum before scaling), and flags with their words for the channels."""
+    a0, clip = aff[0], aff[4]
+    cwd = np.empty(cw2.size, dt)
     for c in range(cw2.size):
-        out[c] = dt(cw2[c] - a0[c])
-    return out
+        cwd[c] = dt(cw2[c] - a0[c])
+    words, flags = _flag_words(cw2.size)
+    return clip[0], clip[1], cwd, words, flags
 
 
 @numba.njit(inline="always")
@@ -170,12 +173,13 @@ def _finish(g, gr, tp, cw, p0, p1, mul, shift, add, wrap, xs, ym, sh, bias, lut,
 
 
 @numba.njit(inline="always")
-def _finish_rows(g, tp, tp32, cw2, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo, aff, out):
-    """out[c, p] (uint8) from the accumulators g[c, p] + tp[p] + cw2[c], every row: the float32 path where the
-    layer has one (aff non-empty), else the integer stages block by block (int64 scratch that stays in L1)."""
+def _finish_rows(g, tp, tp32, cw2, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo, aff, w, wp, out):
+    """out[c, p] (uint8) from the accumulators g[c, q] + tp[q] + cw2[c], every row (q and p as in _finish_float;
+    wp > w on the float32 path only): the float32 path where the layer has one (aff non-empty), else the integer
+    stages block by block (int64 scratch that stays in L1)."""
     m, n = out.shape
     if aff[1].size:
-        _finish_float(g, tp, tp32, 0, cw2, mul, shift, add, xs, ym, sh, bias, aff, out, 0, m, n, n)
+        _finish_float(g, tp, tp32, 0, cw2, mul, shift, add, xs, ym, sh, bias, aff, out, 0, m, w, wp)
         return
     bn = np.empty(BLOCK, np.int64)
     for c in range(m):
@@ -184,7 +188,7 @@ def _finish_rows(g, tp, tp32, cw2, mul, shift, add, wrap, xs, ym, sh, bias, lut,
                     lut_lo, bn, out, c)
 
 
-@numba.njit(cache=True, nogil=True, fastmath={"contract"})
+@numba.njit(cache=True, nogil=True)
 def window_columns(x, k, pad, flip, s, r0, c0, oh, ow, cols):
     """im2col of a (ic, h, w) uint8 map for the integer GEMM, channels-major: cols[t*ic + c, p] = x[c] at tap t
     (dy, dx) around output pixel p, padding 1 with `pad` for k=3, every byte XOR `flip` (int_gemm.ExactGemm).
@@ -244,10 +248,7 @@ def finish_gemm(g, sx_offset, arg_x, shr_x, cw2, mul, shift, add, wrap, xs, ym, 
     tp32 = np.empty(tp.size, np.int32)
     for j in range(tp.size):
         tp32[j] = np.int32(tp[j])
-    if wp != w:
-        _finish_float(g, tp, tp32, 0, cw2, mul, shift, add, xs, ym, sh, bias, aff, out, 0, m, w, wp)
-    else:
-        _finish_rows(g, tp, tp32, cw2, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo, aff, out)
+    _finish_rows(g, tp, tp32, cw2, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo, aff, w, wp, out)
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"contract"})
@@ -256,10 +257,8 @@ def finish_gemm_t(g, w_offset, arg_x, shr_x, cw2, mul, shift, add, xs, ym, sh, b
     _finish_float), channels innermost: acc = G^T[p, c] + w_offset*SX + ((arg_x*SX) >> shr_x) + cw2[c] with
     SX = G^T[p, m], cw2 = c_w + arg_add."""
     n, m = out.shape
-    a0, alpha, beta_e, margin, clip = aff
-    lo, hi = clip[0], clip[1]
-    cwd = _minus_a0(cw2, a0, np.int32)
-    words, flags = _flag_words(m)
+    _, alpha, beta_e, margin, _ = aff
+    lo, hi, cwd, words, flags = _channels_innermost(aff, cw2, np.int32)
     um = np.uint64(m)
     for p in range(np.uint64(n)):
         sx = np.int64(g[p, um])
@@ -276,7 +275,7 @@ def finish_gemm_t(g, w_offset, arg_x, shr_x, cw2, mul, shift, add, xs, ym, sh, b
             c = _next_flag(flags, words, m, c + 1)
 
 
-@numba.njit(cache=True, nogil=True, fastmath={"contract"})
+@numba.njit(cache=True, nogil=True)
 def gemm_accumulators(g, sx_offset, arg_x, shr_x, cw2, h, w, win):
     """int64 accumulators from finish_gemm's G for an (h, w) map, max-pooled over win x win windows at stride win
     (win = 1: all of them): for max pooling before BN (see ConvPlan.monotone), without an int64 map in between."""
@@ -317,7 +316,7 @@ def finish_accumulators(acc, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_l
     """out[c, p] (uint8) from the int64 accumulators acc[c, p]."""
     n = acc.shape[1]
     _finish_rows(acc, np.zeros(n, np.int64), np.zeros(n, np.int32), np.zeros(acc.shape[0], np.int64), mul, shift, add,
-                 wrap, xs, ym, sh, bias, lut, lut_lo, aff, out)
+                 wrap, xs, ym, sh, bias, lut, lut_lo, aff, n, n, out)
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"contract"})
@@ -486,10 +485,8 @@ def depthwise_hwc(x, pad, s, r0, c0, oh, ow, wf, cw2, mul, shift, add, xs, ym, s
         for i in range(np.uint64(w)):
             for c in range(np.uint64(ch)):
                 xp[y + np.uint64(1), i + np.uint64(1), c] = np.float32(x[y, i, c])
-    a0, alpha, beta_e, margin, clip = aff
-    lo, hi = clip[0], clip[1]
-    cwd = _minus_a0(cw2, a0, np.float32)
-    words, flags = _flag_words(ch)
+    _, alpha, beta_e, margin, _ = aff
+    lo, hi, cwd, words, flags = _channels_innermost(aff, cw2, np.float32)
     uch = np.uint64(ch)
     for oy in range(np.uint64(oh)):
         for ox in range(np.uint64(ow)):

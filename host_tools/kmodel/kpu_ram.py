@@ -47,22 +47,6 @@ class RamMap:
         self.span = (addr * 64, last)          # bytes [lo, hi) it touches (and some gaps)
         self.key = (addr, tuple(shape), groups, self.line, self.cs)
 
-    def _views(self, ram, origin=0, groups=None):
-        """(first channel, end channel, strided view) per run of whole channel groups; ram starts at byte `origin`
-        of KPU RAM; groups: (first, end) channel groups only (default all)."""
-        c, h, w = self.shape
-        k0, k1 = groups or (0, -(-c // self.g))
-        base = ram[self.addr * 64 + k0 * self.cs - origin:]
-        full, rest = divmod(min(c, k1 * self.g) - k0 * self.g, self.g)
-        out = []
-        if full:
-            out.append((k0 * self.g, (k0 + full) * self.g,
-                        as_strided(base, (full, self.g, h, w), (self.cs, self.pitch, self.line, 1))))
-        if rest:
-            b = base[full * self.cs:]
-            out.append(((k0 + full) * self.g, c, as_strided(b, (1, rest, h, w), (self.cs, self.pitch, self.line, 1))))
-        return out
-
     def read(self, ram, origin=0) -> np.ndarray:
         c, h, w = self.shape
         if self.g == 1:
@@ -232,7 +216,6 @@ def _covers(m: RamMap, mp: RamMap) -> bool:
         g, (glo, ghi) = m.groups_in(*mp.span)
         lo, hi = min(mp.span[0], glo), max(mp.span[1], ghi)
         mask = np.zeros(hi - lo, np.uint8)
-        for _, _, v in m._views(mask, lo, g):
-            v[...] = 1
+        m.write(mask, np.ones(m.shape, np.uint8), origin=lo, groups=g)
         _COVERS[key] = bool(mp.read(mask, origin=lo).all())
     return _COVERS[key]
