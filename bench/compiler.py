@@ -27,6 +27,19 @@ def build_tflite(alpha, size, path):
     Path(path).write_bytes(to_int8_tflite(model, calib))
 
 
+def litert_step(path, resolver):
+    """One LiteRT int8 frame at one thread, from a uint8 HWC image (the camera byte minus 128)."""
+    from ai_edge_litert.interpreter import Interpreter
+    it = Interpreter(model_path=str(path), num_threads=1, experimental_op_resolver_type=resolver)
+    it.allocate_tensors()
+    index = it.get_input_details()[0]["index"]
+
+    def invoke(f):
+        it.set_tensor(index, (f.astype(np.int16) - 128).astype(np.int8)[None])
+        it.invoke()
+    return invoke
+
+
 def interleaved_medians(steps: dict, frames, block: int = 5) -> dict:
     """Median seconds of each step over the frames, the steps taking turns every `block` frames: on a shared
     machine the load changes within seconds and each step must see the same load, while turns after every
@@ -47,7 +60,7 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--frames", type=int, default=20)
     a = ap.parse_args(argv)
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from ai_edge_litert.interpreter import OpResolverType
     from host_tools.compiler import compile_tflite
     from host_tools.kmodel import run
     with tempfile.TemporaryDirectory() as tmp:
@@ -58,20 +71,13 @@ def main(argv=None) -> int:
         compile_s = time.perf_counter() - t0
         rng = np.random.default_rng(1)
         frames = [rng.integers(0, 256, (a.size, a.size, 3), dtype=np.uint8) for _ in range(a.frames)]
-        steps = {"emulator": lambda f: run(c.kmodel, f.transpose(2, 0, 1).copy())}
-        for label, resolver in (("default (XNNPACK)", OpResolverType.AUTO),
-                                ("builtin kernels, no delegate", OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)):
-            it = Interpreter(model_path=str(src), num_threads=1, experimental_op_resolver_type=resolver)
-            it.allocate_tensors()
-
-            def invoke(f, it=it, index=it.get_input_details()[0]["index"]):
-                it.set_tensor(index, (f.astype(np.int16) - 128).astype(np.int8)[None])
-                it.invoke()
-            steps[label] = invoke
-        for step in steps.values():     # warm-up: the emulator builds its per-layer plans once
+        xnnpack, builtin = (litert_step(src, r) for r in (OpResolverType.AUTO,
+                                                           OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
+        steps = {"emulator": lambda f: run(c.kmodel, f.transpose(2, 0, 1).copy()), "default (XNNPACK)": xnnpack}
+        for step in (*steps.values(), builtin):     # warm-up: the emulator builds its per-layer plans once
             step(frames[0])
-        builtin = steps.pop("builtin kernels, no delegate")     # a reference point only, timed on its own
         t = interleaved_medians(steps, frames)
+        # the builtin kernels are a reference point only, timed on their own
         t.update(interleaved_medians({"builtin kernels, no delegate": builtin}, frames))
         emu = t.pop("emulator")
     print("MobileNetV1 %g @ %d, 1000 classes: compile %.2f s (aim <= 30 s); kmodel %d bytes, %d layers"
