@@ -8,7 +8,7 @@ BOARD  ?= bit
 FIRMWARE ?=
 OUT    ?= out
 
-.PHONY: venv sim test test-fast models deploy board bench clean
+.PHONY: venv sim test test-fast test-slow models deploy board bench clean
 
 venv: $(STAMP)
 
@@ -25,8 +25,12 @@ sim: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q
 
+# The long runs (default training on the user-like datasets, ...), each printing its figures.
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -s -m heavy
+
 test-fast: $(STAMP)
-	$(PY) -m pytest -n 2 -q -m "not slow"
+	$(PY) -m pytest -n 2 -q -m "not slow and not heavy"
 
 # Rebuild the demo models (dataset -> keras -> int8 tflite -> kmodel + manifest) into models/.
 models: $(STAMP)

@@ -9,6 +9,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from host_tools import framing as F
 from host_tools.files import write_atomic
 
 SCHEMA = 1
@@ -39,6 +40,7 @@ class Manifest:
     anchors: list = field(default_factory=list)   # detector: 2 * anchor_num floats
     threshold: float = 0.5
     nms: float = 0.3
+    framing: str = F.DEFAULT       # how a camera frame or photo becomes the input (host_tools/framing.py)
     big_endian: str = ""           # file name of the big-endian copy for kpu.load_flash, "" when none
     schema: int = SCHEMA
 
@@ -86,6 +88,9 @@ def validate(d: dict, where: str = "manifest") -> Manifest:
         v = d.get(k, 0.5)
         if not isinstance(v, (int, float)) or not 0 <= v <= 1:
             raise ManifestError("%s: field %r must be a number in [0, 1], got %r" % (where, k, v))
+    if d.get("framing", F.DEFAULT) not in F.FRAMINGS:
+        raise ManifestError("%s: field 'framing' is %r, expected one of %s"
+                            % (where, d.get("framing"), ", ".join(F.FRAMINGS)))
     for k in ("name", "kmodel", "sha256"):
         _need(d, k, str, where)
     for k in ("kmodel_version", "size"):
@@ -124,7 +129,7 @@ def kmodel_path(manifest_path, m: Manifest) -> Path:
 
 # ---- the device's view: models.json ----
 
-DEVICE_FIELDS = ("name", "kind", "input", "outputs", "labels", "anchors", "threshold", "nms", "load")
+DEVICE_FIELDS = ("name", "kind", "input", "outputs", "labels", "anchors", "threshold", "nms", "load", "framing")
 
 
 def device_entry(m: Manifest, flash_offset: int = None, path: str = None) -> dict:

@@ -4,6 +4,7 @@ import ujson
 
 SCHEMA = 1
 KINDS = ("classifier", "detector")
+FRAMINGS = ("crop", "stretch")  # host_tools/framing.py: how the camera frame becomes the model input
 MAX_W = 320  # the KPU takes camera input up to QVGA
 MAX_H = 240
 
@@ -66,6 +67,9 @@ def check_entry(d, where):
     if inp.get("format", "planar_u8") != "planar_u8":
         raise RegistryError("%s: field 'input.format' is %r, camera frames need planar_u8"
                             % (where, inp.get("format")))
+    framing = d.get("framing", "crop")
+    if framing not in FRAMINGS:
+        raise RegistryError("%s: field 'framing' is %r, expected crop or stretch" % (where, framing))
     outs = _need(d, "outputs", (list,), where)
     if not outs:
         raise RegistryError("%s: field 'outputs' is empty" % where)
@@ -83,7 +87,7 @@ def check_entry(d, where):
         raise RegistryError("%s: field 'anchors' must hold an even, non-zero count of numbers" % where)
     return {
         "name": name, "kind": kind, "source": src, "load": load,
-        "w": inp["w"], "h": inp["h"], "c": inp["c"],
+        "w": inp["w"], "h": inp["h"], "c": inp["c"], "framing": framing,
         "out_type": outs[0].get("type", "f") if isinstance(outs[0], dict) else "f",
         "labels": labels, "anchors": tuple([float(a) for a in anchors]),
         "threshold": _number(d, "threshold", where), "nms": _number(d, "nms", where),

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from host_tools.framing import camera_view
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".tif", ".tiff")
 
 
@@ -105,13 +107,7 @@ class Camera:
         if key not in self._cache:
             if len(self._cache) > 64:
                 self._cache.clear()
-            src = self.sources[i][1]
-            sh, sw = src.shape[:2]
-            s = max(w / sw, h / sh)
-            nw, nh = max(w, int(round(sw * s))), max(h, int(round(sh * s)))
-            im = Image.fromarray(src).resize((nw, nh), Image.BILINEAR)
-            x0, y0 = (nw - w) // 2, (nh - h) // 2
-            a = np.asarray(im)[y0:y0 + h, x0:x0 + w].copy()
+            a = camera_view(self.sources[i][1], w, h).copy()
             a.setflags(write=False)
             self._cache[key] = a
         return self._cache[key]

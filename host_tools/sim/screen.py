@@ -3,7 +3,7 @@ from collections import deque
 
 import numpy as np
 
-from host_tools.sim.color import rgb565_to_888
+from host_tools.k210.pixels import rgb565_to_888
 
 
 class Frame:

@@ -11,7 +11,7 @@ import io as host_io
 import numpy as np
 from PIL import Image as PILImage, ImageDraw, ImageFont
 
-from host_tools.sim import color as col
+from host_tools.k210 import pixels as col
 from host_tools.sim.clock import COSTS
 from host_tools.sim.firmware.runtime import Runtime, make_module
 
@@ -225,20 +225,15 @@ def build_image(rt: Runtime):
         def resize(self, w, h):
             rt.checkpoint()
             w, h = int(w), int(h)
-            if self._gray():
-                px = np.array(PILImage.fromarray(self._px).resize((w, h), PILImage.BILINEAR))
-            else:
-                px = col.rgb888_to_565(np.asarray(PILImage.fromarray(self._rgb()).resize((w, h),
-                                                                                         PILImage.BILINEAR)))
+            px = col.resize(self._px, w, h)
             cost(w * h)
-            return Image(_px=np.ascontiguousarray(px))
+            return Image(_px=px)
 
         def to_grayscale(self, copy=False):
             rt.checkpoint()
             if self._gray():
                 return self.copy() if copy else self
-            rgb = self._rgb().astype(np.int32)
-            g = ((rgb[..., 0] * 38 + rgb[..., 1] * 75 + rgb[..., 2] * 15) >> 7).astype(np.uint8)
+            g = col.luma(self._rgb())
             cost(g.size)
             if copy:
                 return Image(_px=g)
@@ -253,8 +248,7 @@ def build_image(rt: Runtime):
                 w, h = self.width(), self.height()
                 ai_bytes = w * h if self._gray() else ((w + 63) & ~63) * h * 3
                 rt.gc.alloc(self, ai_bytes)
-            self._ai = self._px[None].copy() if self._gray() else np.ascontiguousarray(
-                self._rgb().transpose(2, 0, 1))
+            self._ai = col.ai_planes(self._px)
             cost(self._px.size)
             return None
 

@@ -2,7 +2,7 @@
 and filling the borders black; every change is recorded on the board's Screen."""
 import numpy as np
 
-from host_tools.sim import color as col
+from host_tools.k210 import pixels as col
 from host_tools.sim.clock import COSTS
 from host_tools.sim.firmware.runtime import Runtime, make_module
 

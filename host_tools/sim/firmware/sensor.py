@@ -8,7 +8,7 @@ report the frame size.
 """
 import numpy as np
 
-from host_tools.sim import color as col
+from host_tools.k210 import pixels as col
 from host_tools.sim.clock import COSTS
 from host_tools.sim.firmware.image import GRAYSCALE, RGB565
 from host_tools.sim.firmware.runtime import Runtime, make_module
@@ -95,12 +95,7 @@ def build_sensor(rt: Runtime, image_mod):
             rgb = rgb[:, ::-1]
         if st["vflip"]:
             rgb = rgb[::-1]
-        if st["fmt"] == GRAYSCALE:
-            px = ((rgb[..., 0].astype(np.int32) * 38 + rgb[..., 1] * 75 + rgb[..., 2] * 15) >> 7).astype(np.uint8)
-            ai = px[None].copy()
-        else:
-            px = col.rgb888_to_565(rgb)
-            ai = np.ascontiguousarray(rgb.transpose(2, 0, 1))
+        px, ai = col.sensor_frame(rgb, st["fmt"] == GRAYSCALE)
         converted.clear()
         converted[key] = (full, px, ai)   # holding `full` keeps its id from being reused
         return fill_fb(px.copy(), ai.copy())

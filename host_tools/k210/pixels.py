@@ -1,7 +1,8 @@
-"""MaixPy's pixel format: RGB565 stored byte-swapped (the LCD's order), as imlib.h and lcd.h define it.
+"""MaixPy's pixel formats and the firmware's pixel arithmetic.
 
-An int colour given to lcd/image functions is such a swapped RGB565 value (lcd.RED == 0x00F8); a tuple is
-(r, g, b) bytes. Conversions use the firmware's rounding tables (5/6-bit <-> 8-bit by rounding).
+RGB565 is stored byte-swapped (the LCD's order), as imlib.h and lcd.h define it. An int colour given to lcd/image
+functions is such a swapped RGB565 value (lcd.RED == 0x00F8); a tuple is (r, g, b) bytes. Conversions use the
+firmware's rounding tables (5/6-bit <-> 8-bit by rounding).
 """
 import numpy as np
 
@@ -65,3 +66,35 @@ def to_gray(color, default=255) -> int:
         return max(0, min(255, color))
     r, g, b = color
     return int((r * 38 + g * 75 + b * 15) >> 7)
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> (H, W) uint8 grayscale, the firmware's integer luma."""
+    rgb = rgb.astype(np.int32)
+    return ((rgb[..., 0] * 38 + rgb[..., 1] * 75 + rgb[..., 2] * 15) >> 7).astype(np.uint8)
+
+
+def sensor_frame(rgb: np.ndarray, gray: bool):
+    """What sensor.snapshot() holds for a scene (H, W, 3) uint8: (pixels, AI planes). Pixels are swapped RGB565
+    (or grayscale); the DVP writes the planar AI buffer from the same scene at 8 bits per channel (whether its
+    planes keep more than the 5/6 bits of RGB565 is unknown: 8 bits assumed)."""
+    if gray:
+        px = luma(rgb)
+        return px, px[None].copy()
+    return rgb888_to_565(rgb), np.ascontiguousarray(rgb.transpose(2, 0, 1))
+
+
+def ai_planes(px: np.ndarray) -> np.ndarray:
+    """img.pix_to_ai(): the planar AI buffer (C, H, W) uint8 built from an image's own pixels."""
+    if px.dtype == np.uint8:
+        return px[None].copy()
+    return np.ascontiguousarray(rgb565_to_888(px).transpose(2, 0, 1))
+
+
+def resize(px: np.ndarray, w: int, h: int) -> np.ndarray:
+    """img.resize(w, h) on swapped RGB565 (H, W) uint16 or grayscale (H, W) uint8 pixels."""
+    from PIL import Image
+    if px.dtype == np.uint8:
+        return np.ascontiguousarray(np.array(Image.fromarray(px).resize((w, h), Image.BILINEAR)))
+    rgb = np.asarray(Image.fromarray(rgb565_to_888(px)).resize((w, h), Image.BILINEAR))
+    return np.ascontiguousarray(rgb888_to_565(rgb))

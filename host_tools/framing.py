@@ -1,0 +1,81 @@
+"""Input framing: the one rule for how a photo or a camera frame becomes a model's input.
+
+The rule a model was trained with is written in its manifest (`framing`) and followed everywhere:
+- "crop" (the default): take the largest centred region of the source that has the model input's aspect ratio,
+  then resize it to the model input;
+- "stretch": resize the whole source to the model input, ignoring the aspect ratio.
+
+Training applies it to each photo (`train_image`). On the board the source is the camera's full QVGA frame: the
+app cuts the region and resizes it with the firmware's own calls, then builds the KPU's AI buffer
+(device/lib/camera.py mirrors `crop_box`; a test holds them equal). `camera_view` is how a photo fills that frame
+on the virtual camera, so `model_input(camera_view(photo), ...)` is what the KPU receives when the camera looks at
+the photo: the bytes `kmodel run` feeds the emulator for an image, and those the simulated app feeds the KPU.
+"""
+import numpy as np
+
+from host_tools.k210 import pixels
+
+FRAMINGS = ("crop", "stretch")
+DEFAULT = "crop"
+CAMERA_W, CAMERA_H = 320, 240   # the app always takes QVGA frames
+
+
+def check(framing: str, where: str = "framing") -> str:
+    if framing not in FRAMINGS:
+        raise ValueError("%s is %r, expected one of %s" % (where, framing, ", ".join(FRAMINGS)))
+    return framing
+
+
+def crop_box(src_w: int, src_h: int, w: int, h: int, framing: str = DEFAULT):
+    """(x, y, cw, ch): the region of a src_w x src_h source that becomes a w x h model input."""
+    check(framing)
+    if framing == "stretch" or src_w * h == src_h * w:
+        return 0, 0, src_w, src_h
+    if src_w * h > src_h * w:          # source wider than the model: keep its full height
+        cw, ch = src_h * w // h, src_h
+    else:
+        cw, ch = src_w, src_w * h // w
+    return (src_w - cw) // 2, (src_h - ch) // 2, cw, ch
+
+
+def train_image(rgb: np.ndarray, w: int, h: int, framing: str = DEFAULT) -> np.ndarray:
+    """A photo (H, W, 3) uint8 framed for training: (h, w, 3) uint8, resized with a good filter."""
+    from PIL import Image
+    x, y, cw, ch = crop_box(rgb.shape[1], rgb.shape[0], w, h, framing)
+    im = Image.fromarray(np.ascontiguousarray(rgb[y:y + ch, x:x + cw]))
+    if (cw, ch) != (w, h):
+        im = im.resize((w, h), Image.BILINEAR, reducing_gap=3.0)
+    return np.asarray(im, dtype=np.uint8)
+
+
+def camera_view(rgb: np.ndarray, w: int = CAMERA_W, h: int = CAMERA_H) -> np.ndarray:
+    """How a picture held in front of the virtual camera fills its w x h frame: scaled to cover it, centred."""
+    from PIL import Image
+    sh, sw = rgb.shape[:2]
+    if (sw, sh) == (w, h):
+        return rgb
+    s = max(w / sw, h / sh)
+    nw, nh = max(w, int(round(sw * s))), max(h, int(round(sh * s)))
+    im = Image.fromarray(np.ascontiguousarray(rgb)).resize((nw, nh), Image.BILINEAR)
+    x0, y0 = (nw - w) // 2, (nh - h) // 2
+    return np.asarray(im)[y0:y0 + h, x0:x0 + w].copy()
+
+
+def model_input(frame_rgb: np.ndarray, w: int, h: int, c: int, framing: str = DEFAULT) -> np.ndarray:
+    """The planar (c, h, w) uint8 bytes the KPU gets from a camera frame (H, W, 3) uint8, as the app takes them:
+    the snapshot's own AI buffer when the region is the whole frame at the model's size, else cut, resize and
+    pix_to_ai() on the frame's RGB565 (or grayscale) pixels."""
+    px, ai = pixels.sensor_frame(frame_rgb, c == 1)
+    fh, fw = px.shape
+    x, y, cw, ch = crop_box(fw, fh, w, h, framing)
+    if (x, y, cw, ch) == (0, 0, fw, fh) and (cw, ch) == (w, h):
+        return ai
+    region = np.ascontiguousarray(px[y:y + ch, x:x + cw])
+    if (cw, ch) != (w, h):
+        region = pixels.resize(region, w, h)
+    return pixels.ai_planes(region)
+
+
+def photo_input(rgb: np.ndarray, w: int, h: int, c: int, framing: str = DEFAULT) -> np.ndarray:
+    """What the KPU receives when the board's camera looks at this photo."""
+    return model_input(camera_view(rgb), w, h, c, framing)
