@@ -214,9 +214,9 @@ def test_concat_flatten_and_cpu_dense_match_litert(branch_model):
 
 
 def test_a_model_too_big_for_ram_gets_load_flash_and_a_big_endian_copy(branch_model, tmp_path, monkeypatch):
-    from host_tools.compiler import build
-    from host_tools.compiler.bigendian import to_big_endian
-    monkeypatch.setattr(build, "model_budget", lambda profile: {"full": 1000, "minimum": 10 ** 7}[profile])
+    from host_tools.k210 import firmware
+    from host_tools.k210.bigendian import to_big_endian
+    monkeypatch.setattr(firmware, "model_budget", lambda build: {"full": 1000, "minimum": 10 ** 7}[build])
     man = compile_file(branch_model, tmp_path, "branch", "classifier", list("abcde"))
     assert man.fits == {"full": False, "minimum": True} and man.load == "flash"
     assert man.big_endian == "branch_be.kmodel"

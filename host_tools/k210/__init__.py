@@ -2,4 +2,14 @@
 
 Every other package (kmodel, compiler, pipeline, sim, deploy) imports these facts from here and restates none of
 them. This package imports nothing from the rest of host_tools.
+
+- `kpu`: the KPU's limits and layout rules (maps, channels, kernels, KPU RAM rows, weight loads, pool types)
+- `rules`: the model rules the compiler refuses by and the checker reports, with their ids
+- `firmware`: MaixPy builds (full, minimum), their heap budgets, camera/LCD buffers, which build and load mode
+  a model needs
+- `flash`: the 16 MiB flash map (firmware, models, SPIFFS) and the model placement rule
+- `bigendian`: the word-swapped form kpu.load_flash reads
+- `errors`: the firmware's KPU error codes and texts
+- `pixels`: RGB565, luma, the camera's and pix_to_ai's buffers, resize
+- register fields and the conv/BN/activation/pool arithmetic stages: `registers`, `arith` (being moved here)
 """

@@ -14,8 +14,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from host_tools.k210 import kpu as hw
 from host_tools.kmodel import kpu_kernels as K
-from host_tools.kmodel import regs as R
 from host_tools.kmodel.int_gemm import ExactGemm, ExactGemmT, signed_columns_exact
 from host_tools.kmodel.kpu_ram import Deferred, RamMap
 
@@ -72,7 +72,7 @@ class ConvPlan:
         self.sorted_starts = bool(np.all(np.diff(self.x_start) >= 0))
         self.macs = oc * (1 if self.depthwise else ic) * self.taps * ih * iw
         self.segments = self._segments()
-        kind, _, stride = R.POOL_TYPES[self.pool]
+        kind, _, stride = hw.POOL_TYPES[self.pool]
         pixels = (ih // stride) * (iw // stride) if kind.startswith("sample") else ih * iw
         # few pixels, many channels (MobileNet's last blocks): pixel-major maps, weights prepacked (forward)
         self.pixel_major = (not self.depthwise and self.k == 1 and self.affine is not None
@@ -330,7 +330,7 @@ class ConvPlan:
         output: then it has it computed right into its GEMM's columns, only at the pixels it samples (nncase
         moves a depthwise stride 2 into the next 1x1 conv, so 3/4 of such outputs are never read), or unsampled
         as the depthwise kernel's padded planes, the GEMM and finishing running over the padding columns too."""
-        kind, win, stride = R.POOL_TYPES[self.pool]
+        kind, win, stride = hw.POOL_TYPES[self.pool]
         _, h, w = self.in_shape
         if kind in ("sample_lt", "sample_rt"):       # sampling commutes with the per-pixel stages
             grid = (stride, 0, 0 if kind == "sample_lt" else stride - 1, h // stride, w // stride)
@@ -424,7 +424,7 @@ def pool(y: np.ndarray, pool_type: int) -> np.ndarray:
 
     Mean rounds down (nncase v0.1's emulator; the hardware's rounding is unknown).
     """
-    kind, win, stride = R.POOL_TYPES[pool_type]
+    kind, win, stride = hw.POOL_TYPES[pool_type]
     if kind == "none":
         return y
     c, h, w = y.shape
