@@ -11,5 +11,7 @@ them. This package imports nothing from the rest of host_tools.
 - `bigendian`: the word-swapped form kpu.load_flash reads
 - `errors`: the firmware's KPU error codes and texts
 - `pixels`: RGB565, luma, the camera's and pix_to_ai's buffers, resize
-- register fields and the conv/BN/activation/pool arithmetic stages: `registers`, `arith` (being moved here)
+- `registers`: the K210_CONV registers, BN and activation tables, and the fields the layout sets
+- `arith`: one conv layer's integer arithmetic, one function per stage (conv sums, BN, activation, pools)
+- `envelope`: the field limits and datapath widths vendor-made kmodels stay within
 """

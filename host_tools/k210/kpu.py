@@ -5,6 +5,8 @@ Plain functions of shapes; the register fields they fill belong to the registers
 """
 from dataclasses import dataclass
 
+from host_tools.k210.arith import POOL_TYPES
+
 RAM_BYTES = 2 * 1024 * 1024          # 2 MiB of KPU SRAM, addressed in 64-byte rows
 ROW_BYTES = 64
 RAM_ROWS = RAM_BYTES // ROW_BYTES
@@ -18,21 +20,7 @@ MAX_CHANNEL_PIXELS = 1 << 16         # dma channel_byte_num = OW*OH - 1 is a 16-
 WEIGHT_LOAD_BYTES = {8: 30 * 1024, 16: 60 * 1024}   # weights the KPU takes in one load
 MAX_LOADS = 64                       # load_time is a 6-bit field (loads - 1)
 
-# pool_type -> (kind, window, stride), applied after the activation; kinds: none, max, mean, sample_lt
-# (left-top sampling: how stride 2 is done), sample_rt
-POOL_TYPES = {
-    0: ("none", 1, 1),
-    1: ("max", 2, 2),
-    2: ("mean", 2, 2),
-    3: ("max", 4, 4),
-    4: ("mean", 4, 4),
-    5: ("sample_lt", 2, 2),
-    6: ("sample_rt", 2, 2),
-    7: ("sample_lt", 4, 4),
-    8: ("mean", 2, 1),
-    9: ("max", 2, 1),
-}
-SAMPLE_LT = 5                        # the pool type of a stride-2 conv
+SAMPLE_LT = 5                        # the pool type (left-top sampling) of a stride-2 conv
 
 
 def pool_type(kind: str, window: int, stride: int):

@@ -1,9 +1,9 @@
 """KPU layer registers, BN table and activation table of a kmodel V3 K210_CONV layer; the fields the layout sets.
+(What the registers' numbers compute: host_tools.k210.arith; the KPU's limits and layout rules: k210.kpu.)
 
 Field positions follow the K210 SDK's kpu.h (LSB-first bit ranges). Every register is a dataclass with a
 FIELDS table (name, first bit, width, signed); `decode_reg` / `encode_reg` convert between the dataclass and
 its u64. The reader decodes with these and the compiler encodes with these, so both agree by construction.
-The layout rules (KPU RAM rows, weight-load chunking, pooling) are in host_tools.k210.kpu.
 """
 import struct
 from dataclasses import dataclass, fields as dc_fields
@@ -86,7 +86,7 @@ class ImageSize:
 class KernelPoolTypeCfg:
     kernel_type: int = 0         # 0 = 1x1, 1 = 3x3
     pad_type: int = 0
-    pool_type: int = 0           # see host_tools.k210.kpu.POOL_TYPES
+    pool_type: int = 0           # see host_tools.k210.arith.POOL_TYPES
     first_stride: int = 0
     bypass_conv: int = 0
     load_para: int = 0
