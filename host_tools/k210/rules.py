@@ -17,6 +17,7 @@ class Rule:
 
 
 RULES = (
+    Rule("format", "a tflite flatbuffer with one subgraph"),
     Rule("input", "one image input [1, H, W, C]: C 1 (grayscale) or 3 (RGB), from 4x4 up to the camera's 320x240"),
     Rule("input-quant", "int8 input with scale 1/255 and zero point -128, so the camera byte is the input"),
     Rule("int8", "a fully-integer tflite: int8 per-tensor activations, constant int8 weights, one weight zero "
@@ -45,8 +46,13 @@ RULES = (
     Rule("main-memory", "the CPU layers' buffers fit the K210's 6 MiB of SRAM"),
     Rule("memory", "the model loads with a MaixPy build: kpu.load into the system heap, or kpu.load_flash with "
                    "every layer below 2 MiB"),
+    Rule("envelope", "every conv layer's register fields and datapath widths stay within what vendor-made kmodels "
+                     "use on real K210s (envelope.py)"),
+    Rule("compiler", "the compiler can express the layer (anything else it stumbles on is reported at the layer "
+                     "it was compiling)"),
 )
 BY_ID = {r.id: r for r in RULES}
 
-(INPUT, INPUT_QUANT, INT8, OP, FIRST_LAYER, KERNEL, STRIDE, DILATION, DEPTH_MULTIPLIER, PADDING, STRIDE2_SIZE,
- MAP_SIZE, CHANNELS, CHANNEL_PIXELS, WEIGHT_LOADS, ACTIVATION, POOL, GRAPH, KPU_RAM, MAIN_MEMORY, MEMORY) = RULES
+(FORMAT, INPUT, INPUT_QUANT, INT8, OP, FIRST_LAYER, KERNEL, STRIDE, DILATION, DEPTH_MULTIPLIER, PADDING,
+ STRIDE2_SIZE, MAP_SIZE, CHANNELS, CHANNEL_PIXELS, WEIGHT_LOADS, ACTIVATION, POOL, GRAPH, KPU_RAM, MAIN_MEMORY, MEMORY,
+ ENVELOPE, COMPILER) = RULES
