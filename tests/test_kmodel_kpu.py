@@ -7,10 +7,12 @@ import pytest
 
 from conftest import fixture_file
 from host_tools.kmodel import load, run
-from host_tools.kmodel import regs as R
+from host_tools.k210 import registers as R
+from host_tools.k210.arith import POOL_TYPES
 from host_tools.kmodel import int_gemm
 from host_tools.kmodel import kpu_kernels as K
-from host_tools.kmodel.kpu import ConvPlan, carry_shift, pool
+from host_tools.k210.arith import carry_shift, pool
+from host_tools.kmodel.kpu import ConvPlan
 
 
 def random_layer(rng, ic, oc, h, w, k, dw, pool_type, bits=8, wild=False):
@@ -189,7 +191,7 @@ def wide_bn_layer(rng, ic, oc, h, w, k, dw, pool_type, leaky, integer_a=False):
         cv.arg_x = -int(rng.integers(0, 256)) << cv.shr_x
     L.regs.conv_value2.arg_add = 0
     p = ConvPlan(L)
-    acc = p.accumulate(*p.conv_sums(rng.integers(0, 256, L.in_shape).astype(np.uint8)))
+    acc = p.accumulators(rng.integers(0, 256, L.in_shape).astype(np.uint8))
     lo, hi = (np.percentile(acc.reshape(len(acc), -1), q, axis=1).astype(np.int64) for q in (5, 95))
     mul = np.minimum((1 << 29) // (hi - lo + 1), (1 << 23) - 1)      # bn = (acc - lo) * ~2^27 / (hi - lo)
     L.bn = (mul, -((lo * mul) >> 2), np.full(oc if not dw else ic, 2))
@@ -210,7 +212,7 @@ def test_wide_bn_layers_equal_int64_reference(pool_type):
     for ic, oc, h, w, k, dw in CASES[:4]:
         for leaky in (False, True):
             p = ConvPlan(wide_bn_layer(rng, ic, oc, h, w, k, dw, pool_type, leaky))
-            assert p.monotone or R.POOL_TYPES[pool_type][0] != "max" or leaky
+            assert p.monotone or POOL_TYPES[pool_type][0] != "max" or leaky
             for _ in range(3):
                 x = rng.integers(0, 256, (ic, h, w)).astype(np.uint8)
                 y = p.forward_exact(x)
@@ -237,7 +239,7 @@ def spread_bn(L, rng):
     """BN and activation spread over the accumulator range of random inputs, so outputs take many values and a
     wrong sum shows (random BN values leave most outputs at one clamp)."""
     p = ConvPlan(L)
-    acc = p.accumulate(*p.conv_sums(rng.integers(0, 256, L.in_shape).astype(np.uint8)))
+    acc = p.accumulators(rng.integers(0, 256, L.in_shape).astype(np.uint8))
     lo, hi = (np.percentile(acc.reshape(len(acc), -1), q, axis=1).astype(np.int64) for q in (5, 95))
     # bn = (acc - lo) * ~2^16 / (hi - lo) with norm_shift 15 (4 bits); a flat channel must not blow BN up
     mul = np.clip((1 << 31) // (hi - lo + 1), 1, 1 << 16)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from host_tools.kmodel import regs as R
+from host_tools.k210 import registers as R
 from host_tools.kmodel.kpu_ram import Deferred, KpuRam, RamMap, ram_index, rule_index
 
 

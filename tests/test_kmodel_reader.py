@@ -5,7 +5,7 @@ import pytest
 
 from conftest import fixture_file
 from host_tools.kmodel import KmodelError, parse
-from host_tools.kmodel import regs as R
+from host_tools.k210 import registers as R
 
 
 def test_yolo20_layers_and_registers():

@@ -1,4 +1,4 @@
-"""The registers of one K210_CONV layer, derived from its shapes by the layout rules in host_tools.kmodel.regs.
+"""The registers of one K210_CONV layer, derived from its shapes by the layout rules in host_tools.k210.registers.
 
 Values the runtime patches (BN, weights and activation table addresses) stay 0, as in nncase's files; constant
 fields (load_para, load_coor, load_act, dma_burst_size 15, send_data_out 0: the runtime sets it for main-memory
@@ -7,7 +7,7 @@ output) carry the values nncase writes.
 import numpy as np
 
 from host_tools.compiler import kpu_arith as A
-from host_tools.kmodel import regs as R
+from host_tools.k210 import registers as R
 
 KERNEL_TYPES = {1: 0, 3: 1}
 DMA_BURST_SIZE = 15

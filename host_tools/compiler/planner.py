@@ -6,7 +6,7 @@ so the KPU never reads a row it is writing.
 """
 from host_tools.compiler import ir
 from host_tools.compiler.errors import CompileError
-from host_tools.kmodel import regs as R
+from host_tools.k210 import registers as R
 from host_tools.kmodel.reader import MAIN_MEM_LIMIT     # the K210's 6 MiB of general SRAM
 
 KPU_ROWS = R.KPU_RAM_BYTES // R.KPU_ROW_BYTES

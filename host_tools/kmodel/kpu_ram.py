@@ -14,7 +14,7 @@ import numba
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from host_tools.kmodel import regs as R
+from host_tools.k210 import registers as R
 
 
 def ram_index(addr: int, shape, groups: int, row_len: int, ch_switch: int) -> np.ndarray:

@@ -8,7 +8,7 @@ heap_flash approximates `kpu.load_flash`: main memory plus two buffers of the la
 """
 from dataclasses import dataclass, field
 
-from host_tools.kmodel import regs as R
+from host_tools.k210 import registers as R
 from host_tools.kmodel.reader import K210_CONV, K210_ADD_PADDING, K210_UPLOAD, FULLY_CONNECTED, Kmodel
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from host_tools.kmodel import regs as R
+from host_tools.k210 import registers as R
+from host_tools.k210.arith import POOL_TYPES
 from host_tools.kmodel.errors import (ERR_KMODEL_FORMAT, ERR_KMODEL_VERSION, ERR_NO_MEM, ERR_UNKNOWN,
                                       KmodelError)
 
@@ -371,7 +372,7 @@ class _Parser:
         if kt not in (0, 1):
             self.lfail("kernel_type %d: the KPU runs 1x1 (0) and 3x3 (1) kernels" % kt, "kernel_type")
         pool = regs.kernel_pool_type_cfg.pool_type
-        if pool not in R.POOL_TYPES:
+        if pool not in POOL_TYPES:
             self.lfail("pool_type %d: the KPU has pool types 0-9" % pool, "pool_type")
         if ih < 2 or iw < 2:
             # a 3x3 window needs a neighbour; nncase's own limit is 4

@@ -7,7 +7,7 @@ name or the tflite output tensor name. Memory figures are estimates before compi
 """
 from dataclasses import dataclass, field
 
-from host_tools.kmodel.regs import KPU_RAM_BYTES, KPU_ROW_BYTES, kpu_ram_rows, weight_loads
+from host_tools.k210.registers import KPU_RAM_BYTES, KPU_ROW_BYTES, kpu_ram_rows, weight_loads
 
 # Rule ids: what each finding's `rule` holds and the tests match.
 KERNEL = "kernel"            # KPU convolutions are 1x1 or 3x3

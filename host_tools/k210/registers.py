@@ -1,4 +1,5 @@
 """KPU layer registers, BN table and activation table of a kmodel V3 K210_CONV layer; the layout rules.
+(What the registers' numbers compute: host_tools.k210.arith.)
 
 Field positions follow the K210 SDK's kpu.h (LSB-first bit ranges). Every register is a dataclass with a
 FIELDS table (name, first bit, width, signed); `decode_reg` / `encode_reg` convert between the dataclass and
@@ -9,6 +10,8 @@ import struct
 from dataclasses import dataclass, fields as dc_fields
 
 import numpy as np
+
+from host_tools.k210.arith import POOL_TYPES
 
 KPU_RAM_BYTES = 2 * 1024 * 1024      # 2 MiB of KPU SRAM, addressed in 64-byte rows
 KPU_ROW_BYTES = 64
@@ -323,21 +326,6 @@ def weight_count(kernel: int, in_ch: int, out_ch: int, depthwise: bool) -> int:
 
 def dma_fields(c: int, h: int, w: int) -> dict:
     return {"channel_byte_num": w * h - 1, "dma_total_byte": w * h * c - 1}
-
-
-# pool_type -> (kind, window, stride); kinds: max, mean, sample_lt (left-top), sample_rt (right-top)
-POOL_TYPES = {
-    0: ("none", 1, 1),
-    1: ("max", 2, 2),
-    2: ("mean", 2, 2),
-    3: ("max", 4, 4),
-    4: ("mean", 4, 4),
-    5: ("sample_lt", 2, 2),
-    6: ("sample_rt", 2, 2),
-    7: ("sample_lt", 4, 4),
-    8: ("mean", 2, 1),
-    9: ("max", 2, 1),
-}
 
 
 def pooled_size(h: int, w: int, pool_type: int):
