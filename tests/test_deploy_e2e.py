@@ -14,7 +14,7 @@ from PIL import Image
 from host_tools.__main__ import main as cli
 from host_tools.deploy import layout, sync
 from host_tools.sim.provision import demo_manifests, fixture_manifests
-from host_tools.sim.session import WELCOME_MARK
+from host_tools.k210.startup import WELCOME_MARK
 from conftest import FIXTURES as FIXTURES_DIR
 from test_deploy_support import ROOT, VirtualBoardProcess, pattern
 

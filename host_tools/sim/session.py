@@ -17,6 +17,7 @@ import builtins as host_builtins
 import traceback
 from dataclasses import dataclass
 
+from host_tools.k210.startup import COVER_PREFIX, IDE_WAIT_MS, SCRIPTS, WELCOME_MARK
 from host_tools.sim import syntax
 from host_tools.sim.firmware.runtime import BoardCrash, BoardReset, Runtime, StopRun
 from host_tools.sim.importer import DeviceImporter
@@ -24,9 +25,8 @@ from host_tools.sim.importer import DeviceImporter
 HIDDEN_BUILTINS = ("breakpoint", "copyright", "credits", "license", "exit", "quit", "aiter", "anext")
 
 # What _boot.py writes as main.py into the current directory (the card's, when one is in) when it has none: on
-# the board Sipeed's welcome script (it paints "Welcome to MaixPy" on the LCD and returns). This stand-in does
-# the same; WELCOME_MARK is what deploy recognises it (and the firmware's own) by.
-WELCOME_MARK = "Welcome to MaixPy"
+# the board Sipeed's welcome script (it paints a welcome on the LCD and returns). This stand-in does the same and
+# carries the mark deploy recognises the firmware's by.
 WELCOME_MAIN = """# written by _boot.py when this directory had no main.py (simulator's stand-in for Sipeed's welcome script)
 import lcd
 lcd.init()
@@ -97,15 +97,16 @@ class Session:
 
     # ---- running code ----
     def _compile(self, source, filename):
+        """(code, bytes of bytecode on the board)."""
         if isinstance(source, (bytes, bytearray)):
             source = bytes(source).decode("utf-8")
         self.device_files.add(filename)
-        syntax.check(source, filename)     # the board's compiler first: no f-strings, no walrus
-        return compile(source, filename, "exec", dont_inherit=True)
+        size = syntax.check(source, filename)     # the board's compiler first: no f-strings, no walrus
+        return compile(source, filename, "exec", dont_inherit=True), size
 
     def exec(self, source, filename: str = "<stdin>") -> None:
         """Run device source in the REPL's namespace (__main__); exceptions propagate to the caller."""
-        code = self._compile(source, filename)
+        code, _ = self._compile(source, filename)
         exec(code, self.main_globals)
 
     def exec_file(self, path: str) -> None:
@@ -118,7 +119,9 @@ class Session:
         mod.__dict__["__builtins__"] = self.builtins
         self.device_modules[name] = mod
         try:
-            exec(self._compile(self.rt.fs.read_bytes(path), path), mod.__dict__)
+            code, size = self._compile(self.rt.fs.read_bytes(path), path)
+            self.rt.gc.permanent(size)     # an imported module's code stays on the GC heap
+            exec(code, mod.__dict__)
         except BaseException:
             self.device_modules.pop(name, None)
             raise
@@ -191,12 +194,12 @@ class Session:
         rt.fs.chdir("/sd" if card else "/flash")
         sysmod.path[:] = ["", "."] + (["/sd"] if card else []) + ["/flash"]
         rt.write("[MaixPy] init end\r\n")
-        rt.sleep_us(200_000)
+        rt.sleep_us(IDE_WAIT_MS * 1000)
         if not rt.fs.is_file("main.py"):
             with self.open("main.py", "w") as f:
                 f.write(WELCOME_MAIN)
-        for name in ("boot.py", "main.py") if card else ():
-            cover = "/sd/cover." + name
+        for name in SCRIPTS if card else ():
+            cover = "/sd/" + COVER_PREFIX + name
             if rt.fs.is_file(cover):
                 code = rt.fs.read_bytes(cover)
                 target = "/flash/" + name
@@ -214,7 +217,8 @@ class Session:
         return err
 
     def boot_key_held(self) -> bool:
-        """IO16 reads low now: at a reset the K210 ROM enters ISP mode instead of starting the firmware."""
+        """The BOOT key (IO16, k210/startup.py ISP_PIN) reads low now: at a reset the K210 ROM enters ISP mode
+        instead of starting the firmware."""
         return self.board.button.level(self.board.clock.now_us) == 0
 
     def boot(self, max_resets: int = 20, run_main: bool = True) -> BootResult:
