@@ -9,7 +9,7 @@ import pytest
 from conftest import FIXTURES, ROOT, fixture_file
 from host_tools import manifest as mf
 from host_tools.sim import Board, Session
-from host_tools.sim.profiles import MIB, model_budget
+from host_tools.k210.firmware import MIB, model_budget
 from host_tools.sim.provision import fixture_manifests, install_app, install_models
 
 DEVICE = ROOT / "device"
@@ -300,7 +300,7 @@ def test_ctrl_c_stops_the_app_and_frees_the_model(tmp_path, models):
 
 
 def test_detector_marked_for_flash_runs_through_load_flash(tmp_path, models):
-    from host_tools.compiler.bigendian import to_big_endian
+    from host_tools.k210.bigendian import to_big_endian
     from host_tools.kmodel import load as kload, netinfo
     m = mf.load(models[1])
     be = tmp_path / "yolo20_be.kmodel"

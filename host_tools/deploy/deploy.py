@@ -12,6 +12,7 @@ from pathlib import Path
 from host_tools.deploy import flash_update, flasher, kfpkg, layout, sdcard, sync
 from host_tools.deploy.link import Link, LinkError
 from host_tools.files import write_atomic
+from host_tools.k210.flash import DEFAULT_MODEL_BASE
 
 
 @dataclass
@@ -69,7 +70,7 @@ def deploy(port, board="bit", firmware=None, models_dir="models", device_dir="de
         fw_size = flash_update.board_firmware_size(link)
         if fw_size is None:
             log("flash: the board's firmware size is unknown (no valid kflash header at 0); models start at 0x%X"
-                % layout.DEFAULT_MODEL_BASE)
+                % DEFAULT_MODEL_BASE)
     plan = layout.plan(manifests, firmware=firmware, firmware_size=fw_size, pins=pins)
     plan.save(out_dir / "flash-plan.json")
     models_json = plan.device_models_json()

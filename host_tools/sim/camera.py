@@ -1,7 +1,7 @@
 """What the virtual camera sees: a list of pictures, each held in front of the lens for `hold_ms` of board time.
 
 Sources are image files, folders of them, PIL images or numpy RGB arrays. The default scene shows photos shipped
-with scikit-image and scikit-learn digits drawn by the pipeline's own renderer (host_tools/pipeline/digits.py),
+with scikit-image and scikit-learn digits drawn by the pipeline's own renderer (host_tools/digits.py),
 so the demo classifier sees on the virtual board what it was trained on.
 """
 from dataclasses import dataclass, field
@@ -67,7 +67,7 @@ def digit_scene(index: int, glyph: int = 64, size=(320, 240), seed: int = 0) -> 
     """scikit-learn digit `index` printed on a sheet: the digit fills a `glyph`-pixel square in the frame centre
     (where a centre-cropping classifier looks); the rest is the same paper."""
     from sklearn.datasets import load_digits
-    from host_tools.pipeline.digits import render_digit
+    from host_tools.digits import render_digit
     d = load_digits()
     rng = np.random.default_rng(seed + index)
     tile = np.asarray(render_digit(d.images[index], glyph, rng).convert("RGB")).astype(np.float32)

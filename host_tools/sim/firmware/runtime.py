@@ -7,10 +7,10 @@ scheduled with mp_sched_schedule on the board, not called in the ISR) and stops 
 import functools
 import types
 
+from host_tools.k210.firmware import LCD_BUFFERS
 from host_tools.sim.clock import COSTS
 from host_tools.sim.fs import DeviceFs
 from host_tools.sim.heap import GcHeap, SysHeap
-from host_tools.sim.profiles import LCD_BUFFERS
 
 SCHEDULER_DEPTH = 8   # MICROPY_SCHEDULER_DEPTH in MaixPy's mpconfigport.h
 
