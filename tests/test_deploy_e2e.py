@@ -15,6 +15,7 @@ from host_tools.__main__ import main as cli
 from host_tools.deploy import sync
 from host_tools.k210 import flash as flash_map
 from host_tools.sim.provision import demo_manifests, fixture_manifests
+from host_tools.k210.startup import WELCOME_MARK
 from conftest import FIXTURES as FIXTURES_DIR
 from test_deploy_support import ROOT, VirtualBoardProcess, pattern
 
@@ -126,7 +127,9 @@ def test_overlap_and_size_refused_before_anything_is_written(board, tmp_path, ca
         sync.sync(link, {"small.py": b"x = 1\n", "big.bin": bytes(0x300001)}, "/flash")
     link.close()
     assert isp_sessions(board) == []
-    assert not any((board.state / "flash").iterdir())
+    # only the welcome main.py the firmware's _boot.py writes into an empty /flash at power-up
+    assert [p.name for p in (board.state / "flash").iterdir()] == ["main.py"]
+    assert WELCOME_MARK in (board.state / "flash" / "main.py").read_text()
     assert not (tmp_path / "o" / "deploy.kfpkg").exists()
 
 

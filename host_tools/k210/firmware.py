@@ -9,6 +9,7 @@ lcd.init() run.
 from dataclasses import dataclass
 
 from host_tools.k210 import errors
+from host_tools.k210.memory import camera_buffers
 
 KIB = 1024
 MIB = 1024 * 1024
@@ -18,7 +19,7 @@ CAMERA_W, CAMERA_H = 320, 240        # QVGA: the frame the app takes, and the la
 LCD_W, LCD_H = 320, 240
 # Camera: one RGB565 QVGA frame + one planar RGB888 AI buffer; LCD: one RGB565 frame buffer. Charged to the
 # system heap at sensor.reset() / lcd.init(), which is why "about 2 MiB" is what remains for a model.
-CAMERA_BUFFERS = CAMERA_W * CAMERA_H * 2 + CAMERA_W * CAMERA_H * 3
+CAMERA_BUFFERS = camera_buffers(CAMERA_W, CAMERA_H, dual=False)   # dual_buff=True takes twice this
 LCD_BUFFERS = LCD_W * LCD_H * 2
 MAX_MODELS = 5                       # models loaded at once (ERR_MODELS_FULL beyond)
 FLASH_LAYER_LIMIT = 2 * MIB          # kpu.load_flash: each layer body strictly below this

@@ -5,6 +5,7 @@ replaces. The Board holds:
 - `flash`: the 16 MiB SPI flash image (bytearray, erased = 0xFF) that kpu.load(offset)/load_flash read;
 - `/flash` and `/sd` as host folders (sd_root None = no card);
 - the firmware build ('full' | 'minimum', host_tools/k210/firmware.py) that sets heap budgets and kmodel versions;
+- the camera sensor model ('ov2640', what most Maix Bits carry, or 'gc0328'; they differ in set_windowing);
 - the clock, the camera scene, the BOOT button script, the LCD panel and the console (UART) log.
 """
 import tempfile
@@ -20,7 +21,7 @@ from host_tools.sim.screen import Screen
 
 class Board:
     def __init__(self, flash_root=None, sd_root=None, profile: str = "full", camera=None, hold_ms: float = 1500.0,
-                 console_echo=None, keep_frames: int = 1):
+                 console_echo=None, keep_frames: int = 1, sensor: str = "ov2640"):
         if flash_root is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="maixbit-flash-")
             flash_root = self._tmp.name
@@ -35,6 +36,7 @@ class Board:
         sources = load_sources(camera) if camera is not None else [("astronaut", photo("astronaut"))]
         self.camera = Camera(sources, hold_ms=hold_ms)
         self.camera_present = True
+        self.sensor = sensor
         self.button = Button()
         self.screen = Screen(keep=keep_frames)
         self.console = []              # text written to the REPL UART, in order
