@@ -86,7 +86,7 @@ def write(prog: ir.Program, main_mem: int) -> bytes:
             body = _conv_body(L, at) if isinstance(L, ir.ConvLayer) else _cpu_body(L)
         except CompileError:
             raise
-        except Exception as e:  # noqa: BLE001 - e.g. a register value that does not fit: still this layer's
+        except Exception as e:  # e.g. a register value that does not fit: still this layer's
             raise CompileError.internal(e, prog.source, L.op_index, L.op) from None
         body += bytes(_align(at + len(body), 8) - at - len(body))
         bodies.append(body)

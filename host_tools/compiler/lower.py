@@ -231,7 +231,7 @@ class _Lowering:
             except CompileError as e:
                 self.refuse(e)
                 self.stand_in(op)
-            except Exception as e:  # noqa: BLE001 - a limit the compiler does not know of is still this layer's
+            except Exception as e:  # a limit the compiler does not know of is still this layer's
                 self.refuse(CompileError.internal(e, g.source, op.index, op.kind))
                 self.stand_in(op)
         self.op = None

@@ -106,7 +106,7 @@ def parse(buf: bytes, source="<tflite>") -> Graph:
         return _parse(buf, source)
     except CompileError:
         raise
-    except Exception as e:  # noqa: BLE001 - a damaged flatbuffer fails anywhere in the generated reader
+    except Exception as e:  # a damaged flatbuffer fails anywhere in the generated reader
         raise CompileError("not a readable tflite flatbuffer (%s: %s)" % (type(e).__name__, e), source,
                            rule=rules.FORMAT) from None
 

@@ -108,12 +108,12 @@ def _finding(e: CompileError, graph, names=None) -> Finding:
     return Finding(e.op_index, e.op or "", name, e.rule or rules.COMPILER.id, e.message)
 
 
-def _memory(info) -> Memory:
+def _memory(info, fit) -> Memory:
+    """The compiled model's figures and its verdict (fit None: it loads on no build)."""
     m = Memory(True, info.file_size, info.weights, info.main_mem, info.kpu_ram, info.heap, info.heap_flash,
                info.largest_layer, {b: firmware.model_budget(b) for b in firmware.BUILDS})
-    v = firmware.verdict(info.memory)
-    if v is not None:
-        m.build, m.load, m.fits = v.build, v.load, dict(v.fits)
+    if fit is not None:
+        m.build, m.load, m.fits = fit.build, fit.load, dict(fit.fits)
     else:
         m.fits = {b: False for b in firmware.BUILDS}
     return m
@@ -154,11 +154,12 @@ def check_graph(graph, names=None) -> Report:
     compiled = compile_graph(graph, problems)
     mem = Memory()
     if compiled is not None:
-        mem = _memory(compiled.info)
+        fit = None
         try:
-            load_verdict(compiled.info, graph.source)
+            fit = load_verdict(compiled.info, graph.source)
         except CompileError as e:
             problems.append(e)
+        mem = _memory(compiled.info, fit)
     findings = [_finding(e, graph, names) for e in problems]
     return Report(graph.source, len(graph.ops), findings, mem, advice(mem, findings))
 
@@ -183,8 +184,8 @@ def check_keras(model) -> Report:
     from host_tools.pipeline.quantize import QuantizeError
     shape = tuple(model.inputs[0].shape[1:])
     if None in shape:
-        f = Finding(None, "", "input", rules.INPUT.id, "input size %s is not fixed: build the model at its "
-                                                           "inference size, at most 320x240" % (shape,))
+        f = Finding(None, "", "input", rules.INPUT.id, "input size %s is not fixed: build the model at its inference "
+                    "size, at most %dx%d" % (shape, firmware.CAMERA_W, firmware.CAMERA_H))
         return Report(model.name, 0, [f], Memory(), advice(Memory(), [f]))
     try:
         data = int8_tflite(model)
