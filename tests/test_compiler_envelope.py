@@ -106,6 +106,6 @@ def test_a_conv_whose_accumulator_no_vendor_file_reaches_is_refused(tmp_path):
     path = _tflite(tmp_path, "wide", keras.Model(i, x), (16, 16))
     with pytest.raises(CompileError) as e:
         compile_file(path, tmp_path / "out", "wide", "classifier", ["a"])
-    assert (e.value.op_index, e.value.op, e.value.rule) == (1, "CONV_2D", "KPU arithmetic envelope")
+    assert (e.value.op_index, e.value.op, str(e.value.rule)) == (1, "CONV_2D", "envelope")
     assert "accumulator 2" in str(e.value) and "(vendor envelope <= 25 bits)" in str(e.value)
     assert not (tmp_path / "out").exists()

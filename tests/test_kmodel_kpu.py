@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import fixture_file
+from host_tools.k210 import kpu as hw
 from host_tools.kmodel import load, run
 from host_tools.k210 import registers as R
 from host_tools.k210.arith import POOL_TYPES
@@ -19,7 +20,7 @@ def random_layer(rng, ic, oc, h, w, k, dw, pool_type, bits=8, wild=False):
     """A K210_CONV layer with random but register-valid arithmetic (wild: values that may wrap at 36 bits)."""
     regs = R.default_layer_regs()
     oc = ic if dw else oc
-    oh, ow = R.pooled_size(h, w, pool_type)
+    oh, ow = hw.pooled_size(h, w, pool_type)
     regs.interrupt_enabe.depth_wise_layer = int(dw)
     regs.image_channel_num.i_ch_num, regs.image_channel_num.o_ch_num = ic - 1, oc - 1
     regs.image_size.i_row_wid, regs.image_size.i_col_high = w - 1, h - 1
@@ -38,7 +39,7 @@ def random_layer(rng, ic, oc, h, w, k, dw, pool_type, bits=8, wild=False):
             wb.wb_channel_switch_addr, wb.wb_row_switch_addr, wb.wb_group = (lay["channel_switch_addr"],
                                                                             lay["row_switch_addr"],
                                                                             lay["coef_group"])
-    regs.image_addr.image_dst_addr = R.kpu_ram_rows(ic, h, w)
+    regs.image_addr.image_dst_addr = hw.ram_rows(ic, h, w)
     cv = regs.conv_value
     big = 23 if wild else 22
     cv.arg_x, cv.arg_w = (int(v) for v in rng.integers(-(1 << big), 1 << big, 2))

@@ -11,6 +11,7 @@ import numpy as np
 from host_tools.compiler import kpu_arith as A
 from host_tools.k210 import arith as K
 from host_tools.k210 import envelope as E
+from host_tools.k210 import kpu as hw
 from host_tools.k210 import registers as R
 
 KERNEL_TYPES = {1: 0, 3: 1}
@@ -23,8 +24,8 @@ def conv_regs(in_shape, out_ch, kernel, depthwise, pool_type, src_row, dst_row, 
     args: a kpu_arith.ConvArgs (arg_x, shr_x, arg_w, shr_w, arg_add, pad_value).
     """
     ic, ih, iw = in_shape
-    oh, ow = R.pooled_size(ih, iw, pool_type)
-    per_load, para_size, loads = R.weight_loads(kernel, ic, out_ch, depthwise, weight_bits)
+    oh, ow = hw.pooled_size(ih, iw, pool_type)
+    per_load, para_size, loads = hw.weight_loads(kernel, ic, out_ch, depthwise, weight_bits)
     lay_in = R.layout_fields(ih, iw)
     lay_out = R.layout_fields(oh, ow)
     dma = R.dma_fields(out_ch, oh, ow)

@@ -30,8 +30,10 @@ import time
 
 import numpy as np
 
+from host_tools.k210 import kpu as hw
+from host_tools.k210.errors import ERR_RUN_MODEL
 from host_tools.kmodel import cpu_layers
-from host_tools.kmodel.errors import ERR_RUN_MODEL, KmodelError
+from host_tools.kmodel.errors import KmodelError
 from host_tools.kmodel.kpu import ConvPlan
 from host_tools.kmodel.kpu_ram import Deferred, KpuRam, RamMap
 from host_tools.kmodel.reader import K210_CONV, Kmodel
@@ -121,7 +123,7 @@ def _run(model, x, upto, trace, exact, taps):
         cpu_layers.wr_f32(mem, first.fields["in"], x)
     else:
         c, h, w = first.in_shape
-        lay = R.row_layout(w)     # the runtime uploads the input by the width rule (SDK kpu_upload_core)
+        lay = hw.row_layout(w)     # the runtime uploads the input by the width rule (SDK kpu_upload_core)
         ram.write(RamMap(first.regs.image_addr.image_src_addr, first.in_shape, lay.groups, lay.row_len,
                          lay.row_len * h), x)
     layers = model.layers if upto is None else model.layers[:upto]

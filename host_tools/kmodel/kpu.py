@@ -15,6 +15,7 @@ from fractions import Fraction
 import numpy as np
 
 from host_tools.k210 import arith as A
+from host_tools.k210 import kpu as hw
 from host_tools.k210.arith import POOL_TYPES, carry_shift, pool
 from host_tools.kmodel import kpu_kernels as K
 from host_tools.kmodel.int_gemm import ExactGemm, ExactGemmT, signed_columns_exact
