@@ -46,8 +46,8 @@ RULES = (
     Rule("main-memory", "the CPU layers' buffers fit the K210's 6 MiB of SRAM"),
     Rule("memory", "the model loads with a MaixPy build: kpu.load into the system heap, or kpu.load_flash with "
                    "every layer below 2 MiB"),
-    Rule("envelope", "every conv layer's register fields and datapath widths stay within what vendor-made kmodels "
-                     "use on real K210s (envelope.py)"),
+    Rule("envelope", "each KPU conv layer's arithmetic stays within what vendor-made kmodels use (envelope.py): "
+                     "its accumulator within 25 bits, a ReLU6 clamp at byte 238 or below or at 255"),
     Rule("compiler", "the compiler can express the layer (anything else it stumbles on is reported at the layer "
                      "it was compiling)"),
 )
