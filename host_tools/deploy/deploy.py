@@ -42,12 +42,13 @@ DEMO_MODELS = Path(__file__).resolve().parents[2] / "models"   # the shipped dem
 KINDS = ("classifier", "detector")
 
 
-def select_models(dirs, classifier=None, detector=None, demo_dir=DEMO_MODELS, log=print) -> list:
+def select_models(dirs, classifier=None, detector=None, demo_dir=None, log=print) -> list:
     """The manifests to deploy from the folders in `dirs`, ordered so that the app (which runs the first model of
     each kind in models.json) runs the chosen classifier and detector; a kind none of the folders holds comes from
     the shipped demos, so BOOT always has two modes to switch between. Says which model each mode will run.
     """
     from host_tools import manifest as mf
+    demo_dir = DEMO_MODELS if demo_dir is None else demo_dir
     paths = []
     for d in dirs:
         if not Path(d).is_dir():
@@ -62,7 +63,7 @@ def select_models(dirs, classifier=None, detector=None, demo_dir=DEMO_MODELS, lo
         by_kind[mf.load(p).kind].append(p)
     chosen = {"classifier": classifier, "detector": detector}
     for kind in KINDS:
-        if not by_kind[kind] and demo_dir is not None and Path(demo_dir).resolve() not in \
+        if not by_kind[kind] and Path(demo_dir).is_dir() and Path(demo_dir).resolve() not in \
                 [Path(d).resolve() for d in dirs]:
             demo = [p for p in find_manifests(demo_dir) if mf.load(p).kind == kind]
             if demo:

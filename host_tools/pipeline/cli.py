@@ -124,14 +124,18 @@ def cmd_quantize(args) -> int:
     if not files:
         print("quantize: %s holds no images for calibration" % root, file=sys.stderr)
         return 2
-    images = np.stack([datasets.load_image(p, (w, h)) for p in files])
-    tfl = quantize.to_int8_tflite(model, quantize.representative(train.to_input(images), args.count, 0))
+
+    def views(paths):     # as the board's camera hands them to the KPU
+        return np.stack([datasets.board_view(datasets.load_image(p), w, h, args.framing) for p in paths])
+    tfl = quantize.to_int8_tflite(model, quantize.representative(train.to_input(views(files)), args.count, 0))
     out = Path(args.out or Path(args.model).with_name(Path(args.model).stem + "_int8.tflite"))
     write_atomic(out, tfl)
     _log("quantize: wrote %s (%d bytes), calibrated on %d images" % (out, len(tfl), min(args.count, len(files))))
     subdirs = [p for p in root.iterdir() if p.is_dir()]
     if len(subdirs) >= 2 and model.output_shape[-1] == len(subdirs):
-        x, y, _ = datasets.load_class_folders(root, (w, h))
+        _, per_class = datasets.class_folders(root, min_per_class=1)
+        x = views([f for fs in per_class for f in fs])
+        y = np.array([i for i, fs in enumerate(per_class) for _ in fs])
         rep, _, _ = quantize.classifier_report(model, tfl, x, y)
         _log("quantize: float accuracy %.4f, int8 %.4f on %d images" % (rep["float_accuracy"],
                                                                            rep["int8_accuracy"], len(y)))
@@ -184,6 +188,8 @@ def parser(prog):
         p.add_argument("--data", required=True, help="folder of calibration images (class subfolders give a "
                                                      "float vs int8 accuracy report)")
         p.add_argument("--count", type=int, default=200)
+        p.add_argument("--framing", choices=("crop", "stretch"), default="crop",
+                       help="how a photo becomes the input (as the model was trained)")
         p.add_argument("--out")
     return p
 

@@ -1,4 +1,4 @@
-"""Datasets: class-subfolder folders, Pascal VOC XML / YOLO txt annotations, a fixed validation split, augmentation.
+"""Datasets: class-subfolder folders, Pascal VOC XML / YOLO txt annotations, a fixed stratified validation split.
 
 Images come out as uint8 HWC RGB arrays; the model input is image / 255 (see train.py `to_input`).
 """
@@ -64,8 +64,9 @@ def load_image(path, size=None, at_least=None) -> np.ndarray:
     return np.asarray(img)
 
 
-def class_folders(root):
-    """(class names, [[image paths] per class]) of a folder of class subfolders (sorted names = labels)."""
+def class_folders(root, min_per_class=2):
+    """(class names, [[image paths] per class]) of a folder of class subfolders (sorted names = labels); training
+    needs 2 photos per class at least, one to hold out for validation."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError("%s: not a folder" % root)
@@ -76,9 +77,11 @@ def class_folders(root):
     files = []
     for n in names:
         fs = sorted(p for p in (root / n).iterdir() if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."))
-        if len(fs) < 2:
-            raise DatasetError("%s: class folder has %d image(s) (%s); each class needs at least 2, one for "
-                               "validation" % (root / n, len(fs), ", ".join(IMAGE_EXTS)))
+        if not fs:
+            raise DatasetError("%s: class folder has no images (%s)" % (root / n, ", ".join(IMAGE_EXTS)))
+        if len(fs) < min_per_class:
+            raise DatasetError("%s: class folder has only %d image(s); each class needs at least %d, one held out "
+                               "for validation" % (root / n, len(fs), min_per_class))
         files.append(fs)
     return names, files
 
@@ -125,25 +128,6 @@ def load_classifier_data(root, size, framing="crop", val_fraction=0.2, seed=0, p
     return ClassifierData(names=names, train_files=[files[i] for i in tr], val_files=[files[i] for i in va],
                           sources=[sources[i] for i in tr], y_train=labels[tr], x_train_view=views[tr],
                           x_val=views[va], y_val=labels[va])
-
-
-def load_class_folders(root, size):
-    """A folder of class subfolders (sorted names = labels) -> (images (N,H,W,3) uint8, labels (N,), names)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetError("%s: not a folder" % root)
-    names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if len(names) < 2:
-        raise DatasetError("%s: need at least 2 class subfolders, found %d" % (root, len(names)))
-    xs, ys = [], []
-    for i, n in enumerate(names):
-        files = sorted(p for p in (root / n).iterdir() if p.suffix.lower() in IMAGE_EXTS)
-        if not files:
-            raise DatasetError("%s: class folder has no images (%s)" % (root / n, ", ".join(IMAGE_EXTS)))
-        for p in files:
-            xs.append(load_image(p, size))
-            ys.append(i)
-    return np.stack(xs), np.array(ys, dtype=np.int64), names
 
 
 def read_voc(xml_path, class_names):
@@ -207,19 +191,6 @@ def load_detection_folder(root, class_names):
     if not images:
         raise DatasetError("%s: no VOC .xml files and no images with YOLO .txt annotations" % root)
     return [read_yolo_txt(p, len(class_names)) for p in images]
-
-
-def augment_image(img, rng, max_shift=0.08, flip=False):
-    """Camera-like photometric jitter and a small shift (zero-filled, like the stride border) on one uint8 HWC image."""
-    x = img.astype(np.float32)
-    x = (x - 128.0) * rng.uniform(0.8, 1.2) + 128.0 + rng.uniform(-20, 20)   # contrast, brightness
-    x = x * rng.uniform(0.9, 1.1, size=3)                                   # white balance
-    h, w = x.shape[:2]
-    dy, dx = (int(round(rng.uniform(-max_shift, max_shift) * s)) for s in (h, w))
-    x = np.roll(x, (dy, dx), axis=(0, 1))
-    if flip and rng.random() < 0.5:
-        x = x[:, ::-1]
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
 
 LABEL_FILES = ("classes.txt", "obj.names")   # the class names of a YOLO txt set, one per line (darknet, labelImg)

@@ -63,7 +63,9 @@ def load(model, weights, alpha: float, size: int, cache_dir=None) -> list:
     try:
         loaded = load_imagenet_weights(model, path)
     except (ArchError, OSError) as e:
-        raise WeightsError("--weights %s: %s" % (path, str(e).splitlines()[0])) from None
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        why = why[len(str(path)) + 2:] if why.startswith(str(path) + ": ") else why
+        raise WeightsError("--weights %s: %s" % (path, why)) from None
     fold_input_scaling(model)
     return loaded
 
