@@ -149,3 +149,45 @@ def test_imagenet_weights_come_from_keras_cache_or_say_how_to_get_them(tmp_path,
     with pytest.raises(pretrained.WeightsError, match=r"no_top.h5: Shape mismatch in layer #1 \(named conv1\)"):
         pretrained.load(arch.mobilenet_v1(128, 0.5, 2), str(cache / "models" / "mobilenet_2_5_128_tf_no_top.h5"),
                         0.5, 128)
+
+
+@pytest.mark.slow
+def test_seed_tutorial_path_mobilenet_075_224_frozen_then_fine_tuned_and_compiled(tmp_path):
+    """MobileNetV1 0.75 at 224, weights from a no-top .h5, base frozen while the head learns, then fine-tuned with
+    BatchNorm frozen; int8 tflite; compiled; the kmodel names the same class as LiteRT's int8 model."""
+    from host_tools import kmodel
+    from host_tools.compiler import compile_file
+    from host_tools.pipeline import datasets, evaluate, quantize
+    from test_pipeline_userflow import colour_photos
+    h5 = _save_no_top(0.75, 224, tmp_path / "mobilenet_7_5_224_tf_no_top.h5")
+    data = colour_photos(tmp_path / "d", 12)
+    cfg = defaults.default_config(24, 2, weights=str(h5), epochs=2, head_epochs=2)
+    assert (cfg.arch, cfg.alpha, cfg.input) == ("mobilenet", 0.75, (224, 224))
+    d = datasets.load_classifier_data(data, cfg.input, val_fraction=cfg.val_fraction, progress=False)
+
+    def build():
+        m = arch.mobilenet_v1(224, 0.75, 2, name="seed")
+        pretrained.load(m, str(h5), 0.75, 224)
+        return m
+    model, hist = train.train_classifier(build, d, cfg, desc="seed")
+    assert hist["phase"] == ["head", "head", "fine-tune", "fine-tune"]
+    head = 768 * 2 + 2
+    convs = sum(int(np.prod(w.shape)) for L in model.layers if isinstance(L, (keras.layers.Conv2D,))
+                for w in L.weights)
+    assert hist["trainable_weights"] == {"head": head, "fine-tune": convs + head}    # BatchNorm stays frozen
+    loaded = arch.mobilenet_v1(224, 0.75, 2)
+    pretrained.load(loaded, str(h5), 0.75, 224)
+    for name in ("conv_pw_7_bn", "conv_dw_13_bn"):                 # frozen BatchNorm: ImageNet statistics kept
+        for a, b in zip(model.get_layer(name).get_weights(), loaded.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(model.get_layer("conv_pw_13").get_weights()[0],
+                              loaded.get_layer("conv_pw_13").get_weights()[0])     # fine-tuned
+
+    tfl = quantize.to_int8_tflite(model, quantize.representative(train.to_input(d.x_train_view), 50))
+    (tmp_path / "seed_int8.tflite").write_bytes(tfl)
+    man = compile_file(tmp_path / "seed_int8.tflite", tmp_path / "km", "seed", "classifier", ["blue", "red"])
+    assert (man.input["w"], man.input["h"]) == (224, 224)
+    x = np.concatenate([d.x_val, d.x_train_view])
+    p_int8 = quantize.run_int8(tfl, x)
+    p_km = evaluate.kmodel_outputs(kmodel.load(tmp_path / "km" / man.kmodel), x, progress=False).reshape(len(x), -1)
+    assert (p_km.argmax(1) == p_int8.argmax(1)).all(), np.c_[p_int8, p_km]

@@ -177,6 +177,7 @@ class _BestOnValidation:
 
 def _fit(model, data, cfg, epochs, lr, rng, history, phase, desc, prior=None):
     import keras
+    history.setdefault("trainable_weights", {})[phase] = int(sum(np.prod(w.shape) for w in model.trainable_weights))
     steps = steps_per_epoch(len(data.y_train), cfg.batch)
     warm = min(cfg.warmup_epochs * steps, epochs * steps // 4)
     sched = keras.optimizers.schedules.CosineDecay(lr * 0.1 if warm else lr, max(1, epochs * steps - warm),
@@ -196,7 +197,7 @@ def train_classifier(build_model, data, cfg, *, strategy="default", desc="train"
     From scratch: one run. With pretrained weights (cfg.transfer): the base frozen while the new head learns
     (cfg.head_epochs), then the whole net fine-tuned at cfg.fine_tune_lr with its BatchNorm layers kept frozen,
     as Keras advises for fine-tuning. Returns (model with the best validation weights, history dict: per epoch
-    loss / accuracy on augmented views, val_loss / val_accuracy, phase; best_epoch).
+    loss / accuracy on augmented views, val_loss / val_accuracy, phase; best_epoch; trainable_weights per phase).
     """
     import keras
 
