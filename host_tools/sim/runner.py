@@ -11,7 +11,7 @@ from PIL import Image
 
 from host_tools.files import write_atomic
 from host_tools.sim.board import Board
-from host_tools.sim.camera import default_sources, load_sources
+from host_tools.sim.camera import default_sources, digit_glyph, load_sources
 from host_tools.sim.provision import demo_manifests, fixture_manifests, install_app, install_models
 from host_tools.sim.session import Session
 
@@ -77,7 +77,7 @@ def run_app(out_dir="out/sim", device_dir="device", models_dir="models", manifes
     for p in paths:
         m = mf.load(p)
         if m.kind == "classifier":
-            glyph = max(m.input["w"], m.input["h"])
+            glyph = digit_glyph(m.input["w"], m.input["h"], m.framing)
     sources = load_sources(camera) if camera is not None else default_sources(glyph)
     board = Board(flash_root=out_dir / "board" / "flash", sd_root=(out_dir / "board" / "sd") if sd else None,
                   profile=profile, camera=sources, hold_ms=hold_ms, keep_frames=100000, console_echo=echo)

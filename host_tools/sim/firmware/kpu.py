@@ -21,6 +21,9 @@ from collections import OrderedDict
 
 import numpy as np
 
+from host_tools.k210 import errors as E
+from host_tools.k210.bigendian import from_flash_image
+from host_tools.k210.firmware import MAX_MODELS
 from host_tools.kmodel import KmodelError, netinfo, parse, run as kmodel_run
 from host_tools.kmodel.reader import K210_CONV, fmap_shape
 from host_tools.kmodel.yolo import region_decode
@@ -29,17 +32,6 @@ from host_tools.sim.clock import COSTS
 from host_tools.sim.firmware.image import GRAYSCALE, RGB565
 from host_tools.sim.firmware.runtime import Runtime, make_module
 
-MAX_MODELS = 5
-ERR_TEXT = {
-    2001: "ERR_PARAM: please check param, load address or kmodel file name",
-    2003: "ERR_KMODEL_FORMAT: layer_header.body_size <=0",
-    2005: "ERR_READ_FILE: read file failed",
-    2006: "ERR_NO_MEM: memory not enough",
-    2008: "ERR_RUN_MODEL: maybe model dirty",
-    2009: "ERR_MODELS_FULL: we only support load 5 models in the same time",
-    2013: "ERR_OUTPUTS_SET: need kpu.set_outputs() to set shape",
-    2015: "ERR_UNKNOWN",
-}
 
 
 _PARSED = OrderedDict()   # digest -> (Kmodel, NetInfo): parsed once per process, so the emulator's per-model
@@ -90,26 +82,27 @@ def build_kpu(rt: Runtime, image_mod):
     cache = OrderedDict()           # (model key, layers, input digest) -> outputs; the emulator is pure
 
     def fail(code, text=None, what="load"):
-        raise ValueError("[MAIXPY]kpu: %s error:%d, %s" % (what, code, text or ERR_TEXT.get(code, "ERR_UNKNOWN")))
+        raise ValueError(E.load_error(code, what, text))
 
     def parse_or_fail(data, name, what):
         try:
             m, info, key = parse_cached(data, name)
         except KmodelError as e:
-            if e.code == 2002 and getattr(e, "version", None) == 4 and 4 in rt.board.profile.kmodel_versions:
+            if e.code == E.ERR_KMODEL_VERSION and getattr(e, "version", None) == 4 \
+                    and 4 in rt.board.profile.kmodel_versions:
                 raise NotImplementedError("simulated MaixPy: %s is a kmodel V4, which the '%s' firmware loads but "
                                           "the KPU emulator does not run (V3 only)" % (name, rt.board.profile.name))
-            if e.code == 2002:
-                fail(2002, rt.board.profile.version_error, what)
-            fail(e.code if e.code in ERR_TEXT else 2015, None, what)
+            if e.code == E.ERR_KMODEL_VERSION:
+                fail(E.ERR_KMODEL_VERSION, rt.board.profile.version_error, what)
+            fail(e.code if e.code in E.TEXT else E.ERR_UNKNOWN, None, what)
         return m, (info, key)
 
     def register(model, key, heap_bytes, flash_mode, addr, path, what):
         if sum(1 for s in slots if s.live) >= MAX_MODELS:
-            fail(2009, None, what)
+            fail(E.ERR_MODELS_FULL, None, what)
         h = rt.sys.alloc("kmodel:%s" % model.name, heap_bytes)
         if h is None:
-            fail(2006, None, what)
+            fail(E.ERR_NO_MEM, None, what)
         slot = _Slot(model, h, flash_mode, key)
         slots.append(slot)
         net = KpuNet(slot, addr, path)
@@ -163,7 +156,7 @@ def build_kpu(rt: Runtime, image_mod):
             try:
                 data = rt.fs.read_bytes(x)
             except OSError:
-                fail(2005, None, "load")
+                fail(E.ERR_READ_FILE, None, "load")
             model, (info, key) = parse_or_fail(data, x, "load")
             net = register(model, key, info.heap, None, None, x, "load")
         else:
@@ -177,10 +170,9 @@ def build_kpu(rt: Runtime, image_mod):
                              "task=kpu.load_flash(flash_addr, is_dual_buf, batch_size, spi_speed)")
         if addr <= 0:
             raise ValueError("[MAIXPY]kpu: model_addr must > 0 ")
-        from host_tools.sim.bigendian import from_flash_image
         data = from_flash_image(rt.board.flash, addr)
         if data is None:
-            fail(2002, rt.board.profile.version_error, "load_flash")
+            fail(E.ERR_KMODEL_VERSION, rt.board.profile.version_error, "load_flash")
         model, (info, key) = parse_or_fail(data, "flash@0x%X (big-endian)" % addr, "load_flash")
         # weights stream from flash: the heap holds main memory and the streaming buffers (netinfo's estimate)
         net = register(model, key, info.heap_flash, "dual" if is_dual_buf else "single", addr, None, "load_flash")
@@ -219,7 +211,7 @@ def build_kpu(rt: Runtime, image_mod):
 
     def execute(slot, x):
         if not slot.live:
-            raise OSError(ERR_TEXT[2001])   # a deinit'ed model: the board would run a NULL context
+            raise OSError(E.text(E.ERR_PARAM))   # a deinit'ed model: the board would run a NULL context
         x = np.ascontiguousarray(x)
         key = (slot.key, slot.layers, hashlib.blake2b(x.tobytes(), digest_size=16).digest(), x.dtype.str)
         outs = cache.get(key)
@@ -227,7 +219,7 @@ def build_kpu(rt: Runtime, image_mod):
             try:
                 outs = kmodel_run(slot.model, x, upto=slot.layers if slot.layers < len(slot.model.layers) else None)
             except KmodelError as e:
-                raise OSError(ERR_TEXT.get(e.code, ERR_TEXT[2008])) from None
+                raise OSError(E.TEXT.get(e.code, E.text(E.ERR_RUN_MODEL))) from None
             cache[key] = outs
             if len(cache) > 64:
                 cache.popitem(last=False)
