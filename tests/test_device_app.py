@@ -142,6 +142,28 @@ def test_model_too_big_for_the_heap_gives_2006_and_the_app_falls_back(tmp_path, 
     assert displays_after(board, START + 1500) > 10 and isinstance(app.result, tuple)
 
 
+def test_a_model_that_fits_only_beside_a_single_buffered_camera_gets_it(tmp_path, models):
+    from host_tools.k210.memory import camera_buffers
+    # room for the 1.4 MB detector with one frame buffer set, not with two (the classifier fits either way)
+    board = make_board(tmp_path, models, sys_heap_for_models=1_500_000)
+    board.press(at_ms=START + 500)
+    s, r, app = boot(board, START + 1500)
+    camera = s.device_modules["camera"]
+    assert held(app) == "yolo20" and not camera.dual and r.error is None
+    assert "camera: single-buffered to make room for yolo20" in board.console_text()
+    assert [n for tag, n in s.rt.sys.blocks.values() if tag == "camera"] == [camera_buffers(320, 240, False)]
+    assert sorted(b[0] for b in app.result) == ["bicycle", "car", "dog"]
+
+
+def test_the_camera_is_double_buffered_when_the_models_leave_room(tmp_path, models):
+    from host_tools.k210.memory import camera_buffers
+    board = make_board(tmp_path, models)
+    board.press(at_ms=START + 500)
+    s, r, app = boot(board, START + 1500)
+    assert held(app) == "yolo20" and s.device_modules["camera"].dual
+    assert [n for tag, n in s.rt.sys.blocks.values() if tag == "camera"] == [camera_buffers(320, 240, True)]
+
+
 def test_missing_model_file_shows_the_error_and_the_classifier_keeps_running(tmp_path, models):
     board = make_board(tmp_path, models, sd=True)
     (board.sd_root / "yolo20.kmodel").unlink()

@@ -105,14 +105,19 @@ class App:
         return err is None
 
     def make_room(self, entry):
-        """The model did not fit beside a double-buffered camera: give the second frame buffer back to the system
-        heap and load it again. Returns the load's error text or None."""
+        """The model did not fit beside a double-buffered camera: give the second frame buffer set back to the
+        system heap and load it again (the camera stays double-buffered when even that does not fit). Returns the
+        load's error text or None."""
         try:
             camera.start(False)
+            err = self.manager.switch(entry)
+            if err:
+                camera.start(True)
+            else:
+                self.tell("camera: single-buffered to make room for %s" % entry["name"])
+            return err
         except Exception as err:
             return "camera: %s" % error_text(err)
-        self.tell("camera: single-buffered to make room for %s" % entry["name"])
-        return self.manager.switch(entry)
 
     def start(self):
         """Load the first mode that has a model (problems were told already); else run the camera alone."""

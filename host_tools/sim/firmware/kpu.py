@@ -1,17 +1,20 @@
-"""KPU: MaixPy's kmodel runtime (Maix_kpu.c) on top of the KPU emulator in host_tools.kmodel.
+"""KPU: MaixPy's kmodel runtime (Maix/Maix_kpu.c) on top of the KPU emulator in host_tools.kmodel.
 
-Behaviour and texts follow Maix_kpu.c and maixpy-firmware-facts.md:
-- load(int offset | str path with ".kmodel"), load_flash(addr, is_dual_buf, batch_size, spi_speed) for a
-  big-endian model in the flash image; errors ValueError "[MAIXPY]kpu: load error:<code>, <text>".
-- at most 5 models at once (2009); the model's system-heap need against the firmware profile (2006); V4 loads
-  only where the profile allows it (the emulator runs V3, so a V4 that would load is refused explicitly).
-- forward() returns an fmap; fmap[:] is a tuple, step slices raise OSError; the fmap shares the model's
-  output memory, so the next forward overwrites it (as on the board). For a last layer that is not a KPU conv
-  the fmap reports h=1, ch=1, w=bytes (the firmware's get_typecode_size always answers 1).
-- the input check: AI buffer present, w/h equal to the model input, RGB565 -> 3 channels, gray -> 1; it prints a
-  line and raises ValueError "[MAIXPY]kpu: check img format err!\r\n" (the firmware's text ends with \r\n).
-- run_yolo2 returns None, not [], when nothing is found.
-- a kpu_net dropped without deinit is freed only when the GC collects it (its finalizer prints
+Behaviour and texts follow Maix_kpu.c (functions named) and maixpy-firmware-facts.md:
+- load(int offset | str path with ".kmodel") (py_kpu_class_load), load_flash(addr, is_dual_buf, batch_size,
+  spi_speed) (py_kpu_class_load_flash) for a big-endian model in the flash image; errors ValueError
+  "[MAIXPY]kpu: load error:<code>, <text>" (get_kpu_err_str; these texts have no "\r\n").
+- at most 5 models at once (2009); the model's system-heap need against the firmware build (2006); V4 loads
+  only where the build allows it (the emulator runs V3, so a V4 that would load is refused explicitly).
+- forward() (py_kpu_forward) returns a new fmap object (on the GC heap) over the model's output memory, so the
+  next forward overwrites it (as on the board); fmap[:] is a tuple, step slices raise OSError (py_fmap_subscr).
+  The fmap describes the LAST layer run: a KPU conv gives its register shape and typecode 'B' (raw uint8), any
+  other layer h=1, ch=1, w=bytes (get_typecode_size always answers 1) and that layer's type's typecode.
+- the input check (check_img_format): AI buffer present, w/h equal to the model input, RGB565 -> 3 channels,
+  gray -> 1; it prints a line and raises ValueError "[MAIXPY]kpu: check img format err!\r\n" (this and the other
+  run-time texts end with "\r\n").
+- run_yolo2 (py_kpu_class_run_yolo2) returns None, not [], when nothing is found.
+- a kpu_net dropped without deinit is freed only when the GC collects it (py_kpu_net_del prints
   "kpu_net __del__"), like MicroPython's finaliser.
 """
 import hashlib
@@ -23,6 +26,7 @@ import numpy as np
 
 from host_tools.k210 import errors as E
 from host_tools.k210.bigendian import from_flash_image
+from host_tools.k210.memory import FMAP_OBJ_BYTES, NET_OBJ_BYTES
 from host_tools.k210.firmware import MAX_MODELS
 from host_tools.kmodel import KmodelError, netinfo, parse, run as kmodel_run
 from host_tools.kmodel.reader import K210_CONV, fmap_shape
@@ -106,6 +110,7 @@ def build_kpu(rt: Runtime, image_mod):
         slot = _Slot(model, h, flash_mode, key)
         slots.append(slot)
         net = KpuNet(slot, addr, path)
+        rt.gc.alloc(net, NET_OBJ_BYTES, xalloc=False)                   # m_new_obj_with_finaliser(py_kpu_net_obj_t)
         weakref.finalize(net, rt.finalizers.append, lambda s=slot: finalize(s))
         return net
 
@@ -238,10 +243,13 @@ def build_kpu(rt: Runtime, image_mod):
         if not 0 <= idx < len(slot.outputs):
             raise OSError("sipeed_kpu_get_output err")
         m = slot.model
-        code = m.output_typecodes[idx]
+        last = m.layers[slot.layers - 1]                                # set_layers may end the run early
+        code = "B" if last.type == K210_CONV else last.out_dtype
         buf = slot.outputs[idx]
-        ch, h, w = fmap_shape(m.layers[slot.layers - 1], buf.nbytes)   # set_layers may end the run early
-        return Fmap(slot, buf, code, w, h, ch, slot.layers - 1)
+        ch, h, w = fmap_shape(last, buf.nbytes)
+        fm = Fmap(slot, buf, code, w, h, ch, slot.layers - 1)
+        rt.gc.alloc(fm, FMAP_OBJ_BYTES, xalloc=False)                   # m_new_obj(py_kpu_fmap_obj_t)
+        return fm
 
     def forward(task, img, out_index=0, dma=-1):
         slot = need_net(task)
