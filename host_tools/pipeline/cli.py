@@ -110,41 +110,32 @@ def cmd_train(args) -> int:
 
 
 def _train_detector(args, out) -> int:
-    import numpy as np
-
-    from host_tools.pipeline import arch, checker, datasets, detector, quantize, report, train
+    from host_tools.pipeline import checker, datasets, detector, quantize, report, train
     if not args.labels:
         print("train: a detector needs --labels name1,name2,...", file=sys.stderr)
         return 2
     names = args.labels.split(",")
-    frame = (320, 240)
     samples = datasets.load_detection_folder(args.data, names)
-    images, boxes = [], []
-    for s in samples:
-        img = datasets.load_image(s.image)
-        sx, sy = frame[0] / img.shape[1], frame[1] / img.shape[0]
-        images.append(datasets.load_image(s.image, frame))
-        boxes.append([datasets.Box(b.x0 * sx, b.y0 * sy, b.x1 * sx, b.y1 * sy, b.cls) for b in s.boxes])
-    images = np.stack(images)
-    grid = (10, 7)
-    anchors = detector.kmeans_anchors(boxes, grid, frame)
-
-    def build():
-        return arch.yolo_v2(anchors, len(names), (frame[1], frame[0]), backbone=args.arch, alpha=args.alpha,
-                            name=args.name)
-    pre = checker.check_keras(build())
+    cfg = detector.default_config(samples, names, epochs=args.epochs, batch=args.batch, lr=args.lr,
+                                  backbone=args.arch, alpha=args.alpha, seed=args.seed, val_fraction=args.val)
+    images, boxes = detector.frames(samples, cfg)
+    tr, va = detector.split(len(images), cfg.val_fraction, cfg.seed)
+    pre = checker.check_keras(cfg.build(args.name))
     _log(pre.text())
     if not pre.ok:
         return 1
-    model, hist = detector.train_detector(build, images, boxes, anchors, frame=frame, epochs=args.epochs,
-                                          batch_size=args.batch, lr=args.lr, classes=len(names),
-                                          strategy=args.strategy, seed=args.seed, desc=args.name)
-    tfl = quantize.to_int8_tflite(model, quantize.representative(train.to_input(images), 200, args.seed))
+    x_tr, b_tr, x_va, b_va = images[tr], [boxes[i] for i in tr], images[va], [boxes[i] for i in va]
+    model, hist = detector.train_detector(cfg, x_tr, b_tr, strategy=args.strategy, seed=cfg.seed, desc=args.name,
+                                          val=(x_va, b_va), name=args.name)
+    tfl = quantize.to_int8_tflite(model, quantize.representative(train.to_input(x_tr), 200, args.seed))
     report.save_model_files(out, args.name, model, tfl)
-    train.save_curves(hist, out / (args.name + "_curves.png"), args.name)
-    report.write_report(out, args.name, {"labels": names, "anchors": anchors, "epochs": args.epochs,
-                                         "final_loss": hist["loss"][-1]}, args.name)
-    _log("%s: anchors %s" % (args.name, anchors))
+    train.save_curves({"loss": hist["loss"]}, out / (args.name + "_curves.png"), args.name)
+    val = {"float": detector.map50(detector.keras_predictor(model), x_va, b_va, cfg),
+           "int8": detector.map50(detector.int8_predictor(tfl), x_va, b_va, cfg)}
+    report.write_report(out, args.name, {"labels": names, "anchors": list(cfg.anchors), "epochs": cfg.epochs,
+                                         "metric": "map50", "val": val, "final_loss": hist["loss"][-1]}, args.name)
+    _log("%s: anchors %s; validation mAP@0.5 float %.3f, int8 %.3f" % (args.name, list(cfg.anchors), val["float"],
+                                                                       val["int8"]))
     return 0
 
 
