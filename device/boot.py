@@ -1,4 +1,4 @@
-# boot.py: bring up LCD and camera. Never raises, so the REPL always stays usable.
+# boot.py: bring up LCD, the safe-mode window and the camera. Never raises, so the REPL always stays usable.
 try:
     import startup
     startup.boot()

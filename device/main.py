@@ -1,7 +1,8 @@
-# main.py: start the app, unless BOOT was held at power-up (safe mode: skip it, so a broken app can be replaced).
+# main.py: start the app, unless BOOT was pressed in boot.py's safe-mode window (skip it, so a broken app can be
+# replaced).
 try:
     import startup
-    if not startup.booted:  # boot.py did not run (e.g. main.py started by hand)
+    if not startup.booted:  # boot.py did not run (started by hand, or from an SD card's /sd/main.py)
         startup.boot()
     if startup.safe:
         print("safe mode: app skipped")

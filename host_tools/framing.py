@@ -14,10 +14,10 @@ the photo: the bytes `kmodel run` feeds the emulator for an image, and those the
 import numpy as np
 
 from host_tools.k210 import pixels
+from host_tools.k210.firmware import CAMERA_H, CAMERA_W   # the app always takes QVGA frames
 
 FRAMINGS = ("crop", "stretch")
 DEFAULT = "crop"
-CAMERA_W, CAMERA_H = 320, 240   # the app always takes QVGA frames
 
 
 def check(framing: str, where: str = "framing") -> str:

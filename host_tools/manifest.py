@@ -127,6 +127,26 @@ def kmodel_path(manifest_path, m: Manifest) -> Path:
     return Path(manifest_path).parent / m.kmodel
 
 
+def flash_file(manifest_path, m: Manifest) -> Path:
+    """The file whose bytes go into flash for this model: the kmodel (load "ram", checked against its sha256) or
+    its big-endian copy (load "flash")."""
+    le = kmodel_path(manifest_path, m)
+    if not le.is_file():
+        raise ManifestError("%s: kmodel file %s is missing" % (m.name, le))
+    if sha256_file(le) != m.sha256:
+        raise ManifestError("%s: %s does not match the sha256 in %s (recompile the model)"
+                            % (m.name, le, manifest_path))
+    if m.load != "flash":
+        return le
+    if not m.big_endian:
+        raise ManifestError("%s: load is 'flash' but the manifest names no big-endian copy (field big_endian)"
+                            % m.name)
+    be = Path(manifest_path).parent / m.big_endian
+    if not be.is_file():
+        raise ManifestError("%s: big-endian copy %s is missing" % (m.name, be))
+    return be
+
+
 # ---- the device's view: models.json ----
 
 DEVICE_FIELDS = ("name", "kind", "input", "outputs", "labels", "anchors", "threshold", "nms", "load", "framing")

@@ -57,7 +57,7 @@ def test_demo_kmodel_is_what_the_compiler_makes_and_runs_on_stock_firmware(name)
 def test_digits_kmodel_matches_litert_and_keeps_float_accuracy():
     from host_tools.pipeline import demo_digits
     from host_tools.pipeline.datasets import split_indices
-    from host_tools.pipeline.digits import load_digits, render_dataset
+    from host_tools.digits import load_digits, render_dataset
     p = _files("digits")
     images, labels = load_digits()
     _, va = split_indices(labels, 0.2, demo_digits.SEED)

@@ -213,15 +213,32 @@ def test_concat_flatten_and_cpu_dense_match_litert(branch_model):
     assert (np.abs(got - ref) / step).mean() < 0.5
 
 
-def test_a_model_too_big_for_ram_gets_load_flash_and_a_big_endian_copy(branch_model, tmp_path, monkeypatch):
-    from host_tools.compiler import build
-    from host_tools.compiler.bigendian import to_big_endian
-    monkeypatch.setattr(build, "model_budget", lambda profile: {"full": 1000, "minimum": 10 ** 7}[profile])
-    man = compile_file(branch_model, tmp_path, "branch", "classifier", list("abcde"))
+def test_a_model_too_big_for_ram_gets_load_flash_on_the_build_its_layers_fit(tmp_path, monkeypatch):
+    """Four 147 KB layers: kpu.load needs them all in the heap, kpu.load_flash two layers' worth. With budgets
+    where only the minimum build streams them, the manifest says load_flash and names that build alone."""
+    from host_tools.k210 import firmware
+    from host_tools.k210.bigendian import to_big_endian
+    keras.utils.set_random_seed(0)
+    i = keras.Input((16, 16, 3))
+    x = layers.Conv2D(128, 3, padding="same")(i)
+    for _ in range(4):
+        x = layers.Conv2D(128, 3, padding="same", activation="relu")(x)
+    y = layers.Dense(5)(layers.GlobalAveragePooling2D()(x))
+    path = tmp_path / "deep.tflite"
+    path.write_bytes(_quantize(keras.Model(i, y), np.random.default_rng(0).random((4, 16, 16, 3), np.float32)))
+    info = compile_tflite(path).info
+    assert info.heap_flash < info.heap
+    between = (info.heap_flash + info.heap) // 2
+    monkeypatch.setattr(firmware, "model_budget", lambda build: {"full": info.heap_flash - 1, "minimum": between}[build])
+    man = compile_file(path, tmp_path, "deep", "classifier", list("abcde"))
     assert man.fits == {"full": False, "minimum": True} and man.load == "flash"
-    assert man.big_endian == "branch_be.kmodel"
-    le = (tmp_path / "branch.kmodel").read_bytes()
-    assert (tmp_path / "branch_be.kmodel").read_bytes() == to_big_endian(le)
+    assert man.big_endian == "deep_be.kmodel"
+    le = (tmp_path / "deep.kmodel").read_bytes()
+    assert (tmp_path / "deep_be.kmodel").read_bytes() == to_big_endian(le)
+    monkeypatch.setattr(firmware, "model_budget", lambda build: info.heap_flash - 1)
+    with pytest.raises(CompileError, match="loads on no firmware build") as e:
+        compile_file(path, tmp_path / "none", "deep", "classifier", list("abcde"))
+    assert e.value.rule == "memory" and not (tmp_path / "none").exists()
 
 
 def test_a_feature_map_beyond_the_kpu_ram_is_refused_at_its_layer(tmp_path):

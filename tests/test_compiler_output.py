@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from host_tools.compiler import CompileError, compile_file
-from host_tools.compiler.bigendian import from_big_endian, stored_size, to_big_endian
+from host_tools.k210.bigendian import from_big_endian, stored_size, to_big_endian
 from host_tools.compiler.kpu_arith import activation_table, bn_table, eval_segments, output_pieces
 from tests.conftest import fixture_file
 

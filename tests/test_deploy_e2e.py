@@ -12,8 +12,10 @@ import pytest
 from PIL import Image
 
 from host_tools.__main__ import main as cli
-from host_tools.deploy import layout, sync
+from host_tools.deploy import sync
+from host_tools.k210 import flash as flash_map
 from host_tools.sim.provision import demo_manifests, fixture_manifests
+from host_tools.k210.startup import WELCOME_MARK
 from conftest import FIXTURES as FIXTURES_DIR
 from test_deploy_support import ROOT, VirtualBoardProcess, pattern
 
@@ -57,7 +59,7 @@ def test_deploy_end_to_end_then_nothing_to_do(board, tmp_path, capsys):
     plan = json.loads((out / "flash-plan.json").read_text())
     assert board.wait_for(lambda: len(isp_sessions(board)) == 1)
     flash = (board.state / "flash.bin").read_bytes()
-    assert flash[:plan["firmware"]["size"]] == layout.firmware_image(fw.read_bytes())
+    assert flash[:plan["firmware"]["size"]] == flash_map.firmware_image(fw.read_bytes())
     for r in plan["models"]:
         assert r["offset"] >= plan["firmware_end"] and r["offset"] % 4096 == 0
         assert flash[r["offset"]:r["offset"] + r["size"]] == Path(r["file"]).read_bytes()
@@ -116,7 +118,7 @@ def test_overlap_and_size_refused_before_anything_is_written(board, tmp_path, ca
     base = ["deploy", "--port", board.port, "--models", str(tmp_path / "m"), "--out", str(tmp_path / "o")]
     assert cli(base + ["--pin", "alpha=0x300000", "--pin", "beta=0x301000"]) == 1
     assert "beta: 0x301000-0x302000 overlaps alpha" in capsys.readouterr().err
-    make_model(tmp_path / "m", "huge", pattern(layout.SPIFFS_OFFSET - 0x300000, 3))
+    make_model(tmp_path / "m", "huge", pattern(flash_map.SPIFFS_OFFSET - 0x300000, 3))
     assert cli(base) == 1
     assert "do not fit" in capsys.readouterr().err
     from host_tools.deploy.link import Link
@@ -125,7 +127,9 @@ def test_overlap_and_size_refused_before_anything_is_written(board, tmp_path, ca
         sync.sync(link, {"small.py": b"x = 1\n", "big.bin": bytes(0x300001)}, "/flash")
     link.close()
     assert isp_sessions(board) == []
-    assert not any((board.state / "flash").iterdir())
+    # only the welcome main.py the firmware's _boot.py writes into an empty /flash at power-up
+    assert [p.name for p in (board.state / "flash").iterdir()] == ["main.py"]
+    assert WELCOME_MARK in (board.state / "flash" / "main.py").read_text()
     assert not (tmp_path / "o" / "deploy.kfpkg").exists()
 
 

@@ -5,8 +5,9 @@ import time
 
 import pytest
 
-from host_tools.deploy import flasher, kfpkg, layout
+from host_tools.deploy import flasher, kfpkg
 from host_tools.deploy.virtual_board import BoardState, VirtualBoard
+from host_tools.k210 import flash as flash_map
 from test_deploy_support import pattern
 
 
@@ -72,7 +73,7 @@ def test_kfpkg_lands_byte_for_byte_and_sectors_are_counted(board, tmp_path):
     flasher.flash(pkg, board.port, board="bit", baud=1500000, progress=lambda n, d, t: seen.append((n, d, t)))
     assert wait(lambda: isp_log(board), 10)
     flash = board.state.flash_path.read_bytes()
-    img = layout.firmware_image(fw)
+    img = flash_map.firmware_image(fw)
     assert flash[:len(img)] == img
     assert flash[0x300000:0x300000 + len(m1)] == m1
     assert flash[0x312000:0x312000 + len(m2)] == m2

@@ -6,7 +6,9 @@ import zipfile
 
 import pytest
 
+from host_tools import manifest as mf
 from host_tools.deploy import kfpkg, layout
+from host_tools.k210 import flash
 from conftest import fixture_file
 from test_deploy_support import make_model, pattern
 
@@ -19,22 +21,22 @@ def test_models_placed_aligned_between_firmware_and_spiffs(tmp_path):
     p = layout.plan([a, b], firmware=fw)
     assert p.firmware.offset == 0 and p.firmware.prefix
     assert p.firmware.size == 0x320001 + 37
-    assert p.firmware_end == layout.align_up(0x320001 + 37) == 0x321000
+    assert p.firmware_end == flash.align_up(0x320001 + 37) == 0x321000
     assert [r.name for r in p.models] == ["a", "b"]
     assert p.models[0].offset == 0x321000
     assert p.models[1].offset == 0x321000 + 0x2000          # 5000 bytes rounded up to two sectors
     for r in p.models:
-        assert r.offset % 4096 == 0 and r.end <= layout.SPIFFS_OFFSET
+        assert r.offset % 4096 == 0 and r.end <= flash.SPIFFS_OFFSET
 
 
 def test_default_floor_keeps_room_for_a_bigger_firmware(tmp_path):
     a = make_model(tmp_path, "a", pattern(100, 1))
     p = layout.plan([a], firmware_size=900_000)
-    assert p.models[0].offset == layout.DEFAULT_MODEL_BASE == 0x300000
+    assert p.models[0].offset == flash.DEFAULT_MODEL_BASE == 0x300000
 
 
 def test_firmware_image_matches_kflash_header():
-    img = layout.firmware_image(b"abc")
+    img = flash.firmware_image(b"abc")
     assert img[0] == 0x02 and img[1:5] == (3).to_bytes(4, "little") and img[5:8] == b"abc"
     import hashlib
     assert img[8:] == hashlib.sha256(img[:8]).digest()
@@ -63,34 +65,34 @@ def test_pins_and_gap_filling(tmp_path):
 def test_overlap_refused_naming_both_models(tmp_path):
     a = make_model(tmp_path, "alpha", pattern(0x2000, 1))
     b = make_model(tmp_path, "beta", pattern(0x1000, 2))
-    with pytest.raises(layout.PlanError, match=r"beta: 0x301000-0x302000 overlaps alpha at 0x300000"):
+    with pytest.raises(flash.PlanError, match=r"beta: 0x301000-0x302000 overlaps alpha at 0x300000"):
         layout.plan([a, b], firmware_size=10, pins={"alpha": 0x300000, "beta": 0x301000})
 
 
 def test_pin_inside_firmware_and_misaligned_refused(tmp_path):
     a = make_model(tmp_path, "alpha", pattern(100, 1))
-    with pytest.raises(layout.PlanError, match="alpha: offset 0x100000 overlaps the firmware, which ends at 0x1E9000"):
+    with pytest.raises(flash.PlanError, match="alpha: offset 0x100000 overlaps the firmware, which ends at 0x1E9000"):
         layout.plan([a], firmware_size=0x1E8000, pins={"alpha": 0x100000})
-    with pytest.raises(layout.PlanError, match="alpha: offset 0x300010 is not 4 KiB aligned"):
+    with pytest.raises(flash.PlanError, match="alpha: offset 0x300010 is not 4 KiB aligned"):
         layout.plan([a], firmware_size=10, pins={"alpha": 0x300010})
 
 
 def test_too_big_refused_naming_the_model(tmp_path):
-    big = make_model(tmp_path, "huge", pattern(layout.SPIFFS_OFFSET - 0x300000 + 1, 1))
-    with pytest.raises(layout.PlanError, match=r"huge: \d+ bytes do not fit"):
+    big = make_model(tmp_path, "huge", pattern(flash.SPIFFS_OFFSET - 0x300000 + 1, 1))
+    with pytest.raises(flash.PlanError, match=r"huge: \d+ bytes do not fit"):
         layout.plan([big], firmware_size=10)
-    with pytest.raises(layout.PlanError, match="firmware: .* past the start of SPIFFS"):
-        layout.plan([], firmware_size=layout.SPIFFS_OFFSET)
+    with pytest.raises(flash.PlanError, match="firmware: .* past the start of SPIFFS"):
+        layout.plan([], firmware_size=flash.SPIFFS_OFFSET)
 
 
 def test_stale_kmodel_and_missing_big_endian_refused(tmp_path):
     a = make_model(tmp_path, "a", pattern(100, 1))
     (tmp_path / "a.kmodel").write_bytes(pattern(100, 2))
-    with pytest.raises(layout.PlanError, match="a: .*does not match the sha256"):
+    with pytest.raises(mf.ManifestError, match="a: .*does not match the sha256"):
         layout.plan([a], firmware_size=10)
     b = make_model(tmp_path, "b", pattern(100, 1), load="flash", kind="detector", big_endian=b"x")
     (tmp_path / "b_be.kmodel").unlink()
-    with pytest.raises(layout.PlanError, match="b: big-endian copy .* is missing"):
+    with pytest.raises(mf.ManifestError, match="b: big-endian copy .* is missing"):
         layout.plan([b], firmware_size=10)
 
 
@@ -118,7 +120,7 @@ def test_kfpkg_flash_list_survives_kflash_regex():
 
 def test_parse_pins():
     assert layout.parse_pins(["a=0x300000", "b=4194304"]) == {"a": 0x300000, "b": 0x400000}
-    with pytest.raises(layout.PlanError):
+    with pytest.raises(flash.PlanError):
         layout.parse_pins(["a:0x300000"])
 
 

@@ -9,11 +9,12 @@ import pytest
 from conftest import FIXTURES, ROOT, fixture_file
 from host_tools import manifest as mf
 from host_tools.sim import Board, Session
-from host_tools.sim.profiles import MIB, model_budget
+from host_tools.k210.firmware import MIB, model_budget
 from host_tools.sim.provision import fixture_manifests, install_app, install_models
 
 DEVICE = ROOT / "device"
 ERR_2006 = "[MAIXPY]kpu: load error:2006, ERR_NO_MEM: memory not enough"
+START = 1300   # board ms when the app runs: _boot.py's 200 ms, boot.py's 1 s safe-mode window, bring-up
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +68,9 @@ def held(app):
 
 def test_classifier_then_detector_after_one_press(tmp_path, models):
     board = make_board(tmp_path, models)
-    board.press(at_ms=1200)
-    s, r, app = boot(board, 2500)
-    assert r.stopped == "2500 ms" and r.error is None
+    board.press(at_ms=START + 1200)
+    s, r, app = boot(board, START + 2500)
+    assert r.stopped == "%d ms" % (START + 2500) and r.error is None
     assert loads(board) == ["mnist", "yolo20"]
     assert held(app) == "yolo20" and s.loaded_models() == 1
     # the detector's boxes on the dog photo, decoded by the firmware's run_yolo2: the board shows these three
@@ -77,7 +78,7 @@ def test_classifier_then_detector_after_one_press(tmp_path, models):
     assert board.screen.shown > 20
     assert "display: " not in board.console_text()      # every frame was drawn (labels, FPS) without error
     # the FPS shown is the rate frames reach the LCD
-    rate = displays_after(board, 2000) / 0.5
+    rate = displays_after(board, START + 2000) / 0.5
     assert rate > 5 and abs(app.fps - rate) < 0.2 * rate, (app.fps, rate)
 
 
@@ -95,9 +96,9 @@ def test_bouncing_presses_switch_once(tmp_path, models):
             board.press(at_ms=board.clock.ms + 30, hold_ms=100, bounce=5, bounce_ms=6)
         return real_load(x, *a)
     kpu.load = load_and_press
-    board.press(at_ms=1000, hold_ms=150, bounce=5, bounce_ms=6)   # 6 falling edges on press, 5 on release
-    board.press(at_ms=3000, hold_ms=900, bounce=5, bounce_ms=6)   # a long hold: release bounce long after
-    s.rt.stop_check = lambda: "stop" if board.clock.ms >= 4500 else None
+    board.press(at_ms=START + 1000, hold_ms=150, bounce=5, bounce_ms=6)   # 6 falling edges on press, 5 on release
+    board.press(at_ms=START + 3000, hold_ms=900, bounce=5, bounce_ms=6)   # a long hold: release bounce long after
+    s.rt.stop_check = lambda: "stop" if board.clock.ms >= START + 4500 else None
     s.boot()
     app = s.device_modules["app"].current
     # initial classifier; press 1 -> detector; the press inside that load -> classifier; long hold -> detector
@@ -110,7 +111,7 @@ def test_every_press_counts_once_whatever_its_hold_and_bounce(tmp_path, models):
     board = make_board(tmp_path, models)
     # (hold ms, extra flips per transition): taps shorter than a frame, long holds, clean and very bouncy contacts
     script = [(30, 0), (60, 8), (120, 3), (400, 5), (900, 2), (45, 6), (200, 0), (150, 7)]
-    t = 800
+    t = START + 800
     for hold, bounce in script:
         board.press(at_ms=t, hold_ms=hold, bounce=bounce, bounce_ms=2 + bounce)
         t += hold + 700      # time for the release, the load and a few frames before the next press
@@ -129,8 +130,8 @@ def write_models_json(board, edit):
 def test_model_too_big_for_the_heap_gives_2006_and_the_app_falls_back(tmp_path, models):
     # 1 MiB of system heap left for models: mnist (423 KB) fits, the 20-class YOLO (1.4 MB) does not
     board = make_board(tmp_path, models, sys_heap_for_models=1 * MIB)
-    board.press(at_ms=1000)
-    s, r, app = boot(board, 2500)
+    board.press(at_ms=START + 1000)
+    s, r, app = boot(board, START + 2500)
     assert r.error is None
     assert loads(board) == ["mnist", "yolo20"]
     assert "yolo20: " + ERR_2006 in board.console_text()
@@ -138,15 +139,37 @@ def test_model_too_big_for_the_heap_gives_2006_and_the_app_falls_back(tmp_path, 
     # the classifier that worked is back and running
     assert held(app) == "mnist" and app.slots[app.mode].kind == "classifier"
     assert s.loaded_models() == 1 and len(kmodel_blocks(s)) == 1
-    assert displays_after(board, 1500) > 10 and isinstance(app.result, tuple)
+    assert displays_after(board, START + 1500) > 10 and isinstance(app.result, tuple)
+
+
+def test_a_model_that_fits_only_beside_a_single_buffered_camera_gets_it(tmp_path, models):
+    from host_tools.k210.memory import camera_buffers
+    # room for the 1.4 MB detector with one frame buffer set, not with two (the classifier fits either way)
+    board = make_board(tmp_path, models, sys_heap_for_models=1_500_000)
+    board.press(at_ms=START + 500)
+    s, r, app = boot(board, START + 1500)
+    camera = s.device_modules["camera"]
+    assert held(app) == "yolo20" and not camera.dual and r.error is None
+    assert "camera: single-buffered to make room for yolo20" in board.console_text()
+    assert [n for tag, n in s.rt.sys.blocks.values() if tag == "camera"] == [camera_buffers(320, 240, False)]
+    assert sorted(b[0] for b in app.result) == ["bicycle", "car", "dog"]
+
+
+def test_the_camera_is_double_buffered_when_the_models_leave_room(tmp_path, models):
+    from host_tools.k210.memory import camera_buffers
+    board = make_board(tmp_path, models)
+    board.press(at_ms=START + 500)
+    s, r, app = boot(board, START + 1500)
+    assert held(app) == "yolo20" and s.device_modules["camera"].dual
+    assert [n for tag, n in s.rt.sys.blocks.values() if tag == "camera"] == [camera_buffers(320, 240, True)]
 
 
 def test_missing_model_file_shows_the_error_and_the_classifier_keeps_running(tmp_path, models):
     board = make_board(tmp_path, models, sd=True)
     (board.sd_root / "yolo20.kmodel").unlink()
-    board.press(at_ms=1000)
-    board.press(at_ms=2000)
-    s, r, app = boot(board, 3000)
+    board.press(at_ms=START + 1000)
+    board.press(at_ms=START + 2000)
+    s, r, app = boot(board, START + 3000)
     assert r.error is None
     text = "yolo20: [MAIXPY]kpu: load error:2005, ERR_READ_FILE: read file failed"
     assert board.console_text().count(text) == 2          # each press tries again and tells again
@@ -158,8 +181,8 @@ def test_missing_model_file_shows_the_error_and_the_classifier_keeps_running(tmp
 def test_bad_manifest_entry_is_named_and_the_other_mode_keeps_running(tmp_path, models):
     board = make_board(tmp_path, models)
     write_models_json(board, lambda ms: ms[1].pop("anchors"))
-    board.press(at_ms=1000)
-    s, r, app = boot(board, 2000)
+    board.press(at_ms=START + 1000)
+    s, r, app = boot(board, START + 2000)
     out = board.console_text()
     msg = "models.json models[1] (yolo20): field 'anchors' must hold an even, non-zero count of numbers"
     assert out.count(msg) == 2                             # at start, and again on the press
@@ -170,9 +193,9 @@ def test_bad_manifest_entry_is_named_and_the_other_mode_keeps_running(tmp_path, 
 def test_unusable_models_json_shows_a_message_and_the_app_still_runs(tmp_path, models):
     board = make_board(tmp_path, models)
     (board.flash_root / "models.json").write_text("{\"schema\": 1, \"models\": [")
-    board.press(at_ms=800)
-    s, r, app = boot(board, 1500)
-    assert r.error is None and r.stopped == "1500 ms"
+    board.press(at_ms=START + 800)
+    s, r, app = boot(board, START + 1500)
+    assert r.error is None and r.stopped == "%d ms" % (START + 1500)
     assert board.console_text().count("models.json: not valid JSON") == 2
     assert held(app) is None and s.loaded_models() == 0
     assert app.frames > 20                                 # camera frames with the message keep coming
@@ -181,7 +204,7 @@ def test_unusable_models_json_shows_a_message_and_the_app_still_runs(tmp_path, m
 def test_wrong_input_size_raises_the_check_error_and_the_detector_takes_over(tmp_path, models):
     board = make_board(tmp_path, models)
     write_models_json(board, lambda ms: ms[0]["input"].update(w=32, h=32))   # mnist really takes 28x28
-    s, r, app = boot(board, 1500)
+    s, r, app = boot(board, START + 1500)
     assert "mnist: [MAIXPY]kpu: check img format err!" in board.console_text()
     assert loads(board) == ["mnist", "yolo20"]
     assert held(app) == "yolo20" and sorted(b[0] for b in app.result) == ["bicycle", "car", "dog"]
@@ -237,24 +260,14 @@ def test_both_models_failing_on_frames_leaves_the_camera_running_without_reloadi
         ms[0]["input"].update(w=32, h=32)
         ms[1]["input"].update(w=224, h=224)
     write_models_json(board, wrong_sizes)
-    board.press(at_ms=1500)
-    s, r, app = boot(board, 3000)
+    board.press(at_ms=START + 1500)
+    s, r, app = boot(board, START + 3000)
     out = board.console_text()
     # each failure is told; no ping-pong between two broken models: a press tries again, once
     assert out.count("check img format err!") == 3
     assert loads(board) == ["mnist", "yolo20", "mnist"]
     assert held(app) is None and s.loaded_models() == 0 and r.error is None
-    assert displays_after(board, 2000) > 10
-
-
-def test_boot_held_at_power_up_skips_the_app(tmp_path, models):
-    board = make_board(tmp_path, models)
-    board.press(at_ms=0, hold_ms=3000)
-    s, r, app = boot(board, 5000)
-    assert r.stopped is None and r.error is None       # main.py returned: the REPL is free
-    assert "safe mode: app skipped" in board.console_text()
-    assert "app" not in s.device_modules and s.loaded_models() == 0
-    assert s.device_modules["startup"].camera_error is None
+    assert displays_after(board, START + 2000) > 10
 
 
 def test_boot_without_camera_never_raises_and_the_app_says_so(tmp_path, models):
@@ -263,9 +276,9 @@ def test_boot_without_camera_never_raises_and_the_app_says_so(tmp_path, models):
     s = Session(board)
 
     def stop_check():
-        if board.clock.ms >= 3000:
+        if board.clock.ms >= START + 3000:
             board.camera_present = True     # plugged back in: the app's retry brings it up
-        return "stop" if board.clock.ms >= 4500 else None
+        return "stop" if board.clock.ms >= START + 4500 else None
     s.rt.stop_check = stop_check
     r = s.boot()
     app = s.device_modules["app"].current
@@ -274,7 +287,7 @@ def test_boot_without_camera_never_raises_and_the_app_says_so(tmp_path, models):
     assert "boot: camera: " in out
     assert out.count("camera: not found sensor") == 1   # told once, not every frame
     assert held(app) == "mnist"                          # the model stayed loaded, waiting for frames
-    assert displays_after(board, 0) > 10 and displays_after(board, 0) == displays_after(board, 3000)
+    assert displays_after(board, 0) > 10 and displays_after(board, 0) == displays_after(board, START + 3000)
     assert isinstance(app.result, tuple)
 
 
@@ -286,7 +299,7 @@ def test_boot_without_camera_never_raises_and_the_app_says_so(tmp_path, models):
 def test_a_broken_install_still_boots_to_a_free_repl(tmp_path, models, damage, told):
     board = make_board(tmp_path, models)
     damage(board.flash_root)
-    s, r, app = boot(board, 2000)
+    s, r, app = boot(board, START + 2000)
     out = board.console_text()
     assert all(t in out for t in told), out
     assert r.error is None and r.stopped is None       # both scripts ended: the REPL is free for the file tools
@@ -298,9 +311,9 @@ def test_ctrl_c_stops_the_app_and_frees_the_model(tmp_path, models):
     s = Session(board)
 
     def stop_check():
-        if board.clock.ms >= 1000 and s.loaded_models():
+        if board.clock.ms >= START + 1000 and s.loaded_models():
             s.interrupt()
-        return "stop" if board.clock.ms >= 3000 else None
+        return "stop" if board.clock.ms >= START + 3000 else None
     s.rt.stop_check = stop_check
     r = s.boot()
     assert isinstance(r.error, KeyboardInterrupt) and r.stopped is None   # main.py ended, back to the REPL
@@ -309,7 +322,7 @@ def test_ctrl_c_stops_the_app_and_frees_the_model(tmp_path, models):
 
 
 def test_detector_marked_for_flash_runs_through_load_flash(tmp_path, models):
-    from host_tools.compiler.bigendian import to_big_endian
+    from host_tools.k210.bigendian import to_big_endian
     from host_tools.kmodel import load as kload, netinfo
     m = mf.load(models[1])
     be = tmp_path / "yolo20_be.kmodel"
@@ -319,8 +332,8 @@ def test_detector_marked_for_flash_runs_through_load_flash(tmp_path, models):
     flash_manifest = mf.save(tmp_path / "yolo20.json", m)
     board = make_board(tmp_path / "b", [models[0], flash_manifest])
     assert '"load": "flash"' in (board.flash_root / "models.json").read_text()
-    board.press(at_ms=1000)
-    s, r, app = boot(board, 2000)
+    board.press(at_ms=START + 1000)
+    s, r, app = boot(board, START + 2000)
     assert held(app) == "yolo20" and sorted(b[0] for b in app.result) == ["bicycle", "car", "dog"]
     # load_flash keeps only main memory and streaming buffers on the heap, not the weights
     info = netinfo(kload(mf.kmodel_path(models[1], m)))

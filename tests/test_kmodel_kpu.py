@@ -6,18 +6,21 @@ import numpy as np
 import pytest
 
 from conftest import fixture_file
+from host_tools.k210 import kpu as hw
 from host_tools.kmodel import load, run
-from host_tools.kmodel import regs as R
+from host_tools.k210 import registers as R
+from host_tools.k210.arith import POOL_TYPES
 from host_tools.kmodel import int_gemm
 from host_tools.kmodel import kpu_kernels as K
-from host_tools.kmodel.kpu import ConvPlan, carry_shift, pool
+from host_tools.k210.arith import carry_shift, pool
+from host_tools.kmodel.kpu import ConvPlan
 
 
 def random_layer(rng, ic, oc, h, w, k, dw, pool_type, bits=8, wild=False):
     """A K210_CONV layer with random but register-valid arithmetic (wild: values that may wrap at 36 bits)."""
     regs = R.default_layer_regs()
     oc = ic if dw else oc
-    oh, ow = R.pooled_size(h, w, pool_type)
+    oh, ow = hw.pooled_size(h, w, pool_type)
     regs.interrupt_enabe.depth_wise_layer = int(dw)
     regs.image_channel_num.i_ch_num, regs.image_channel_num.o_ch_num = ic - 1, oc - 1
     regs.image_size.i_row_wid, regs.image_size.i_col_high = w - 1, h - 1
@@ -36,7 +39,7 @@ def random_layer(rng, ic, oc, h, w, k, dw, pool_type, bits=8, wild=False):
             wb.wb_channel_switch_addr, wb.wb_row_switch_addr, wb.wb_group = (lay["channel_switch_addr"],
                                                                             lay["row_switch_addr"],
                                                                             lay["coef_group"])
-    regs.image_addr.image_dst_addr = R.kpu_ram_rows(ic, h, w)
+    regs.image_addr.image_dst_addr = hw.ram_rows(ic, h, w)
     cv = regs.conv_value
     big = 23 if wild else 22
     cv.arg_x, cv.arg_w = (int(v) for v in rng.integers(-(1 << big), 1 << big, 2))
@@ -189,7 +192,7 @@ def wide_bn_layer(rng, ic, oc, h, w, k, dw, pool_type, leaky, integer_a=False):
         cv.arg_x = -int(rng.integers(0, 256)) << cv.shr_x
     L.regs.conv_value2.arg_add = 0
     p = ConvPlan(L)
-    acc = p.accumulate(*p.conv_sums(rng.integers(0, 256, L.in_shape).astype(np.uint8)))
+    acc = p.accumulators(rng.integers(0, 256, L.in_shape).astype(np.uint8))
     lo, hi = (np.percentile(acc.reshape(len(acc), -1), q, axis=1).astype(np.int64) for q in (5, 95))
     mul = np.minimum((1 << 29) // (hi - lo + 1), (1 << 23) - 1)      # bn = (acc - lo) * ~2^27 / (hi - lo)
     L.bn = (mul, -((lo * mul) >> 2), np.full(oc if not dw else ic, 2))
@@ -210,7 +213,7 @@ def test_wide_bn_layers_equal_int64_reference(pool_type):
     for ic, oc, h, w, k, dw in CASES[:4]:
         for leaky in (False, True):
             p = ConvPlan(wide_bn_layer(rng, ic, oc, h, w, k, dw, pool_type, leaky))
-            assert p.monotone or R.POOL_TYPES[pool_type][0] != "max" or leaky
+            assert p.monotone or POOL_TYPES[pool_type][0] != "max" or leaky
             for _ in range(3):
                 x = rng.integers(0, 256, (ic, h, w)).astype(np.uint8)
                 y = p.forward_exact(x)
@@ -237,7 +240,7 @@ def spread_bn(L, rng):
     """BN and activation spread over the accumulator range of random inputs, so outputs take many values and a
     wrong sum shows (random BN values leave most outputs at one clamp)."""
     p = ConvPlan(L)
-    acc = p.accumulate(*p.conv_sums(rng.integers(0, 256, L.in_shape).astype(np.uint8)))
+    acc = p.accumulators(rng.integers(0, 256, L.in_shape).astype(np.uint8))
     lo, hi = (np.percentile(acc.reshape(len(acc), -1), q, axis=1).astype(np.int64) for q in (5, 95))
     # bn = (acc - lo) * ~2^16 / (hi - lo) with norm_shift 15 (4 bits); a flat channel must not blow BN up
     mul = np.clip((1 << 31) // (hi - lo + 1), 1, 1 << 16)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from host_tools.kmodel import regs as R
+from host_tools.k210 import kpu as hw
 from host_tools.kmodel.kpu_ram import Deferred, KpuRam, RamMap, ram_index, rule_index
 
 
@@ -10,21 +10,21 @@ from host_tools.kmodel.kpu_ram import Deferred, KpuRam, RamMap, ram_index, rule_
 def test_ram_map_matches_the_sdk_upload_layout(w):
     rng = np.random.default_rng(w)
     c, h = 7, 5
-    lay = R.row_layout(w)
+    lay = hw.row_layout(w)
     x = rng.integers(0, 256, (c, h, w)).astype(np.uint8)
-    ram = np.zeros(R.KPU_RAM_BYTES, np.uint8)
+    ram = np.zeros(hw.RAM_BYTES, np.uint8)
     mp = RamMap(3, (c, h, w), lay.groups, lay.row_len, lay.row_len * h)
     mp.write(ram, x)
     np.testing.assert_array_equal(ram[ram_index(3, (c, h, w), lay.groups, lay.row_len, lay.row_len * h)], x)
     np.testing.assert_array_equal(mp.read(ram), x)
     assert ram[:3 * 64].sum() == 0 and np.count_nonzero(ram) <= x.size
-    assert R.kpu_ram_rows(c, h, w) * 64 >= ram.nonzero()[0].max() + 1 - 3 * 64
+    assert hw.ram_rows(c, h, w) * 64 >= ram.nonzero()[0].max() + 1 - 3 * 64
 
 
 def random_map(rng):
     """A map at a random row with a random legal layout: groups per row, line and channel pitch from its size."""
     c, h, w = (int(v) for v in rng.integers(1, 9, 3)) if rng.random() < 0.5 else (3, 4, int(rng.integers(1, 40)))
-    lay = R.row_layout(w)
+    lay = hw.row_layout(w)
     ch_switch = lay.row_len * h + int(rng.integers(0, 2))
     return RamMap(int(rng.integers(0, 40)), (c, h, w), lay.groups, lay.row_len, ch_switch)
 
@@ -41,7 +41,7 @@ def test_lazy_ram_reads_what_eager_writes_give(seed):
     in between: every read equals a plain byte array written at once, and so do the bytes once everything is
     flushed."""
     rng = np.random.default_rng(seed)
-    lazy, eager = KpuRam(), np.zeros(R.KPU_RAM_BYTES, np.uint8)
+    lazy, eager = KpuRam(), np.zeros(hw.RAM_BYTES, np.uint8)
     maps = [random_map(rng) for _ in range(6)]
     hits, deferred, last = 0, 0, maps[0]
     for step in range(60):

@@ -4,8 +4,9 @@ import struct
 import pytest
 
 from conftest import fixture_file
+from host_tools.k210 import kpu as hw
 from host_tools.kmodel import KmodelError, parse
-from host_tools.kmodel import regs as R
+from host_tools.k210 import registers as R
 
 
 def test_yolo20_layers_and_registers():
@@ -22,7 +23,7 @@ def test_yolo20_layers_and_registers():
         (30720, 1, 239)
     for L in m.layers[:-1]:                           # the chunking rule reproduces every layer's registers
         r = L.regs
-        n, size, loads = R.weight_loads(r.kernel, r.in_shape[0], r.out_shape[0], r.depthwise)
+        n, size, loads = hw.weight_loads(r.kernel, r.in_shape[0], r.out_shape[0], r.depthwise)
         assert (r.image_channel_num.o_ch_num_coef + 1, r.kernel_load_cfg.para_size,
                 r.kernel_load_cfg.load_time + 1) == (n, size, loads), L.index
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from host_tools.pipeline.digits import load_digits, render_dataset, render_digit
+from host_tools.digits import load_digits, render_dataset, render_digit
 
 
 def test_render_is_deterministic_and_varies_with_rng():

@@ -175,7 +175,7 @@ def test_load_from_flash_offset(tmp_path):
 
 
 def test_load_flash_reads_the_big_endian_copy(tmp_path):
-    from host_tools.compiler.bigendian import to_big_endian
+    from host_tools.k210.bigendian import to_big_endian
     raw = fixture_file("nncase-iris", "iris.kmodel").read_bytes()
     b = board_with(tmp_path, {})
     b.write_flash(0x600000, to_big_endian(raw))

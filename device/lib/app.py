@@ -78,12 +78,12 @@ class App:
         held = self.manager.entry
         if held is None:
             self.mode = want
-            self.view = camera.View("detector", camera.FRAME_W, camera.FRAME_H, 3)  # the plain camera
+            self.view = camera.View(camera.FRAME_W, camera.FRAME_H, 3)  # the plain camera
         else:
             for i in range(len(self.slots)):
                 if self.slots[i].entry is held:
                     self.mode = i
-            self.view = camera.View(held["kind"], held["w"], held["h"], held["c"])
+            self.view = camera.View(held["w"], held["h"], held["c"], held["framing"])
         try:
             camera.configure(self.view)
         except Exception as err:  # no camera: the frames will say so too; the model stays loaded
@@ -97,10 +97,27 @@ class App:
             return False
         screen.message("loading %s ..." % slot.entry["name"], 200)
         err = self.manager.switch(slot.entry)
+        if err and camera.dual and "error:2006," in err:
+            err = self.make_room(slot.entry)
         if err:
             self.tell(err)
         self._follow(i)
         return err is None
+
+    def make_room(self, entry):
+        """The model did not fit beside a double-buffered camera: give the second frame buffer set back to the
+        system heap and load it again (the camera stays double-buffered when even that does not fit). Returns the
+        load's error text or None."""
+        try:
+            camera.start(False)
+            err = self.manager.switch(entry)
+            if err:
+                camera.start(True)
+            else:
+                self.tell("camera: single-buffered to make room for %s" % entry["name"])
+            return err
+        except Exception as err:
+            return "camera: %s" % error_text(err)
 
     def start(self):
         """Load the first mode that has a model (problems were told already); else run the camera alone."""
@@ -169,17 +186,19 @@ class App:
         screen.message(self.notice[0], 0, False)
         time.sleep_ms(CAMERA_RETRY_MS)
         try:
-            sensor.reset()
+            camera.start(camera.dual)
             camera.configure(self.view)
-            sensor.run(1)
         except Exception:
             pass  # still no camera: the next frame says so again
 
     def show(self, img, result):
+        """Draw on the frame itself (no copy: nothing new on the heap) and send it to the LCD."""
         view = self.view
         held = self.manager.entry
-        width, height = view.show_w, view.show_h
-        img = camera.shown_image(view, img)
+        width, height = camera.FRAME_W, camera.FRAME_H
+        if held is not None and not view.whole:
+            x, y, w, h = view.box
+            img.draw_rectangle(x, y, w, h, screen.WHITE, 1)  # the part of the frame the model sees
         if result is not None:
             if held["kind"] == "classifier":
                 infer.draw_class(img, result, width)

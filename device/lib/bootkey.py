@@ -24,7 +24,10 @@ class BootKey:
         # Down means: a press was counted (or the key was down at start) and the key has not been seen up since;
         # falling edges then are release bounce.
         self._down = self.pin.value() == 0
-        self.pin.irq(self._irq, GPIO.IRQ_FALLING)
+        # The firmware keeps the handler only in a static array the GC does not scan (Maix_gpio.c): a bound method
+        # made for the call would be freed by the next gc.collect(). This attribute keeps it alive with the key.
+        self._handler = self._irq
+        self.pin.irq(self._handler, GPIO.IRQ_FALLING)
 
     def _irq(self, pin):
         now = time.ticks_ms()

@@ -1,55 +1,79 @@
-# Camera set-up per model: the KPU needs an image of exactly the model's input size with its AI buffer.
-# Classifier: a centred sensor window of the model's size (the MaixPy demos' way; rounded up to the multiple of 8
-# the window takes, then resized). Detector: the whole QVGA frame (resized when the model is smaller).
+# The camera and a model's input. The sensor takes full QVGA frames, set up once: changing the frame size or the
+# window would free and malloc its buffers again between model loads, and set_windowing gives the frame's TOP-LEFT
+# corner on the OV2640 most Maix Bits carry. The LCD shows the frame itself. A model's input is taken from the
+# frame by its manifest's framing rule (crop_box mirrors host_tools/framing.py's; a test holds them equal): cut the
+# region, resize it to the model's size, build the AI buffer the KPU reads.
+import gc
 import sensor
 
 FRAME_W = 320
 FRAME_H = 240
+dual = False  # the camera is double-buffered (the next frame is captured while the app works on this one)
 
 
-def up8(n):
-    return (n + 7) // 8 * 8
+def crop_box(src_w, src_h, w, h, framing="crop"):
+    """(x, y, cw, ch): the region of a src_w x src_h frame that becomes a w x h model input. "crop": the largest
+    centred region with the model's aspect; "stretch": the whole frame."""
+    if framing == "stretch" or src_w * h == src_h * w:
+        return 0, 0, src_w, src_h
+    if src_w * h > src_h * w:  # frame wider than the model: keep its full height
+        cw, ch = src_h * w // h, src_h
+    else:
+        cw, ch = src_w, src_w * h // w
+    return (src_w - cw) // 2, (src_h - ch) // 2, cw, ch
 
 
 class View:
-    """How frames are taken and shown for one model."""
+    """How one model's input is taken from a frame, and how its boxes map back onto the frame."""
 
-    def __init__(self, kind, w, h, c):
+    def __init__(self, w, h, c, framing="crop"):
         self.w = w
         self.h = h
         self.gray = c == 1
-        if kind == "classifier" and (w, h) != (FRAME_W, FRAME_H):
-            self.win = (min(up8(w), FRAME_W), min(up8(h), FRAME_H))
-        else:
-            self.win = None
-        fw, fh = self.win if self.win is not None else (FRAME_W, FRAME_H)
-        self.resize = (fw, fh) != (w, h)
-        self.sx = fw / w  # model pixels -> frame pixels, for boxes
-        self.sy = fh / h
-        # a small window is shown enlarged, so the LCD (and its text) is readable
-        self.zoom = max(1, min(FRAME_W // fw, FRAME_H // fh))
-        self.show_w = fw * self.zoom
-        self.show_h = fh * self.zoom
+        self.box = crop_box(FRAME_W, FRAME_H, w, h, framing)
+        x, y, cw, ch = self.box
+        self.whole = self.box == (0, 0, FRAME_W, FRAME_H) and (w, h) == (FRAME_W, FRAME_H)
+        self.sx = cw / w  # model pixels -> frame pixels
+        self.sy = ch / h
+
+    def to_frame(self, x, y, w, h):
+        """A box in model input pixels as (x, y, w, h) in frame pixels."""
+        return (int(self.box[0] + x * self.sx), int(self.box[1] + y * self.sy), int(w * self.sx),
+                int(h * self.sy))
+
+
+def start(want_dual=True):
+    """Bring the camera up for QVGA frames; double-buffered when want_dual and there is system heap for it, else
+    single-buffered. Raises what the firmware raises when there is no camera."""
+    global dual
+    for d in ((True, False) if want_dual else (False,)):
+        try:
+            sensor.reset(dual_buff=d)
+            sensor.set_pixformat(sensor.RGB565)
+            sensor.set_framesize(sensor.QVGA)
+            dual = d
+            break
+        except OSError as e:
+            if not d or str(e) == "Reset Failed":  # no camera at all, or single-buffered failed too
+                raise
+    sensor.run(1)
 
 
 def configure(view):
-    """Set the sensor for this view (the frame size also resets any earlier window)."""
+    """The pixel format this view's model takes (the frame size and buffers stay as they are)."""
     sensor.set_pixformat(sensor.GRAYSCALE if view.gray else sensor.RGB565)
-    sensor.set_framesize(sensor.QVGA)
-    sensor.set_windowing(view.win if view.win is not None else (FRAME_W, FRAME_H))
 
 
 def kpu_image(view, img):
-    """The image to hand to the KPU for a snapshot img (img itself unless it must be resized)."""
-    if not view.resize:
+    """The image to hand to the KPU for the frame img: img itself when the model takes the whole frame, else the
+    region cut, resized and given its AI buffer. The heap is collected first, so these three blocks are placed in
+    the same free space every frame and never strand each other (MemoryError on a fragmented heap)."""
+    if view.whole:
         return img
-    small = img.resize(view.w, view.h)
-    small.pix_to_ai()  # resize() drops the AI buffer the KPU reads
-    return small
-
-
-def shown_image(view, img):
-    """The image to draw on and send to the LCD."""
-    if view.zoom == 1:
-        return img
-    return img.resize(view.show_w, view.show_h)
+    gc.collect()
+    x, y, cw, ch = view.box
+    part = img.cut(x, y, cw, ch)
+    if (cw, ch) != (view.w, view.h):
+        part = part.resize(view.w, view.h)
+    part.pix_to_ai()  # cut() and resize() give no AI buffer
+    return part

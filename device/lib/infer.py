@@ -6,15 +6,16 @@ import screen
 BOX = (0, 255, 0)
 
 
-def top1(values, out_type):
-    """(index, score) of the best class; uint8 ('B') outputs are scaled to [0, 1]."""
+def top1(values, typecode):
+    """(index, score) of the best class; uint8 outputs (typecode 'B': the model ends with a KPU conv) are scaled to
+    [0, 1]."""
     best = 0
     bv = values[0]
     for i in range(1, len(values)):
         if values[i] > bv:
             bv = values[i]
             best = i
-    if out_type == "B":
+    if typecode == "B":
         bv = bv / 255
     return best, bv
 
@@ -27,7 +28,7 @@ def label(entry, i):
 def classify(task, entry, kimg):
     """(label, score) of the top class."""
     fmap = kpu.forward(task, kimg)
-    best, score = top1(fmap[:], entry["out_type"])
+    best, score = top1(fmap[:], fmap.typecode())
     return label(entry, best), score
 
 
@@ -44,13 +45,10 @@ def draw_class(img, result, width):
 
 
 def draw_boxes(img, boxes, view):
-    """Boxes scaled from the model's input to the shown frame, each with its label."""
-    sx = view.sx * view.zoom
-    sy = view.sy * view.zoom
+    """Boxes mapped from the model's input back through its crop onto the frame, each with its label."""
     for name, score, x, y, w, h in boxes:
-        x = int(x * sx)
-        y = int(y * sy)
-        img.draw_rectangle(x, y, int(w * sx), int(h * sy), BOX, 2)
+        x, y, w, h = view.to_frame(x, y, w, h)
+        img.draw_rectangle(x, y, w, h, BOX, 2)
         text = "%s %.2f" % (name, score)
         img.draw_rectangle(x, y, len(text) * 8 + 4, 12, BOX, 1, True)  # label tab: readable on any scene
-        img.draw_string(x + 2, y + 1, text, screen.BLACK, 1)
+        img.draw_string(x + 2, y, text, color=screen.BLACK, mono_space=True)

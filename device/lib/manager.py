@@ -30,8 +30,8 @@ def open_model(e):
 
 
 def error_text(err):
-    """The firmware's own words for an error (its ValueError texts already carry the code)."""
-    text = str(err)
+    """The firmware's own words for an error (its ValueError texts already carry the code; some end in "\r\n")."""
+    text = str(err).strip()
     if not text:
         text = err.__class__.__name__
     return text

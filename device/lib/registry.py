@@ -88,7 +88,6 @@ def check_entry(d, where):
     return {
         "name": name, "kind": kind, "source": src, "load": load,
         "w": inp["w"], "h": inp["h"], "c": inp["c"], "framing": framing,
-        "out_type": outs[0].get("type", "f") if isinstance(outs[0], dict) else "f",
         "labels": labels, "anchors": tuple([float(a) for a in anchors]),
         "threshold": _number(d, "threshold", where), "nms": _number(d, "nms", where),
     }

@@ -1,8 +1,11 @@
 # Text on the LCD: wrapped messages straight to the panel (when there is no frame) or onto a frame.
+# lcd.draw_string loses about 7.7 KB of system heap on every call with an empty string or y > 304 (py_lcd.c
+# returns before freeing its buffers), so empty lines and lines below the panel are never drawn.
 import lcd
 
-COLS = 38        # 8-pixel font on a 320-pixel LCD, less a margin
-LINE_H = 14
+COLS = 38        # characters per line: the firmware font is 8 pixels wide (monospaced), 320-pixel LCD less a margin
+LINE_H = 14      # 12-pixel font and 2 pixels between lines
+PANEL_H = 240
 BLACK = (0, 0, 0)
 WHITE = (255, 255, 255)
 RED = (255, 64, 64)
@@ -11,16 +14,19 @@ YELLOW = (255, 255, 0)
 
 
 def wrap(text, cols=COLS):
-    """Split text into lines of at most cols characters (breaking at spaces when it can)."""
+    """The non-empty lines of text, each at most cols characters (breaking at spaces when it can). "\\r\\n" ends a
+    line like "\\n" (the KPU's error texts end with it)."""
     out = []
-    for para in str(text).split("\n"):
+    for para in str(text).replace("\r", "\n").split("\n"):
+        para = para.strip()
         while len(para) > cols:
             cut = para.rfind(" ", 0, cols + 1)
             if cut <= 0:
                 cut = cols
             out.append(para[:cut])
             para = para[cut:].lstrip()
-        out.append(para)
+        if para:
+            out.append(para)
     return out
 
 
@@ -30,7 +36,10 @@ def message(text, y=0, echo=True):
     try:
         lines = wrap(text)
         for i in range(len(lines)):
-            lcd.draw_string(4, y + 4 + i * LINE_H, lines[i], lcd.WHITE, lcd.BLACK)
+            top = y + 4 + i * LINE_H
+            if top + 12 > PANEL_H:
+                break
+            lcd.draw_string(4, top, lines[i], lcd.WHITE, lcd.BLACK)
     except Exception as e:
         print("screen:", e)
     if echo:
@@ -39,11 +48,10 @@ def message(text, y=0, echo=True):
 
 def overlay(img, text, color, y=0, width=320, scale=1):
     """Draw text wrapped to a frame width pixels wide, each line on a black strip so it reads on any scene;
-    returns the y below it. The firmware font is 8x10 pixels per character at scale 1."""
+    returns the y below it. Monospaced, so a line is 8 * scale pixels per character like its strip."""
     lines = wrap(text, max(4, (width - 8) // (8 * scale)))
     step = LINE_H * scale
     for i in range(len(lines)):
-        if lines[i]:
-            img.draw_rectangle(2, y + i * step, len(lines[i]) * 8 * scale + 4, 12 * scale, BLACK, 1, True)
-            img.draw_string(4, y + i * step + scale, lines[i], color, scale)
+        img.draw_rectangle(2, y + i * step, len(lines[i]) * 8 * scale + 4, 12 * scale, BLACK, 1, True)
+        img.draw_string(4, y + i * step, lines[i], color=color, scale=scale, mono_space=True)
     return y + len(lines) * step

@@ -4,7 +4,7 @@
     manifest = compile_file("models/digits_int8.tflite", "models", "digits", "classifier", labels)
 
 Stages: tflite_graph (read) -> lower (ops to KPU/CPU layers, int8 arithmetic via kpu_arith) -> planner (KPU RAM
-and main memory) -> emit (V3 bytes, registers via host_tools.kmodel.regs) -> check with the kmodel reader.
+and main memory) -> emit (V3 bytes, registers via host_tools.k210.registers) -> check with the kmodel reader.
 
 Where the kmodel's numbers differ from LiteRT's (each at most about one output step, measured in the tests):
 - conv requantization rounds once, from the KPU's wider BN result, where TFLite rounds the int32 sum once too;

@@ -6,14 +6,12 @@ from pathlib import Path
 
 from host_tools import manifest as M
 from host_tools.compiler import emit, ir, planner, tflite_graph
-from host_tools.compiler.bigendian import to_big_endian
 from host_tools.compiler.errors import CompileError
 from host_tools.compiler.lower import lower
 from host_tools.files import write_atomic
+from host_tools.k210 import firmware, rules
+from host_tools.k210.bigendian import to_big_endian
 from host_tools.kmodel import KmodelError, netinfo, parse
-from host_tools.sim.profiles import model_budget
-
-FLASH_LAYER_LIMIT = 2 * 1024 * 1024     # kpu.load_flash streams layers, each must stay below 2 MiB
 
 
 @dataclass
@@ -40,10 +38,6 @@ def compile_tflite(tflite_path) -> Compiled:
     return Compiled(data, prog, km, netinfo(km))
 
 
-def _fits(info):
-    return {p: info.heap <= model_budget(p) for p in ("full", "minimum")}
-
-
 def compile_file(tflite_path, out_dir, name, kind, labels, anchors=(), threshold=0.5, nms=0.3,
                  big_endian=None) -> M.Manifest:
     """Write <out_dir>/<name>.kmodel and <name>.json (+ <name>_be.kmodel when the model must use load_flash,
@@ -58,17 +52,12 @@ def compile_file(tflite_path, out_dir, name, kind, labels, anchors=(), threshold
                            % len(anchors), str(tflite_path), rule="detector anchors")
     c = compile_tflite(tflite_path)
     info, km = c.info, c.kmodel
-    fits = _fits(info)
-    load = "ram" if fits["full"] else "flash"
+    fit = firmware.verdict(info.memory)
+    if fit is None:
+        raise CompileError("loads on no firmware build: %s" % firmware.no_fit_reason(info.memory),
+                           str(tflite_path), rule=rules.MEMORY)
     out_dir = Path(out_dir)
-    be_name = name + "_be.kmodel" if big_endian else ""
-    if load == "flash":
-        big = max(L.body_size for L in km.layers)
-        if big >= FLASH_LAYER_LIMIT:
-            raise CompileError("fits no firmware's RAM (needs %d bytes of system heap) and its largest layer "
-                               "(%d bytes) is too big for kpu.load_flash" % (info.heap, big), str(tflite_path),
-                               rule="kpu.load_flash layer < 2 MiB")
-        be_name = name + "_be.kmodel"
+    be_name = name + "_be.kmodel" if big_endian or fit.load == "flash" else ""
     cin, h, w = km.input_shape
     man = M.Manifest(
         name=name, kind=kind, kmodel=name + ".kmodel", kmodel_version=3, sha256=hashlib.sha256(c.data).hexdigest(),
@@ -77,8 +66,8 @@ def compile_file(tflite_path, out_dir, name, kind, labels, anchors=(), threshold
         outputs=[{"shape": list(v.shape), "type": "f"} for v in c.program.outputs],
         labels=list(labels),
         memory={"main_mem": info.main_mem, "kpu_ram": info.kpu_ram, "weights": info.weights, "heap": info.heap},
-        fits=fits, load=load, anchors=[float(a) for a in anchors], threshold=float(threshold), nms=float(nms),
-        big_endian=be_name)
+        fits=fit.fits, load=fit.load, anchors=[float(a) for a in anchors], threshold=float(threshold),
+        nms=float(nms), big_endian=be_name)
     try:
         M.validate(json.loads(man.to_json()), name)     # refuse a bad manifest before writing anything
     except M.ManifestError as e:

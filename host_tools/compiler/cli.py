@@ -5,6 +5,7 @@ from pathlib import Path
 
 from host_tools.compiler.build import compile_file
 from host_tools.compiler.errors import CompileError
+from host_tools.k210 import firmware
 
 
 def _floats(s):
@@ -45,7 +46,8 @@ def main(argv) -> int:
     mem = m.memory
     print("%s: %s/%s (%d bytes), input %dx%dx%d, outputs %s" % (m.name, a.out, m.kmodel, m.size, m.input["w"],
           m.input["h"], m.input["c"], ", ".join("x".join(map(str, o["shape"])) for o in m.outputs)))
-    print("  main memory %d B, KPU RAM %d B, weights %d B, system heap %d B; fits full: %s, minimum: %s; load: %s%s"
-          % (mem["main_mem"], mem["kpu_ram"], mem["weights"], mem["heap"], m.fits["full"], m.fits["minimum"],
-             m.load, " (big-endian copy %s)" % m.big_endian if m.big_endian else ""))
+    fit = firmware.Verdict(next(b for b in firmware.BUILDS if m.fits[b]), m.load, m.fits)
+    print("  main memory %d B, KPU RAM %d B, weights %d B, system heap %d B; runs on %s%s"
+          % (mem["main_mem"], mem["kpu_ram"], mem["weights"], mem["heap"], fit.text(),
+             ", big-endian copy %s" % m.big_endian if m.big_endian else ""))
     return 0

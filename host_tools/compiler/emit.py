@@ -9,7 +9,7 @@ import struct
 from host_tools.compiler import ir
 from host_tools.compiler.kpu_arith import conv_args
 from host_tools.compiler.kpu_layer import conv_regs, output_stage
-from host_tools.kmodel import regs as R
+from host_tools.k210 import registers as R
 
 VERSION = 3
 FLAGS_8BIT = 1

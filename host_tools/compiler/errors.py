@@ -5,15 +5,16 @@ class CompileError(ValueError):
     """A model the compiler will not turn into a kmodel.
 
     The message names the source file, the tflite operator index and op, and the rule it breaks, so the user
-    knows what to change in the model; nothing is written when this is raised.
+    knows what to change in the model; nothing is written when this is raised. rule is the id of a
+    host_tools.k210.rules rule (given as the Rule or its id).
     """
 
     def __init__(self, message, source="<tflite>", op_index=None, op=None, rule=None):
         self.source = source
         self.op_index = op_index
         self.op = op
-        self.rule = rule
+        self.rule = None if rule is None else str(rule)
         where = source
         if op_index is not None:
             where += ": layer %d (%s)" % (op_index, op)
-        super().__init__("%s: %s%s" % (where, message, " [rule: %s]" % rule if rule else ""))
+        super().__init__("%s: %s%s" % (where, message, " [rule: %s]" % self.rule if rule else ""))

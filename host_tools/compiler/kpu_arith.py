@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from host_tools.k210 import arith as A
+
 NORM_SHIFT = 15                 # the largest shift the 4-bit norm_shift field holds
 NORM_MUL_MAX = (1 << 23) - 1    # norm_mul is signed 24 bits
 NORM_ADD_MAX = (1 << 31) - 1    # norm_add is signed 32 bits
@@ -186,17 +188,6 @@ def cap_pieces(pieces, hi):
 
 
 def eval_segments(segs, bn):
-    """What the KPU's activation stage gives for BN values bn (int64 array); used by tests and self-checks."""
-    bn = np.asarray(bn, np.int64)
-    xs = np.array([s.x_start for s in segs], np.int64)
-    idx = np.searchsorted(xs, bn, side="left") - 1     # last segment whose x_start is below bn
-    idx = np.clip(idx, 0, len(segs) - 1)
-    out = np.empty(bn.shape, np.int64)
-    for i in np.unique(idx):
-        s = segs[i]
-        sel = idx == i
-        v = (bn[sel] - s.x_start) * s.y_mul
-        if s.shift:
-            v = (v + (1 << (s.shift - 1))) >> s.shift
-        out[sel] = v + s.bias
-    return np.clip(out, 0, 255)
+    """What the KPU's activation stage (k210.arith) gives for BN values bn (int64 array)."""
+    table = [np.array([getattr(s, f) for s in segs], np.int64) for f in ("x_start", "y_mul", "shift", "bias")]
+    return A.activate(np.asarray(bn, np.int64), *table)

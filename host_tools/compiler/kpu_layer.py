@@ -1,4 +1,4 @@
-"""The registers of one K210_CONV layer, derived from its shapes by the layout rules in host_tools.kmodel.regs.
+"""The registers of one K210_CONV layer, derived from its shapes by the layout rules in host_tools.k210.registers.
 
 Values the runtime patches (BN, weights and activation table addresses) stay 0, as in nncase's files; constant
 fields (load_para, load_coor, load_act, dma_burst_size 15, send_data_out 0: the runtime sets it for main-memory
@@ -7,7 +7,8 @@ output) carry the values nncase writes.
 import numpy as np
 
 from host_tools.compiler import kpu_arith as A
-from host_tools.kmodel import regs as R
+from host_tools.k210 import kpu as hw
+from host_tools.k210 import registers as R
 
 KERNEL_TYPES = {1: 0, 3: 1}
 DMA_BURST_SIZE = 15
@@ -19,8 +20,8 @@ def conv_regs(in_shape, out_ch, kernel, depthwise, pool_type, src_row, dst_row, 
     args: a kpu_arith.ConvArgs (arg_x, shr_x, arg_w, shr_w, arg_add, pad_value).
     """
     ic, ih, iw = in_shape
-    oh, ow = R.pooled_size(ih, iw, pool_type)
-    per_load, para_size, loads = R.weight_loads(kernel, ic, out_ch, depthwise, weight_bits)
+    oh, ow = hw.pooled_size(ih, iw, pool_type)
+    per_load, para_size, loads = hw.weight_loads(kernel, ic, out_ch, depthwise, weight_bits)
     lay_in = R.layout_fields(ih, iw)
     lay_out = R.layout_fields(oh, ow)
     dma = R.dma_fields(out_ch, oh, ow)

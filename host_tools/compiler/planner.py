@@ -6,15 +6,14 @@ so the KPU never reads a row it is writing.
 """
 from host_tools.compiler import ir
 from host_tools.compiler.errors import CompileError
-from host_tools.kmodel import regs as R
-from host_tools.kmodel.reader import MAIN_MEM_LIMIT     # the K210's 6 MiB of general SRAM
+from host_tools.k210 import kpu as hw
+from host_tools.k210.firmware import SRAM_BYTES
 
-KPU_ROWS = R.KPU_RAM_BYTES // R.KPU_ROW_BYTES
 MAIN_ALIGN = 8
 
 
 def kpu_rows(v: ir.Value) -> int:
-    return R.kpu_ram_rows(*v.shape)
+    return hw.ram_rows(*v.shape)
 
 
 def _reads(L):
@@ -66,8 +65,8 @@ def plan(prog: ir.Program) -> dict:
             kpu_items.append((a, b, kpu_rows(v), v, writer[k]))
         if v.in_main:
             main_items.append((a, b, -(-v.nbytes // MAIN_ALIGN) * MAIN_ALIGN, v, writer[k]))
-    rows = _first_fit(kpu_items, KPU_ROWS, "KPU RAM", prog.source)
-    addrs = _first_fit(main_items, MAIN_MEM_LIMIT, "main memory", prog.source)
+    rows = _first_fit(kpu_items, hw.RAM_ROWS, "KPU RAM", prog.source)
+    addrs = _first_fit(main_items, SRAM_BYTES, "main memory", prog.source)
     for k, v in values.items():
         v.kpu_row = rows.get(k)
         v.main_addr = addrs.get(k)

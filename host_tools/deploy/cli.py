@@ -8,6 +8,7 @@ from host_tools.deploy import deploy as deploy_mod
 from host_tools.deploy import flash_update, flasher, kfpkg, layout, sync
 from host_tools.deploy.link import DeviceError, Link, LinkError
 from host_tools.files import write_atomic
+from host_tools.k210.flash import PlanError
 from host_tools.manifest import ManifestError
 
 
@@ -115,6 +116,6 @@ def main(argv) -> int:
     commands = {"deploy": cmd_deploy, "flash": cmd_flash, "sync": cmd_sync}
     try:
         return commands[argv[0]](argv[1:])
-    except (layout.PlanError, ManifestError, sync.SyncError, LinkError, DeviceError, flasher.FlashError) as e:
+    except (PlanError, ManifestError, sync.SyncError, LinkError, DeviceError, flasher.FlashError) as e:
         print("%s: %s" % (argv[0], e), file=sys.stderr)
         return 1

@@ -9,9 +9,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from host_tools.deploy import flash_update, flasher, kfpkg, layout, sync
+from host_tools.deploy import flash_update, flasher, kfpkg, layout, sdcard, sync
 from host_tools.deploy.link import Link, LinkError
 from host_tools.files import write_atomic
+from host_tools.k210.flash import DEFAULT_MODEL_BASE
 
 
 @dataclass
@@ -69,7 +70,7 @@ def deploy(port, board="bit", firmware=None, models_dir="models", device_dir="de
         fw_size = flash_update.board_firmware_size(link)
         if fw_size is None:
             log("flash: the board's firmware size is unknown (no valid kflash header at 0); models start at 0x%X"
-                % layout.DEFAULT_MODEL_BASE)
+                % DEFAULT_MODEL_BASE)
     plan = layout.plan(manifests, firmware=firmware, firmware_size=fw_size, pins=pins)
     plan.save(out_dir / "flash-plan.json")
     models_json = plan.device_models_json()
@@ -79,10 +80,9 @@ def deploy(port, board="bit", firmware=None, models_dir="models", device_dir="de
                                                         "(big-endian, load_flash)" if r.load == "flash" else ""))
     report = DeployReport(plan)
 
-    roots = link.eval("uos.listdir('/')", setup="import uos") if link is not None else []
-    if target == "/flash" and "sd" in roots:
-        log("warning: an SD card is in the board: MaixPy runs /sd/boot.py and /sd/main.py, not /flash's "
-            "(deploy with --target /sd, or remove the card)")
+    card = sdcard.check(link, target) if link is not None else None   # may refuse: nothing is written yet
+    if card is not None and card.note:
+        log(card.note)
 
     d = flash_update.diff(plan, link)
     report.compared_spans = len(d.spans)
@@ -111,6 +111,10 @@ def deploy(port, board="bit", firmware=None, models_dir="models", device_dir="de
     else:
         log("flash: nothing changed (%d blocks compared), no sector written" % len(d.spans))
 
+    if card is None:                  # MaixPy answers only now that its firmware is flashed
+        card = sdcard.check(link, target)
+        if card.note:
+            log(card.note)
     files = sync.device_files(device_dir, target)
     if "models.json" in files:
         raise sync.SyncError("%s: device/ must not hold models.json, deploy writes it from the plan"
@@ -118,6 +122,7 @@ def deploy(port, board="bit", firmware=None, models_dir="models", device_dir="de
     files["models.json"] = models_json.encode()
     report.files = sync.sync(link, files, target, log=log)
     log(report.files.summary())
+    sdcard.install(link, card, log)
     link.close(reset="hard")
     log("reset: machine.reset(), the app starts from %s" % target)
     return report

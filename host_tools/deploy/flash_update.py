@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from host_tools.deploy import kfpkg
-from host_tools.deploy.layout import SPIFFS_OFFSET, FlashPlan, Region
+from host_tools.deploy.layout import FlashPlan, Region
 from host_tools.deploy.link import DeviceError, Link
+from host_tools.k210.flash import SPIFFS_OFFSET
 
 BLOCK = 64 * 1024
 

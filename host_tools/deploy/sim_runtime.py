@@ -17,7 +17,7 @@ from pathlib import Path
 
 from host_tools.deploy.repl import HardReset
 from host_tools.sim.board import Board
-from host_tools.sim.camera import default_sources
+from host_tools.sim.camera import default_sources, digit_glyph
 from host_tools.sim.firmware.runtime import BoardReset
 from host_tools.sim.session import Session
 
@@ -53,22 +53,7 @@ class SimSession:
                 self.run.in_app = False
             return
         # raw-REPL soft reboot: the firmware runs boot.py but not main.py
-        fs = self.s.rt.fs
-        sysmod = self.s.module("sys")
-        if self.s.board.sd_root is not None:
-            fs.chdir("/sd")
-            sysmod.path[:] = ["", ".", "/sd", "/flash"]
-        else:
-            fs.chdir("/flash")
-            sysmod.path[:] = ["", ".", "/flash"]
-        self.s.rt.write("[MaixPy] init end\r\n")
-        if fs.is_file("boot.py"):
-            try:
-                self._call(self.s.exec, fs.read_bytes("boot.py"), "boot.py")
-            except HardReset:
-                raise
-            except BaseException as e:      # printed, then the REPL comes up, as pyexec_file does
-                self.s.print_exception(e)
+        self._call(self.s.power_up, False)
 
     def exec(self, source, filename="<stdin>"):
         self.s.rt.interrupt_pending = False     # a Ctrl-C from before this code arrived is not meant for it
@@ -148,7 +133,7 @@ class SimRuntime:
         self.runs = {}                  # write function (one per firmware thread) -> its PowerOn
 
     def glyph(self, root: Path) -> int:
-        """Digit size the camera shows, as `make sim` picks it: the classifier's input size in models.json."""
+        """Digit size the camera shows, as `make sim` picks it from the classifier in models.json."""
         glyph = 64
         try:
             models = json.loads((root / "models.json").read_text()).get("models", [])
@@ -156,7 +141,10 @@ class SimRuntime:
             return glyph
         for m in models:
             if isinstance(m, dict) and m.get("kind") == "classifier" and isinstance(m.get("input"), dict):
-                glyph = max(m["input"].get("w", 0), m["input"].get("h", 0)) or glyph
+                try:
+                    glyph = digit_glyph(m["input"]["w"], m["input"]["h"], m.get("framing", "crop"))
+                except (KeyError, TypeError, ValueError):
+                    pass
         return glyph
 
     def new_session(self, write, hard: bool):

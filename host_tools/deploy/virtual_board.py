@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 from host_tools.deploy import isp as isp_mod
-from host_tools.deploy.layout import FLASH_SIZE
 from host_tools.deploy.repl import Repl
 from host_tools.deploy.serial_line import SerialLine
 from host_tools.files import write_atomic
+from host_tools.k210.flash import FLASH_SIZE
 
 
 ISP_IDLE_RESET_S = 3.0

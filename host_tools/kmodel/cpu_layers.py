@@ -10,7 +10,7 @@ from functools import lru_cache
 import numba
 import numpy as np
 
-from host_tools.kmodel.kpu import carry_shift
+from host_tools.k210.arith import carry_shift
 from host_tools.kmodel.kpu_ram import rule_index
 
 F32 = np.dtype("<f4")

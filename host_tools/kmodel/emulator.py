@@ -30,12 +30,15 @@ import time
 
 import numpy as np
 
+from host_tools.k210 import kpu as hw
+from host_tools.k210.errors import ERR_RUN_MODEL
 from host_tools.kmodel import cpu_layers
-from host_tools.kmodel.errors import ERR_RUN_MODEL, KmodelError
+from host_tools.kmodel.errors import KmodelError
 from host_tools.kmodel.kpu import ConvPlan
 from host_tools.kmodel.kpu_ram import Deferred, KpuRam, RamMap
 from host_tools.kmodel.reader import K210_CONV, Kmodel
-from host_tools.kmodel import regs as R
+from host_tools.k210 import registers as R
+from host_tools.k210.arith import POOL_TYPES
 
 
 _blas = None
@@ -73,8 +76,8 @@ def _deferrable(model: Kmodel, conv: dict) -> set:
     for L, nxt in zip(model.layers, model.layers[1:]):
         if L.index in conv and nxt.index in conv and not L.fields["flags"] & 1:
             a, b = conv[L.index], conv[nxt.index]
-            if (a.depthwise and R.POOL_TYPES[a.pool][0] == "none" and not b.depthwise and b.k == 1
-                    and R.POOL_TYPES[b.pool][0] in ("none", "sample_lt", "sample_rt") and a.dst.key == b.src.key):
+            if (a.depthwise and POOL_TYPES[a.pool][0] == "none" and not b.depthwise and b.k == 1
+                    and POOL_TYPES[b.pool][0] in ("none", "sample_lt", "sample_rt") and a.dst.key == b.src.key):
                 out.add(L.index)
     return out
 
@@ -119,7 +122,7 @@ def _run(model, x, upto, trace, exact):
         cpu_layers.wr_f32(mem, first.fields["in"], x)
     else:
         c, h, w = first.in_shape
-        lay = R.row_layout(w)     # the runtime uploads the input by the width rule (SDK kpu_upload_core)
+        lay = hw.row_layout(w)     # the runtime uploads the input by the width rule (SDK kpu_upload_core)
         ram.write(RamMap(first.regs.image_addr.image_src_addr, first.in_shape, lay.groups, lay.row_len,
                          lay.row_len * h), x)
     layers = model.layers if upto is None else model.layers[:upto]

@@ -1,19 +1,6 @@
 """The one error type of the kmodel package, carrying the firmware's error code."""
 
-# The MaixPy firmware's codes and texts for what `kpu.load` reports (maixpy-firmware-facts.md).
-ERR_KMODEL_VERSION = 2002
-ERR_KMODEL_FORMAT = 2003
-ERR_NO_MEM = 2006
-ERR_RUN_MODEL = 2008
-ERR_UNKNOWN = 2015
-
-FIRMWARE_TEXT = {
-    ERR_KMODEL_VERSION: "ERR_KMODEL_VERSION: only support kmodel V3/V4 now",
-    ERR_KMODEL_FORMAT: "ERR_KMODEL_FORMAT: layer_header.body_size <=0",
-    ERR_NO_MEM: "ERR_NO_MEM: memory not enough",
-    ERR_RUN_MODEL: "ERR_RUN_MODEL: maybe model dirty",
-    ERR_UNKNOWN: "ERR_UNKNOWN",
-}
+from host_tools.k210 import errors as fw
 
 
 class KmodelError(ValueError):
@@ -32,7 +19,7 @@ class KmodelError(ValueError):
         self.version = version
         self.name = name
         self.detail = detail
-        self.firmware_text = FIRMWARE_TEXT.get(code, "ERR_UNKNOWN")
+        self.firmware_text = fw.text(code)
         where = [name]
         if layer is not None:
             where.append("layer %d%s" % (layer, " (%s)" % type_name if type_name else ""))

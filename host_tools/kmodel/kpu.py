@@ -14,20 +14,17 @@ from fractions import Fraction
 
 import numpy as np
 
+from host_tools.k210 import arith as A
+from host_tools.k210 import kpu as hw
+from host_tools.k210.arith import POOL_TYPES, carry_shift, pool
 from host_tools.kmodel import kpu_kernels as K
-from host_tools.kmodel import regs as R
 from host_tools.kmodel.int_gemm import ExactGemm, ExactGemmT, signed_columns_exact
 from host_tools.kmodel.kpu_ram import Deferred, RamMap
 
-ACC_BITS = 36     # nncase asserts the accumulator fits 36 signed bits; we wrap like a 36-bit register
+ACC_BITS = A.ACC_BITS
 LUT_PIECES = 4    # activation tables with more reachable pieces than this are looked up (see _table)
 LUT_MAX = 1 << 20  # largest lookup table (bytes) a layer builds
 PIXEL_MAJOR_MAX = 256   # 1x1 layers computing at most this many pixels run pixel-major (int_gemm.ExactGemmT)
-
-
-def _wrap(v: np.ndarray, bits: int) -> np.ndarray:
-    half = np.int64(1 << (bits - 1))
-    return ((v + half) & np.int64((1 << bits) - 1)) - half
 
 
 # ---- the plan of one layer ----
@@ -38,6 +35,7 @@ class ConvPlan:
     def __init__(self, layer):
         regs = layer.regs
         self.layer = layer
+        self.arith = A.conv_arith(regs, layer.weights, layer.bn, layer.act)
         self.in_shape, self.out_shape = layer.in_shape, layer.out_shape
         ic, ih, iw = self.in_shape
         oc = self.out_shape[0]
@@ -72,7 +70,7 @@ class ConvPlan:
         self.sorted_starts = bool(np.all(np.diff(self.x_start) >= 0))
         self.macs = oc * (1 if self.depthwise else ic) * self.taps * ih * iw
         self.segments = self._segments()
-        kind, _, stride = R.POOL_TYPES[self.pool]
+        kind, _, stride = POOL_TYPES[self.pool]
         pixels = (ih // stride) * (iw // stride) if kind.startswith("sample") else ih * iw
         # few pixels, many channels (MobileNet's last blocks): pixel-major maps, weights prepacked (forward)
         self.pixel_major = (not self.depthwise and self.k == 1 and self.affine is not None
@@ -213,56 +211,19 @@ class ConvPlan:
         f = self.activation(np.array(sorted(pts), np.int64)).astype(np.int64)
         return bool((np.diff(f) >= 0).all())
 
-    # ---- exact int64 stages (reference) ----
+    # ---- the reference: k210.arith's int64 stages ----
 
-    def conv_sums(self, x: np.ndarray):
-        """(S, SX) as int64: S per output channel and pixel, SX the window sum (padding included)."""
-        ic, h, w = x.shape
-        taps = self._taps(np.asarray(x, np.int64))
-        if self.depthwise:
-            s = sum(self.wdw[:, t, None, None] * v for t, v in enumerate(taps))
-            return s, sum(taps)
-        cols = np.concatenate([v.reshape(ic, -1) for v in taps])         # (taps*ic, h*w), taps-major
-        s = self.wcols.T.astype(np.float64) @ cols     # sums < 2^53: exact in float64, and BLAS-fast
-        return s.astype(np.int64).reshape(-1, h, w), cols.sum(axis=0).reshape(1, h, w)
-
-    def _taps(self, x):
-        ic, h, w = x.shape
-        if self.k == 1:
-            return [x]
-        xp = np.full((ic, h + 2, w + 2), self.pad_value, x.dtype)
-        xp[:, 1:-1, 1:-1] = x
-        return [xp[:, dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)]
-
-    def accumulate(self, s, sx):
-        """acc = S + ((arg_x*SX) >> shr_x) + ((arg_w*SW) >> shr_w) + arg_add*IC (floor shifts)."""
-        acc = s + ((np.int64(self.arg_x) * sx) >> self.shr_x)
-        acc += self.c_w[:, None, None]
-        acc += self.arg_add
-        return _wrap(acc, ACC_BITS)
+    def accumulators(self, x: np.ndarray) -> np.ndarray:
+        return A.accumulators(self.arith, x)
 
     def batchnorm(self, acc):
-        oc = acc.shape[0]
-        a = acc.reshape(oc, -1)
-        bn = ((a * self.bn_mul[:, None]) >> self.bn_shift[:, None]) + self.bn_add[:, None]
-        return _wrap(bn, ACC_BITS).reshape(acc.shape)
+        return A.bn_map(self.arith, acc)
 
     def activation(self, bn):
-        """Segment = the last whose x_start <= bn (SDK, nncase v0.1); rounding as the SDK's kpu_carry_shift."""
-        if self.sorted_starts:
-            seg = np.searchsorted(self.x_start, bn, side="right") - 1
-        else:
-            seg = np.zeros(bn.shape, np.intp)
-            for i in range(16):
-                seg[self.x_start[i] <= bn] = i
-        np.maximum(seg, 0, out=seg)     # below every start: segment 0 (its start is -2^35 in real tables)
-        v = (bn - self.x_start[seg]) * self.y_mul[seg]
-        out = carry_shift(v, self.a_shift[seg]) + self.a_bias[seg]
-        return np.clip(out, 0, 255).astype(np.uint8)
+        return A.activation_map(self.arith, bn)
 
     def forward_exact(self, x: np.ndarray) -> np.ndarray:
-        s, sx = self.conv_sums(x)
-        return pool(self.activation(self.batchnorm(self.accumulate(s, sx))), self.pool)
+        return A.forward(self.arith, x)
 
     # ---- the compiled path ----
 
@@ -330,7 +291,7 @@ class ConvPlan:
         output: then it has it computed right into its GEMM's columns, only at the pixels it samples (nncase
         moves a depthwise stride 2 into the next 1x1 conv, so 3/4 of such outputs are never read), or unsampled
         as the depthwise kernel's padded planes, the GEMM and finishing running over the padding columns too."""
-        kind, win, stride = R.POOL_TYPES[self.pool]
+        kind, win, stride = POOL_TYPES[self.pool]
         _, h, w = self.in_shape
         if kind in ("sample_lt", "sample_rt"):       # sampling commutes with the per-pixel stages
             grid = (stride, 0, 0 if kind == "sample_lt" else stride - 1, h // stride, w // stride)
@@ -408,58 +369,3 @@ def pixel_major(x):
     return None
 
 
-def carry_shift(v: np.ndarray, shift) -> np.ndarray:
-    """The SDK's kpu_carry_shift: shift right rounding half away from zero (as written: odd negatives -1)."""
-    shift = np.asarray(shift, np.int64)
-    pos = shift > 0
-    sm1 = np.where(pos, shift - 1, 0)
-    t = v >> sm1
-    odd = (t & 1) == 1
-    r = np.where(odd, np.where(t < 0, (t >> 1) - 1, (t >> 1) + 1), t >> 1)
-    return np.where(pos, r, v)
-
-
-def pool(y: np.ndarray, pool_type: int) -> np.ndarray:
-    """KPU pooling stage on (c, h, w) values 0..255 (uint8 or integral floats); output floor(in / stride).
-
-    Mean rounds down (nncase v0.1's emulator; the hardware's rounding is unknown).
-    """
-    kind, win, stride = R.POOL_TYPES[pool_type]
-    if kind == "none":
-        return y
-    c, h, w = y.shape
-    oh, ow = h // stride, w // stride
-    if kind == "sample_lt":
-        return y[:, :oh * stride:stride, :ow * stride:stride].copy()
-    if kind == "sample_rt":
-        return y[:, :oh * stride:stride, stride - 1:ow * stride:stride].copy()
-    if stride == win:
-        if kind == "max":
-            # rows first: whole contiguous rows, then the strided columns of a map `win` times smaller
-            r = np.maximum(y[:, 0:oh * win:win, :ow * win], y[:, 1:oh * win:win, :ow * win])
-            for dy in range(2, win):
-                np.maximum(r, y[:, dy:oh * win:win, :ow * win], out=r)
-            m = np.maximum(r[:, :, 0::win], r[:, :, 1::win])
-            for dx in range(2, win):
-                np.maximum(m, r[:, :, dx::win], out=m)
-            return m
-        parts = [y[:, dy:oh * win:win, dx:ow * win:win] for dy in range(win) for dx in range(win)]
-        s = parts[0].astype(np.int32 if y.dtype == np.uint8 else y.dtype)
-        for p in parts[1:]:
-            s += p
-        return (s // (win * win)).astype(y.dtype)
-    # 2x2 window, stride 1, output the input size: the last row/column sees only what lies inside the map
-    if kind == "max":
-        m = y.copy()
-        np.maximum(m[:, :, :-1], y[:, :, 1:], out=m[:, :, :-1])
-        np.maximum(m[:, :-1, :], m[:, 1:, :].copy(), out=m[:, :-1, :])
-        return m
-    yi = y.astype(np.int32 if y.dtype == np.uint8 else y.dtype)
-    s = yi.copy()
-    s[:, :, :-1] += yi[:, :, 1:]
-    s[:, :-1, :] += s[:, 1:, :].copy()
-    cnt = np.full((h, w), 4, np.int32)
-    cnt[-1, :] = 2
-    cnt[:, -1] = 2
-    cnt[-1, -1] = 1
-    return (s // cnt).astype(y.dtype)

@@ -15,24 +15,10 @@ conv at input pixel (r0 + oy*s, c0 + ox*s).
 import numba
 import numpy as np
 
-HALF36 = np.int64(1 << 35)
-MASK36 = np.int64((1 << 36) - 1)
+from host_tools.k210 import arith as A
 
-
-@numba.njit(inline="always")
-def _wrap36(v):
-    return ((v + HALF36) & MASK36) - HALF36
-
-
-@numba.njit(inline="always")
-def _segment_out(bn, x0, y0, s, b):
-    """One activation segment: (bn - start) * mul, the SDK's kpu_carry_shift by s (half away from zero, as
-    written: odd negatives go one further), + bias, clipped to 0..255; branch-free so the loop vectorizes."""
-    v = (bn - x0) * y0
-    t = v >> max(s - 1, 0)
-    r = (t >> 1) + (t & 1) * (1 - 2 * np.int64(t < 0))
-    v = (r if s > 0 else v) + b
-    return min(max(v, 0), 255)
+# k210.arith's stages (compiled where a kernel calls them): the same functions the reference runs
+_wrap36, _batchnorm, _activate = A.wrap, A.batchnorm, A.activate
 
 
 @numba.njit(inline="always")
@@ -87,12 +73,7 @@ def _sum9(t, w, j):
 @numba.njit(inline="always")
 def _exact_one(acc, mul, shift, add, xs, ym, sh, bias):
     """One output by the integer stages (no wrap: the float path is taken only where it cannot happen)."""
-    bn = ((acc * mul) >> shift) + add
-    i = 0
-    for k in range(1, xs.size):
-        if bn >= xs[k]:
-            i = k
-    return _segment_out(bn, xs[i], ym[i], sh[i], bias[i])
+    return _activate(((acc * mul) >> shift) + add, xs, ym, sh, bias)
 
 
 @numba.njit(inline="always")
@@ -133,17 +114,15 @@ def _finish_float(g, tp, tp32, c0, cw2, mul, shift, add, xs, ym, sh, bias, aff, 
 def _finish(g, gr, tp, cw, p0, p1, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo, bn, out, orow):
     """out[orow, p] = the uint8 output of the accumulator g[gr, p] + tp[p] + cw (int64 before the 36-bit wrap),
     p0 <= p < p1 <= p0 + len(bn), by the integer stages (rows of whole 2-D arrays, addressed by index). xs.. is
-    the layer's activation table compacted (kpu.ConvPlan._segments): a default entry, then strictly increasing
-    starts, so taking each entry in turn where bn >= its start leaves the last such one: no per-element table
-    lookups. A segment with y_mul 0 gives its clipped bias. wrap=False where the caller proved that neither acc
+    the layer's activation table compacted to the entries bn can pick (kpu.ConvPlan._segments), which k210.arith's
+    activation gives the same outputs as the whole table. wrap=False where the caller proved that neither acc
     nor bn leaves 36 bits. A non-empty lut holds the activation's outputs from bn = lut_lo on, constant below and
     past its ends (kpu.ConvPlan._table: for tables of many pieces). bn is int64 scratch."""
     n = p1 - p0
     up0, ugr, uor, un = np.uint64(p0), np.uint64(gr), np.uint64(orow), np.uint64(n)
-    x0, y0, s0, b0 = xs[0], ym[0], sh[0], bias[0]
     if wrap:
         for j in range(un):
-            bn[j] = _wrap36(((_wrap36(g[ugr, up0 + j] + tp[up0 + j] + cw) * mul) >> shift) + add)
+            bn[j] = _batchnorm(_wrap36(g[ugr, up0 + j] + tp[up0 + j] + cw), mul, shift, add)
     else:
         for j in range(un):
             bn[j] = (((g[ugr, up0 + j] + tp[up0 + j] + cw) * mul) >> shift) + add
@@ -152,24 +131,8 @@ def _finish(g, gr, tp, cw, p0, p1, mul, shift, add, wrap, xs, ym, sh, bias, lut,
         for j in range(un):
             out[uor, up0 + j] = lut[np.uint64(min(max(bn[j] - lut_lo, 0), top))]
         return
-    if y0 == 0:
-        cst = min(max(b0, 0), 255)
-        for j in range(un):
-            out[uor, up0 + j] = cst
-    else:
-        for j in range(un):
-            out[uor, up0 + j] = _segment_out(bn[j], x0, y0, s0, b0)
-    for i in range(1, xs.size):
-        x0, y0, s0, b0 = xs[i], ym[i], sh[i], bias[i]
-        if y0 == 0:
-            cst = min(max(b0, 0), 255)
-            for j in range(un):
-                if bn[j] >= x0:
-                    out[uor, up0 + j] = cst
-        else:
-            for j in range(un):
-                if bn[j] >= x0:
-                    out[uor, up0 + j] = _segment_out(bn[j], x0, y0, s0, b0)
+    for j in range(un):
+        out[uor, up0 + j] = _activate(bn[j], xs, ym, sh, bias)
 
 
 @numba.njit(inline="always")

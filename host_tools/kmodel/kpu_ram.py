@@ -14,7 +14,7 @@ import numba
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from host_tools.kmodel import regs as R
+from host_tools.k210 import kpu as hw
 
 
 def ram_index(addr: int, shape, groups: int, row_len: int, ch_switch: int) -> np.ndarray:
@@ -29,7 +29,7 @@ def ram_index(addr: int, shape, groups: int, row_len: int, ch_switch: int) -> np
 def rule_index(addr: int, shape) -> np.ndarray:
     """Byte offsets of a map uploaded by the runtime (SDK kpu_upload_core: layout from the width alone)."""
     c, h, w = shape
-    lay = R.row_layout(w)
+    lay = hw.row_layout(w)
     return ram_index(addr, shape, lay.groups, lay.row_len, lay.row_len * h)
 
 
@@ -42,7 +42,7 @@ class RamMap:
         self.pitch, self.line, self.cs = 64 // groups, row_len * 64, ch_switch * 64
         last = addr * 64 + (-(-c // groups) - 1) * self.cs + (min(c, groups) - 1) * self.pitch \
             + (h - 1) * self.line + w
-        if last > R.KPU_RAM_BYTES:
+        if last > hw.RAM_BYTES:
             raise ValueError("map %s at row %d runs past KPU RAM" % (shape, addr))
         self.span = (addr * 64, last)          # bytes [lo, hi) it touches (and some gaps)
         self.key = (addr, tuple(shape), groups, self.line, self.cs)
@@ -140,7 +140,7 @@ class KpuRam:
     @property
     def bytes(self) -> np.ndarray:
         if self._bytes is None:
-            self._bytes = np.zeros(R.KPU_RAM_BYTES, np.uint8)
+            self._bytes = np.zeros(hw.RAM_BYTES, np.uint8)
         return self._bytes
 
     def _zeros_or(self, lo: int, hi: int) -> np.ndarray:

@@ -8,7 +8,9 @@ heap_flash approximates `kpu.load_flash`: main memory plus two buffers of the la
 """
 from dataclasses import dataclass, field
 
-from host_tools.kmodel import regs as R
+from host_tools.k210 import kpu as hw
+from host_tools.k210 import registers as R
+from host_tools.k210.firmware import ModelMemory
 from host_tools.kmodel.reader import K210_CONV, K210_ADD_PADDING, K210_UPLOAD, FULLY_CONNECTED, Kmodel
 
 
@@ -22,6 +24,7 @@ class NetInfo:
     weights: int                    # parameter bytes: conv weights + BN + activation tables, FC floats, tables
     heap: int                       # system-heap bytes kpu.load into RAM needs (see module doc)
     heap_flash: int                 # approximate system-heap bytes for kpu.load_flash
+    largest_layer: int              # bytes of the largest layer body (kpu.load_flash streams one at a time)
     file_size: int
     input_shape: tuple
     input_is_float: bool
@@ -29,6 +32,11 @@ class NetInfo:
     output_typecodes: list
     macs: int                       # multiply-accumulates of the KPU conv layers per frame
     notes: list = field(default_factory=list)
+
+    @property
+    def memory(self) -> ModelMemory:
+        """What the model asks of a firmware build (host_tools.k210.firmware.verdict reads it)."""
+        return ModelMemory(self.heap, self.heap_flash, self.largest_layer)
 
 
 def _weight_bytes(L, weight_bits) -> int:
@@ -60,9 +68,9 @@ def _kpu_extent(L):
         return min(starts), max(ends)
     if L.type == K210_UPLOAD:
         f = L.fields
-        return 64 * f["kpu_out"], 64 * (f["kpu_out"] + R.kpu_ram_rows(f["c"], f["h"], f["w"]))
+        return 64 * f["kpu_out"], 64 * (f["kpu_out"] + hw.ram_rows(f["c"], f["h"], f["w"]))
     if L.type == K210_ADD_PADDING:
-        return 64 * L.fields["kpu_out"], 64 * (L.fields["kpu_out"] + R.kpu_ram_rows(L.fields["channels"], 4, 4))
+        return 64 * L.fields["kpu_out"], 64 * (L.fields["kpu_out"] + hw.ram_rows(L.fields["channels"], 4, 4))
     return None
 
 
@@ -94,7 +102,7 @@ def netinfo(model: Kmodel) -> NetInfo:
         kpu_ram=max(e for _, e in spans) - min(s for s, _ in spans) if spans else 0,
         weights=sum(d["weight_bytes"] for d in layers),
         heap=model.size + model.main_mem_usage + fc_copy,
-        heap_flash=model.main_mem_usage + 2 * max_body + fc_copy,
+        heap_flash=model.main_mem_usage + 2 * max_body + fc_copy, largest_layer=max_body,
         file_size=model.size, input_shape=model.input_shape, input_is_float=model.input_is_float,
         output_shapes=list(model.output_shapes), output_typecodes=list(model.output_typecodes),
         macs=sum(d["macs"] for d in layers), notes=notes)

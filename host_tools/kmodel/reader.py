@@ -10,13 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from host_tools.kmodel import regs as R
-from host_tools.kmodel.errors import (ERR_KMODEL_FORMAT, ERR_KMODEL_VERSION, ERR_NO_MEM, ERR_UNKNOWN,
-                                      KmodelError)
+from host_tools.k210 import kpu as hw
+from host_tools.k210 import registers as R
+from host_tools.k210.arith import POOL_TYPES
+from host_tools.k210.errors import ERR_KMODEL_FORMAT, ERR_KMODEL_VERSION, ERR_NO_MEM, ERR_READ_FILE, ERR_UNKNOWN
+from host_tools.k210.firmware import SRAM_BYTES
+from host_tools.kmodel.errors import KmodelError
 
 HEADER = struct.Struct("<7I")
 LDMK = 0x4B4D444C                  # 'LDMK': nncase v0.2+ (V4) and V5 files start with it
-MAIN_MEM_LIMIT = 6 * 1024 * 1024   # the K210's general SRAM: a larger main_mem_usage can never load
 LAST_BODY_SLACK = 7                # real files end up to 7 bytes short of the last body's padded size
 
 LAYER_TYPES = {
@@ -66,7 +68,6 @@ BODY_FIELDS = {
     K210_UPLOAD: ("IIIIII", ("flags", "in", "kpu_out", "w", "h", "c")),
 }
 ACTIVATIONS = {0: "linear", 1: "relu", 2: "relu6"}
-KPU_RAM_ROWS = R.KPU_RAM_BYTES // R.KPU_ROW_BYTES
 
 
 @dataclass
@@ -138,7 +139,7 @@ def load(path) -> Kmodel:
     try:
         data = path.read_bytes()
     except OSError as e:
-        raise KmodelError(2005, "cannot read: %s" % e.strerror, name=str(path)) from None
+        raise KmodelError(ERR_READ_FILE, "cannot read: %s" % e.strerror, name=str(path)) from None
     return parse(data, name=str(path))
 
 
@@ -164,8 +165,8 @@ class _Parser:
         version, flags, arch, n_layers, max_start, main_mem, n_out = HEADER.unpack_from(self.data, 0)
         if arch != 0:
             self.fail("arch is %d, kmodel V3 for the K210 has 0" % arch, field="arch")
-        if main_mem > MAIN_MEM_LIMIT:
-            self.fail("main_mem_usage %d bytes exceeds the K210's %d bytes of RAM" % (main_mem, MAIN_MEM_LIMIT),
+        if main_mem > SRAM_BYTES:
+            self.fail("main_mem_usage %d bytes exceeds the K210's %d bytes of RAM" % (main_mem, SRAM_BYTES),
                       field="main_mem_usage", code=ERR_NO_MEM)
         if n_layers == 0:
             self.fail("layers_length is 0", field="layers_length")
@@ -348,7 +349,7 @@ class _Parser:
             if w == 0 or h == 0 or c == 0:
                 self.lfail("width, height and channels must be > 0", "w")
             rd("in", w * h * c)
-            self.kpu_rows(f["kpu_out"], R.kpu_ram_rows(c, h, w), "kpu_out")
+            self.kpu_rows(f["kpu_out"], hw.ram_rows(c, h, w), "kpu_out")
             L.in_shape = L.out_shape = (c, h, w)
         dt = {1: "ff", 5: "ff", 9: "ff", 11: "fB", 12: "Bf", 14: "ff", 15: "ff", 16: "ff", 20: "ff", 22: "ff",
               24: "Bf", 25: "ff"}.get(t)
@@ -356,8 +357,8 @@ class _Parser:
             L.in_dtype, L.out_dtype = dt
 
     def kpu_rows(self, addr, rows, field):
-        if addr + rows > KPU_RAM_ROWS:
-            self.lfail("KPU RAM rows %d + %d run past the 2 MiB KPU RAM (%d rows)" % (addr, rows, KPU_RAM_ROWS),
+        if addr + rows > hw.RAM_ROWS:
+            self.lfail("KPU RAM rows %d + %d run past the 2 MiB KPU RAM (%d rows)" % (addr, rows, hw.RAM_ROWS),
                        field)
 
     def _body_10240(self, L, tail, end):
@@ -371,12 +372,12 @@ class _Parser:
         if kt not in (0, 1):
             self.lfail("kernel_type %d: the KPU runs 1x1 (0) and 3x3 (1) kernels" % kt, "kernel_type")
         pool = regs.kernel_pool_type_cfg.pool_type
-        if pool not in R.POOL_TYPES:
+        if pool not in POOL_TYPES:
             self.lfail("pool_type %d: the KPU has pool types 0-9" % pool, "pool_type")
         if ih < 2 or iw < 2:
             # a 3x3 window needs a neighbour; nncase's own limit is 4
             self.lfail("input %dx%d is smaller than the KPU's minimum" % (iw, ih), "i_row_wid")
-        eh, ew = R.pooled_size(ih, iw, pool)
+        eh, ew = hw.pooled_size(ih, iw, pool)
         if (oh, ow) != (eh, ew):
             self.lfail("output %dx%d, but pool type %d of a %dx%d input gives %dx%d" % (ow, oh, pool, iw, ih, ew, eh),
                        "o_row_wid" if ow != ew else "o_col_high")
@@ -392,7 +393,7 @@ class _Parser:
         self.check_layout(regs.image_addr.image_dst_addr, (oc, oh, ow), wb.wb_group, wb.wb_row_switch_addr,
                           wb.wb_channel_switch_addr, ("wb_group", "wb_row_switch_addr", "wb_channel_switch_addr"))
         wbytes = self.weight_bits // 8
-        nw = R.weight_count(k, ic, oc, dw)
+        nw = hw.weight_count(k, ic, oc, dw)
         self.need_in_body(f["weights_offset"], nw * wbytes, "weights_offset", "%d weights" % nw)
         wt = np.dtype("u1") if wbytes == 1 else np.dtype("<u2")
         w = np.frombuffer(self.data, wt, nw, f["weights_offset"])
@@ -418,7 +419,7 @@ class _Parser:
                        names[2])
         last = addr * 64 + (-(-c // groups) - 1) * ch_switch * 64 + (min(c, groups) - 1) * pitch \
             + (h - 1) * row_len * 64 + w
-        if last > R.KPU_RAM_BYTES:
+        if last > hw.RAM_BYTES:
             self.lfail("the %dx%dx%d map at row %d runs past the 2 MiB KPU RAM" % (c, h, w, addr), names[2])
 
 

@@ -7,7 +7,9 @@ name or the tflite output tensor name. Memory figures are estimates before compi
 """
 from dataclasses import dataclass, field
 
-from host_tools.kmodel.regs import KPU_RAM_BYTES, KPU_ROW_BYTES, kpu_ram_rows, weight_loads
+from host_tools.k210.firmware import FLASH_LAYER_LIMIT, model_budget
+from host_tools.k210.kpu import RAM_BYTES as KPU_RAM_BYTES, ROW_BYTES as KPU_ROW_BYTES, WeightLoadError
+from host_tools.k210.kpu import ram_rows as kpu_ram_rows, weight_loads
 
 # Rule ids: what each finding's `rule` holds and the tests match.
 KERNEL = "kernel"            # KPU convolutions are 1x1 or 3x3
@@ -30,7 +32,6 @@ KPU_ACTIVATIONS = ("linear", "relu", "relu6", "leaky")
 # plus worst-case alignment of weights/BN (128) and the table (256) inside the body (kmodel-v3-facts.md).
 CONV_OVERHEAD = 96 + 144 + 128 + 128 + 256
 BN_BYTES = 8
-FLASH_LAYER_LIMIT = 2 * 1024 * 1024              # kpu.load_flash: each layer below 2 MiB
 KMODEL_HEADER = 64
 
 
@@ -202,7 +203,7 @@ def _conv_cost(l: Layer):
     wbytes = kh * kh * (oc if dw else ic * oc)
     try:
         weight_loads(kh, ic, oc, dw)
-    except ValueError:
+    except WeightLoadError:
         pass  # reported as a kernel/channel problem; the estimate still counts the bytes
     h, w = l.in_shape[:2]
     if l.pads:  # the KPU holds the unpadded map; the padding is its own
@@ -220,7 +221,6 @@ def _numel(shape):
 
 
 def memory(layers, firmware=("full", "minimum")) -> Memory:
-    from host_tools.sim.profiles import model_budget
     m = Memory()
     cpu_buffers = []
     for l in layers:

@@ -3,7 +3,7 @@ import numpy as np
 
 from host_tools.pipeline import arch
 from host_tools.pipeline.datasets import split_indices
-from host_tools.pipeline.digits import load_digits, render_dataset
+from host_tools.digits import load_digits, render_dataset
 
 NAME = "digits"
 INPUT_SIZE = 64

@@ -7,10 +7,9 @@
 See docs/ARCHITECTURE.md; firmware facts in ../shared/docs/maixpy-firmware-facts.md.
 """
 from host_tools.sim.board import Board
-from host_tools.sim.profiles import PROFILES, model_budget
 from host_tools.sim.session import BootResult, Session
 
-__all__ = ["Board", "Session", "BootResult", "PROFILES", "model_budget", "run_app"]
+__all__ = ["Board", "Session", "BootResult", "run_app"]
 
 
 def __getattr__(name):

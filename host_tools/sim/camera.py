@@ -1,7 +1,7 @@
 """What the virtual camera sees: a list of pictures, each held in front of the lens for `hold_ms` of board time.
 
 Sources are image files, folders of them, PIL images or numpy RGB arrays. The default scene shows photos shipped
-with scikit-image and scikit-learn digits drawn by the pipeline's own renderer (host_tools/pipeline/digits.py),
+with scikit-image and scikit-learn digits drawn by the pipeline's own renderer (host_tools/digits.py),
 so the demo classifier sees on the virtual board what it was trained on.
 """
 from dataclasses import dataclass, field
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from host_tools.framing import camera_view
+from host_tools.framing import CAMERA_H, CAMERA_W, DEFAULT, camera_view, crop_box
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".tif", ".tiff")
 
@@ -56,11 +56,18 @@ def photo(name: str) -> np.ndarray:
     return _as_rgb(getattr(data, name)(), name)
 
 
+def digit_glyph(w: int, h: int, framing: str = DEFAULT) -> int:
+    """How big the printed digit is on the default scene for a w x h classifier: 5/6 of the shorter side of the
+    region of the frame it sees (host_tools/framing.py), a digit held up to fill the camera's view."""
+    x, y, cw, ch = crop_box(CAMERA_W, CAMERA_H, w, h, framing)
+    return min(cw, ch) * 5 // 6
+
+
 def digit_scene(index: int, glyph: int = 64, size=(320, 240), seed: int = 0) -> np.ndarray:
     """scikit-learn digit `index` printed on a sheet: the digit fills a `glyph`-pixel square in the frame centre
-    (where a windowed classifier looks); the rest is the same paper."""
+    (where a centre-cropping classifier looks); the rest is the same paper."""
     from sklearn.datasets import load_digits
-    from host_tools.pipeline.digits import render_digit
+    from host_tools.digits import render_digit
     d = load_digits()
     rng = np.random.default_rng(seed + index)
     tile = np.asarray(render_digit(d.images[index], glyph, rng).convert("RGB")).astype(np.float32)

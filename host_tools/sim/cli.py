@@ -17,6 +17,8 @@ def main(argv) -> int:
                     help="BOOT press at this board millisecond (repeatable; default: one in the middle)")
     ap.add_argument("--profile", choices=("full", "minimum"), default="full", help="firmware build to simulate")
     ap.add_argument("--sd", action="store_true", help="give the board an SD card (app and models on /sd)")
+    ap.add_argument("--sensor", choices=("ov2640", "gc0328"), default="ov2640",
+                    help="camera sensor (default ov2640, what most Maix Bits carry)")
     ap.add_argument("--camera", action="append", help="image file or folder for the camera (repeatable)")
     ap.add_argument("--hold-ms", type=float, default=2500.0, help="how long each camera picture stays in view")
     ap.add_argument("--quiet", action="store_true", help="do not echo the board's console")
@@ -26,7 +28,7 @@ def main(argv) -> int:
     try:
         res = run_app(out_dir=args.out, device_dir=args.device, models_dir=args.models, manifests=args.manifest,
                       frames=args.frames or None, seconds=args.seconds, presses=args.press, profile=args.profile,
-                      sd=args.sd, camera=args.camera, hold_ms=args.hold_ms, echo=echo)
+                      sd=args.sd, camera=args.camera, hold_ms=args.hold_ms, echo=echo, sensor=args.sensor)
     except (FileNotFoundError, ValueError) as e:
         print("sim: %s" % e, file=sys.stderr)
         return 2

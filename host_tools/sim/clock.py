@@ -24,6 +24,7 @@ COSTS = {
     "model_read_bytes_per_s": 6e6,     # kpu.load: reading the kmodel from flash/SD into RAM
     "region_us": 2_000,            # run_yolo2's region layer + NMS on the CPU
     "pixel_op_ns": 15,             # image drawing/resize per touched pixel
+    "gc_collect_us": 2_000,        # gc.collect() of the 512 KiB GC heap (mark the live objects, sweep 16k blocks)
 }
 
 TICKS_PERIOD = 1 << 30  # MicroPython's ticks_* wrap period

@@ -10,7 +10,7 @@ import os
 import posixpath
 from pathlib import Path
 
-SPIFFS_SIZE = 0x300000     # /flash: SPIFFS from 0xD00000 to the end of the 16 MiB flash
+from host_tools.k210.flash import SPIFFS_SIZE
 
 
 def oserror(code: int) -> OSError:

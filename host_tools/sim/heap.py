@@ -1,45 +1,125 @@
-"""Memory accounting of the two heaps that matter on a K210 running MaixPy.
+"""The two heaps that matter on a K210 running MaixPy.
 
-GcHeap: the MicroPython heap (images live here). Like MicroPython, memory of a dropped object comes back only at
-the next collection (gc.collect(), or automatically when an allocation does not fit), not when the last
-reference goes. SysHeap: malloc'd memory (kmodels, camera and LCD buffers), freed explicitly.
+GcHeap: the MicroPython GC heap (images, the objects the firmware returns, imported code), block by block as
+MicroPython v1.11's py/gc.c lays it out, so it fragments as the board's does:
+- the pool is what gc_init leaves of the heap after its allocation and finaliser tables, in 32-byte blocks
+  (host_tools/k210/memory.py);
+- gc_alloc is first fit: it scans for a run of free blocks from gc_last_free_atb_index, which only a single-block
+  allocation moves up (to the ATB after it) and a free or a collection moves down (to 0 after a collection);
+- memory of a dropped object comes back only at the next collection (gc.collect(), or the one gc_alloc runs when
+  no run is long enough, or gc.threshold()'s), never when its last reference goes;
+- when no run is long enough even after that collection, the allocation fails: xalloc (omv/xalloc.c, used for
+  image pixels and AI buffers) raises its MemoryError text, other allocations m_malloc_fail's.
+Liveness comes from the host: a simulated object is live while device code references it (CPython's reference
+count; a weakref finalizer marks its blocks garbage). Device code's own small objects (its tuples, strings,
+floats) are not placed on this heap; the firmware's objects and buffers, and each imported module's code, are.
+
+SysHeap: malloc'd memory (kmodels, camera and LCD buffers), freed explicitly; counted in bytes, not placed.
 """
-import gc as host_gc
+import bisect
 import weakref
+
+from host_tools.k210.memory import BLOCKS_PER_ATB, GC_BLOCK as BLOCK, XALLOC_FAILED, malloc_failed, pool_blocks
 
 
 class GcHeap:
     def __init__(self, size: int, used_at_boot: int):
         self.size = size
-        self.base = used_at_boot     # what the interpreter itself holds; not modelled object by object
-        self.live = 0                # bytes held by live simulated objects
-        self.garbage = 0             # bytes of dropped objects not yet collected
+        self.blocks = pool_blocks(size)
+        self.free_runs = [(0, self.blocks)]   # sorted, disjoint [start, end) runs of free blocks
+        self.heads = {}                       # start block -> [n blocks, live?]
+        self.last_free = 0                    # gc_last_free_atb_index * BLOCKS_PER_ATB
+        self.threshold = None                 # gc.threshold(): collect when this many bytes were allocated since
+        self.allocated_since = 0
         self.collections = 0
+        self.before_sweep = None              # callable run first by every collection (host finalizers)
+        self.on_collect = []                  # callables run after every collection (the GPIO IRQ table)
+        self.permanent(used_at_boot)          # what the interpreter holds after _boot.py
+
+    # -- what gc.mem_free() / mem_alloc() report --
+    def free(self) -> int:
+        return sum(e - s for s, e in self.free_runs) * BLOCK
 
     def used(self) -> int:
-        return self.base + self.live + self.garbage
+        return self.blocks * BLOCK - self.free()
 
-    def free(self) -> int:
-        return self.size - self.used()
+    def largest_free(self) -> int:
+        return max((e - s for s, e in self.free_runs), default=0) * BLOCK
 
-    def alloc(self, owner, nbytes: int) -> None:
-        """Charge `nbytes` to `owner` until it is dropped and then collected; MemoryError like MicroPython."""
-        nbytes = (int(nbytes) + 15) & ~15  # GC blocks are 16 bytes
-        if nbytes > self.free():
-            host_gc.collect()          # run finalizers of unreachable simulated objects first
+    # -- gc_alloc --
+    def _find(self, n: int):
+        for s, e in self.free_runs:
+            s = max(s, self.last_free)
+            if e - s >= n:
+                return s
+        return None
+
+    def _take(self, start: int, n: int) -> None:
+        i = bisect.bisect_right(self.free_runs, (start, float("inf"))) - 1
+        s, e = self.free_runs[i]
+        pieces = [(a, b) for a, b in ((s, start), (start + n, e)) if b > a]
+        self.free_runs[i:i + 1] = pieces
+        if n == 1:
+            self.last_free = (start + 1) // BLOCKS_PER_ATB * BLOCKS_PER_ATB
+
+    def _place(self, nbytes: int, xalloc: bool) -> int:
+        n = max(1, -(-int(nbytes) // BLOCK))
+        if self.threshold is not None and self.allocated_since >= self.threshold:
             self.collect()
-        if nbytes > self.free():
-            raise MemoryError("memory allocation failed, allocating %d bytes" % nbytes)
-        self.live += nbytes
-        weakref.finalize(owner, self._dropped, nbytes)
+        start = self._find(n)
+        if start is None:
+            self.collect()
+            start = self._find(n)
+        if start is None:
+            raise MemoryError(XALLOC_FAILED if xalloc else malloc_failed(int(nbytes)))
+        self._take(start, n)
+        self.heads[start] = [n, True]
+        self.allocated_since += n * BLOCK
+        return start
 
-    def _dropped(self, nbytes: int) -> None:
-        self.live -= nbytes
-        self.garbage += nbytes
+    def alloc(self, owner, nbytes: int, xalloc: bool = True) -> int:
+        """Place nbytes for `owner` (any object that takes a weak reference) until it is dropped and then
+        collected; returns the start block. MemoryError as the firmware raises it when no run fits."""
+        start = self._place(nbytes, xalloc)
+        weakref.finalize(owner, self._dropped, start)
+        return start
 
+    def permanent(self, nbytes: int) -> int:
+        """Blocks nothing ever frees (the interpreter's own state, imported code)."""
+        return self._place(nbytes, False) if nbytes > 0 else -1
+
+    def _dropped(self, start: int) -> None:
+        head = self.heads.get(start)
+        if head is not None:
+            head[1] = False
+
+    # -- gc_collect / gc_free --
     def collect(self) -> None:
-        self.garbage = 0
+        """A collection: every dropped object's blocks come back (before_sweep first finds those the host holds
+        only in reference cycles, and runs the firmware's finalisers)."""
+        if self.before_sweep is not None:
+            self.before_sweep()
+        for start, (n, live) in list(self.heads.items()):
+            if not live:
+                self._release(start, n)
+        self.last_free = 0
+        self.allocated_since = 0
         self.collections += 1
+        for hook in list(self.on_collect):
+            hook()
+
+    def _release(self, start: int, n: int) -> None:
+        del self.heads[start]
+        i = bisect.bisect_left(self.free_runs, (start, start))
+        s, e = start, start + n
+        if i > 0 and self.free_runs[i - 1][1] == s:
+            i -= 1
+            s = self.free_runs[i][0]
+            del self.free_runs[i]
+        if i < len(self.free_runs) and self.free_runs[i][0] == e:
+            e = self.free_runs[i][1]
+            del self.free_runs[i]
+        self.free_runs.insert(i, (s, e))
 
 
 class SysHeap:

@@ -3,13 +3,14 @@
 App files: device/boot.py, main.py and every device/lib/*.py flattened into the root of the file system the
 firmware boots from (/sd when the board has a card, else /flash: SPIFFS has no directories, and MaixPy runs
 boot.py/main.py from its current directory). Models: without a card they go into the 16 MiB flash image at the
-offsets of the deploy planner (host_tools.deploy.layout.plan, so the simulation and `make deploy` agree);
+offsets the deploy planner gives them (host_tools.k210.flash.place, so the simulation and `make deploy` agree);
 with a card they are copied to /sd. models.json is written next to main.py with host_tools.manifest.
 """
 import shutil
 from pathlib import Path
 
 from host_tools import manifest as mf
+from host_tools.k210 import firmware, flash
 
 
 def install_app(board, device_dir="device") -> list:
@@ -34,11 +35,12 @@ def install_models(board, manifest_paths) -> str:
     """Put the kmodels where the device will find them and write models.json; returns its text."""
     manifest_paths = [Path(p) for p in manifest_paths]
     if board.sd_root is None:
-        from host_tools.deploy.layout import plan
-        p = plan(manifest_paths)
-        for r in p.models:
-            board.write_flash(r.offset, r.data())
-        text = p.device_models_json()
+        ms = [(p, mf.load(p)) for p in manifest_paths]
+        files = {m.name: mf.flash_file(p, m) for p, m in ms}
+        offsets = flash.place([(m.name, files[m.name].stat().st_size) for _, m in ms])
+        for _, m in ms:
+            board.write_flash(offsets[m.name], files[m.name].read_bytes())
+        text = mf.device_manifest([mf.device_entry(m, flash_offset=offsets[m.name]) for _, m in ms])
         (board.flash_root / "models.json").write_text(text)
         return text
     entries = []
@@ -77,7 +79,6 @@ def fixture_manifests(fixtures_dir, out_dir) -> list:
     """Manifests (written to out_dir, kmodels copied beside them) for the mnist classifier and yolo20 detector
     fixtures; [] when the fixtures are absent."""
     from host_tools.kmodel import load as kload, netinfo
-    from host_tools.sim.profiles import model_budget
     fixtures_dir, out_dir = Path(fixtures_dir), Path(out_dir)
     specs = [("mnist", "classifier", "maixpy-mnist/mnist.kmodel", [str(i) for i in range(10)], [], 0.5, 0.3),
              ("yolo20", "detector", "nncase-yolo20/yolo.kmodel", VOC, YOLO20_ANCHORS, 0.5, 0.2)]
@@ -98,7 +99,7 @@ def fixture_manifests(fixtures_dir, out_dir) -> list:
             outputs=[{"shape": list(s), "type": t} for s, t in zip(km.output_shapes, km.output_typecodes)],
             labels=labels, memory={"main_mem": ni.main_mem, "kpu_ram": ni.kpu_ram, "weights": ni.weights,
                                    "heap": ni.heap},
-            fits={p: ni.heap <= model_budget(p) for p in ("full", "minimum")},
+            fits={b: firmware.loads(ni.memory, b, "ram") for b in firmware.BUILDS},
             anchors=anchors, threshold=thr, nms=nms)
         out.append(mf.save(out_dir / (name + ".json"), m))
     return out

@@ -11,7 +11,7 @@ from PIL import Image
 
 from host_tools.files import write_atomic
 from host_tools.sim.board import Board
-from host_tools.sim.camera import default_sources, load_sources
+from host_tools.sim.camera import default_sources, digit_glyph, load_sources
 from host_tools.sim.provision import demo_manifests, fixture_manifests, install_app, install_models
 from host_tools.sim.session import Session
 
@@ -53,12 +53,13 @@ def _pick_models(models_dir, work_dir, say) -> list:
 
 def run_app(out_dir="out/sim", device_dir="device", models_dir="models", manifests=None, frames=None, seconds=20.0,
             presses=None, profile="full", sd=False, camera=None, hold_ms=2500.0, max_pngs=400, gif_max=300,
-            echo=None) -> RunResult:
+            echo=None, sensor="ov2640") -> RunResult:
     """Boot device_dir's app on a fresh virtual board with the given models and record the LCD.
 
     frames / seconds: stop after that many displayed frames or that much board time (whichever first).
     presses: BOOT presses as board milliseconds (default: one press in the middle of the run: one mode switch).
     camera: image files/folders/arrays (default: scikit-image photos and rendered digits).
+    sensor: the camera sensor model, "ov2640" (the Maix Bit default) or "gc0328".
     """
     out_dir = Path(out_dir)
     if out_dir.exists():
@@ -77,10 +78,11 @@ def run_app(out_dir="out/sim", device_dir="device", models_dir="models", manifes
     for p in paths:
         m = mf.load(p)
         if m.kind == "classifier":
-            glyph = max(m.input["w"], m.input["h"])
+            glyph = digit_glyph(m.input["w"], m.input["h"], m.framing)
     sources = load_sources(camera) if camera is not None else default_sources(glyph)
     board = Board(flash_root=out_dir / "board" / "flash", sd_root=(out_dir / "board" / "sd") if sd else None,
-                  profile=profile, camera=sources, hold_ms=hold_ms, keep_frames=100000, console_echo=echo)
+                  profile=profile, camera=sources, hold_ms=hold_ms, keep_frames=100000, console_echo=echo,
+                  sensor=sensor)
     install_app(board, device_dir)
     install_models(board, paths)
     limit_ms = seconds * 1000.0 if seconds else None
@@ -117,7 +119,8 @@ def run_app(out_dir="out/sim", device_dir="device", models_dir="models", manifes
         ims[0].save(res.gif, save_all=True, append_images=ims[1:], duration=durs, loop=0, optimize=False)
     fps = res.frames / (res.board_ms / 1000.0) if res.board_ms else 0.0
     summary = notes + [
-        "board: profile %s, %s" % (profile, "SD card" if sd else "no SD card (models in the flash image)"),
+        "board: profile %s, %s sensor, %s" % (profile, sensor.upper(),
+                                               "SD card" if sd else "no SD card (models in the flash image)"),
         "BOOT presses at ms: %s" % ", ".join("%.0f" % t for t in presses),
         "stopped after: %s" % (result.stopped or "main.py returned"),
         "frames displayed: %d in %.1f s of board time (%.1f fps average, including boot)"

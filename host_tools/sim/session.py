@@ -1,21 +1,38 @@
 """Session: one run of the MaixPy firmware on a Board, executing device code in CPython.
 
 Device code sees only MaixPy: its `import` goes through importer.DeviceImporter, `open` goes to the board's
-file systems, `print` to the board's UART (with MicroPython's \\r\\n). boot() does what the firmware does at
-power-up: _boot.py (chdir to /sd when a card is in, else /flash; sys.path; 200 ms pause), then boot.py, then
-main.py from the current directory, printing a traceback for an uncaught exception and going on, as
-pyexec_file_if_exists does. machine.reset() (or a watchdog) restarts with fresh firmware state on the same
-board. interrupt() raises KeyboardInterrupt at the device code's next call into a simulated module.
+file systems, `print` to the board's UART (with MicroPython's \\r\\n). boot() does what the chip and the firmware
+do at power-up:
+- the K210 ROM samples IO16 (the BOOT key) at reset: held low, it starts its ISP download mode and waits for
+  kflash; MaixPy never runs, nothing appears on the REPL (BootResult.isp);
+- maixpy_main.c mounts /flash and the SD card (the card, when present, becomes the current directory), runs the
+  frozen _boot.py (frozen_boot), then boot.py and main.py from the current directory only, printing a traceback
+  for an uncaught exception and going on, as pyexec_file_if_exists does; with a card in, /flash's scripts never
+  run.
+machine.reset() (or a watchdog) restarts with fresh firmware state on the same board, through the ROM again.
+interrupt() raises KeyboardInterrupt at the device code's next call into a simulated module. A BoardCrash (the
+firmware would run freed memory) ends the run; it is printed and kept in BootResult.crash.
 """
 import builtins as host_builtins
 import traceback
 from dataclasses import dataclass
 
+from host_tools.k210.startup import COVER_PREFIX, IDE_WAIT_MS, SCRIPTS, WELCOME_MARK
 from host_tools.sim import syntax
-from host_tools.sim.firmware.runtime import BoardReset, Runtime, StopRun
+from host_tools.sim.firmware.runtime import BoardCrash, BoardReset, Runtime, StopRun
 from host_tools.sim.importer import DeviceImporter
 
 HIDDEN_BUILTINS = ("breakpoint", "copyright", "credits", "license", "exit", "quit", "aiter", "anext")
+
+# What _boot.py writes as main.py into the current directory (the card's, when one is in) when it has none: on
+# the board Sipeed's welcome script (it paints a welcome on the LCD and returns). This stand-in does the same and
+# carries the mark deploy recognises the firmware's by.
+WELCOME_MAIN = """# written by _boot.py when this directory had no main.py (simulator's stand-in for Sipeed's welcome script)
+import lcd
+lcd.init()
+lcd.clear((255, 0, 0))
+lcd.draw_string(92, 116, "%s", lcd.WHITE, lcd.RED)
+""" % WELCOME_MARK
 
 
 @dataclass
@@ -23,6 +40,8 @@ class BootResult:
     stopped: str = None      # the runner's stop reason, or None when main.py returned
     resets: int = 0          # machine.reset()/watchdog restarts during this boot
     error: BaseException = None   # the last uncaught exception of boot.py/main.py (also printed)
+    isp: bool = False        # BOOT was held at reset: the ROM's ISP mode, no MaixPy
+    crash: str = None        # what made the firmware run freed memory, when it did
 
 
 class Session:
@@ -78,15 +97,16 @@ class Session:
 
     # ---- running code ----
     def _compile(self, source, filename):
+        """(code, bytes of bytecode on the board)."""
         if isinstance(source, (bytes, bytearray)):
             source = bytes(source).decode("utf-8")
         self.device_files.add(filename)
-        syntax.check(source, filename)     # the board's compiler first: no f-strings, no walrus
-        return compile(source, filename, "exec", dont_inherit=True)
+        size = syntax.check(source, filename)     # the board's compiler first: no f-strings, no walrus
+        return compile(source, filename, "exec", dont_inherit=True), size
 
     def exec(self, source, filename: str = "<stdin>") -> None:
         """Run device source in the REPL's namespace (__main__); exceptions propagate to the caller."""
-        code = self._compile(source, filename)
+        code, _ = self._compile(source, filename)
         exec(code, self.main_globals)
 
     def exec_file(self, path: str) -> None:
@@ -99,7 +119,9 @@ class Session:
         mod.__dict__["__builtins__"] = self.builtins
         self.device_modules[name] = mod
         try:
-            exec(self._compile(self.rt.fs.read_bytes(path), path), mod.__dict__)
+            code, size = self._compile(self.rt.fs.read_bytes(path), path)
+            self.rt.gc.permanent(size)     # an imported module's code stays on the GC heap
+            exec(code, mod.__dict__)
         except BaseException:
             self.device_modules.pop(name, None)
             raise
@@ -146,13 +168,14 @@ class Session:
             self.rt.write(text)
 
     # ---- power-up ----
-    def _run_script(self, name: str):
+    def run_script(self, name: str):
+        """pyexec_file_if_exists: run a script of the current directory; returns its uncaught exception (printed)."""
         fs = self.rt.fs
         if not fs.is_file(name):
             return None
         try:
             self.exec(fs.read_bytes(name), name)
-        except (StopRun, BoardReset):
+        except (StopRun, BoardReset, BoardCrash):
             raise
         except SystemExit:
             return None
@@ -161,30 +184,60 @@ class Session:
             return e
         return None
 
-    def _power_up(self) -> BaseException:
+    def frozen_boot(self) -> None:
+        """The frozen _boot.py (builtin_py/_boot.py): current directory and sys.path by whether a card is in, the
+        200 ms pause for the IDE, a main.py written where there is none, /sd/cover.boot.py and cover.main.py
+        copied over /flash's (then machine.reset()) when they differ. (The IDE mode file is not modelled.)"""
         rt = self.rt
         sysmod = self.importer("sys")
-        if self.board.sd_root is not None:
-            rt.fs.chdir("/sd")
-            sysmod.path[:] = ["", ".", "/sd", "/flash"]
-        else:
-            rt.fs.chdir("/flash")
-            sysmod.path[:] = ["", ".", "/flash"]
+        card = self.board.sd_root is not None
+        rt.fs.chdir("/sd" if card else "/flash")
+        sysmod.path[:] = ["", "."] + (["/sd"] if card else []) + ["/flash"]
         rt.write("[MaixPy] init end\r\n")
-        rt.sleep_us(200_000)
-        err = self._run_script("boot.py")
-        err = self._run_script("main.py") or err
+        rt.sleep_us(IDE_WAIT_MS * 1000)
+        if not rt.fs.is_file("main.py"):
+            with self.open("main.py", "w") as f:
+                f.write(WELCOME_MAIN)
+        for name in SCRIPTS if card else ():
+            cover = "/sd/" + COVER_PREFIX + name
+            if rt.fs.is_file(cover):
+                code = rt.fs.read_bytes(cover)
+                target = "/flash/" + name
+                if not rt.fs.is_file(target) or rt.fs.read_bytes(target) != code:
+                    with self.open(target, "wb") as f:
+                        f.write(code)
+                    raise BoardReset("_boot.py: %s copied to %s" % (cover, target))
+
+    def power_up(self, run_main: bool = True) -> BaseException:
+        """_boot.py, boot.py and (run_main) main.py: what a soft reboot runs too (no ROM, no ISP check)."""
+        self.frozen_boot()
+        err = self.run_script("boot.py")
+        if run_main:
+            err = self.run_script("main.py") or err
         return err
 
-    def boot(self, max_resets: int = 20) -> BootResult:
-        """Power the board up and run boot.py then main.py until main.py ends or the runner stops it."""
+    def boot_key_held(self) -> bool:
+        """The BOOT key (IO16, k210/startup.py ISP_PIN) reads low now: at a reset the K210 ROM enters ISP mode
+        instead of starting the firmware."""
+        return self.board.button.level(self.board.clock.now_us) == 0
+
+    def boot(self, max_resets: int = 20, run_main: bool = True) -> BootResult:
+        """Reset the board and run the firmware: boot.py then main.py (run_main: the REPL is in friendly mode),
+        until main.py ends or the runner stops it."""
         result = BootResult()
         while True:
+            if self.boot_key_held():
+                result.isp = True
+                return result
             try:
-                result.error = self._power_up()
+                result.error = self.power_up(run_main)
                 return result
             except StopRun as s:
                 result.stopped = str(s) or "stopped"
+                return result
+            except BoardCrash as c:
+                result.crash = str(c)
+                self.board.write_console("\r\n[simulated crash] %s\r\n" % c)
                 return result
             except BoardReset:
                 result.resets += 1

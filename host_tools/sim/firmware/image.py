@@ -1,25 +1,95 @@
-"""image: MaixPy's Image on numpy arrays (RGB565 byte-swapped like the firmware, or grayscale).
+"""image: MaixPy's Image on numpy arrays (RGB565 byte-swapped like the firmware, or grayscale), omv/py/py_image.c.
 
 An image may carry the planar "AI" buffer the KPU reads (R plane, G plane, B plane). sensor.snapshot() fills it
-from the camera; resize() and images loaded from files have none until pix_to_ai() builds it. Images made by
-image.Image(), copy(), resize() ... are charged to the GC heap (MemoryError when it is full); the frame buffer
-returned by snapshot() is not (it is the sensor's memory). Text uses PIL's bitmap font, not the firmware's
-8x10 glyphs: positions and colours match, glyph shapes do not.
+from the camera; resize(), cut() and images loaded from files have none until pix_to_ai() builds it
+(py_image_pix_to_ai xallocs it once, ((w + 63) & ~63) * h * 3 bytes, and reuses it on later calls).
+GC heap (host_tools/sim/heap.py): each image object is one allocation, and the pixels of image.Image(), copy(),
+cut() and resize() (xalloc'd before the object, as py_image() is called after them) another, as is the AI buffer;
+a snapshot's pixels are the sensor's frame buffer (system heap), only its image object is new on every call.
+resize() and cut() compute what py_image_resize / py_image_cut do (host_tools/k210/pixels.py).
+Text: the firmware's 8x12 font layout (host_tools/k210/font.py: cells, proportional advances, newlines, the box
+for unknown characters); glyph shapes are PIL's bitmap font placed at the firmware's inked columns.
 """
+import functools
 import io as host_io
 
 import numpy as np
 from PIL import Image as PILImage, ImageDraw, ImageFont
 
-from host_tools.k210 import pixels as col
+from host_tools.k210 import font, pixels as col
+from host_tools.k210.memory import IMAGE_OBJ_BYTES
 from host_tools.sim.clock import COSTS
 from host_tools.sim.firmware.runtime import Runtime, make_module
 
 GRAYSCALE = 1   # bpp codes returned by Image.format() and taken by sensor.set_pixformat()
 RGB565 = 2
-_FONT = ImageFont.load_default_imagefont() if hasattr(ImageFont, "load_default_imagefont") \
-    else ImageFont.load_default()
 LOADABLE = (".bmp", ".jpg", ".jpeg", ".ppm", ".pgm")
+
+
+@functools.lru_cache(maxsize=None)
+def glyph(ch: str) -> np.ndarray:
+    """The 12 x 8 cell of a printable character: PIL's bitmap glyph centred on the columns the firmware's glyph
+    inks."""
+    pil_font = ImageFont.load_default_imagefont() if hasattr(ImageFont, "load_default_imagefont") \
+        else ImageFont.load_default()
+    im = PILImage.new("1", (16, font.CELL_H), 0)
+    ImageDraw.Draw(im).text((4, 0), ch, fill=1, font=pil_font)
+    a = np.asarray(im, dtype=bool)
+    cols = np.flatnonzero(a.any(axis=0))
+    cell = np.zeros((font.CELL_H, font.CELL_W), dtype=bool)
+    extent = font.ink(ch)
+    if extent is None or not cols.size:
+        return cell
+    src = a[:, cols[0]:cols[-1] + 1]
+    left = extent[0] + (extent[1] - extent[0] + 1 - src.shape[1]) // 2    # centred on the firmware glyph's ink
+    left = min(max(0, left), font.CELL_W - min(src.shape[1], font.CELL_W))
+    src = src[:, :font.CELL_W - left]
+    cell[:, left:left + src.shape[1]] = src
+    return cell
+
+
+def text_mask(text: str, scale: float, x_spacing: int, y_spacing: int, mono_space: bool):
+    """(mask, x0, y0): where imlib_draw_ascii_string sets pixels for text drawn at (0, 0), as a boolean mask whose
+    top-left corner is at (x0, y0) (a proportional first glyph can start left of 0)."""
+    items, _ = font.layout(text, 0, 0, scale, x_spacing, y_spacing, mono_space)
+    if not items:
+        return np.zeros((0, 0), dtype=bool), 0, 0
+    gw, gh = int(font.CELL_W * scale), int(font.CELL_H * scale)
+    boxes = [(it[2], it[3], gw, gh) if it[0] == "glyph" else (it[1], it[2], it[3], it[4]) for it in items]
+    x0 = min(b[0] for b in boxes)
+    y0 = min(b[1] for b in boxes)
+    mask = np.zeros((max(b[1] + b[3] for b in boxes) - y0, max(b[0] + b[2] for b in boxes) - x0), bool)
+    ys = (np.arange(gh) / scale).astype(np.int64)          # imlib_draw_font: row (int)(y / scale) of the glyph
+    xs = (np.arange(gw) / scale).astype(np.int64)
+    thick = max(1, int(scale))
+    for it in items:
+        if it[0] == "glyph":
+            _, ch, gx, gy = it
+            cell = glyph(ch)[ys][:, xs]
+            mask[gy - y0:gy - y0 + gh, gx - x0:gx - x0 + gw] |= cell
+        else:                                              # imlib_draw_rectangle outline, `thick` pixels wide
+            _, bx, by, bw, bh = it
+            if bw > 0 and bh > 0:
+                sub = np.zeros((bh, bw), dtype=bool)
+                sub[:thick], sub[-thick:], sub[:, :thick], sub[:, -thick:] = True, True, True, True
+                mask[by - y0:by - y0 + bh, bx - x0:bx - x0 + bw] |= sub
+    return mask, x0, y0
+
+
+def draw_text(px: np.ndarray, x: int, y: int, text: str, value, scale: float = 1.0, x_spacing: int = 0,
+              y_spacing: int = 2, mono_space: bool = False) -> int:
+    """Set the pixels text covers at (x, y) to value, clipped to the image (imlib_set_pixel); returns the area
+    touched."""
+    mask, mx, my = text_mask(text, scale, x_spacing, y_spacing, mono_space)
+    h, w = px.shape
+    x, y = x + mx, y + my
+    x0, y0 = max(0, x), max(0, y)
+    x1, y1 = min(w, x + mask.shape[1]), min(h, y + mask.shape[0])
+    if x1 <= x0 or y1 <= y0:
+        return 0
+    sub = mask[y0 - y:y1 - y, x0 - x:x1 - x]
+    px[y0:y1, x0:x1][sub] = value
+    return int(sub.size)
 
 
 def _vec(args, n, what):
@@ -53,7 +123,8 @@ def build_image(rt: Runtime):
                 px = np.zeros((h, w), dtype=np.uint16)
             self._px = px
             if not _fb:
-                rt.gc.alloc(self, px.nbytes)
+                rt.gc.alloc(self, px.nbytes)                       # the pixels (xalloc)
+            rt.gc.alloc(self, IMAGE_OBJ_BYTES, xalloc=False)      # the image object (m_new_obj)
 
         # -- basic info --
         def width(self):
@@ -149,6 +220,8 @@ def build_image(rt: Runtime):
             return self._paint(f, color)
 
         def draw_string(self, *args, color=None, scale=1, x_spacing=0, y_spacing=2, mono_space=False):
+            """py_image_draw_string: x, y, text, then color, scale, x_spacing, y_spacing, mono_space (positional or
+            keyword); proportional unless mono_space."""
             rt.checkpoint()
             if len(args) >= 2 and isinstance(args[0], (tuple, list)):
                 (x, y), text, rest = tuple(int(v) for v in args[0]), args[1], args[2:]
@@ -156,29 +229,15 @@ def build_image(rt: Runtime):
                 if len(args) < 3:
                     raise TypeError("draw_string: expected x, y, text")
                 x, y, text, rest = int(args[0]), int(args[1]), args[2], args[3:]
-            color = rest[0] if len(rest) > 0 else color
-            scale = rest[1] if len(rest) > 1 else scale
+            opts = [color, scale, x_spacing, y_spacing, mono_space]
+            opts[:len(rest)] = rest[:5]
+            color, scale, x_spacing, y_spacing, mono_space = opts
             if not scale > 0:
                 raise OSError("Error: 0 < scale!")   # PY_ASSERT_TRUE_MSG raises OSError
-            text = str(text)
-            lines = text.split("\n")
-            lw = max(1, max(len(l) for l in lines)) * 8
-            lh = len(lines) * (10 + y_spacing)
-            mask = PILImage.new("1", (lw, lh), 0)
-            d = ImageDraw.Draw(mask)
-            for i, line in enumerate(lines):
-                for j, ch in enumerate(line):   # one 8-pixel cell per character, like the 8x10 firmware font
-                    d.text((j * (8 + x_spacing) + 1, i * (10 + y_spacing)), ch, fill=1, font=_FONT)
-            if scale != 1:
-                mask = mask.resize((max(1, int(lw * scale)), max(1, int(lh * scale))), PILImage.NEAREST)
-            m = np.asarray(mask, dtype=bool)
-            h, w = self._px.shape
-            x0, y0 = max(0, x), max(0, y)
-            x1, y1 = min(w, x + m.shape[1]), min(h, y + m.shape[0])
-            if x1 > x0 and y1 > y0:
-                sub = m[y0 - y:y1 - y, x0 - x:x1 - x]
-                self._px[y0:y1, x0:x1][sub] = self._color(color)
-                cost(int(sub.size))
+            if not isinstance(text, str):
+                raise TypeError("can't convert '%s' object to str implicitly" % type(text).__name__)
+            cost(draw_text(self._px, x, y, text, self._color(color), float(scale), int(x_spacing), int(y_spacing),
+                           bool(mono_space)))
             return self
 
         def draw_image(self, img, x=0, y=0, x_scale=1.0, y_scale=1.0, mask=None, alpha=256):
@@ -220,9 +279,14 @@ def build_image(rt: Runtime):
             return out
 
         def cut(self, x, y, w, h):
-            return self.copy((int(x), int(y), int(w), int(h)))
+            """py_image_cut: a new w x h image of the region (xalloc'd); no AI buffer."""
+            rt.checkpoint()
+            px = col.cut(self._px, int(x), int(y), int(w), int(h))
+            cost(px.size)
+            return Image(_px=px)
 
         def resize(self, w, h):
+            """py_image_resize (positional only): a new image, nearest-neighbour shrink, bilinear enlarge."""
             rt.checkpoint()
             w, h = int(w), int(h)
             px = col.resize(self._px, w, h)
@@ -244,7 +308,7 @@ def build_image(rt: Runtime):
         def pix_to_ai(self):
             rt.checkpoint()
             if self._ai is None and not self._fb:
-                # the firmware xallocs the AI buffer on the GC heap, rows padded to 64 bytes
+                # the firmware xallocs the AI buffer on the GC heap once, rows padded to 64 bytes
                 w, h = self.width(), self.height()
                 ai_bytes = w * h if self._gray() else ((w + 63) & ~63) * h * 3
                 rt.gc.alloc(self, ai_bytes)

@@ -1,17 +1,20 @@
-"""KPU: MaixPy's kmodel runtime (Maix_kpu.c) on top of the KPU emulator in host_tools.kmodel.
+"""KPU: MaixPy's kmodel runtime (Maix/Maix_kpu.c) on top of the KPU emulator in host_tools.kmodel.
 
-Behaviour and texts follow Maix_kpu.c and maixpy-firmware-facts.md:
-- load(int offset | str path with ".kmodel"), load_flash(addr, is_dual_buf, batch_size, spi_speed) for a
-  big-endian model in the flash image; errors ValueError "[MAIXPY]kpu: load error:<code>, <text>".
-- at most 5 models at once (2009); the model's system-heap need against the firmware profile (2006); V4 loads
-  only where the profile allows it (the emulator runs V3, so a V4 that would load is refused explicitly).
-- forward() returns an fmap; fmap[:] is a tuple, step slices raise OSError; the fmap shares the model's
-  output memory, so the next forward overwrites it (as on the board). For a last layer that is not a KPU conv
-  the fmap reports h=1, ch=1, w=bytes (the firmware's get_typecode_size always answers 1).
-- the input check: AI buffer present, w/h equal to the model input, RGB565 -> 3 channels, gray -> 1; it prints a
-  line and raises ValueError "[MAIXPY]kpu: check img format err!\r\n" (the firmware's text ends with \r\n).
-- run_yolo2 returns None, not [], when nothing is found.
-- a kpu_net dropped without deinit is freed only when the GC collects it (its finalizer prints
+Behaviour and texts follow Maix_kpu.c (functions named) and maixpy-firmware-facts.md:
+- load(int offset | str path with ".kmodel") (py_kpu_class_load), load_flash(addr, is_dual_buf, batch_size,
+  spi_speed) (py_kpu_class_load_flash) for a big-endian model in the flash image; errors ValueError
+  "[MAIXPY]kpu: load error:<code>, <text>" (get_kpu_err_str; these texts have no "\r\n").
+- at most 5 models at once (2009); the model's system-heap need against the firmware build (2006); V4 loads
+  only where the build allows it (the emulator runs V3, so a V4 that would load is refused explicitly).
+- forward() (py_kpu_forward) returns a new fmap object (on the GC heap) over the model's output memory, so the
+  next forward overwrites it (as on the board); fmap[:] is a tuple, step slices raise OSError (py_fmap_subscr).
+  The fmap describes the LAST layer run: a KPU conv gives its register shape and typecode 'B' (raw uint8), any
+  other layer h=1, ch=1, w=bytes (get_typecode_size always answers 1) and that layer's type's typecode.
+- the input check (check_img_format): AI buffer present, w/h equal to the model input, RGB565 -> 3 channels,
+  gray -> 1; it prints a line and raises ValueError "[MAIXPY]kpu: check img format err!\r\n" (this and the other
+  run-time texts end with "\r\n").
+- run_yolo2 (py_kpu_class_run_yolo2) returns None, not [], when nothing is found.
+- a kpu_net dropped without deinit is freed only when the GC collects it (py_kpu_net_del prints
   "kpu_net __del__"), like MicroPython's finaliser.
 """
 import hashlib
@@ -21,6 +24,10 @@ from collections import OrderedDict
 
 import numpy as np
 
+from host_tools.k210 import errors as E
+from host_tools.k210.bigendian import from_flash_image
+from host_tools.k210.memory import FMAP_OBJ_BYTES, NET_OBJ_BYTES
+from host_tools.k210.firmware import MAX_MODELS
 from host_tools.kmodel import KmodelError, netinfo, parse, run as kmodel_run
 from host_tools.kmodel.reader import K210_CONV, fmap_shape
 from host_tools.kmodel.yolo import region_decode
@@ -29,17 +36,6 @@ from host_tools.sim.clock import COSTS
 from host_tools.sim.firmware.image import GRAYSCALE, RGB565
 from host_tools.sim.firmware.runtime import Runtime, make_module
 
-MAX_MODELS = 5
-ERR_TEXT = {
-    2001: "ERR_PARAM: please check param, load address or kmodel file name",
-    2003: "ERR_KMODEL_FORMAT: layer_header.body_size <=0",
-    2005: "ERR_READ_FILE: read file failed",
-    2006: "ERR_NO_MEM: memory not enough",
-    2008: "ERR_RUN_MODEL: maybe model dirty",
-    2009: "ERR_MODELS_FULL: we only support load 5 models in the same time",
-    2013: "ERR_OUTPUTS_SET: need kpu.set_outputs() to set shape",
-    2015: "ERR_UNKNOWN",
-}
 
 
 _PARSED = OrderedDict()   # digest -> (Kmodel, NetInfo): parsed once per process, so the emulator's per-model
@@ -90,29 +86,31 @@ def build_kpu(rt: Runtime, image_mod):
     cache = OrderedDict()           # (model key, layers, input digest) -> outputs; the emulator is pure
 
     def fail(code, text=None, what="load"):
-        raise ValueError("[MAIXPY]kpu: %s error:%d, %s" % (what, code, text or ERR_TEXT.get(code, "ERR_UNKNOWN")))
+        raise ValueError(E.load_error(code, what, text))
 
     def parse_or_fail(data, name, what):
         try:
             m, info, key = parse_cached(data, name)
         except KmodelError as e:
-            if e.code == 2002 and getattr(e, "version", None) == 4 and 4 in rt.board.profile.kmodel_versions:
+            if e.code == E.ERR_KMODEL_VERSION and getattr(e, "version", None) == 4 \
+                    and 4 in rt.board.profile.kmodel_versions:
                 raise NotImplementedError("simulated MaixPy: %s is a kmodel V4, which the '%s' firmware loads but "
                                           "the KPU emulator does not run (V3 only)" % (name, rt.board.profile.name))
-            if e.code == 2002:
-                fail(2002, rt.board.profile.version_error, what)
-            fail(e.code if e.code in ERR_TEXT else 2015, None, what)
+            if e.code == E.ERR_KMODEL_VERSION:
+                fail(E.ERR_KMODEL_VERSION, rt.board.profile.version_error, what)
+            fail(e.code if e.code in E.TEXT else E.ERR_UNKNOWN, None, what)
         return m, (info, key)
 
     def register(model, key, heap_bytes, flash_mode, addr, path, what):
         if sum(1 for s in slots if s.live) >= MAX_MODELS:
-            fail(2009, None, what)
+            fail(E.ERR_MODELS_FULL, None, what)
         h = rt.sys.alloc("kmodel:%s" % model.name, heap_bytes)
         if h is None:
-            fail(2006, None, what)
+            fail(E.ERR_NO_MEM, None, what)
         slot = _Slot(model, h, flash_mode, key)
         slots.append(slot)
         net = KpuNet(slot, addr, path)
+        rt.gc.alloc(net, NET_OBJ_BYTES, xalloc=False)                   # m_new_obj_with_finaliser(py_kpu_net_obj_t)
         weakref.finalize(net, rt.finalizers.append, lambda s=slot: finalize(s))
         return net
 
@@ -163,7 +161,7 @@ def build_kpu(rt: Runtime, image_mod):
             try:
                 data = rt.fs.read_bytes(x)
             except OSError:
-                fail(2005, None, "load")
+                fail(E.ERR_READ_FILE, None, "load")
             model, (info, key) = parse_or_fail(data, x, "load")
             net = register(model, key, info.heap, None, None, x, "load")
         else:
@@ -177,10 +175,9 @@ def build_kpu(rt: Runtime, image_mod):
                              "task=kpu.load_flash(flash_addr, is_dual_buf, batch_size, spi_speed)")
         if addr <= 0:
             raise ValueError("[MAIXPY]kpu: model_addr must > 0 ")
-        from host_tools.sim.bigendian import from_flash_image
         data = from_flash_image(rt.board.flash, addr)
         if data is None:
-            fail(2002, rt.board.profile.version_error, "load_flash")
+            fail(E.ERR_KMODEL_VERSION, rt.board.profile.version_error, "load_flash")
         model, (info, key) = parse_or_fail(data, "flash@0x%X (big-endian)" % addr, "load_flash")
         # weights stream from flash: the heap holds main memory and the streaming buffers (netinfo's estimate)
         net = register(model, key, info.heap_flash, "dual" if is_dual_buf else "single", addr, None, "load_flash")
@@ -219,7 +216,7 @@ def build_kpu(rt: Runtime, image_mod):
 
     def execute(slot, x):
         if not slot.live:
-            raise OSError(ERR_TEXT[2001])   # a deinit'ed model: the board would run a NULL context
+            raise OSError(E.text(E.ERR_PARAM))   # a deinit'ed model: the board would run a NULL context
         x = np.ascontiguousarray(x)
         key = (slot.key, slot.layers, hashlib.blake2b(x.tobytes(), digest_size=16).digest(), x.dtype.str)
         outs = cache.get(key)
@@ -227,7 +224,7 @@ def build_kpu(rt: Runtime, image_mod):
             try:
                 outs = kmodel_run(slot.model, x, upto=slot.layers if slot.layers < len(slot.model.layers) else None)
             except KmodelError as e:
-                raise OSError(ERR_TEXT.get(e.code, ERR_TEXT[2008])) from None
+                raise OSError(E.TEXT.get(e.code, E.text(E.ERR_RUN_MODEL))) from None
             cache[key] = outs
             if len(cache) > 64:
                 cache.popitem(last=False)
@@ -246,10 +243,13 @@ def build_kpu(rt: Runtime, image_mod):
         if not 0 <= idx < len(slot.outputs):
             raise OSError("sipeed_kpu_get_output err")
         m = slot.model
-        code = m.output_typecodes[idx]
+        last = m.layers[slot.layers - 1]                                # set_layers may end the run early
+        code = "B" if last.type == K210_CONV else last.out_dtype
         buf = slot.outputs[idx]
-        ch, h, w = fmap_shape(m.layers[slot.layers - 1], buf.nbytes)   # set_layers may end the run early
-        return Fmap(slot, buf, code, w, h, ch, slot.layers - 1)
+        ch, h, w = fmap_shape(last, buf.nbytes)
+        fm = Fmap(slot, buf, code, w, h, ch, slot.layers - 1)
+        rt.gc.alloc(fm, FMAP_OBJ_BYTES, xalloc=False)                   # m_new_obj(py_kpu_fmap_obj_t)
+        return fm
 
     def forward(task, img, out_index=0, dma=-1):
         slot = need_net(task)

@@ -1,8 +1,16 @@
-"""lcd: the Maix Bit's 320x240 ST7789 panel (py_lcd.c). display() centres the image, cropping what is larger
-and filling the borders black; every change is recorded on the board's Screen."""
+"""lcd: the Maix Bit's 320x240 ST7789 panel (omv/py/py_lcd.c). display() centres the image, cropping what is larger
+and filling the borders black; every change is recorded on the board's Screen.
+
+draw_string follows py_lcd_draw_string: it mallocs its text buffers first and returns early without freeing them
+for an empty string, x >= width, y > width - 16 or no room for one character, so each such call loses
+host_tools/k210/memory.py draw_string_buffers() bytes of system heap for good; the text is the firmware font,
+monospaced (imlib_draw_ascii_string with mono_space), on a background strip 12 pixels high.
+"""
 import numpy as np
 
 from host_tools.k210 import pixels as col
+from host_tools.k210.memory import draw_string_buffers
+from host_tools.sim.firmware.image import draw_text
 from host_tools.sim.clock import COSTS
 from host_tools.sim.firmware.runtime import Runtime, make_module
 
@@ -70,19 +78,28 @@ def build_lcd(rt: Runtime, image_mod):
 
     def draw_string(x, y, s, fg=COLORS["RED"], bg=COLORS["BLACK"]):
         need_init()
-        x, y, s = int(x), int(y), str(s)
         W = scr.width
+        buffers = rt.sys.alloc("lcd.draw_string", draw_string_buffers(W))
+        if buffers is None:
+            raise OSError(12)                      # MP_ENOMEM
+        # from here on an early return keeps the buffers: py_lcd_draw_string frees them only after drawing
+        x, y = int(x) & 0xFFFF, int(y) & 0xFFFF      # uint16_t x0, y0
+        if not isinstance(s, str):
+            raise TypeError("can't convert '%s' object to str implicitly" % type(s).__name__)
         if x >= W or y > W - 16:
             return None
         s = s[:max(0, (W - x) // 8)]
         if not s:
             return None
-        tile = image_mod.Image(_px=np.full((12, len(s) * 8), col.to_565(bg, 0), dtype=np.uint16), _fb=True)
-        tile.draw_string(0, 0, s, color=fg)
-        h = min(12, scr.height - y)
-        scr.buf[y:y + h, x:x + len(s) * 8] = tile._px[:h]
+        tile = np.full((12, len(s) * 8), col.to_565(bg, 0), dtype=np.uint16)
+        draw_text(tile, 0, 0, s, col.to_565(fg, 0), 1.0, 0, 0, True)
+        h = max(0, min(12, scr.height - y))
+        w = min(len(s) * 8, W - x)
+        scr.buf[y:y + h, x:x + w] = tile[:h, :w]
         transfer(len(s) * 8 * 12)
         scr.record(rt.clock.ms, "draw_string")
+        rt.sys.release(buffers)
+        return None
 
     def fill_rectangle(x, y, w, h, color):
         need_init()

@@ -1,16 +1,25 @@
 """Maix (GPIO, FPIOA, utils, config), fpioa_manager, board and machine, for a Maix Bit.
 
 The BOOT key sits on IO16. A GPIOHS object sees it only after the FPIOA routes IO16 to that GPIOHS function
-(fm.register(board_info.BOOT_KEY, fm.fpioa.GPIOHS0)); only GPIOHS pins take irq(); the handler is scheduled
-(mp_sched_schedule, queue depth 8) and receives the pin object, as Maix_gpio.c does.
+(fm.register(board_info.BOOT_KEY, fm.fpioa.GPIOHS0)). GPIO follows Maix/Maix_gpio.c:
+- GPIO(n, ...) (mp_maixpy_pin_make_new) returns the one static object of pin n, reconfigured;
+- only GPIOHS pins take irq() (Maix_gpio_irq); the handler is scheduled (Maix_gpio_isr_handler ->
+  mp_sched_schedule, queue depth 8) and receives the pin object;
+- the handler is stored only in the static pin object's `callback` field, which the GC does not scan (the root
+  in Maix_gpios_init is commented out): after the next collection a handler nothing else references is freed.
+  The simulator holds it weakly from then on; an edge that reaches a freed handler is the crash it would be on
+  the board (BoardCrash), since the firmware would call freed memory.
 """
+import weakref
+
 from host_tools.sim.clock import COSTS
-from host_tools.sim.firmware.runtime import BoardReset, Runtime, make_module, not_modelled
+from host_tools.sim.firmware.runtime import BoardCrash, BoardReset, Runtime, make_module, not_modelled
 
 # K210 FPIOA function numbers (Maix_fpioa.c): GPIOHS0..31 = 24..55, GPIO0..7 = 56..63, RESV0 = 120.
 FUNC_GPIOHS0 = 24
 FUNC_GPIO0 = 56
 FUNC_RESV0 = 120
+FREED = object()   # a handler the GC has freed
 # gpio_drive_mode_t / gpio_pin_edge_t of the Kendryte SDK
 DM_INPUT, DM_PULL_DOWN, DM_PULL_UP, DM_OUTPUT, PULL_NONE = 0, 1, 2, 3, -1
 PE_NONE, PE_FALLING, PE_RISING, PE_BOTH = 0, 1, 2, 3
@@ -60,17 +69,23 @@ def build_maix(rt: Runtime):
         IRQ_NONE, IRQ_FALLING, IRQ_RISING, IRQ_BOTH = PE_NONE, PE_FALLING, PE_RISING, PE_BOTH
         WAKEUP_NOT_SUPPORT = 0
 
-        def __init__(self, gpio, mode=DM_INPUT, pull=PULL_NONE, value=None):
+        def __new__(cls, gpio, *args, **kwargs):
             rt.checkpoint()
             if not 0 <= int(gpio) < 40:
-                raise ValueError("pin not found")
+                raise ValueError("invalid pin")
+            pin = pins.get(int(gpio))
+            if pin is None:
+                pin = object.__new__(cls)
+                pin.num, pin._mode, pin.out = int(gpio), DM_INPUT, 0
+                pin._held, pin._ref, pin.trigger = None, None, PE_NONE
+                pins[pin.num] = pin
+            return pin
+
+        def __init__(self, gpio, mode=DM_INPUT, pull=PULL_NONE, value=None):
             if mode == DM_OUTPUT and pull not in (None, PULL_NONE):
                 raise ValueError("When this pin is in output mode, it is not allowed to pull up and down.")
-            self.num = int(gpio)
             self._mode = mode
             self.out = 1 if value else 0
-            self.handler = None
-            self.trigger = PE_NONE
 
         def _level(self):
             io = io_of(self.num)
@@ -95,19 +110,30 @@ def build_maix(rt: Runtime):
                 return None   # GPIO (not GPIOHS) pins have no interrupt; the firmware ignores the call
             if wake not in (None, 0):
                 raise ValueError("This platform does not support interrupt wakeup")
-            self.handler = handler
             self.trigger = trigger if handler is not None else PE_NONE
+            self._held = handler          # reachable until the next collection, as on the board
+            try:
+                self._ref = weakref.ref(handler) if handler is not None else None
+            except TypeError:             # a built-in function: firmware ROM, never freed
+                self._ref = lambda h=handler: h
             return None
 
         def disirq(self):
             rt.checkpoint()
-            self.handler = None
+            self._held, self._ref = None, None
             self.trigger = PE_NONE
 
         def mode(self, m=-1):
             if m != -1:
                 self._mode = m
             return self._mode
+
+        def handler(self):
+            """The handler the static pin object points at: the object, None (no handler) or FREED."""
+            if self._ref is None:
+                return None
+            h = self._ref()
+            return FREED if h is None else h
 
         def __repr__(self):
             return "Pin(%d)" % self.num
@@ -117,21 +143,28 @@ def build_maix(rt: Runtime):
     for i in range(8):
         setattr(GPIO, "GPIO%d" % i, 32 + i)
 
-    pins = []
-    _init = GPIO.__init__
+    pins = {}      # number -> the static pin object
 
-    def tracked_init(self, *a, **k):
-        _init(self, *a, **k)
-        pins.append(self)
-    GPIO.__init__ = tracked_init
+    def forget_handlers():
+        # Maix_gpio_obj[] is not a GC root: from a collection on, only what else references a handler keeps it
+        for p in pins.values():
+            p._held = None
+    rt.gc.on_collect.append(forget_handlers)
+
+    def call_freed(pin):
+        raise BoardCrash("GPIOHS%d's IRQ handler was freed by a garbage collection (Maix_gpio.c keeps it only in a "
+                         "static array the GC does not scan): the board would now run freed memory. Keep the "
+                         "handler referenced from a live object." % pin.num)
 
     def on_edge(t_us, io, level):
-        for p in pins:
-            if p.handler is None or p.num >= 32 or io_of(p.num) != io:
+        for p in pins.values():
+            if p._ref is None or p.num >= 32 or io_of(p.num) != io:
                 continue
             falling = level == 0
             if (p.trigger & PE_FALLING and falling) or (p.trigger & PE_RISING and not falling):
-                rt.schedule(p.handler, p)   # a full queue drops the event, like mp_sched_schedule
+                h = p.handler()
+                # a full queue drops the event, like mp_sched_schedule
+                rt.schedule(call_freed if h is FREED else h, p)
     rt.irq_hooks.append(on_edge)
 
     gc_size = {"n": rt.gc.size}

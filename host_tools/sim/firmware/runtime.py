@@ -7,10 +7,10 @@ scheduled with mp_sched_schedule on the board, not called in the ISR) and stops 
 import functools
 import types
 
+from host_tools.k210.firmware import LCD_BUFFERS
 from host_tools.sim.clock import COSTS
 from host_tools.sim.fs import DeviceFs
 from host_tools.sim.heap import GcHeap, SysHeap
-from host_tools.sim.profiles import CAMERA_BUFFERS, LCD_BUFFERS
 
 SCHEDULER_DEPTH = 8   # MICROPY_SCHEDULER_DEPTH in MaixPy's mpconfigport.h
 
@@ -24,6 +24,10 @@ class BoardReset(BaseException):
     """machine.reset() / a watchdog: the Session reboots the board."""
 
 
+class BoardCrash(BaseException):
+    """What the board would do next is undefined (it runs freed memory): the simulation stops and reports it."""
+
+
 class Runtime:
     def __init__(self, board):
         self.board = board
@@ -31,6 +35,7 @@ class Runtime:
         self.fs = DeviceFs(board.flash_root, board.sd_root)
         prof = board.profile
         self.gc = GcHeap(prof.gc_heap, prof.gc_used_at_boot)
+        self.gc.before_sweep = self._host_collect
         self.sys = SysHeap(prof.sys_heap)
         self.queue = []                  # scheduled (callable, arg)
         self.in_callback = False
@@ -42,8 +47,7 @@ class Runtime:
         self.collects = 0
         self.irq_hooks = []              # callables(t_us, pin, level) for IO edges (Maix.GPIO installs one)
         self.watchers = []               # callables(now_us) polled after time moves (WDT, Timer)
-        self.camera_buffers = None       # sys-heap handles, charged once by sensor.reset / lcd.init
-        self.lcd_buffers = None
+        self.lcd_buffers = None          # sys-heap handle, charged once by lcd.init
         self.modules = {}                # name -> module, filled by the importer
 
     # -- time --
@@ -101,6 +105,11 @@ class Runtime:
 
     # -- memory --
     def gc_collect(self) -> None:
+        """gc.collect(): a collection of the GC heap (the same one gc_alloc runs when nothing fits)."""
+        self.gc.collect()
+        self.advance(COSTS["gc_collect_us"])
+
+    def _host_collect(self) -> None:
         # Simulated objects die by reference counting; the host collector is only needed for ones caught in
         # reference cycles. A full host collection costs milliseconds in a big process, so the young
         # generations are collected every time and everything every 32nd call (deterministic per run).
@@ -110,13 +119,6 @@ class Runtime:
         pending, self.finalizers = self.finalizers, []
         for fn in pending:
             fn()
-        self.gc.collect()
-
-    def charge_camera(self) -> None:
-        if self.camera_buffers is None:
-            self.camera_buffers = self.sys.alloc("camera", CAMERA_BUFFERS)
-            if self.camera_buffers is None:
-                raise MemoryError("sensor: no system heap left for the camera buffers")
 
     def charge_lcd(self) -> None:
         if self.lcd_buffers is None:

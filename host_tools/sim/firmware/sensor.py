@@ -1,14 +1,30 @@
-"""sensor: the OV2640 on the DVP, fed by the board's camera scene.
+"""sensor: the camera on the DVP, fed by the board's camera scene (omv/py/py_sensor.c, omv/sensor.c).
 
-snapshot() (TypeError "not found sensor" before reset()) returns the frame buffer (the same memory every call,
-as on the board) holding the RGB565 picture plus the planar RGB888 AI buffer the KPU reads. The AI bytes are the scene's 8-bit RGB (the DVP converts the
-sensor's output to both formats; whether its 8-bit planes keep more than 5/6 bits is unknown, 8 bits assumed).
-set_windowing((w, h)) crops the frame centre (multiples of 8, py_sensor.c's texts); width()/height() still
-report the frame size.
+- The sensor model is the board's (`Board.sensor`): "ov2640", what most Maix Bits carry (the default), or "gc0328".
+- reset(dual_buff=) (sensor_reset -> sensor_init_fb) frees the frame buffers; set_framesize (sensor_set_framesize)
+  mallocs them on the system heap again whenever the frame's size changed: one RGB565 frame and one planar RGB888
+  AI buffer, two of each with dual_buff=True (host_tools/k210/memory.py camera_buffers); ENOMEM -> OSError(12).
+- set_windowing((w, h) | (x, y, w, h)) (py_sensor_set_windowing, then sensor_set_windowing): the checks and texts
+  of py_sensor.c, (w, h) meaning the centred window; then only the GC0328 driver crops in the sensor
+  (gc0328_set_windowing, QVGA only); otherwise only the DVP's image size changes, and the frame holds the TOP-LEFT
+  w x h of what the sensor sends (MaixPy-v1 issue #191). The frame size is then w x h, so the next set_framesize
+  reallocates the buffers. width()/height() still report the frame size set.
+- snapshot() (sensor_snapshot) returns a new image object on the sensor's buffer (the same memory each call, or
+  one of the two with dual buffering), holding the RGB565 (or grayscale) pixels and the planar AI buffer. Timing,
+  with the sensor sending a frame every 1/camera_fps s (COSTS): single buffer: snapshot clears the finish flag and
+  the DVP converts the next frame that STARTS after the call, so every call waits for that whole frame;
+  dual buffer: the DVP fills the free buffer with the first frame that starts once one is free, and snapshot hands
+  it over at once when it is complete, else waits for it to complete.
+- snapshot before reset: TypeError "not found sensor"; before set_framesize: RuntimeError "Not init!".
+The AI bytes are the scene's 8-bit RGB (the DVP writes both formats; whether its 8-bit planes keep more than the
+5/6 bits of RGB565 is unknown, 8 bits assumed).
 """
+import math
+
 import numpy as np
 
 from host_tools.k210 import pixels as col
+from host_tools.k210.memory import camera_buffers
 from host_tools.sim.clock import COSTS
 from host_tools.sim.firmware.image import GRAYSCALE, RGB565
 from host_tools.sim.firmware.runtime import Runtime, make_module
@@ -17,37 +33,59 @@ FRAMESIZES = {  # constant -> (w, h); values are this simulator's, only their na
     "QQQVGA": (80, 60), "QQVGA": (160, 120), "QVGA": (320, 240), "VGA": (640, 480), "QQCIF": (88, 72),
     "QCIF": (176, 144), "CIF": (352, 288), "B64X64": (64, 64), "B128X128": (128, 128), "B240X240": (240, 240),
 }
+SENSORS = {"ov2640": 0x2642, "gc0328": 0x9D}    # model -> get_id()
 
 
 def build_sensor(rt: Runtime, image_mod):
-    st = {"reset": False, "fmt": RGB565, "size": (320, 240), "window": None, "hmirror": False, "vflip": False,
-          "fb": None, "last": -1}
+    model = rt.board.sensor
+    if model not in SENSORS:
+        raise ValueError("sensor model %r: the simulator has %s" % (model, ", ".join(SENSORS)))
+    st = {"reset": False, "dual": False, "fmt": RGB565, "size": None, "frame": None, "crop": None,
+          "hmirror": False, "vflip": False, "heap": None, "held": None, "bufs": [], "out": 0, "next": None}
     converted = {}   # the camera holds a picture for a while: convert each view of it once
     sizes = {i + 1: v for i, v in enumerate(FRAMESIZES.values())}
+    period = 1e6 / COSTS["camera_fps"]
 
-    def reset(freq=None, set_regs=True, dual_buff=False):
+    def reset(freq=None, set_regs=True, dual_buff=False, choice=None):
         if not rt.board.camera_present:
             raise OSError("Reset Failed")
-        rt.charge_camera()
-        st.update(reset=True, fmt=RGB565, size=(320, 240), window=None, hmirror=False, vflip=False, fb=None)
+        free_buffers()
+        st.update(reset=True, dual=bool(dual_buff), fmt=RGB565, size=None, frame=None, crop=None, hmirror=False,
+                  vflip=False)
         rt.advance(50_000)
+
+    def free_buffers():
+        if st["heap"] is not None:
+            rt.sys.release(st["heap"])
+        st.update(heap=None, held=None, bufs=[], next=None)
 
     def set_pixformat(fmt, set_regs=True):
         if fmt not in (RGB565, GRAYSCALE):
             raise OSError("Pixel format is not supported!")   # PY_ASSERT_TRUE_MSG raises OSError
         st["fmt"] = fmt
-        st["fb"] = None
+        st["bufs"] = []
         return True
 
     def set_framesize(fs, set_regs=True):
         if fs not in sizes:
-            raise OSError(-1)
-        st["size"] = sizes[fs]
-        st["window"] = None
-        st["fb"] = None
+            raise OSError(5)                                   # EIO from the driver
+        w, h = sizes[fs]
+        if st["held"] != (w, h):                               # sensor_set_framesize: free, then malloc again
+            free_buffers()
+            handle = rt.sys.alloc("camera", camera_buffers(w, h, st["dual"]))
+            if handle is None:
+                raise OSError(12)                              # ENOMEM
+            st.update(heap=handle, held=(w, h))
+        st.update(size=(w, h), frame=(w, h), crop=None, bufs=[])
+        start_dvp()
+
+    def start_dvp():
+        st["next"] = math.ceil(rt.clock.now_us / period) * period   # first frame start the DVP converts
 
     def set_windowing(roi):
         roi = tuple(int(v) for v in roi)
+        if st["size"] is None:
+            raise ValueError("The selected window is outside the bounds of the frame")
         fw, fh = st["size"]
         if len(roi) == 2:
             w, h = roi
@@ -62,52 +100,64 @@ def build_sensor(rt: Runtime, image_mod):
             raise ValueError("The selected window is outside the bounds of the frame")
         if w % 8 or h % 8:
             raise ValueError("value must be multiple of 8")
-        st["window"] = (x, y, w, h)
-        st["fb"] = None
+        in_sensor = model == "gc0328" and (fw, fh) == FRAMESIZES["QVGA"]
+        st.update(frame=(w, h), crop=(x, y, w, h) if in_sensor else (0, 0, w, h), held=(w, h), bufs=[])
         return True
 
     def need_reset():
         if not st["reset"]:
             raise TypeError("not found sensor")
+        if st["held"] is None:
+            raise RuntimeError("Not init!")
+
+    def wait_for_frame():
+        """Advance to the moment snapshot returns; the frame's start time (what the scene showed)."""
+        now = rt.clock.now_us
+        if st["dual"]:
+            start = st["next"]
+            done = start + period
+            if done > now:
+                rt.advance(done - now)
+            st["next"] = math.ceil(rt.clock.now_us / period) * period   # the freed buffer takes the next frame
+        else:
+            start = math.ceil(now / period) * period
+            rt.advance(start + period - now)
+        return start
 
     def snapshot():
-        # Frames finish every 1/camera_fps s; the DVP is double-buffered, so a frame finished since the last
-        # snapshot comes back at once and otherwise snapshot() waits for the next one: FPS <= the sensor's.
         need_reset()
-        period = 1e6 / COSTS["camera_fps"]
-        ready = int(rt.clock.now_us // period)
-        if ready <= st["last"]:
-            ready = st["last"] + 1
-            rt.advance(ready * period - rt.clock.now_us)
-        st["last"] = ready
-        rt.advance(COSTS["snapshot_us"])
-        fw, fh = st["size"]
-        rgb = full = rt.board.camera.frame(rt.clock.ms, fw, fh)
-        key = (id(full), st["window"], st["hmirror"], st["vflip"], st["fmt"])
+        start = wait_for_frame()
+        rt.advance(COSTS["snapshot_us"])                  # reverse_u32pixel and the hand-over
+        px, ai = view(rt.board.camera.frame(start / 1000.0, *st["size"]))
+        h, w = px.shape
+        if not st["bufs"] or st["bufs"][0][0].shape != px.shape or st["bufs"][0][0].dtype != px.dtype:
+            st["bufs"] = [(np.empty_like(px), np.empty_like(ai)) for _ in range(2 if st["dual"] else 1)]
+            st["out"] = 0
+        st["out"] = (st["out"] + 1) % len(st["bufs"])
+        bpx, bai = st["bufs"][st["out"]]
+        np.copyto(bpx, px)
+        np.copyto(bai, ai)
+        img = image_mod.Image(_px=bpx, _fb=True)          # py_image(0, 0, 0, 0): a new object on the buffer
+        img._ai = bai
+        return img
+
+    def view(full):
+        key = (id(full), st["crop"], st["hmirror"], st["vflip"], st["fmt"])
         hit = converted.get(key)
         if hit is not None and hit[0] is full:
-            _, px, ai = hit
-            return fill_fb(px.copy(), ai.copy())
-        if st["window"] is not None:
-            x, y, w, h = st["window"]
+            return hit[1], hit[2]
+        rgb = full
+        if st["crop"] is not None:
+            x, y, w, h = st["crop"]
             rgb = rgb[y:y + h, x:x + w]
         if st["hmirror"]:
             rgb = rgb[:, ::-1]
         if st["vflip"]:
             rgb = rgb[::-1]
-        px, ai = col.sensor_frame(rgb, st["fmt"] == GRAYSCALE)
+        px, ai = col.sensor_frame(np.ascontiguousarray(rgb), st["fmt"] == GRAYSCALE)
         converted.clear()
         converted[key] = (full, px, ai)   # holding `full` keeps its id from being reused
-        return fill_fb(px.copy(), ai.copy())
-
-    def fill_fb(px, ai):
-        h, w = px.shape
-        fb = st["fb"]
-        if fb is None or fb.width() != w or fb.height() != h or fb._px.dtype != px.dtype:
-            fb = image_mod.Image(_px=px, _fb=True)
-            st["fb"] = fb
-        fb._px, fb._ai = px, ai
-        return fb
+        return px, ai
 
     def skip_frames(n=None, time=None):
         # py_sensor_skip_frames: no argument -> 300 ms of frames; n frames, cut short by time= when given
@@ -119,22 +169,28 @@ def build_sensor(rt: Runtime, image_mod):
             if time is not None:
                 ms = min(ms, int(time))
         rt.advance(ms * 1000, sleeping=True)
+        start_dvp()
+
+    def run(enable=1):
+        if enable:
+            start_dvp()
+        return True
 
     def width():
-        return st["size"][0]
+        return st["size"][0] if st["size"] else 0
 
     def height():
-        return st["size"][1]
+        return st["size"][1] if st["size"] else 0
 
     def ignore(*a, **k):
         return None
 
     attrs = dict(reset=reset, set_pixformat=set_pixformat, set_framesize=set_framesize,
                  set_windowing=set_windowing, snapshot=snapshot, skip_frames=skip_frames, width=width,
-                 height=height, run=lambda enable=1: True,
+                 height=height, run=run,
                  set_hmirror=lambda e=True: st.__setitem__("hmirror", bool(e)),
                  set_vflip=lambda e=True: st.__setitem__("vflip", bool(e)),
-                 get_id=lambda: 0x2642, set_contrast=ignore, set_brightness=ignore, set_saturation=ignore,
+                 get_id=lambda: SENSORS[model], set_contrast=ignore, set_brightness=ignore, set_saturation=ignore,
                  set_auto_gain=ignore, set_auto_whitebal=ignore, set_auto_exposure=ignore,
                  set_gainceiling=ignore, shutdown=ignore, sleep=ignore, set_colorbar=ignore)
     mod = make_module(rt, "sensor", attrs)

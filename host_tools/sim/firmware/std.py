@@ -88,15 +88,16 @@ def build_utime(rt: Runtime):
 
 # ---- gc ----
 def build_gc(rt: Runtime):
-    state = {"enabled": True, "threshold": -1}
+    state = {"enabled": True}
 
     def collect():
         rt.gc_collect()
 
     def threshold(n=None):
+        # gc.threshold(n): gc_alloc collects once n bytes were allocated since the last collection; -1 turns it off
         if n is None:
-            return state["threshold"]
-        state["threshold"] = n
+            return -1 if rt.gc.threshold is None else rt.gc.threshold
+        rt.gc.threshold = None if n < 0 else int(n)
 
     return make_module(rt, "gc", dict(
         collect=collect, mem_free=rt.gc.free, mem_alloc=rt.gc.used,

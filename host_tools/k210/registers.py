@@ -1,17 +1,17 @@
-"""KPU layer registers, BN table and activation table of a kmodel V3 K210_CONV layer; the layout rules.
+"""KPU layer registers, BN table and activation table of a kmodel V3 K210_CONV layer; the fields the layout sets.
+(What the registers' numbers compute: host_tools.k210.arith; the KPU's limits and layout rules: k210.kpu.)
 
 Field positions follow the K210 SDK's kpu.h (LSB-first bit ranges). Every register is a dataclass with a
 FIELDS table (name, first bit, width, signed); `decode_reg` / `encode_reg` convert between the dataclass and
 its u64. The reader decodes with these and the compiler encodes with these, so both agree by construction.
-The layout rules (KPU RAM rows, weight-load chunking, DMA sizes, pooling) are plain functions of shapes.
 """
 import struct
 from dataclasses import dataclass, fields as dc_fields
 
 import numpy as np
 
-KPU_RAM_BYTES = 2 * 1024 * 1024      # 2 MiB of KPU SRAM, addressed in 64-byte rows
-KPU_ROW_BYTES = 64
+from host_tools.k210 import kpu as hw
+
 LAYER_REGS_BYTES = 12 * 8
 ACT_TABLE_BYTES = 16 * 8 + 2 * 8
 BN_ENTRY_BYTES = 8
@@ -86,7 +86,7 @@ class ImageSize:
 class KernelPoolTypeCfg:
     kernel_type: int = 0         # 0 = 1x1, 1 = 3x3
     pad_type: int = 0
-    pool_type: int = 0           # see POOL_TYPES
+    pool_type: int = 0           # see host_tools.k210.arith.POOL_TYPES
     first_stride: int = 0
     bypass_conv: int = 0
     load_para: int = 0
@@ -275,75 +275,16 @@ def encode_act(segments) -> bytes:
     return struct.pack("<16Q", *(encode_reg(s) for s in segments)) + bytes(s.bias for s in segments)
 
 
-# ---- layout rules (plain functions of shapes) ----
-
-@dataclass(frozen=True)
-class RowLayout:
-    groups: int      # channels sharing one 64-byte row
-    row_len: int     # 64-byte rows per image line
-    pitch: int       # bytes between channels inside a row
-
-
-def row_layout(width: int) -> RowLayout:
-    """How a feature map of this width sits in KPU RAM (SDK kpu_upload_core / nncase GetRowLayout)."""
-    if width <= 16:
-        return RowLayout(4, 1, 16)
-    if width <= 32:
-        return RowLayout(2, 1, 32)
-    return RowLayout(1, (width + 63) // 64, 64)
-
-
-def kpu_ram_rows(c: int, h: int, w: int) -> int:
-    """64-byte KPU RAM rows a (c, h, w) feature map occupies."""
-    lay = row_layout(w)
-    return -(-c // lay.groups) * lay.row_len * h
-
+# ---- layout fields (the layout rules themselves are in host_tools.k210.kpu) ----
 
 def layout_fields(h: int, w: int) -> dict:
     """channel_switch_addr, row_switch_addr, coef_group for a map of this size (same values for the wb_* fields)."""
-    lay = row_layout(w)
+    lay = hw.row_layout(w)
     return {"channel_switch_addr": lay.row_len * h, "row_switch_addr": lay.row_len, "coef_group": lay.groups}
-
-
-def weight_loads(kernel: int, in_ch: int, out_ch: int, depthwise: bool, weight_bits: int = 8):
-    """(output channels per load, para_size bytes, number of loads) for one conv layer's weights."""
-    if depthwise:
-        return out_ch, kernel * kernel * out_ch * weight_bits // 8, 1
-    one = kernel * kernel * in_ch * weight_bits // 8
-    limit = (30 if weight_bits == 8 else 60) * 1024
-    n = min(out_ch, limit // one)
-    if n < 1:
-        raise RegisterValueError("one output channel's weights (%d bytes) exceed a %d-byte load" % (one, limit))
-    return n, one * n, -(-out_ch // n)
-
-
-def weight_count(kernel: int, in_ch: int, out_ch: int, depthwise: bool) -> int:
-    return kernel * kernel * (out_ch if depthwise else in_ch * out_ch)
 
 
 def dma_fields(c: int, h: int, w: int) -> dict:
     return {"channel_byte_num": w * h - 1, "dma_total_byte": w * h * c - 1}
-
-
-# pool_type -> (kind, window, stride); kinds: max, mean, sample_lt (left-top), sample_rt (right-top)
-POOL_TYPES = {
-    0: ("none", 1, 1),
-    1: ("max", 2, 2),
-    2: ("mean", 2, 2),
-    3: ("max", 4, 4),
-    4: ("mean", 4, 4),
-    5: ("sample_lt", 2, 2),
-    6: ("sample_rt", 2, 2),
-    7: ("sample_lt", 4, 4),
-    8: ("mean", 2, 1),
-    9: ("max", 2, 1),
-}
-
-
-def pooled_size(h: int, w: int, pool_type: int):
-    """(out_h, out_w) after the KPU's pooling stage: floor(in / stride)."""
-    _, _, stride = POOL_TYPES[pool_type]
-    return h // stride, w // stride
 
 
 def field_names():

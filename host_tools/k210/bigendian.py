@@ -1,8 +1,10 @@
 """The big-endian form kpu.load_flash reads from flash: what MaixPy's model_le2be.py does, every 4-byte word
-byte-swapped (that script pads a length that is not a multiple of 4; our files are a multiple of 8 long)."""
+byte-swapped (that script pads a length that is not a multiple of 4; compiled files are a multiple of 8 long)."""
 import struct
 
 import numpy as np
+
+V3_HEADER_BYTES = 28
 
 
 def to_big_endian(data: bytes) -> bytes:
@@ -19,12 +21,20 @@ def from_big_endian(data: bytes) -> bytes:
 
 def stored_size(flash, addr: int):
     """Bytes of the big-endian V3 kmodel stored at `addr` in a flash image, or None when none is there."""
-    if addr < 0 or addr + 28 > len(flash):
+    if addr < 0 or addr + V3_HEADER_BYTES > len(flash):
         return None
-    version, _, _, n_layers, _, _, n_out = struct.unpack_from(">7I", bytes(flash[addr:addr + 28]))
-    head = 28 + 8 * n_out + 8 * n_layers
+    version, _, _, n_layers, _, _, n_out = struct.unpack_from(">7I", bytes(flash[addr:addr + V3_HEADER_BYTES]))
+    head = V3_HEADER_BYTES + 8 * n_out + 8 * n_layers
     if version != 3 or n_layers == 0 or n_layers > 4096 or n_out > 64 or addr + head > len(flash):
         return None
-    sizes = struct.unpack_from(">%dI" % (2 * n_layers), bytes(flash[addr + 28 + 8 * n_out:addr + head]))
+    sizes = struct.unpack_from(">%dI" % (2 * n_layers), bytes(flash[addr + head - 8 * n_layers:addr + head]))
     total = head + sum(sizes[1::2])
     return total if addr + total <= len(flash) else None
+
+
+def from_flash_image(flash, addr: int):
+    """The little-endian kmodel bytes of the big-endian model at `addr`, or None when no V3 model is there."""
+    n = stored_size(flash, addr)
+    if n is None:
+        return None
+    return from_big_endian(bytes(flash[addr:addr + n]))
