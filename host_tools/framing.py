@@ -70,7 +70,7 @@ def model_input(frame_rgb: np.ndarray, w: int, h: int, c: int, framing: str = DE
     x, y, cw, ch = crop_box(fw, fh, w, h, framing)
     if (x, y, cw, ch) == (0, 0, fw, fh) and (cw, ch) == (w, h):
         return ai
-    region = np.ascontiguousarray(px[y:y + ch, x:x + cw])
+    region = pixels.cut(px, x, y, cw, ch)
     if (cw, ch) != (w, h):
         region = pixels.resize(region, w, h)
     return pixels.ai_planes(region)

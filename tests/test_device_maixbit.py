@@ -140,6 +140,20 @@ def test_the_devices_crop_box_is_the_hosts(tmp_path):
                 assert device_crop(*src, w, h, rule) == framing.crop_box(*src, w, h, rule), (src, w, h, rule)
 
 
+def test_boxes_map_back_through_the_crop_onto_the_shown_frame(tmp_path):
+    board = Board(flash_root=tmp_path / "flash")
+    install_app(board, DEVICE)
+    s = Session(board)
+    s.exec("import camera, infer, image\nv = camera.View(224, 224, 3, 'crop')\nimg = image.Image()\n"
+           "infer.draw_boxes(img, [('dog', 0.9, 112, 56, 28, 28)], v)")
+    cam, g = s.device_modules["camera"], s.main_globals
+    assert g["v"].to_frame(0, 0, 224, 224) == (40, 0, 240, 240)       # the model's whole input is the crop
+    assert g["v"].to_frame(112, 56, 28, 28) == (160, 60, 30, 30)
+    assert cam.View(160, 160, 3, "stretch").to_frame(10, 10, 20, 20) == (20, 15, 40, 30)
+    px = g["img"]._px
+    assert px[75, 160] != 0 and px[75, 159] == 0 and px[89, 175] != 0   # the box's left edge and bottom edge
+
+
 def test_boot_held_from_reset_is_the_roms_isp_mode(tmp_path, models):
     board = make_board(tmp_path, models, [("patch", centre_patch_scene())])
     board.press(at_ms=0, hold_ms=3000)

@@ -189,3 +189,27 @@ def test_load_flash_reads_the_big_endian_copy(tmp_path):
     # the little-endian file where load_flash expects big-endian: the version word reads wrong
     assert load_error(s, "kpu.load_flash(0x700000, 1, 0x4000, 80000000)") == \
         "[MAIXPY]kpu: load_flash error:2002, ERR_KMODEL_VERSION: only support kmodel V3/V4 now"
+
+
+def test_fmap_of_a_run_that_ends_on_a_kpu_conv_is_raw_bytes(tmp_path):
+    from host_tools.kmodel import load
+    from host_tools.kmodel.reader import K210_CONV
+    path = fixture_file("maixpy-mnist", "mnist.kmodel")
+    km = load(path)
+    last_conv = max(i for i, L in enumerate(km.layers) if L.type == K210_CONV)
+    assert last_conv < len(km.layers) - 1        # the whole model ends on a CPU layer: typecode 'f'
+    s = Session(board_with(tmp_path, {"mnist.kmodel": path}))
+    g = run(s, """
+import KPU as kpu, image
+task = kpu.load('/sd/mnist.kmodel')
+img = image.Image(size=(28, 28)).to_grayscale()
+img.pix_to_ai()
+whole = kpu.forward(task, img).typecode()
+kpu.set_layers(task, %d)
+fm = kpu.forward(task, img)
+shape = (fm.ch(), fm.h(), fm.w(), fm.typecode())
+out = fm[:]
+""" % (last_conv + 1))
+    assert g["whole"] == "f"
+    assert g["shape"] == tuple(km.layers[last_conv].regs.out_shape) + ("B",)
+    assert all(type(v) is int and 0 <= v <= 255 for v in g["out"])

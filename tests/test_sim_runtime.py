@@ -222,3 +222,50 @@ def test_stdout_takes_bytes_and_utils_reads_flash_but_cannot_write_it(tmp_path):
            "print(bytes(utils.flash_read(0x300000, 4)), hasattr(utils, 'flash_write'))\n", "t.py")
     # MicroPython writes a buffer's bytes as they are; maix_utils.c has flash_write commented out
     assert b.console_text() == "abb'\\x03\\x00\\x00\\x00' False\r\n"
+
+
+def test_the_firmware_font_is_8x12_proportional_unless_asked_monospaced(tmp_path):
+    b, s = session(tmp_path)
+    s.exec("import image\n"
+           "def ink(text, **kw):\n"
+           "    img = image.Image(size=(200, 30))\n    img.draw_string(10, 5, text, **kw)\n    return img\n"
+           "prop = ink('iiii')\nmono = ink('iiii', mono_space=True)\nrows = ink('A')\nbig = ink('A', scale=2)")
+    g = s.main_globals
+
+    def extent(img, axis):
+        px = np.flatnonzero(img._px.any(axis=axis))
+        return px.min(), px.max()
+    from host_tools.k210 import font
+    # proportional: 'i' inks columns 2..3 of its cell, so it advances 3 pixels; monospaced, 8
+    assert font.width("iiii") == 12 and font.width("iiii", mono_space=True) == 32 and font.width("WW") == 12
+    assert font.width("a b") == 6 + 3 + 6                    # a space advances 3
+    prop, mono = extent(g["prop"], 0), extent(g["mono"], 0)
+    assert prop[1] - prop[0] < 3 * 3 + 8 and mono[1] - mono[0] >= 3 * 8
+    top, bottom = extent(g["rows"], 1)
+    assert 5 <= top and bottom < 5 + 12                     # inside its 12-pixel-high cell
+    assert extent(g["big"], 1)[1] < 5 + 24 and extent(g["big"], 1)[1] > bottom
+
+
+@pytest.mark.parametrize("call, leaks", [("lcd.draw_string(4, 4, '')", True), ("lcd.draw_string(4, 305, 'x')", True),
+                                         ("lcd.draw_string(320, 4, 'x')", True), ("lcd.draw_string(4, 304, 'x')", False),
+                                         ("lcd.draw_string(4, 4, 'hello')", False)])
+def test_lcd_draw_string_loses_its_buffers_when_it_returns_early(tmp_path, call, leaks):
+    from host_tools.k210.memory import draw_string_buffers
+    b, s = session(tmp_path)
+    s.exec("import lcd\nlcd.init()")
+    before = s.rt.sys.free()
+    s.exec(call)
+    assert before - s.rt.sys.free() == (draw_string_buffers(320) if leaks else 0)
+    assert draw_string_buffers(320) == 7721                  # "about 7.7 KB" per call
+
+
+def test_boot_py_and_main_py_run_from_the_card_only_and_cover_files_replace_flashs(tmp_path):
+    b, s = session(tmp_path, sd=True)
+    (b.flash_root / "main.py").write_text("print('flash main')\n")
+    (b.sd_root / "cover.boot.py").write_text("print('covered boot')\n")
+    r = s.boot()
+    out = b.console_text()
+    # _boot.py copied cover.boot.py over /flash/boot.py and reset; then ran the card's (welcome) main.py only
+    assert r.resets == 1 and (b.flash_root / "boot.py").read_text() == "print('covered boot')\n"
+    assert "flash main" not in out and "covered boot" not in out
+    assert "Welcome to MaixPy" in (b.sd_root / "main.py").read_text()
