@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 from host_tools.compiler import CompileError, compile_file
+from host_tools.compiler.kpu_arith import (activation_table, bn_fields, eval_segments, output_pieces, slope_fields,
+                                          units_per_step)
 from host_tools.k210.bigendian import from_big_endian, stored_size, to_big_endian
-from host_tools.compiler.kpu_arith import activation_table, bn_table, eval_segments, output_pieces
+from host_tools.k210.envelope import FIELDS, WIDTHS
 from tests.conftest import fixture_file
 
 BN = np.arange(-4_000_000, 4_000_000, 331, dtype=np.int64)
@@ -35,16 +37,25 @@ def test_leaky_relu_table_is_within_one_step_of_tflites_two_roundings():
     assert len(segs) == 16 and segs[0].x_start == -(1 << 35)
 
 
-def test_bn_table_keeps_fields_in_range_and_ratios_exact():
+def test_bn_fields_keep_the_ratios_inside_the_envelope():
+    """Units per step as many as the envelope allows; each channel's norm_mul / 2^norm_shift is M_c / m_ref to
+    the precision its field gives, norm_add the bias in BN units less the layer's offset."""
     mults = np.array([2e-3, 1e-3, 5e-5])
-    bias = np.array([12000, -300000, 7])
-    bound = np.array([1e6, 1e6, 1e6])
-    mul, shift, add, m_ref = bn_table(mults, bias, bound)
-    assert mul.max() < 1 << 23 and np.abs(add).max() < 1 << 31 and shift.min() >= 0 and shift.max() <= 15
-    np.testing.assert_allclose(mul / 2.0 ** shift * m_ref, mults, rtol=1e-5)
-    np.testing.assert_allclose(add, bias * mul / 2.0 ** shift, atol=0.5)
-    assert np.all((bound + np.abs(bias)) * mul / 2.0 ** shift < 2 ** 34)      # BN stays inside 36 bits
-    assert mults[0] / m_ref > 1000           # a thousand BN units per output step: the floor is negligible
+    bias = np.array([12000, -30000, 7])
+    acc_lo, acc_hi = np.full(3, -1_000_000), np.full(3, 1_000_000)
+    r, k = units_per_step(mults, bias, acc_lo, acc_hi, first_step=-128)
+    assert r > 1000                  # a thousand BN units per output step: the BN floor moves an output 1/1000 step
+    y_mul, shift = slope_fields(1 / r, FIELDS["y_mul"][1], FIELDS["shift"][1])
+    m_ref = y_mul / 2.0 ** shift
+    offset = round(k / m_ref)
+    mul, nshift, add = bn_fields(mults, bias, np.full(3, 1_000_000), m_ref, offset)
+    assert mul.max() <= FIELDS["norm_mul"][1] and (nshift >= FIELDS["norm_shift"][0]).all() and nshift.max() <= 15
+    assert FIELDS["norm_add"][0] <= add.min() and add.max() <= FIELDS["norm_add"][1]
+    np.testing.assert_allclose(mul / 2.0 ** nshift * m_ref, mults, rtol=1e-4)
+    np.testing.assert_allclose(add + offset, bias * mul / 2.0 ** nshift, atol=0.5)
+    bn = [(v * mul >> nshift) + add for v in (acc_lo, acc_hi)]
+    assert max(np.abs(b).max() for b in bn) < 2 ** (WIDTHS["bn"] - 1)
+    assert (np.abs(acc_hi) * mul).max() < 2 ** (WIDTHS["acc*norm_mul"] - 1)
 
 
 def test_big_endian_swaps_every_word_and_is_found_in_flash():

@@ -269,3 +269,25 @@ def test_boot_py_and_main_py_run_from_the_card_only_and_cover_files_replace_flas
     assert r.resets == 1 and (b.flash_root / "boot.py").read_text() == "print('covered boot')\n"
     assert "flash main" not in out and "covered boot" not in out
     assert "Welcome to MaixPy" in (b.sd_root / "main.py").read_text()
+
+
+def loop_ms(tmp_path, dual, work_ms):
+    """Board ms per pass of a loop that takes a snapshot and then works work_ms (the sensor sends 60 frames/s)."""
+    b, s = session(tmp_path)
+    s.exec("import sensor, time\nsensor.reset(dual_buff=%s)\nsensor.set_pixformat(sensor.RGB565)\n"
+           "sensor.set_framesize(sensor.QVGA)\nsensor.run(1)\nfor i in range(5):\n    img = sensor.snapshot()\n"
+           "t0 = time.ticks_us()\nfor i in range(30):\n    img = sensor.snapshot()\n    time.sleep_ms(%d)\n"
+           "per_pass = time.ticks_diff(time.ticks_us(), t0) / 30000" % (dual, work_ms))
+    return s.main_globals["per_pass"]
+
+
+def test_single_buffered_snapshot_waits_for_a_whole_new_frame_double_buffered_hands_one_over(tmp_path):
+    frame = 1000 / 60
+    # single: each snapshot waits for the next frame to start and end: two frame times at best
+    assert loop_ms(tmp_path / "a", False, 0) == pytest.approx(2 * frame, rel=0.02)
+    assert loop_ms(tmp_path / "b", False, 10) == pytest.approx(2 * frame, rel=0.05)
+    assert loop_ms(tmp_path / "c", False, 20) == pytest.approx(3 * frame, rel=0.05)
+    # dual: the frame converted meanwhile is handed over: the sensor's rate while the loop is quicker than it
+    assert loop_ms(tmp_path / "d", True, 0) == pytest.approx(frame, rel=0.02)
+    assert loop_ms(tmp_path / "e", True, 10) == pytest.approx(frame, rel=0.05)
+    assert 21 < loop_ms(tmp_path / "f", True, 20) < 2 * frame

@@ -12,6 +12,7 @@ from host_tools.files import write_atomic
 from host_tools.k210 import firmware, rules
 from host_tools.k210.bigendian import to_big_endian
 from host_tools.kmodel import KmodelError, netinfo, parse
+from host_tools.kmodel.netinfo import envelope
 
 
 @dataclass
@@ -35,7 +36,19 @@ def compile_tflite(tflite_path) -> Compiled:
     foreign = [L.type_name for L in km.layers if not L.stock_sdk or L.type not in ir.EMITTED_TYPES]
     if foreign:
         raise AssertionError("compiled kmodel has layers the stock runtime lacks: %s" % foreign)
+    check_envelope(km, prog)
     return Compiled(data, prog, km, netinfo(km))
+
+
+def check_envelope(km, prog: ir.Program):
+    """Refuse a kmodel whose conv arithmetic leaves the envelope of vendor-made files (k210.envelope), naming the
+    first such layer and what is outside: no silicon is known to compute it right."""
+    outside = envelope(km)[0]
+    if outside:
+        i = min(outside)
+        L = prog.layers[i]          # the kmodel's layers are the program's, in order
+        raise CompileError("its KPU arithmetic leaves what vendor-made kmodels use: %s"
+                           % "; ".join(str(e) for e in outside[i]), prog.source, L.op_index, L.op, rules.ENVELOPE)
 
 
 def compile_file(tflite_path, out_dir, name, kind, labels, anchors=(), threshold=0.5, nms=0.3,

@@ -1,4 +1,5 @@
-"""TFLite int8 arithmetic expressed in the KPU's terms (conv arguments, BN table, activation table).
+"""TFLite int8 arithmetic expressed in the KPU's terms (conv arguments, BN table, activation table), inside the
+arithmetic envelope of silicon-proven kmodels (k210.envelope).
 
 A TFLite int8 conv computes, per output channel c,
     acc = sum((x - zx) * (w - zw))                           (int32, zw = 0 for per-channel int8 weights)
@@ -6,12 +7,14 @@ A TFLite int8 conv computes, per output channel c,
 The KPU sees bytes: x_u8 = x + 128 (so the camera byte is the model's int8 input + 128) and w_u8 = w + 128.
 Its conv sums S = sum(x_u8 * w_u8), SX = sum(x_u8), SW = sum(w_u8) and adds arg_x*SX + arg_w*SW + arg_add*IC;
 with arg_x = -W0, arg_w = -X0, arg_add = X0*W0*k*k and padding bytes equal to X0 this is exactly TFLite's acc
-(X0 = zx + 128 and W0 = zw + 128 are the zero points as bytes). The per-channel rescale M_c goes into the BN
-table (norm_mul / 2^norm_shift, with the bias in norm_add) relative to one layer-wide factor M_ref; M_ref, the
-output zero point and the clamp go into the activation table's segments. M_ref is made as small as the 36-bit BN
-range allows, so the BN stage keeps thousands of units per output step and the one rounding (in the activation
-stage) lands where TFLite's does: on the demo detector 1.6% of outputs differ from LiteRT, each by one step
-(near-ties flipped in early layers and carried forward; LiteRT's own reference kernels differ far more).
+(X0 = zx + 128 and W0 = zw + 128 are the zero points as bytes).
+The BN stage scales it to R units per output step: bn = floor(acc*norm_mul / 2^norm_shift) + norm_add
+~= (acc + bias_c)*M_c*R - K (norm_mul / 2^norm_shift = M_c*R per channel, K centres the layer's BN range); the
+activation table multiplies by m_ref = 1/R = y_mul / 2^shift exactly, adds the output zero point, clamps, and
+rounds once. R is as large as the envelope lets this layer have over every uint8 input (units_per_step): the
+BN output, bn - x_start and norm_add stay within the vendor files' widths, norm_mul and acc*norm_mul too at
+norm_shift >= 11. The more units per step, the rarer an output differs from TFLite's (a floor and the
+norm_mul rounding move bn by about one unit).
 """
 import math
 from dataclasses import dataclass
@@ -19,15 +22,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from host_tools.k210 import arith as A
+from host_tools.k210.envelope import FIELDS, WIDTHS
 
-NORM_SHIFT = 15                 # the largest shift the 4-bit norm_shift field holds
-NORM_MUL_MAX = (1 << 23) - 1    # norm_mul is signed 24 bits
-NORM_ADD_MAX = (1 << 31) - 1    # norm_add is signed 32 bits
-BN_LIMIT = 1 << 34              # keep BN results well inside the 36-bit signed range the activation reads
 X_START_MIN = -(1 << 35)        # segment 0 starts at the smallest 36-bit value
-Y_MUL_MAX = (1 << 15) - 1       # y_mul is signed 16 bits
-ACT_SHIFT_MAX = 34
-SEGMENTS = 16
+SEGMENTS = A.SEGMENTS
+MARGIN = 8                      # BN units kept clear of each envelope limit (the floors and roundings move bn)
+UNITS_PER_STEP_MAX = math.inf   # a cap on R, for comparing rules (bench/envelope.py --units-max)
 
 
 @dataclass
@@ -54,64 +54,92 @@ def conv_args(x0: int, w0: int, kernel: int) -> ConvArgs:
                     pad_value=int(x0))
 
 
-def bn_table(multipliers, biases, acc_bounds):
-    """Per-channel (norm_mul, norm_shift, norm_add) and the layer factor m_ref.
+def signed_max(bits_: int) -> int:
+    """The largest magnitude a signed `bits_`-bit quantity reaches: values in [-2^(bits-1), 2^(bits-1))."""
+    return (1 << (bits_ - 1)) - 1
 
-    multipliers: M_c = sx*sw_c/so (float); biases: int32 bias_c; acc_bounds: max |acc| per channel.
-    The BN stage computes bn = floor(acc*norm_mul / 2^norm_shift) + norm_add ~= (acc + bias_c) * M_c / m_ref;
-    the activation stage multiplies by m_ref. m_ref is as small as the field widths allow (most precision).
-    """
-    m = np.asarray(multipliers, np.float64)
+
+def units_per_step(mults, biases, acc_lo, acc_hi, first_step):
+    """(R, k): BN units per output step and the layer-wide offset k (in output steps, K = k*R) as large as the
+    envelope allows over every input whose accumulators lie in [acc_lo, acc_hi] per channel.
+
+    first_step: the output (in steps from the zero point) where the activation's first rising segment will start,
+    so that bn - x_start stays within its width. k centres bn and norm_add, the two ranges it moves."""
+    m = np.asarray(mults, np.float64)
     b = np.asarray(biases, np.float64)
-    bound = np.asarray(acc_bounds, np.float64)
-    m_max = float(m.max())
-    if not m_max > 0:
-        raise ValueError("output scale makes every channel's multiplier zero")
-    rel = m / m_max                                   # in (0, 1]
-    # r = BN units per output step of the strongest channel: as many as the 36-bit BN range allows for the
-    # largest possible sum (and norm_add's 32 bits for the bias), so the BN stage's floor costs nothing.
-    r = BN_LIMIT / max(1.0, float(np.max((bound + np.abs(b)) * rel)))
-    if np.any(b):
-        r = min(r, NORM_ADD_MAX * 0.999 / float(np.max(np.abs(b) * rel)))
-    r = min(r, NORM_MUL_MAX * 0.998)                  # norm_mul with shift 0
-    # the activation shift stays <= 34: (bn - x_start) * y_mul then stays below 2^42 over the output range (an
-    # upper constant segment always ends it), within a few bits of what hardware-checked files use (2^36)
-    r = min(r, m_max * (1 << ACT_SHIFT_MAX) / Y_MUL_MAX)
-    # m_ref exactly as the activation table will hold it (y_mul / 2^shift, 15 bits): its rounding is then
-    # absorbed by the 23-bit norm_mul of each channel instead of adding to the error of every output.
-    y_mul, shift = _slope(m_max / r)
-    m_ref = y_mul / float(1 << shift)
-    ratio = m / m_ref
-    # per channel the largest norm_shift (<= 15) that keeps norm_mul in 23 bits: the most precision
-    norm_shift = np.clip(np.floor(np.log2(NORM_MUL_MAX / np.maximum(ratio, 1e-30))), 0, NORM_SHIFT).astype(np.int64)
-    norm_mul = np.round(ratio * np.exp2(norm_shift)).astype(np.int64)
-    over = norm_mul > NORM_MUL_MAX
-    norm_shift[over] -= 1
-    norm_mul[over] = np.round(ratio[over] * np.exp2(norm_shift[over])).astype(np.int64)
-    norm_add = np.round(b * norm_mul / np.exp2(norm_shift)).astype(np.int64)
-    return norm_mul, norm_shift, norm_add, m_ref
+    t_lo, t_hi, tb = (acc_lo + b) * m, (acc_hi + b) * m, b * m
+    acc_abs = np.maximum(np.abs(acc_lo), np.abs(acc_hi)).astype(np.float64)
+    shift_lo = FIELDS["norm_shift"][0]
+    add_lo, add_hi = FIELDS["norm_add"]
+    bn_max = signed_max(WIDTHS["bn"]) - MARGIN
+    r_fixed = min(FIELDS["norm_mul"][1] / (float(m.max()) * 2 ** shift_lo),
+                  signed_max(WIDTHS["acc*norm_mul"]) / float((acc_abs * m).max() * 2 ** shift_lo + 1e-300),
+                  (signed_max(WIDTHS["bn-x_start"]) - MARGIN) / max(float(t_hi.max()) - first_step, 1.0))
+
+    def r_at(k):
+        r = min(r_fixed, UNITS_PER_STEP_MAX, bn_max / max(float(t_hi.max()) - k, k - float(t_lo.min()), 1e-9))
+        up, down = float(tb.max()) - k, k - float(tb.min())
+        if up > 0:
+            r = min(r, (add_hi - MARGIN) / up)
+        if down > 0:
+            r = min(r, (-add_lo - MARGIN) / down)
+        return r
+    k_bn = (float(t_hi.max()) + float(t_lo.min())) / 2
+    k_add = (float(tb.max()) * -add_lo + float(tb.min()) * add_hi) / (add_hi - add_lo)
+    candidates = np.linspace(min(k_bn, k_add), max(k_bn, k_add), 33)
+    k = max(candidates, key=r_at)
+    return r_at(k), float(k)
 
 
-def _slope(slope):
-    """slope (output units per BN unit, >= 0) -> (y_mul, shift) with y_mul / 2^shift ~= slope."""
+def bn_fields(mults, biases, acc_abs, m_ref, offset):
+    """Per channel (norm_mul, norm_shift, norm_add) for bn ~= (acc + bias_c)*M_c/m_ref - offset: the largest
+    norm_shift (11..15) whose norm_mul and acc*norm_mul stay inside the envelope (the most precision); None if a
+    channel fits at none (fewer units per step needed)."""
+    ratio = np.asarray(mults, np.float64) / m_ref
+    mul_max, (shift_lo, shift_hi) = FIELDS["norm_mul"][1], FIELDS["norm_shift"]
+    prod_max = signed_max(WIDTHS["acc*norm_mul"])
+    acc_abs = np.asarray(acc_abs, np.int64)
+    mul = np.zeros(len(ratio), np.int64)
+    shift = np.zeros(len(ratio), np.int64)
+    for c, rc in enumerate(ratio):
+        for s in range(shift_hi, shift_lo - 1, -1):
+            n = int(round(rc * (1 << s)))
+            if n <= mul_max and int(acc_abs[c]) * n <= prod_max:
+                mul[c], shift[c] = n, s
+                break
+        else:
+            return None
+    add = np.round(np.asarray(biases, np.float64) * mul / np.exp2(shift)).astype(np.int64) - int(offset)
+    return mul, shift, add
+
+
+def slope_fields(slope, y_max, shift_max):
+    """slope (output units per BN unit, >= 0) -> (y_mul, shift) with y_mul / 2^shift ~= slope, y_mul <= y_max and
+    shift <= shift_max, as precise as they allow."""
     if slope <= 0:
         return 0, 0
-    shift = max(0, math.floor(math.log2(Y_MUL_MAX / slope)))
-    shift = min(shift, 255)
+    shift = int(max(0, min(shift_max, math.floor(math.log2(y_max / slope)))))
     y_mul = int(round(slope * (1 << shift)))
-    while y_mul > Y_MUL_MAX:
+    while y_mul > y_max and shift > 0:
         shift -= 1
         y_mul = int(round(slope * (1 << shift)))
     return y_mul, shift
 
 
-def activation_table(pieces):
+def activation_table(pieces, reach=None, y_max=None, shift_max=None):
     """A continuous non-decreasing piecewise-linear function of the BN value -> 16 KPU segments.
 
     pieces: [(start, slope, value_at_start)] in increasing start order, the first starting at -inf (use None);
     value is in output-byte units before rounding. Each segment is out = round((bn - x_start)*y_mul >> shift)
     + bias with an integer bias in 0..255, so a rising piece starts where its line crosses an integer.
+    reach: (lowest, highest) BN value the layer produces. Pieces beyond it are left out, and a rising piece that
+    starts below the lowest starts at the last output level at or below it instead, so bn - x_start stays
+    within the BN range. A top constant 255 is left to the KPU's clamp of the rising segment before it (a result
+    bias of 255 is past what vendor files use). y_max, shift_max: the largest y_mul and shift to use.
     """
+    y_max = FIELDS["y_mul"][1] if y_max is None else y_max
+    shift_max = FIELDS["shift"][1] if shift_max is None else shift_max
+    lo_bn, hi_bn = reach if reach is not None else (-math.inf, math.inf)
     segs = []
     for i, (start, slope, value) in enumerate(pieces):
         end = pieces[i + 1][0] if i + 1 < len(pieces) else None
@@ -121,14 +149,20 @@ def activation_table(pieces):
                 raise ValueError("the first activation piece must be constant")
             segs.append(Segment(X_START_MIN, 0, 0, int(min(255, max(0, round(value))))))
             continue
+        if start > hi_bn or (end is not None and end <= lo_bn):
+            continue        # never picked
         if slope == 0 or value >= 255:
+            if value >= 255 and segs and segs[-1].y_mul > 0:
+                continue    # the rising segment before reaches 255 here; the KPU's clamp holds it
             segs.append(Segment(int(math.ceil(start)), 0, 0, int(min(255, max(0, round(value))))))
             continue
         level = min(255, max(0, math.ceil(value)))
+        if start < lo_bn:
+            level = min(255, max(level, math.floor(value + (lo_bn - start) * slope)))
         x = start + (level - value) / slope
         if end is not None and x >= end:
             continue  # the piece never reaches a new output level: the previous segment covers it
-        y_mul, shift = _slope(slope)
+        y_mul, shift = slope_fields(slope, y_max, shift_max)
         # the BN stage floors: the real value lies in [bn, bn + 1), so the line is anchored half a unit lower
         segs.append(Segment(int(round(x - 0.5)), y_mul, shift, int(level)))
     # x_start must fit 36 signed bits (a start beyond every reachable BN value is as good as the limit) and
@@ -146,12 +180,16 @@ def activation_table(pieces):
     return segs
 
 
-def output_pieces(m_ref, zo, lo, hi, leaky=None):
-    """Pieces for out = clamp(round(bn*m_ref) + zo, lo, hi) (bytes), optionally followed by TFLite's LEAKY_RELU.
+def output_pieces(m_ref, zo, lo, hi, leaky=None, offset=0):
+    """Pieces for out = clamp(round((bn + offset)*m_ref) + zo, lo, hi) (bytes), optionally followed by TFLite's
+    LEAKY_RELU.
 
     leaky: (alpha, ratio, z_out[, hi_out]): the conv's own output (zo, lo, hi) is requantized by a (leaky) ReLU
     op with ratio = s_conv / s_out and output zero point z_out (bytes), as TFLite does in a separate op;
-    hi_out is that op's upper clamp (ReLU6).
+    hi_out is that op's upper clamp (ReLU6). Where the conv's own int8 saturation lands on a byte above the
+    largest result bias vendor files use, no table inside the envelope holds it: the rising piece runs on to the
+    KPU's 0..255 clamp instead, as the float model does (outputs past the conv's calibrated range come out up to
+    255 - that byte steps higher than TFLite's).
     """
     tl, th = lo - zo, hi - zo          # the clamp, in conv output steps relative to the zero point
     if leaky is None:
@@ -164,9 +202,10 @@ def output_pieces(m_ref, zo, lo, hi, leaky=None):
         knots = [(tl, ratio * (alpha if tl < 0 else 1.0), u(tl))]
         if tl < 0 < th:
             knots.append((0.0, ratio, float(z2)))
-        knots.append((th, 0.0, u(th)))
+        if u(th) <= FIELDS["bias"][1]:
+            knots.append((th, 0.0, u(th)))
         first = u(tl)
-    pieces = [(None, 0.0, first)] + [(t / m_ref, s * m_ref, v) for t, s, v in knots]
+    pieces = [(None, 0.0, first)] + [(t / m_ref - offset, s * m_ref, v) for t, s, v in knots]
     return pieces if leaky is None or len(leaky) < 4 else cap_pieces(pieces, leaky[3])
 
 

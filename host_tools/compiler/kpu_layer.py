@@ -4,9 +4,13 @@ Values the runtime patches (BN, weights and activation table addresses) stay 0, 
 fields (load_para, load_coor, load_act, dma_burst_size 15, send_data_out 0: the runtime sets it for main-memory
 output) carry the values nncase writes.
 """
+from dataclasses import replace
+
 import numpy as np
 
 from host_tools.compiler import kpu_arith as A
+from host_tools.k210 import arith as K
+from host_tools.k210 import envelope as E
 from host_tools.k210 import kpu as hw
 from host_tools.k210 import registers as R
 
@@ -45,19 +49,63 @@ def conv_regs(in_shape, out_ch, kernel, depthwise, pool_type, src_row, dst_row, 
     )
 
 
-def output_stage(layer):
-    """(BN entries, activation segments) of a lowered ir.ConvLayer: TFLite's requantization on the KPU."""
-    w = layer.weights.astype(np.int64) - layer.w0
-    per_ch = np.abs(w).reshape(w.shape[0], -1).sum(axis=1)
-    acc_bound = per_ch * max(layer.x0, 255 - layer.x0)
-    norm_mul, norm_shift, norm_add, m_ref = A.bn_table(layer.multipliers, layer.bias, acc_bound)
-    bn = [R.BnEntry(norm_mul=int(m), norm_add=int(a), norm_shift=int(s))
-          for m, a, s in zip(norm_mul, norm_add, norm_shift)]
+# envelope quantities that fewer BN units per output step bring down
+_PER_STEP = {"norm_mul", "norm_add", "norm_shift", "bn", "bn-x_start", "acc*norm_mul"}
+
+
+def layer_arith(layer) -> K.ConvArith:
+    """Every number of a lowered ir.ConvLayer's arithmetic as the kmodel will hold it (k210.arith.ConvArith):
+    TFLite's requantization on the KPU, inside the vendor envelope where the layer allows. What it computes is
+    k210.arith.forward(layer_arith(layer), x): the compiler's prediction, the emulator's reference."""
+    args = A.conv_args(layer.x0, layer.w0, layer.kernel)
+    oc = layer.out_ch
+    none = np.zeros(oc, np.int64)
+    base = K.ConvArith(layer.weights, layer.depthwise, args.pad_value, args.arg_x, args.shr_x, args.arg_w, args.shr_w,
+                       args.arg_add, none, none, none, *(np.zeros(A.SEGMENTS, np.int64),) * 4, layer.pool)
+    acc = E.acc_range(base)
+    acc_abs = np.maximum(np.abs(acc[0]), np.abs(acc[1]))
     lo, hi = layer.clamp
     leaky = None
     if layer.post is not None:
         alpha, ratio, z2, lo2, hi2 = layer.post
         leaky = (alpha, ratio, z2, hi2)
-    segs = A.activation_table(A.output_pieces(m_ref, layer.conv_zero, lo, hi, leaky))
-    act = [R.ActSegment(x_start=s.x_start, y_mul=s.y_mul, shift=s.shift, bias=s.bias) for s in segs]
+    m, b = layer.multipliers, layer.bias
+    first = max(lo - layer.conv_zero, float(((acc[0] + b) * m).min()) - 1)
+    r, k = A.units_per_step(m, b, acc[0], acc[1], first)
+    span = float(((acc[1] + b) * m).max()) - first        # output steps the first rising segment may cover
+    y_max = E.FIELDS["y_mul"][1]
+    best = None
+    for _ in range(64):
+        y_max = min(y_max, max(1, int(A.signed_max(E.WIDTHS["(bn-x_start)*y_mul"]) // (r * span + A.MARGIN))))
+        y_mul, shift = A.slope_fields(1 / r, y_max, E.FIELDS["shift"][1])
+        m_ref = y_mul / float(1 << shift)
+        offset = int(round(k / m_ref))
+        fields = A.bn_fields(m, b, acc_abs, m_ref, offset)
+        if fields is None:
+            r *= 2 ** -0.25
+            continue
+        mul, nshift, add = fields
+        ends = [(v * mul >> nshift) + add for v in acc]
+        reach = (int(np.minimum(*ends).min()), int(np.maximum(*ends).max()))
+        segs = A.activation_table(A.output_pieces(m_ref, layer.conv_zero, lo, hi, leaky, offset), reach, y_max)
+        best = replace(base, norm_mul=mul, norm_shift=nshift, norm_add=add,
+                       **{f: np.array([getattr(s, f) for s in segs], np.int64)
+                          for f in ("x_start", "y_mul", "shift", "bias")})
+        names = {e.name for e in E.excesses(best, acc)}
+        if names & _PER_STEP:
+            r *= 2 ** -0.25
+        elif "(bn-x_start)*y_mul" in names and y_max > 1:
+            y_max //= 2
+        else:
+            break       # inside, or outside by what no choice here changes (the compile check refuses it)
+    return best
+
+
+def output_stage(layer):
+    """(BN entries, activation segments) of a lowered ir.ConvLayer, as registers."""
+    a = layer_arith(layer)
+    bn = [R.BnEntry(norm_mul=int(m), norm_add=int(d), norm_shift=int(s))
+          for m, d, s in zip(a.norm_mul, a.norm_add, a.norm_shift)]
+    act = [R.ActSegment(x_start=int(x), y_mul=int(y), shift=int(s), bias=int(b))
+           for x, y, s, b in zip(a.x_start, a.y_mul, a.shift, a.bias)]
     return bn, act

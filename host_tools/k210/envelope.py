@@ -63,9 +63,10 @@ def acc_range(a: ConvArith):
     return lo, hi
 
 
-def measure(a: ConvArith) -> dict:
-    """Every field's (lowest, highest) and every width's bits for this layer (its worst channel and entry)."""
-    acc_lo, acc_hi = acc_range(a)
+def measure(a: ConvArith, acc=None) -> dict:
+    """Every field's (lowest, highest) and every width's bits for this layer (its worst channel and entry); acc:
+    acc_range(a) if the caller has it."""
+    acc_lo, acc_hi = acc_range(a) if acc is None else acc
     mul, shift, add = a.norm_mul, a.norm_shift, a.norm_add
     ends = [(v * mul >> shift) + add for v in (acc_lo, acc_hi)]
     bn_lo, bn_hi = np.minimum(*ends), np.maximum(*ends)
@@ -96,9 +97,9 @@ def measure(a: ConvArith) -> dict:
     return {k: (tuple(int(v) for v in val) if isinstance(val, tuple) else int(val)) for k, val in out.items()}
 
 
-def excesses(a: ConvArith) -> list:
-    """The fields and widths of this layer outside the envelope (empty: inside)."""
-    m = measure(a)
+def excesses(a: ConvArith, acc=None) -> list:
+    """The fields and widths of this layer outside the envelope (empty: inside); acc as for measure."""
+    m = measure(a, acc)
     out = []
     for name, (lo, hi) in FIELDS.items():
         v_lo, v_hi = m[name]

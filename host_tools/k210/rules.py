@@ -45,8 +45,11 @@ RULES = (
     Rule("main-memory", "the CPU layers' buffers fit the K210's 6 MiB of SRAM"),
     Rule("memory", "the model loads with a MaixPy build: kpu.load into the system heap, or kpu.load_flash with "
                    "every layer below 2 MiB"),
+    Rule("envelope", "each KPU conv layer's arithmetic stays within what vendor-made kmodels use (envelope.py): "
+                     "its accumulator within 25 bits, a ReLU6 clamp at byte 238 or below or at 255"),
 )
 BY_ID = {r.id: r for r in RULES}
 
 (INPUT, INPUT_QUANT, INT8, OP, FIRST_LAYER, KERNEL, STRIDE, DILATION, DEPTH_MULTIPLIER, PADDING, STRIDE2_SIZE,
- MAP_SIZE, CHANNELS, CHANNEL_PIXELS, WEIGHT_LOADS, ACTIVATION, POOL, GRAPH, KPU_RAM, MAIN_MEMORY, MEMORY) = RULES
+ MAP_SIZE, CHANNELS, CHANNEL_PIXELS, WEIGHT_LOADS, ACTIVATION, POOL, GRAPH, KPU_RAM, MAIN_MEMORY, MEMORY,
+ ENVELOPE) = RULES

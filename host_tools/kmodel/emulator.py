@@ -100,19 +100,20 @@ def check_input(model: Kmodel, x) -> np.ndarray:
     return a.reshape(c, h, w)
 
 
-def run(model: Kmodel, x, upto: int = None, trace=None, exact: bool = False) -> list:
+def run(model: Kmodel, x, upto: int = None, trace=None, exact: bool = False, taps=None) -> list:
     """Execute the model on input x and return its outputs (see module doc).
 
     upto: run only the first `upto` layers (like kpu.set_layers), trace: called as trace(layer, seconds) (a
     deferred depthwise layer's time shows in the 1x1 layer that computes it), exact: use the int64 reference path
-    for every conv layer (same results, slower; for tests).
+    for every conv layer (same results, slower; for tests), taps: called as taps(layer, input map, output map)
+    for each conv layer, with (c, h, w) arrays.
     """
     x = check_input(model, x)
     with one_blas_thread():
-        return _run(model, x, upto, trace, exact)
+        return _run(model, x, upto, trace, exact, taps)
 
 
-def _run(model, x, upto, trace, exact):
+def _run(model, x, upto, trace, exact, taps):
     mem = np.zeros(model.main_mem_usage, np.uint8)
     ram = KpuRam()
     conv = plans(model)
@@ -139,6 +140,8 @@ def _run(model, x, upto, trace, exact):
                 else:
                     y = plan.forward(ram.read(plan.src, deferred=True))
                 ram.write(plan.dst, y)
+                if taps is not None:
+                    taps(L, ram.read(plan.src), ram.read(plan.dst))
                 if L.fields["flags"] & 1:
                     mem[L.fields["out"]:L.fields["out"] + y.size] = y.reshape(-1)
             else:

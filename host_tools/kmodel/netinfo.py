@@ -8,8 +8,10 @@ heap_flash approximates `kpu.load_flash`: main memory plus two buffers of the la
 """
 from dataclasses import dataclass, field
 
+from host_tools.k210 import envelope as E
 from host_tools.k210 import kpu as hw
 from host_tools.k210 import registers as R
+from host_tools.k210.arith import conv_arith
 from host_tools.k210.firmware import ModelMemory
 from host_tools.kmodel.reader import K210_CONV, K210_ADD_PADDING, K210_UPLOAD, FULLY_CONNECTED, Kmodel
 
@@ -32,6 +34,8 @@ class NetInfo:
     output_typecodes: list
     macs: int                       # multiply-accumulates of the KPU conv layers per frame
     notes: list = field(default_factory=list)
+    envelope: dict = field(default_factory=dict)    # conv layer index -> [k210.envelope.Excess]; empty: inside
+    widths: dict = field(default_factory=dict)      # each envelope quantity's worst value over the conv layers
 
     @property
     def memory(self) -> ModelMemory:
@@ -86,12 +90,30 @@ def layer_info(L, weight_bits) -> dict:
     return d
 
 
+def envelope(model: Kmodel):
+    """({conv layer index: [Excess]} for the layers outside the vendor envelope, {quantity: worst over the conv
+    layers}): fields as (lowest, highest), widths in bits (k210.envelope)."""
+    out, worst = {}, {}
+    for L in model.layers:
+        if L.type != K210_CONV:
+            continue
+        a = conv_arith(L.regs, L.weights, L.bn, L.act)
+        for k, v in E.measure(a).items():
+            old = worst.get(k, v)
+            worst[k] = (min(old[0], v[0]), max(old[1], v[1])) if isinstance(v, tuple) else max(old, v)
+        bad = E.excesses(a)
+        if bad:
+            out[L.index] = bad
+    return out, worst
+
+
 def netinfo(model: Kmodel) -> NetInfo:
     layers = [layer_info(L, model.weight_bits) for L in model.layers]
     fc_copy = max([4 * (L.fields["in_channels"] + 1) * L.fields["out_channels"]
                    for L in model.layers if L.type == FULLY_CONNECTED] or [0])
     max_body = max(L.body_size for L in model.layers)
     spans = [e for e in (_kpu_extent(L) for L in model.layers) if e]
+    outside, worst = envelope(model)
     notes = []
     for L in model.layers:
         if not L.stock_sdk:
@@ -105,7 +127,17 @@ def netinfo(model: Kmodel) -> NetInfo:
         heap_flash=model.main_mem_usage + 2 * max_body + fc_copy, largest_layer=max_body,
         file_size=model.size, input_shape=model.input_shape, input_is_float=model.input_is_float,
         output_shapes=list(model.output_shapes), output_typecodes=list(model.output_typecodes),
-        macs=sum(d["macs"] for d in layers), notes=notes)
+        macs=sum(d["macs"] for d in layers), notes=notes, envelope=outside, widths=worst)
+
+
+def format_envelope(info: NetInfo) -> str:
+    """Whether the conv layers stay inside the arithmetic envelope of vendor-made kmodels, and where not."""
+    w = info.widths
+    head = "arithmetic envelope of vendor-made kmodels (k210/envelope.py): %s; widest: %s" % (
+        "inside" if not info.envelope else "OUTSIDE at %d conv layers" % len(info.envelope),
+        ", ".join("%s %d/%d bits" % (k, w[k], E.WIDTHS[k]) for k in E.WIDTHS))
+    return "\n".join([head] + ["  layer %d: %s" % (i, "; ".join(str(e) for e in bad))
+                               for i, bad in sorted(info.envelope.items())])
 
 
 def format_netinfo(info: NetInfo) -> str:
@@ -126,5 +158,7 @@ def format_netinfo(info: NetInfo) -> str:
     lines += ["file %d B, weights %d B, main memory %d B, KPU RAM %d B of 2 MiB, conv MACs %d per frame"
               % (info.file_size, info.weights, info.main_mem, info.kpu_ram, info.macs),
               "system heap for kpu.load (RAM): %d B; for kpu.load_flash about %d B" % (info.heap, info.heap_flash)]
+    if info.widths:
+        lines.append(format_envelope(info))
     lines += ["note: " + n for n in info.notes]
     return "\n".join(lines)

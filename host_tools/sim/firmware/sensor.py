@@ -19,7 +19,6 @@
 The AI bytes are the scene's 8-bit RGB (the DVP writes both formats; whether its 8-bit planes keep more than the
 5/6 bits of RGB565 is unknown, 8 bits assumed).
 """
-import math
 
 import numpy as np
 
@@ -79,8 +78,16 @@ def build_sensor(rt: Runtime, image_mod):
         st.update(size=(w, h), frame=(w, h), crop=None, bufs=[])
         start_dvp()
 
+    def frame_start(k):
+        return int(round(k * period))
+
+    def first_frame_from(t_us):
+        """Index of the first frame that starts at or after t_us."""
+        k = int(t_us // period)
+        return k if frame_start(k) >= t_us else k + 1
+
     def start_dvp():
-        st["next"] = math.ceil(rt.clock.now_us / period) * period   # first frame start the DVP converts
+        st["next"] = first_frame_from(rt.clock.now_us)   # the frame the DVP converts next
 
     def set_windowing(roi):
         roi = tuple(int(v) for v in roi)
@@ -112,17 +119,17 @@ def build_sensor(rt: Runtime, image_mod):
 
     def wait_for_frame():
         """Advance to the moment snapshot returns; the frame's start time (what the scene showed)."""
-        now = rt.clock.now_us
         if st["dual"]:
-            start = st["next"]
-            done = start + period
-            if done > now:
-                rt.advance(done - now)
-            st["next"] = math.ceil(rt.clock.now_us / period) * period   # the freed buffer takes the next frame
+            k = st["next"]                                   # in a buffer already, or being converted
         else:
-            start = math.ceil(now / period) * period
-            rt.advance(start + period - now)
-        return start
+            k = first_frame_from(rt.clock.now_us)            # only a frame that starts after the call is taken
+        done = frame_start(k + 1)
+        if done > rt.clock.now_us:
+            rt.advance(done - rt.clock.now_us)
+        # dual: the buffer just handed back takes the next frame that starts (the one right after this one when
+        # snapshot waited for it, else the first one from now: the DVP stopped while both buffers were full)
+        st["next"] = max(k + 1, first_frame_from(rt.clock.now_us))
+        return frame_start(k)
 
     def snapshot():
         need_reset()
