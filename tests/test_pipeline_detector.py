@@ -233,3 +233,17 @@ def test_map50_decodes_a_predictor_like_the_firmware():
     images = np.zeros((2, 240, 320, 3), np.uint8)
     assert detector.map50(lambda x: maps, images, truths, cfg) == pytest.approx(1.0)
     assert detector.map50(lambda x: np.roll(maps, 2, axis=2), images, truths, cfg) == 0.0
+
+
+def test_coin_photos_voc_and_yolo_folders_hold_the_same_boxes(tmp_path):
+    """The user-like detection set loads alike from its VOC and YOLO txt forms (what train --data reads)."""
+    from host_tools.pipeline import coin_photos
+    from host_tools.pipeline.datasets import load_detection_folder
+    n = coin_photos.write_folder(tmp_path / "voc", 6, seed=3, fmt="voc")
+    assert coin_photos.write_folder(tmp_path / "yolo", 6, seed=3, fmt="yolo") == n
+    voc, yolo = (load_detection_folder(tmp_path / f, ["coin"]) for f in ("voc", "yolo"))
+    assert len(voc) == len(yolo) == 6 and sum(len(s.boxes) for s in voc) == n >= 6
+    for a, b in zip(voc, yolo):
+        assert np.allclose([(x.x0, x.y0, x.x1, x.y1) for x in a.boxes], [(x.x0, x.y0, x.x1, x.y1) for x in b.boxes],
+                           atol=0.01)
+    assert (tmp_path / "yolo" / "classes.txt").read_text() == "coin\n"

@@ -192,8 +192,8 @@ def yolo_txt(size, boxes, cls=0):
 
 
 def write_folder(root, count=150, seed=7, fmt="voc"):
-    """Write `count` photos to root: fmt "voc" -> JPEGImages/ + Annotations/; "yolo" -> images with .txt beside.
-    Returns the number of boxes written."""
+    """Write `count` photos to root: fmt "voc" -> JPEGImages/ + Annotations/; "yolo" -> images with .txt beside
+    and classes.txt (labelImg's layout). Returns the number of boxes written."""
     if fmt not in ("voc", "yolo"):
         raise ValueError("fmt must be 'voc' or 'yolo', got %r" % fmt)
     root = Path(root)
@@ -201,6 +201,8 @@ def write_folder(root, count=150, seed=7, fmt="voc"):
     img_dir.mkdir(parents=True, exist_ok=True)
     if fmt == "voc":
         (root / "Annotations").mkdir(exist_ok=True)
+    else:
+        (root / "classes.txt").write_text(LABEL + "\n")
     cam = Photographer()
     rng = np.random.default_rng(seed)
     total = 0
