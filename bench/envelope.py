@@ -48,14 +48,13 @@ def digits(km):
 
 
 def faces(km, count):
+    from host_tools.manifest import load
     from host_tools.pipeline import demo_faces, detector, faces as F
     from host_tools.pipeline.quantize import litert_int8
-    rep = json.loads((MODELS / "faces_report.json").read_text())
     x, boxes = F.composites(count, demo_faces.SEED + 1, held_out=True)
     got = kpu_outputs(km, x)
     ref, step = litert_int8(MODELS / "faces_int8.tflite", x)
-    ev = detector.evaluate(got.transpose(0, 2, 3, 1), boxes, rep["anchors"], F.FRAME, demo_faces.EVAL_THRESHOLD,
-                           demo_faces.NMS)
+    ev = detector.evaluate(got.transpose(0, 2, 3, 1), boxes, detector.config_from_manifest(load(MODELS / "faces.json")))
     off = np.abs(got - ref.transpose(0, 3, 1, 2)) > step / 2
     return {"map50": float(ev["map50"]), "outputs_off_litert": float(off.mean())}
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from host_tools import manifest as M
+from host_tools.framing import DEFAULT as DEFAULT_FRAMING
 from host_tools.compiler import emit, ir, planner, tflite_graph
 from host_tools.compiler.errors import CompileError
 from host_tools.compiler.lower import lower
@@ -52,7 +53,7 @@ def check_envelope(km, prog: ir.Program):
 
 
 def compile_file(tflite_path, out_dir, name, kind, labels, anchors=(), threshold=0.5, nms=0.3,
-                 big_endian=None) -> M.Manifest:
+                 big_endian=None, framing=DEFAULT_FRAMING) -> M.Manifest:
     """Write <out_dir>/<name>.kmodel and <name>.json (+ <name>_be.kmodel when the model must use load_flash,
     or always with big_endian=True).
 
@@ -80,7 +81,7 @@ def compile_file(tflite_path, out_dir, name, kind, labels, anchors=(), threshold
         labels=list(labels),
         memory={"main_mem": info.main_mem, "kpu_ram": info.kpu_ram, "weights": info.weights, "heap": info.heap},
         fits=fit.fits, load=fit.load, anchors=[float(a) for a in anchors], threshold=float(threshold),
-        nms=float(nms), big_endian=be_name)
+        nms=float(nms), framing=framing, big_endian=be_name)
     try:
         M.validate(json.loads(man.to_json()), name)     # refuse a bad manifest before writing anything
     except M.ManifestError as e:
