@@ -24,6 +24,7 @@ INPUT_SIZE = (224, 168)   # (w, h): the whole 4:3 camera frame, at a size 2 CPU 
 THRESHOLD, NMS = 0.5, 0.3  # what the device uses (manifest)
 EVAL_THRESHOLD = 0.01     # mAP needs the low-score detections too
 STEPS, MIN_EPOCHS, MAX_EPOCHS = 1500, 15, 100   # default training length in optimizer steps, and its bounds
+SETTLE_FRAMES = 256       # training frames BatchNorm's statistics are measured on
 
 
 class DetectorError(ValueError):
@@ -44,7 +45,8 @@ class DetectorConfig:
     lr: float = 3e-3                  # peak of the warm-up + cosine schedule
     warmup: int = 3                   # epochs of linear warm-up
     patience: int = 20                # epochs without a better validation mAP before stopping
-    validate_every: int = 5           # epochs between validation mAP measurements
+    validate_every: int = 5           # epochs between validation mAP measurements ...
+    validate_from: float = 0.3        # ... from this part of the epochs on (early ones are never the best)
     bn_momentum: float = 0.9          # BatchNorm moving averages that follow a few dozen steps
     augment: Augment = field(default_factory=Augment)
     loss: LossScales = field(default_factory=LossScales)
@@ -206,24 +208,6 @@ def _batches(cfg, images, boxes, seed):
     return Batches()
 
 
-def settle_batchnorm(model, images, batch=128):
-    """Set every BatchNorm's moving mean and variance to the statistics of `images` (un-augmented frames) as
-    training saw them, so inference normalizes as training did however few steps there were."""
-    import keras
-
-    from host_tools.pipeline.train import to_input
-    bns = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
-    saved = [l.momentum for l in bns]
-    try:
-        for i, start in enumerate(range(0, len(images), batch)):
-            for l in bns:
-                l.momentum = i / (i + 1)      # running mean over the batches
-            model(to_input(images[start:start + batch]), training=True)
-    finally:
-        for l, m in zip(bns, saved):
-            l.momentum = m
-
-
 def _schedule(cfg, steps_per_epoch):
     import keras
     total = steps_per_epoch * cfg.epochs
@@ -245,7 +229,7 @@ def train_detector(cfg: DetectorConfig, images, boxes, *, strategy="default", se
     """Fit a YOLOv2 model on uint8 frames (N, h, w, 3) with their boxes (model-input pixels), augmented anew
     each epoch. With val=(images, boxes): validation mAP@0.5 every cfg.validate_every epochs, early stopping
     after cfg.patience epochs without improvement, the best weights kept. BatchNorm statistics are settled on
-    the training frames before each validation and at the end.
+    (up to SETTLE_FRAMES of) the training frames before each validation and at the end.
 
     Returns (model, history): history has the per-epoch "loss", and with val "val_epochs", "val_map50",
     "best_epoch", "best_map50"; "epochs_run" always."""
@@ -267,15 +251,16 @@ def train_detector(cfg: DetectorConfig, images, boxes, *, strategy="default", se
         _init_region_bias(model, cfg)
         model.compile(optimizer=keras.optimizers.Adam(_schedule(cfg, len(data))),
                       loss=region_loss(cfg.anchors, cfg.classes, cfg.loss))
+    settle = _settler(model, images, seed)
     state = {"val_epochs": [], "val_map50": [], "best_epoch": 0, "gain_epoch": 0, "best_map50": -1.0, "best": None}
     callbacks = [train.progress_callback(cfg.epochs, desc)]
     if val is not None:
-        callbacks.insert(0, _validation(cfg, images, val, state))
+        callbacks.insert(0, _validation(cfg, settle, val, state))
     hist = model.fit(data, epochs=cfg.epochs, verbose=0, callbacks=callbacks)
     if state["best"] is not None:
         model.set_weights(state["best"])
     else:
-        settle_batchnorm(model, images)
+        settle()
     out = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
     out["epochs_run"] = len(out.get("loss", []))
     if val is not None:
@@ -283,7 +268,15 @@ def train_detector(cfg: DetectorConfig, images, boxes, *, strategy="default", se
     return model, out
 
 
-def _validation(cfg, train_images, val, state):
+def _settler(model, images, seed):
+    """settle(): BatchNorm moving statistics from a fixed sample of the un-augmented training frames."""
+    from host_tools.pipeline.train import BatchNormSettler
+    pick = np.sort(np.random.default_rng(seed).permutation(len(images))[:SETTLE_FRAMES])
+    settler = BatchNormSettler(model)
+    return lambda: settler(images[pick])
+
+
+def _validation(cfg, settle, val, state):
     """Keras callback: validation mAP@0.5 every few epochs (BatchNorm settled first), the best weights kept
     (ties go to the later, longer-trained ones), training stopped after cfg.patience epochs without a gain."""
     import keras
@@ -292,9 +285,9 @@ def _validation(cfg, train_images, val, state):
     class Validation(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             done, st = epoch + 1, state
-            if done % cfg.validate_every and done != cfg.epochs:
+            if done != cfg.epochs and (done % cfg.validate_every or done < cfg.validate_from * cfg.epochs):
                 return
-            settle_batchnorm(self.model, train_images)
+            settle()
             m = map50(keras_predictor(self.model), val_images, val_boxes, cfg)
             st["val_epochs"].append(done)
             st["val_map50"].append(m)
@@ -334,8 +327,8 @@ def map50(predict, images, boxes, cfg: DetectorConfig) -> float:
 
 
 def keras_predictor(model):
-    from host_tools.pipeline.train import to_input
-    return lambda x: model.predict(to_input(x), verbose=0, batch_size=32)
+    from host_tools.pipeline.train import predict
+    return lambda x: predict(model, x)
 
 
 def int8_predictor(tflite_bytes):
@@ -343,8 +336,7 @@ def int8_predictor(tflite_bytes):
     return lambda x: run_int8(tflite_bytes, x)
 
 
-def kmodel_predictor(km):
-    """The KPU emulator on each frame's planar bytes (what the board hands the KPU), output as (H, W, C)."""
-    from host_tools import kmodel
-    return lambda x: np.stack([kmodel.run(km, np.ascontiguousarray(im.transpose(2, 0, 1)))[0].transpose(1, 2, 0)
-                               for im in x])
+def kmodel_predictor(km, progress=False):
+    """The KPU emulator on each frame's planar bytes (what the board hands the KPU), outputs as (N, H, W, C)."""
+    from host_tools.pipeline.evaluate import kmodel_outputs
+    return lambda x: kmodel_outputs(km, x, "kmodel on validation", progress).transpose(0, 2, 3, 1)
