@@ -7,8 +7,10 @@ the firmware's fmap hands it over (float32 for typecode 'f', uint8 for 'B'), sha
 Exact (integer, as the SDK and nncase v0.1's emulator compute): conv sums, the floor shifts of arg_x/arg_w and
 of the BN stage, the SDK's rounding shift (kpu_carry_shift) in the activation stage, max pooling, sampling
 pools, every uint8 CPU layer. Approximate or chosen, because nothing public settles them:
-- activation segment: the last segment whose x_start <= bn (SDK, nncase v0.1); nncase v0.2+ use <.
-- rounding half in the activation: kpu_carry_shift rounds half away from zero (nncase v1 rounds to even).
+- activation segment: the last segment whose x_start <= bn (SDK, nncase v0.1); nncase v0.2+ use <; below every
+  start, segment 0 (nncase v0.1's emulator has no rule there).
+- rounding in the activation: the SDK's kpu_carry_shift as written: half up for values >= 0 (nncase v1 rounds
+  half to even); odd negative values go one further down (our compiler's tables never make negative values).
 - mean pooling (types 2, 4, 8): floor(sum / count), as nncase v0.1's emulator; hardware rounding unknown.
   Pool 8/9 (2x2 window, stride 1) at the last row/column use only the pixels inside the map.
 - accumulator and BN output wrap to 36 signed bits (the register width; nncase asserts no overflow).

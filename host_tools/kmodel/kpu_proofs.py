@@ -77,9 +77,8 @@ def live_entries(a: A.ConvArith, rng) -> np.ndarray:
     xs = a.x_start
     keep = [0] + [i for i in range(1, len(xs)) if (xs[i + 1:] > xs[i]).all()]
     if rng is not None:
-        first = [k for k, i in enumerate(keep) if k == 0 or xs[i] <= rng[0]][-1]
-        last = [k for k, i in enumerate(keep) if k == 0 or xs[i] <= rng[1]][-1]
-        keep = keep[first:last + 1]
+        starts = xs[keep]
+        keep = keep[A.segment(rng[0], starts):A.segment(rng[1], starts) + 1]
     return np.array(keep)
 
 
