@@ -7,7 +7,8 @@ given LiteRT's own input map (so nothing carries over from the layers before).
 
 --compare DIR also measures DIR/<name>.kmodel (e.g. what an earlier compiler made); --units-max N compiles the
 committed tflites with at most N BN units per output step (kpu_arith.units_per_step; nncase's rule is 1024) and
-measures that too; --write-report records the committed kmodels' figures in models/<name>_report.{json,md}.
+measures that too; --write-report records the figures in models/<name>_report.{json,md} (the committed kmodel's,
+and DIR's as "before").
 """
 import argparse
 import json
@@ -99,7 +100,7 @@ def write_report(name, figures):
     path = MODELS / (name + "_report.json")
     rep = json.loads(path.read_text())
     rep["kmodel_emulator"] = figures
-    path.write_text(json.dumps(rep, indent=2) + "\n")
+    path.write_text(json.dumps(rep, indent=1, sort_keys=True) + "\n")     # as pipeline/report.py writes it
     md = MODELS / (name + "_report.md")
     text = md.read_text().split("\n## kmodel on the KPU emulator")[0].rstrip("\n")
     lines = ["", "## kmodel on the KPU emulator (bench/envelope.py)", ""]
@@ -127,6 +128,7 @@ def main(argv=None) -> int:
             kmodels.append(("compiled with <= %g units per step" % a.units_max,
                             compile_tflite(MODELS / (name + "_int8.tflite")).kmodel))
             kpu_arith.UNITS_PER_STEP_MAX = float("inf")
+        recorded = {}
         for label, km in kmodels:
             fig = digits(km) if name == "digits" else faces(km, a.faces)
             agree = ("top-1 as LiteRT %.2f%%" % (100 * fig["top1_as_litert"]) if name == "digits" else
@@ -134,8 +136,11 @@ def main(argv=None) -> int:
                      % (100 * fig["outputs_off_litert"], a.faces, fig["litert_map50"]))
             print("%s, %s (%s): %s %.4f, %s; float %.4f, int8 tflite %.4f"
                   % (name, label, envelope_state(km), key, fig[key], agree, rep["float_" + key], rep["int8_" + key]))
-            if a.write_report and label == "committed kmodel":
-                write_report(name, dict({"kmodel_" + k: v for k, v in fig.items()}, envelope=envelope_state(km)))
+            if label == "committed kmodel" or (a.compare and label.startswith(str(a.compare))):
+                tag = "kmodel_" if label == "committed kmodel" else "kmodel_before_"
+                recorded.update({tag + k: v for k, v in fig.items()}, **{tag + "envelope": envelope_state(km)})
+        if a.write_report:
+            write_report(name, recorded)
         if name == "digits":
             from host_tools.pipeline import demo_digits
             images = demo_digits.validation_set()[0][:20]
