@@ -6,6 +6,9 @@ STAMP  := $(VENV)/.installed
 PORT   ?=
 BOARD  ?= bit
 FIRMWARE ?=
+MODELS ?=
+CLASSIFIER ?=
+DETECTOR ?=
 OUT    ?= out
 
 .PHONY: venv sim test test-fast test-slow models deploy board bench clean
@@ -36,9 +39,12 @@ test-fast: $(STAMP)
 models: $(STAMP)
 	$(PY) -m host_tools models --out models
 
+# MODELS: model folders (e.g. out/train/NAME; default models/); a kind none holds comes from the demos.
 deploy: $(STAMP)
-	@test -n "$(PORT)" || { echo "usage: make deploy PORT=/dev/ttyUSB0 [BOARD=bit] [FIRMWARE=maixpy.bin]"; exit 2; }
-	$(PY) -m host_tools deploy --port $(PORT) --board $(BOARD) $(if $(FIRMWARE),--firmware $(FIRMWARE))
+	@test -n "$(PORT)" || { echo "usage: make deploy PORT=/dev/ttyUSB0 [MODELS=out/train/NAME] [CLASSIFIER=NAME] [DETECTOR=NAME] [BOARD=bit] [FIRMWARE=maixpy.bin]"; exit 2; }
+	$(PY) -m host_tools deploy --port $(PORT) --board $(BOARD) $(if $(FIRMWARE),--firmware $(FIRMWARE)) \
+		$(foreach m,$(MODELS),--models $(m)) $(if $(CLASSIFIER),--classifier $(CLASSIFIER)) \
+		$(if $(DETECTOR),--detector $(DETECTOR))
 
 board: $(STAMP)
 	$(PY) -m host_tools board

@@ -76,6 +76,20 @@ def model_input(frame_rgb: np.ndarray, w: int, h: int, c: int, framing: str = DE
     return pixels.ai_planes(region)
 
 
+def photo_region(src_w: int, src_h: int, w: int, h: int, framing: str = DEFAULT):
+    """(x, y, cw, ch) in photo pixels (floats): the part of a src_w x src_h photo that a w x h model input shows
+    when the board's camera looks at the photo (camera_view, then crop_box of the frame)."""
+    if (src_w, src_h) == (CAMERA_W, CAMERA_H):
+        nw, nh = CAMERA_W, CAMERA_H
+    else:
+        s = max(CAMERA_W / src_w, CAMERA_H / src_h)
+        nw, nh = max(CAMERA_W, int(round(src_w * s))), max(CAMERA_H, int(round(src_h * s)))
+    ox, oy = (nw - CAMERA_W) // 2, (nh - CAMERA_H) // 2
+    x, y, cw, ch = crop_box(CAMERA_W, CAMERA_H, w, h, framing)
+    kx, ky = src_w / nw, src_h / nh
+    return (x + ox) * kx, (y + oy) * ky, cw * kx, ch * ky
+
+
 def photo_input(rgb: np.ndarray, w: int, h: int, c: int, framing: str = DEFAULT) -> np.ndarray:
     """What the KPU receives when the board's camera looks at this photo."""
     return model_input(camera_view(rgb), w, h, c, framing)

@@ -12,16 +12,38 @@ def _img(path, w=40, h=30, colour=(200, 10, 10)):
     Image.new("RGB", (w, h), colour).save(path)
 
 
-def test_class_folders(tmp_path):
+def test_class_folders_frame_photos_as_the_board_sees_them(tmp_path):
     for i in range(3):
         _img(tmp_path / "cat" / ("%d.png" % i), colour=(250, 0, 0))
         _img(tmp_path / "dog" / ("%d.jpg" % i), colour=(0, 0, 250))
-    x, y, names = datasets.load_class_folders(tmp_path, (16, 16))
-    assert names == ["cat", "dog"] and x.shape == (6, 16, 16, 3) and list(y) == [0, 0, 0, 1, 1, 1]
-    assert x[0, 8, 8, 0] > 200 and x[-1, 8, 8, 2] > 200
+    (tmp_path / "dog" / "notes.txt").write_text("not a photo")
+    names, files = datasets.class_folders(tmp_path)
+    assert names == ["cat", "dog"] and [len(f) for f in files] == [3, 3]
+    d = datasets.load_classifier_data(tmp_path, (16, 16), val_fraction=0.34, progress=False)
+    assert d.names == ["cat", "dog"] and list(d.y_train) == [0, 0, 1, 1] and list(d.y_val) == [0, 1]
+    assert d.x_val.shape == (2, 16, 16, 3) and d.x_train_view.shape == (4, 16, 16, 3)
+    assert d.sources[0].shape == (20, 20, 3)                      # framed with margin for the crops
+    assert d.x_val[0, 8, 8, 0] > 200 and d.x_val[-1, 8, 8, 2] > 200
+    (tmp_path / "bird").mkdir()
+    _img(tmp_path / "bird" / "0.png")
+    with pytest.raises(DatasetError, match="bird: class folder has only 1 image"):
+        datasets.class_folders(tmp_path)
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="empty: class folder has no images"):
-        datasets.load_class_folders(tmp_path, (16, 16))
+        datasets.class_folders(tmp_path, min_per_class=1)
+    (tmp_path / "cat" / "9.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DatasetError, match="9.jpg: cannot read image"):
+        datasets.load_image(tmp_path / "cat" / "9.jpg")
+
+
+def test_phone_photos_are_turned_upright(tmp_path):
+    img = Image.new("RGB", (40, 20), (0, 0, 0))
+    img.paste((255, 255, 255), (0, 0, 20, 20))     # white on the left as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6                                 # the camera was held upright: rotate 90 degrees clockwise
+    img.save(tmp_path / "p.jpg", exif=exif)
+    a = datasets.load_image(tmp_path / "p.jpg")
+    assert a.shape == (40, 20, 3) and a[5, 10].mean() > 200 and a[35, 10].mean() < 50
 
 
 def test_split_is_fixed_and_stratified():
@@ -31,6 +53,11 @@ def test_split_is_fixed_and_stratified():
     assert (tr == tr2).all() and (va == va2).all()
     assert set(tr).isdisjoint(va) and len(tr) + len(va) == 100
     assert np.bincount(labels[va]).tolist() == [5, 5, 5, 5]
+    # every class keeps a photo on each side, however small or large the fraction
+    small = np.array([0, 0, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2])
+    for frac in (0.05, 0.5, 0.95):
+        tr, va = datasets.split_indices(small, frac)
+        assert set(small[tr]) == set(small[va]) == {0, 1, 2}, frac
 
 
 VOC = """<annotation><filename>a.jpg</filename><size><width>40</width><height>30</height></size>
@@ -59,10 +86,3 @@ def test_yolo_txt(tmp_path):
     (tmp_path / "b.txt").write_text("0 0.5 0.5\n")
     with pytest.raises(DatasetError, match=r"b.txt:1: expected 'class cx cy w h'"):
         datasets.load_detection_folder(tmp_path, ["face"])
-
-
-def test_augment_is_seeded_and_keeps_shape():
-    img = np.full((20, 20, 3), 120, np.uint8)
-    a = datasets.augment_image(img, np.random.default_rng(1))
-    b = datasets.augment_image(img, np.random.default_rng(1))
-    assert a.shape == img.shape and a.dtype == np.uint8 and (a == b).all() and (a != img).any()

@@ -16,7 +16,11 @@ def _common(ap, port=True):
     if port:
         ap.add_argument("--port", default=os.environ.get("PORT"), help="serial port (default $PORT)")
         ap.add_argument("--tool", default="mpremote", choices=("mpremote", "ampy"), help="REPL driver for files")
-    ap.add_argument("--models", default="models", help="folder of model manifests + kmodels (default models)")
+    ap.add_argument("--models", action="append", metavar="DIR",
+                    help="folder of model manifests + kmodels, e.g. out/train/NAME (repeatable; default models); a "
+                         "kind none of them holds comes from the demos in models/")
+    ap.add_argument("--classifier", metavar="NAME", help="the classifier the app runs (default: the first by name)")
+    ap.add_argument("--detector", metavar="NAME", help="the detector the app runs (default: the first by name)")
     ap.add_argument("--pin", action="append", default=[], metavar="NAME=OFFSET",
                     help="keep a model at a given flash offset (repeatable)")
     ap.add_argument("--out", default="out/deploy", help="where the plan, models.json and .kfpkg go")
@@ -38,10 +42,14 @@ def cmd_deploy(argv):
     args = ap.parse_args(argv)
     if not args.port:
         ap.error("give --port (or PORT=...), e.g. /dev/ttyUSB0 or the port `make board` printed")
-    deploy_mod.deploy(args.port, board=args.board, firmware=args.firmware, models_dir=args.models,
+    deploy_mod.deploy(args.port, board=args.board, firmware=args.firmware, manifests=_selected(args),
                       device_dir=args.device, target=args.target, tool=args.tool, baud=args.baud,
                       pins=layout.parse_pins(args.pin), out_dir=args.out)
     return 0
+
+
+def _selected(args) -> list:
+    return deploy_mod.select_models(args.models or ["models"], classifier=args.classifier, detector=args.detector)
 
 
 def cmd_flash(argv):
@@ -55,7 +63,7 @@ def cmd_flash(argv):
                     help="size of the board's firmware .bin, when planning without --firmware")
     args = ap.parse_args(argv)
     out = Path(args.out)
-    manifests = deploy_mod.find_manifests(args.models)
+    manifests = _selected(args)
     link = None
     fw_size = args.firmware_size
     if args.action == "write":

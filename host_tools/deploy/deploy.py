@@ -39,6 +39,57 @@ def find_manifests(models_dir) -> list:
     return out
 
 
+DEMO_MODELS = Path(__file__).resolve().parents[2] / "models"   # the shipped demos (`make models`)
+KINDS = ("classifier", "detector")
+
+
+def select_models(dirs, classifier=None, detector=None, demo_dir=None, log=print) -> list:
+    """The manifests to deploy from the folders in `dirs`, ordered so that the app (which runs the first model of
+    each kind in models.json) runs the chosen classifier and detector; a kind none of the folders holds comes from
+    the shipped demos, so BOOT always has two modes to switch between. Says which model each mode will run.
+    """
+    from host_tools import manifest as mf
+    demo_dir = DEMO_MODELS if demo_dir is None else demo_dir
+    paths = []
+    for d in dirs:
+        if not Path(d).is_dir():
+            raise layout.PlanError("--models %s: no such folder" % d)
+        found = find_manifests(d)
+        if not found:
+            raise layout.PlanError("--models %s: no model manifests (<name>.json beside <name>.kmodel; `train` "
+                                   "and `compile` write them)" % d)
+        paths += found
+    by_kind = {k: [] for k in KINDS}
+    for p in paths:
+        by_kind[mf.load(p).kind].append(p)
+    chosen = {"classifier": classifier, "detector": detector}
+    for kind in KINDS:
+        if not by_kind[kind] and Path(demo_dir).is_dir() and Path(demo_dir).resolve() not in \
+                [Path(d).resolve() for d in dirs]:
+            demo = [p for p in find_manifests(demo_dir) if mf.load(p).kind == kind]
+            if demo:
+                by_kind[kind] = demo[:1]
+                paths.append(demo[0])
+                log("deploy: %s: %s, the demo from %s (none in %s)" % (kind, demo[0].stem, demo_dir,
+                                                                     ", ".join(map(str, dirs))))
+    ordered = []
+    for kind in KINDS:
+        names = [p.stem for p in by_kind[kind]]
+        want = chosen[kind]
+        if want is not None and want not in names:
+            raise layout.PlanError("--%s %s: not among the %ss in %s (%s)" % (
+                kind, want, kind, ", ".join(map(str, dirs)), ", ".join(names) or "none"))
+        if not names:
+            log("deploy: no %s: that mode shows a message on the board" % kind)
+            continue
+        pick = by_kind[kind][names.index(want)] if want is not None else by_kind[kind][0]
+        others = [n for n in names if n != pick.stem]
+        log("deploy: the app runs %s %s%s" % (kind, pick.stem, "" if not others else
+            " (also in flash: %s; choose with --%s NAME)" % (", ".join(others), kind)))
+        ordered.append(pick)
+    return ordered + [p for p in paths if p not in ordered]
+
+
 def wait_for_repl(port, tool, timeout=30.0) -> Link:
     end = time.monotonic() + timeout
     while True:
@@ -51,9 +102,11 @@ def wait_for_repl(port, tool, timeout=30.0) -> Link:
 
 
 def deploy(port, board="bit", firmware=None, models_dir="models", device_dir="device", target="/flash",
-           tool="mpremote", baud=1500000, pins=None, out_dir="out/deploy", log=print) -> DeployReport:
+           tool="mpremote", baud=1500000, pins=None, out_dir="out/deploy", log=print, manifests=None) -> DeployReport:
+    """manifests: the models to deploy, in models.json order (select_models); default every one in models_dir."""
     out_dir = Path(out_dir)
-    manifests = find_manifests(models_dir)
+    if manifests is None:
+        manifests = find_manifests(models_dir)
     # Refuse a layout that cannot work before talking to the board at all.
     layout.plan(manifests, firmware=firmware, firmware_size=None if firmware else 0, pins=pins)
 

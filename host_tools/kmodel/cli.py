@@ -1,49 +1,95 @@
 """`python -m host_tools kmodel info FILE` and `python -m host_tools kmodel run FILE --input X [...]`."""
 import argparse
+import json
+import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from host_tools import framing as F
+from host_tools import manifest
 
 from host_tools.kmodel.errors import KmodelError
 from host_tools.kmodel.emulator import run
 from host_tools.kmodel.netinfo import format_netinfo, netinfo
 from host_tools.kmodel.reader import load
-from host_tools.kmodel.yolo import draw_boxes, region_decode
+from host_tools.kmodel.yolo import Box, draw_boxes, region_decode
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp"}
 
 
-def read_input(spec: str, model):
-    """The model input from an image file, a raw .bin of input bytes, or comma-separated numbers."""
+@dataclass(frozen=True)
+class Input:
+    """One model input and where it came from: for a photo, the part of it the input shows (photo pixels)."""
+    name: str
+    x: np.ndarray
+    photo: np.ndarray = None        # (H, W, 3) uint8 of an image input
+    region: tuple = None            # (x, y, w, h) of the photo the model input covers
+
+
+def read_input(spec: str, model, framing=F.DEFAULT) -> Input:
+    """The model input from an image file (what the board's camera hands the KPU when it looks at the image:
+    framing.photo_input), a raw .bin of input bytes, or comma-separated numbers."""
     c, h, w = model.input_shape
     p = Path(spec)
     if p.suffix.lower() in IMAGE_SUFFIXES:
         if model.input_is_float:
             raise ValueError("%s takes %d floats, not an image" % (model.name, c))
         from PIL import Image
-        with Image.open(p) as im:
-            im = im.convert("RGB" if c == 3 else "L").resize((w, h), Image.BILINEAR)
-            a = np.asarray(im, np.uint8)
-        return a.transpose(2, 0, 1).copy() if c == 3 else a.reshape(1, h, w)
+        try:
+            with Image.open(p) as im:
+                rgb = np.asarray(im.convert("RGB"), np.uint8)
+        except (OSError, ValueError) as e:
+            raise ValueError("%s: cannot read image: %s" % (p, e)) from None
+        return Input(spec, F.photo_input(rgb, w, h, c, framing), rgb,
+                     F.photo_region(rgb.shape[1], rgb.shape[0], w, h, framing))
     if p.suffix.lower() == ".bin":
         raw = p.read_bytes()
         if model.input_is_float:
             if len(raw) != 4 * c:
                 raise ValueError("%s: %d bytes, the model takes %d float32 (%d bytes)" % (p, len(raw), c, 4 * c))
-            return np.frombuffer(raw, "<f4")
+            return Input(spec, np.frombuffer(raw, "<f4"))
         if len(raw) != c * h * w:
             raise ValueError("%s: %d bytes, the model takes %dx%dx%d = %d planar bytes" % (p, len(raw), c, h, w,
                                                                                           c * h * w))
-        return np.frombuffer(raw, np.uint8).reshape(c, h, w)
+        return Input(spec, np.frombuffer(raw, np.uint8).reshape(c, h, w))
     if "," in spec or _is_number(spec):
         vals = [float(v) for v in spec.split(",") if v.strip()]
         if model.input_is_float:
-            return np.array(vals, np.float32)
+            return Input(spec, np.array(vals, np.float32))
         if len(vals) != c * h * w or not all(0 <= v <= 255 for v in vals):
             raise ValueError("the model takes %d uint8 values (%dx%dx%d planar)" % (c * h * w, c, h, w))
-        return np.array(vals, np.uint8).reshape(c, h, w)
-    raise ValueError("--input %r: give an image file, a .bin of input bytes, or comma-separated numbers" % spec)
+        return Input(spec, np.array(vals, np.uint8).reshape(c, h, w))
+    if not p.exists():
+        raise ValueError("--input %s: no such file or folder" % spec)
+    raise ValueError("--input %r: give an image file, a folder of images, a .bin of input bytes, or "
+                     "comma-separated numbers" % spec)
+
+
+def input_specs(spec: str) -> list:
+    """--input X: a folder stands for its images (sorted), anything else for itself."""
+    p = Path(spec)
+    if p.is_dir():
+        files = sorted(str(f) for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise ValueError("--input %s: the folder holds no images (%s)" % (p, ", ".join(sorted(IMAGE_SUFFIXES))))
+        return files
+    return [spec]
+
+
+def find_manifest(kmodel_path):
+    """The manifest beside a kmodel (<name>.json naming it, as `compile` and `train` write it), or None."""
+    p = Path(kmodel_path)
+    for cand in [p.with_suffix(".json")] + sorted(p.parent.glob("*.json")):
+        try:
+            d = json.loads(cand.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(d, dict) and "kmodel_version" in d and p.name in (d.get("kmodel"), d.get("big_endian")):
+            return manifest.load(cand)
+    return None
 
 
 def _is_number(s):
@@ -72,44 +118,110 @@ def cmd_info(args) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """What decodes the outputs: the command line's options over the manifest's fields over the defaults."""
+    labels: list
+    anchors: list
+    threshold: float
+    nms: float
+    framing: str
+    top: int
+
+
+def run_settings(args, man) -> RunSettings:
+    def pick(given, field, default):
+        if given is not None:
+            return given
+        return getattr(man, field) if man is not None else default
+    labels = read_labels(args.labels) if args.labels else (list(man.labels) if man is not None else [])
+    anchors = _floats(args.anchors) if args.anchors else (list(man.anchors) if man is not None else [])
+    return RunSettings(labels, anchors, pick(args.threshold, "threshold", 0.5), pick(args.nms, "nms", 0.3),
+                       pick(args.framing, "framing", F.DEFAULT), args.top or 5)
+
+
+def result(model, inp: Input, outs, st: RunSettings) -> dict:
+    """{"input", "top", "boxes"}: the top classes of a classifier, the boxes of a detector (in the pixels of the
+    input image: a photo's own, or the model input's for raw bytes)."""
+    out = {"input": inp.name, "top": [], "boxes": []}
+    if st.anchors:
+        o = outs[0]
+        if o.dtype != np.float32 or o.ndim != 3:
+            raise ValueError("anchors need a float (C, H, W) output; this model gives %s %s" % (o.dtype, o.shape))
+        c, h, w = model.input_shape
+        rx, ry, rw, rh = inp.region if inp.region is not None else (0, 0, w, h)
+        for b in region_decode(o, st.anchors, st.threshold, st.nms, w, h):
+            out["boxes"].append({"label": _label(st.labels, b.classid), "score": round(float(b.value), 6),
+                                 "x": int(round(rx + b.x * rw / w)), "y": int(round(ry + b.y * rh / h)),
+                                 "w": int(round(b.w * rw / w)), "h": int(round(b.h * rh / h))})
+        return out
+    flat = outs[0].reshape(-1).astype(np.float64)
+    for j in np.argsort(-flat, kind="stable")[:min(st.top, flat.size)]:
+        out["top"].append({"label": _label(st.labels, j), "score": round(float(flat[j]), 6)})
+    return out
+
+
+def _label(labels, i):
+    return labels[i] if i < len(labels) else str(int(i))
+
+
 def cmd_run(args) -> int:
     model = load(args.file)
-    x = read_input(args.input, model)
-    outs = run(model, x)
-    labels = read_labels(args.labels)
-    if args.anchors:
-        out = outs[0]
-        if out.dtype != np.float32 or out.ndim != 3:
-            raise ValueError("--anchors needs a float (C, H, W) output; this model gives %s %s"
-                             % (out.dtype, out.shape))
-        c, h, w = model.input_shape
-        boxes = region_decode(out, _floats(args.anchors), args.threshold, args.nms, w, h)
-        for b in boxes:
-            name = labels[b.classid] if b.classid < len(labels) else str(b.classid)
-            print("%s %.4f x=%d y=%d w=%d h=%d" % (name, b.value, b.x, b.y, b.w, b.h))
-        if not boxes:
-            print("no boxes above threshold %.2f" % args.threshold)
-        png = Path(args.png or Path(args.input).stem + "_boxes.png")
-        rgb = x.transpose(1, 2, 0) if c == 3 else np.repeat(x.reshape(h, w, 1), 3, axis=2)
-        from host_tools.files import write_atomic
-        import io
-        buf = io.BytesIO()
-        draw_boxes(rgb, boxes, labels).save(buf, format="PNG")
-        write_atomic(png, buf.getvalue())
-        print("boxes drawn: %s" % png)
-        return 0
+    man = find_manifest(args.file)
+    st = run_settings(args, man)
+    specs = input_specs(args.input)
+    for spec in specs:
+        inp = read_input(spec, model, st.framing)
+        outs = run(model, inp.x)
+        if args.json:
+            print(json.dumps(result(model, inp, outs, st)), flush=True)
+            continue
+        if len(specs) > 1:
+            print("== %s" % spec)
+        _print_text(model, inp, outs, st, args, png=args.png if len(specs) == 1 else None)
+    return 0
+
+
+def _print_text(model, inp, outs, st, args, png):
+    if st.anchors:
+        r = result(model, inp, outs, st)
+        for b in r["boxes"]:
+            print("%s %.4f x=%d y=%d w=%d h=%d" % (b["label"], b["score"], b["x"], b["y"], b["w"], b["h"]))
+        if not r["boxes"]:
+            print("no boxes above threshold %.2f" % st.threshold)
+        if png is None and inp.photo is not None and args.png is None:
+            png = Path(inp.name).stem + "_boxes.png"
+        if png:
+            _draw(model, inp, r["boxes"], png)
+            print("boxes drawn: %s" % png)
+        return
+    labels = st.labels if (args.labels or st.labels) else []
     for i, (o, code) in enumerate(zip(outs, model.output_typecodes)):
         flat = o.reshape(-1)
         print("output %d: shape %s typecode '%s'" % (i, "x".join(map(str, o.shape)), code))
         if labels or args.top:
             k = min(args.top or 5, flat.size)
             for j in np.argsort(-flat.astype(np.float64), kind="stable")[:k]:
-                name = labels[j] if j < len(labels) else str(j)
-                print("  %-20s %s" % (name, _fmt(flat[j])))
+                print("  %-20s %s" % (_label(labels, j), _fmt(flat[j])))
         else:
             print("  " + ", ".join(_fmt(v) for v in flat[:args.max_values])
                   + (" ... (%d values)" % flat.size if flat.size > args.max_values else ""))
-    return 0
+
+
+def _draw(model, inp, boxes, png):
+    """The boxes on the input image (the photo, or the model input for raw bytes)."""
+    import io
+
+    from host_tools.files import write_atomic
+    c, h, w = model.input_shape
+    if inp.photo is not None:
+        rgb = inp.photo
+    else:
+        rgb = inp.x.transpose(1, 2, 0) if c == 3 else np.repeat(inp.x.reshape(h, w, 1), 3, axis=2)
+    shown = [Box(b["x"], b["y"], b["w"], b["h"], b["score"], i, 0, 0) for i, b in enumerate(boxes)]
+    buf = io.BytesIO()
+    draw_boxes(rgb, shown, [b["label"] for b in boxes]).save(buf, format="PNG")
+    write_atomic(png, buf.getvalue())
 
 
 def _fmt(v):
@@ -125,13 +237,20 @@ def parser():
     p.set_defaults(fn=cmd_info)
     p = sub.add_parser("run", help="run the model on one input")
     p.add_argument("file")
-    p.add_argument("--input", required=True, help="image file, raw .bin of input bytes, or comma-separated numbers")
-    p.add_argument("--labels", help="comma-separated names or a labels file (one per line)")
-    p.add_argument("--top", type=int, default=0, help="print the top K outputs (default 5 with --labels)")
-    p.add_argument("--max-values", type=int, default=64, help="values to print without --labels")
-    p.add_argument("--anchors", help="YOLOv2: comma-separated anchors (2 per anchor); prints boxes")
-    p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--nms", type=float, default=0.3)
+    p.add_argument("--input", required=True, help="image file (seen as the board's camera sees it), folder of "
+                                                  "images, raw .bin of input bytes, or comma-separated numbers")
+    p.add_argument("--json", action="store_true", help="one JSON object per input per line: "
+                                                       "{input, top: [{label, score}], boxes: [{label, score, x, y, "
+                                                       "w, h}]}")
+    p.add_argument("--labels", help="comma-separated names or a labels file (default: the manifest's)")
+    p.add_argument("--top", type=int, default=0, help="the top K outputs (default 5 with labels)")
+    p.add_argument("--max-values", type=int, default=64, help="values to print without labels")
+    p.add_argument("--anchors", help="YOLOv2: comma-separated anchors (2 per anchor; default: the manifest's); "
+                                     "prints boxes")
+    p.add_argument("--threshold", type=float, help="default: the manifest's, else 0.5")
+    p.add_argument("--nms", type=float, help="default: the manifest's, else 0.3")
+    p.add_argument("--framing", choices=F.FRAMINGS, help="how an image becomes the input (default: the "
+                                                        "manifest's, else crop)")
     p.add_argument("--png", help="where to write the image with boxes (default <input>_boxes.png)")
     p.set_defaults(fn=cmd_run)
     return ap
@@ -141,7 +260,10 @@ def main(argv) -> int:
     args = parser().parse_args(list(argv[1:]))
     try:
         return args.fn(args)
-    except (KmodelError, ValueError, OSError) as e:
+    except BrokenPipeError:         # `... --json | head`: the reader has gone, nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (KmodelError, manifest.ManifestError, ValueError, OSError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
 

@@ -115,6 +115,14 @@ def small_mobilenet(input_size=64, classes=10, widths=SMALL_WIDTHS, dropout=0.2,
     return keras.Model(inputs, x, name=name)
 
 
+HEAD_LAYERS = ("global_pool", "dropout", "predictions", "softmax")
+
+
+def base_layers(model) -> list:
+    """The feature extractor's weighted layers (all but the classifier head): what transfer learning freezes."""
+    return [L for L in model.layers if L.name not in HEAD_LAYERS and L.weights]
+
+
 def yolo_v2(anchors, classes=1, input_size=(240, 320), backbone="small", alpha=0.25, name="yolo"):
     """YOLOv2 detector: MobileNet-style backbone at stride 32, then a 1x1 conv giving, per cell,
     anchor-major (tx, ty, tw, th, objectness, class logits...) for each anchor, as the firmware's region layer

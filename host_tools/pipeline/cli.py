@@ -72,80 +72,43 @@ def cmd_models(args) -> int:
     return 0
 
 
+def _size(text):
+    """--input 64 or 96x64 (w x h) -> (w, h)."""
+    w, _, h = text.lower().partition("x")
+    try:
+        return (int(w), int(h or w))
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a side like 64 or a size like 96x64, got %r" % text) from None
+
+
+def train_settings(args, kind) -> dict:
+    """The training settings the user gave (the rest are chosen from the data), by the config's own names."""
+    common = {"epochs": args.epochs, "batch": args.batch, "lr": args.lr, "framing": args.framing, "alpha": args.alpha}
+    if kind == "classifier":
+        from host_tools.pipeline.camera_augment import Augment
+        d = dict(common, arch=args.arch, input=args.input, weights=args.weights, val_fraction=args.val, seed=args.seed)
+        if args.no_flip:
+            d["augment"] = Augment(flip=False)
+        return {k: v for k, v in d.items() if v is not None}
+    if args.weights:
+        from host_tools.pipeline.defaults import ConfigError
+        raise ConfigError("--weights: a detector's backbone is trained from scratch; --weights is for a classifier")
+    d = dict(common, backbone=args.arch, input_size=args.input)
+    d = {k: v for k, v in d.items() if v is not None}
+    if args.val is not None:
+        d["val_fraction"] = args.val
+    if args.seed is not None:
+        d["seed"] = args.seed
+    return d
+
+
 def cmd_train(args) -> int:
-    from host_tools.pipeline import arch, checker, datasets, quantize, report, train
-    out = Path(args.out)
-    if args.kind == "classifier":
-        size = (args.input, args.input)
-        x, y, names = datasets.load_class_folders(args.data, size)
-        tr, va = datasets.split_indices(y, args.val, args.seed)
-        rng = __import__("numpy").random.default_rng(args.seed)
-        x_tr = __import__("numpy").stack([datasets.augment_image(im, rng, flip=args.flip) for im in x[tr]])
-
-        def build():
-            if args.arch == "mobilenet":
-                m = arch.mobilenet_v1(args.input, args.alpha, len(names), name=args.name)
-                if args.weights:
-                    arch.load_imagenet_weights(m, args.weights)
-                return m
-            return arch.small_mobilenet(args.input, len(names), name=args.name)
-        pre = checker.check_keras(build())
-        _log(pre.text())
-        if not pre.ok:
-            return 1
-        model, hist = train.train_classifier(build, x_tr, y[tr], x[va], y[va], epochs=args.epochs,
-                                             batch_size=args.batch, lr=args.lr, strategy=args.strategy,
-                                             seed=args.seed, desc=args.name)
-        tfl = quantize.to_int8_tflite(model, quantize.representative(train.to_input(x_tr), 200, args.seed))
-        rep, _, p_int8 = quantize.classifier_report(model, tfl, x[va], y[va])
-        report.save_model_files(out, args.name, model, tfl)
-        train.save_curves(hist, out / (args.name + "_curves.png"), args.name)
-        train.save_confusion(train.confusion_matrix(y[va], p_int8.argmax(1), len(names)), names,
-                             out / (args.name + "_confusion.png"), args.name + " int8 (validation)")
-        rep.update({"labels": names, "epochs": args.epochs})
-        report.write_report(out, args.name, rep, args.name)
-        _log("%s: float accuracy %.4f, int8 %.4f" % (args.name, rep["float_accuracy"], rep["int8_accuracy"]))
-        return 0
-    return _train_detector(args, out)
-
-
-def _train_detector(args, out) -> int:
-    import numpy as np
-
-    from host_tools.pipeline import arch, checker, datasets, detector, quantize, report, train
-    if not args.labels:
-        print("train: a detector needs --labels name1,name2,...", file=sys.stderr)
-        return 2
-    names = args.labels.split(",")
-    frame = (320, 240)
-    samples = datasets.load_detection_folder(args.data, names)
-    images, boxes = [], []
-    for s in samples:
-        img = datasets.load_image(s.image)
-        sx, sy = frame[0] / img.shape[1], frame[1] / img.shape[0]
-        images.append(datasets.load_image(s.image, frame))
-        boxes.append([datasets.Box(b.x0 * sx, b.y0 * sy, b.x1 * sx, b.y1 * sy, b.cls) for b in s.boxes])
-    images = np.stack(images)
-    grid = (10, 7)
-    anchors = detector.kmeans_anchors(boxes, grid, frame)
-
-    def build():
-        return arch.yolo_v2(anchors, len(names), (frame[1], frame[0]), backbone=args.arch, alpha=args.alpha,
-                            name=args.name)
-    pre = checker.check_keras(build())
-    _log(pre.text())
-    if not pre.ok:
-        return 1
-    model, hist = detector.train_detector(build, images, boxes, anchors, frame=frame, epochs=args.epochs,
-                                          batch_size=args.batch, lr=args.lr, classes=len(names),
-                                          strategy=args.strategy, seed=args.seed, desc=args.name)
-    tfl = quantize.to_int8_tflite(model, quantize.representative(train.to_input(images), 200, args.seed))
-    report.save_model_files(out, args.name, model, tfl)
-    train.save_curves(hist, out / (args.name + "_curves.png"), args.name)
-    report.write_report(out, args.name, {"labels": names, "anchors": anchors, "epochs": args.epochs,
-                                         "final_loss": hist["loss"][-1]}, args.name)
-    _log("%s: anchors %s" % (args.name, anchors))
-    return 0
+    from host_tools.pipeline import userflow
+    kind = args.kind or userflow.detect_kind(args.data)
+    req = userflow.Request(data=Path(args.data), kind=kind, name=args.name, out=args.out,
+                           labels=tuple(x.strip() for x in args.labels.split(",")) if args.labels else (),
+                           deploy=args.deploy, strategy=args.strategy, settings=train_settings(args, kind))
+    return userflow.run(req, log=_log)
 
 
 def cmd_quantize(args) -> int:
@@ -161,14 +124,18 @@ def cmd_quantize(args) -> int:
     if not files:
         print("quantize: %s holds no images for calibration" % root, file=sys.stderr)
         return 2
-    images = np.stack([datasets.load_image(p, (w, h)) for p in files])
-    tfl = quantize.to_int8_tflite(model, quantize.representative(train.to_input(images), args.count, 0))
+
+    def views(paths):     # as the board's camera hands them to the KPU
+        return np.stack([datasets.board_view(datasets.load_image(p), w, h, args.framing) for p in paths])
+    tfl = quantize.to_int8_tflite(model, quantize.representative(train.to_input(views(files)), args.count, 0))
     out = Path(args.out or Path(args.model).with_name(Path(args.model).stem + "_int8.tflite"))
     write_atomic(out, tfl)
     _log("quantize: wrote %s (%d bytes), calibrated on %d images" % (out, len(tfl), min(args.count, len(files))))
     subdirs = [p for p in root.iterdir() if p.is_dir()]
     if len(subdirs) >= 2 and model.output_shape[-1] == len(subdirs):
-        x, y, _ = datasets.load_class_folders(root, (w, h))
+        _, per_class = datasets.class_folders(root, min_per_class=1)
+        x = views([f for fs in per_class for f in fs])
+        y = np.array([i for i, fs in enumerate(per_class) for _ in fs])
         rep, _, _ = quantize.classifier_report(model, tfl, x, y)
         _log("quantize: float accuracy %.4f, int8 %.4f on %d images" % (rep["float_accuracy"],
                                                                            rep["int8_accuracy"], len(y)))
@@ -177,6 +144,8 @@ def cmd_quantize(args) -> int:
 
 def parser(prog):
     p = argparse.ArgumentParser(prog="python -m host_tools " + prog)
+    if prog in ("models", "train", "quantize", "check"):
+        p.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines")
     if prog == "check":
         p.add_argument("files", nargs="+", help=".keras / .h5 / .tflite model files")
         p.add_argument("--json", action="store_true")
@@ -187,27 +156,40 @@ def parser(prog):
         p.add_argument("--strategy", default="default", choices=("default", "mirrored", "multi-worker"))
         p.add_argument("--no-compile", action="store_true", help="stop after the int8 tflite files")
     elif prog == "train":
-        p.add_argument("--data", required=True, help="class subfolders, or VOC XML / YOLO txt for a detector")
-        p.add_argument("--kind", choices=("classifier", "detector"), default="classifier")
-        p.add_argument("--arch", choices=("small", "mobilenet"), default="small")
-        p.add_argument("--alpha", type=float, default=0.25)
-        p.add_argument("--input", type=int, default=64, help="classifier input side in pixels")
-        p.add_argument("--weights", help="Keras MobileNet no-top .h5 to start from (mobilenet classifier)")
-        p.add_argument("--labels", help="detector class names, comma separated")
-        p.add_argument("--epochs", type=int, default=20)
-        p.add_argument("--batch", type=int, default=32)
-        p.add_argument("--lr", type=float, default=2e-3)
-        p.add_argument("--val", type=float, default=0.2, help="validation fraction (fixed split)")
-        p.add_argument("--flip", action="store_true", help="horizontal flips in augmentation")
-        p.add_argument("--seed", type=int, default=0)
+        p.description = ("dataset -> Keras -> int8 tflite -> kmodel + manifest + report (-> board with --deploy). "
+                         "Every setting not given is chosen from the data.")
+        p.add_argument("--data", required=True, help="class subfolders of photos (classifier), or photos with "
+                                                     "Pascal VOC .xml / YOLO .txt annotations (detector)")
+        p.add_argument("--kind", choices=("classifier", "detector"), help="default: from the folder")
+        p.add_argument("--name", help="model name (default: the folder's name)")
+        p.add_argument("--out", help="where everything goes (default out/train/NAME)")
+        p.add_argument("--deploy", metavar="PORT", help="also put the model on the board at PORT (with the demo "
+                                                        "of the other kind when it has none)")
+        p.add_argument("--labels", help="detector class names, comma separated (default: the VOC names, or "
+                                        "classes.txt beside YOLO txt files)")
+        p.add_argument("--arch", choices=("small", "mobilenet"),
+                       help="network (default small; mobilenet with --weights)")
+        p.add_argument("--alpha", type=float, help="MobileNetV1 width (default 0.75)")
+        p.add_argument("--input", type=_size, help="input size: 64 or WxH (default: 64, 224 for mobilenet)")
+        p.add_argument("--weights", help="start from pretrained MobileNet weights: 'imagenet' (Keras downloads "
+                                         "them once) or a Keras no-top .h5 file")
+        p.add_argument("--framing", choices=("crop", "stretch"),
+                       help="how a photo becomes the input: crop to its aspect then resize (default), or stretch")
+        p.add_argument("--epochs", type=int, help="at most this many epochs (default: from the dataset size; "
+                                                  "early stopping ends sooner)")
+        p.add_argument("--batch", type=int)
+        p.add_argument("--lr", type=float, help="peak learning rate")
+        p.add_argument("--val", type=float, help="validation fraction (default 0.2, stratified)")
+        p.add_argument("--no-flip", action="store_true", help="no mirror images in augmentation (text, digits)")
+        p.add_argument("--seed", type=int)
         p.add_argument("--strategy", default="default", choices=("default", "mirrored", "multi-worker"))
-        p.add_argument("--name", default="model")
-        p.add_argument("--out", default="out/train")
     elif prog == "quantize":
         p.add_argument("model", help="trained .keras model")
         p.add_argument("--data", required=True, help="folder of calibration images (class subfolders give a "
                                                      "float vs int8 accuracy report)")
         p.add_argument("--count", type=int, default=200)
+        p.add_argument("--framing", choices=("crop", "stretch"), default="crop",
+                       help="how a photo becomes the input (as the model was trained)")
         p.add_argument("--out")
     return p
 
@@ -215,4 +197,28 @@ def parser(prog):
 def main(argv) -> int:
     prog, rest = argv[0], argv[1:]
     args = parser(prog).parse_args(rest)
-    return {"check": cmd_check, "models": cmd_models, "train": cmd_train, "quantize": cmd_quantize}[prog](args)
+    from host_tools.pipeline import quiet
+    quiet.set_verbose(args.verbose)
+    quiet.import_tensorflow()
+    try:
+        return {"check": cmd_check, "models": cmd_models, "train": cmd_train, "quantize": cmd_quantize}[prog](args)
+    except KeyboardInterrupt:
+        print("%s: interrupted; files already written are complete, nothing is half written" % prog,
+              file=sys.stderr)
+        return 130
+    except _user_errors() as e:
+        print("%s: %s" % (prog, str(e).strip()), file=sys.stderr)
+        return 1
+
+
+def _user_errors() -> tuple:
+    """What bad input raises (each message names the file, field, option or layer): one line, exit 1."""
+    from host_tools.compiler.errors import CompileError
+    from host_tools.deploy import flasher, sync
+    from host_tools.deploy.layout import PlanError
+    from host_tools.deploy.link import DeviceError, LinkError
+    from host_tools.manifest import ManifestError
+    from host_tools.pipeline import arch, datasets, defaults, detector, pretrained, quantize, userflow
+    return (CompileError, PlanError, ManifestError, arch.ArchError, datasets.DatasetError, defaults.ConfigError,
+            detector.DetectorError, pretrained.WeightsError, quantize.QuantizeError, userflow.FlowError,
+            sync.SyncError, LinkError, DeviceError, flasher.FlashError, OSError)

@@ -1,4 +1,4 @@
-"""Datasets: class-subfolder folders, Pascal VOC XML / YOLO txt annotations, a fixed validation split, augmentation.
+"""Datasets: class-subfolder folders, Pascal VOC XML / YOLO txt annotations, a fixed stratified validation split.
 
 Images come out as uint8 HWC RGB arrays; the model input is image / 255 (see train.py `to_input`).
 """
@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -33,7 +33,8 @@ class DetectionSample:
 
 
 def split_indices(labels, val_fraction=0.2, seed=0):
-    """Fixed, stratified train/validation split: the same labels and seed always give the same indices."""
+    """Fixed, stratified train/validation split: the same labels and seed always give the same indices. Every
+    class with at least 2 samples has at least one on each side."""
     labels = np.asarray(labels)
     if not 0 < val_fraction < 1:
         raise DatasetError("val_fraction must be in (0, 1), got %r" % val_fraction)
@@ -42,40 +43,91 @@ def split_indices(labels, val_fraction=0.2, seed=0):
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
         idx = idx[rng.permutation(len(idx))]
-        n_val = max(1, int(round(len(idx) * val_fraction)))
+        n_val = min(max(1, int(round(len(idx) * val_fraction))), max(1, len(idx) - 1))
         val.extend(idx[:n_val])
         train.extend(idx[n_val:])
     return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
 
 
-def load_image(path, size=None) -> np.ndarray:
-    """RGB uint8 HWC; size (w, h) resizes (bilinear)."""
+def load_image(path, size=None, at_least=None) -> np.ndarray:
+    """RGB uint8 HWC, upright as the camera's EXIF orientation says; size (w, h) resizes (bilinear).
+    at_least (w, h): a big JPEG may be decoded at a reduced scale that still covers it (much faster)."""
     try:
-        img = Image.open(path).convert("RGB")
-    except OSError as e:
+        with Image.open(path) as img:
+            if at_least is not None:
+                img.draft("RGB", tuple(at_least))
+            img = ImageOps.exif_transpose(img).convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise DatasetError("%s: cannot read image: %s" % (path, e)) from None
     if size is not None:
         img = img.resize(tuple(size), Image.BILINEAR)
     return np.asarray(img)
 
 
-def load_class_folders(root, size):
-    """A folder of class subfolders (sorted names = labels) -> (images (N,H,W,3) uint8, labels (N,), names)."""
+def class_folders(root, min_per_class=2):
+    """(class names, [[image paths] per class]) of a folder of class subfolders (sorted names = labels); training
+    needs 2 photos per class at least, one to hold out for validation."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError("%s: not a folder" % root)
     names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(names) < 2:
-        raise DatasetError("%s: need at least 2 class subfolders, found %d" % (root, len(names)))
-    xs, ys = [], []
-    for i, n in enumerate(names):
-        files = sorted(p for p in (root / n).iterdir() if p.suffix.lower() in IMAGE_EXTS)
-        if not files:
+        raise DatasetError("%s: need at least 2 class subfolders (one per label, images inside), found %d"
+                           % (root, len(names)))
+    files = []
+    for n in names:
+        fs = sorted(p for p in (root / n).iterdir() if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."))
+        if not fs:
             raise DatasetError("%s: class folder has no images (%s)" % (root / n, ", ".join(IMAGE_EXTS)))
-        for p in files:
-            xs.append(load_image(p, size))
-            ys.append(i)
-    return np.stack(xs), np.array(ys, dtype=np.int64), names
+        if len(fs) < min_per_class:
+            raise DatasetError("%s: class folder has only %d image(s); each class needs at least %d, one held out "
+                               "for validation" % (root / n, len(fs), min_per_class))
+        files.append(fs)
+    return names, files
+
+
+@dataclass
+class ClassifierData:
+    """A class-folder dataset ready for training: training sources framed with margin for the augmentation's
+    crops, and the photos as the board's camera hands them to the KPU (framing.photo_input), which is what the
+    BatchNorm statistics, the int8 calibration and every validation figure are measured on."""
+    names: list
+    train_files: list
+    val_files: list
+    sources: list                   # training photos framed at camera_augment.source_size, uint8 HWC
+    y_train: np.ndarray
+    x_train_view: np.ndarray        # (N, h, w, 3) uint8: training photos as the board sees them
+    x_val: np.ndarray               # (M, h, w, 3) uint8: validation photos as the board sees them
+    y_val: np.ndarray
+
+
+def board_view(rgb, w, h, framing) -> np.ndarray:
+    """(h, w, 3) uint8: what the KPU receives when the board's camera looks at this photo."""
+    from host_tools.framing import photo_input
+    return photo_input(rgb, w, h, 3, framing).transpose(1, 2, 0)
+
+
+def load_classifier_data(root, size, framing="crop", val_fraction=0.2, seed=0, progress=True) -> ClassifierData:
+    from tqdm import tqdm
+
+    from host_tools.framing import CAMERA_H, CAMERA_W, check, train_image
+    from host_tools.pipeline.camera_augment import source_size
+    check(framing, "--framing")
+    w, h = size
+    names, per_class = class_folders(root)
+    files = [f for fs in per_class for f in fs]
+    labels = np.array([i for i, fs in enumerate(per_class) for _ in fs], dtype=np.int64)
+    tr, va = split_indices(labels, val_fraction, seed)
+    sw, sh = source_size(w, h)
+    sources, views = [], []
+    for f in tqdm(files, desc="photos", unit="photo", disable=not progress, dynamic_ncols=True):
+        rgb = load_image(f, at_least=(max(2 * sw, CAMERA_W), max(2 * sh, CAMERA_H)))
+        sources.append(train_image(rgb, sw, sh, framing))
+        views.append(board_view(rgb, w, h, framing))
+    views = np.stack(views)
+    return ClassifierData(names=names, train_files=[files[i] for i in tr], val_files=[files[i] for i in va],
+                          sources=[sources[i] for i in tr], y_train=labels[tr], x_train_view=views[tr],
+                          x_val=views[va], y_val=labels[va])
 
 
 def read_voc(xml_path, class_names):
@@ -141,14 +193,31 @@ def load_detection_folder(root, class_names):
     return [read_yolo_txt(p, len(class_names)) for p in images]
 
 
-def augment_image(img, rng, max_shift=0.08, flip=False):
-    """Camera-like photometric jitter and a small shift (zero-filled, like the stride border) on one uint8 HWC image."""
-    x = img.astype(np.float32)
-    x = (x - 128.0) * rng.uniform(0.8, 1.2) + 128.0 + rng.uniform(-20, 20)   # contrast, brightness
-    x = x * rng.uniform(0.9, 1.1, size=3)                                   # white balance
-    h, w = x.shape[:2]
-    dy, dx = (int(round(rng.uniform(-max_shift, max_shift) * s)) for s in (h, w))
-    x = np.roll(x, (dy, dx), axis=(0, 1))
-    if flip and rng.random() < 0.5:
-        x = x[:, ::-1]
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+LABEL_FILES = ("classes.txt", "obj.names")   # the class names of a YOLO txt set, one per line (darknet, labelImg)
+
+
+def detector_labels(root) -> list:
+    """A detector's class names from its data: the object names of the VOC files (sorted), or the names listed in
+    classes.txt / obj.names beside YOLO txt files (line n = class n)."""
+    root = Path(root)
+    xmls = sorted(root.rglob("*.xml"))
+    if xmls:
+        names = set()
+        for p in xmls:
+            try:
+                names.update(o.findtext("name") for o in ET.parse(p).getroot().iter("object"))
+            except (OSError, ET.ParseError) as e:
+                raise DatasetError("%s: %s" % (p, e)) from None
+        names.discard(None)
+        if not names:
+            raise DatasetError("%s: the VOC files name no objects" % root)
+        return sorted(names)
+    for n in LABEL_FILES:
+        found = sorted(root.rglob(n))
+        if found:
+            names = [ln.strip() for ln in found[0].read_text().splitlines() if ln.strip()]
+            if not names:
+                raise DatasetError("%s: holds no class names" % found[0])
+            return names
+    raise DatasetError("%s: YOLO txt annotations number their classes; name them in %s (one per line) or give "
+                       "--labels name1,name2" % (root, " or ".join(LABEL_FILES)))

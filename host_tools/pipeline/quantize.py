@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from host_tools.pipeline import quiet
+
 INPUT_SCALE, INPUT_ZERO_POINT = 1.0 / 255.0, -128
 
 
@@ -47,7 +49,8 @@ def to_int8_tflite(model, calibration) -> bytes:
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
     try:
-        data = conv.convert()
+        with quiet.hushed():
+            data = conv.convert()
     except Exception as e:  # the converter raises many types; name the model and keep its message
         raise QuantizeError("model %s: int8 conversion failed: %s" % (model.name, e)) from None
     scale, zp = input_quantization(data)
@@ -57,10 +60,11 @@ def to_int8_tflite(model, calibration) -> bytes:
     return data
 
 
-def _interpreter(tflite_bytes):
+def _interpreter(tflite_bytes, **kw):
     from ai_edge_litert.interpreter import Interpreter
-    it = Interpreter(model_content=bytes(tflite_bytes))
-    it.allocate_tensors()
+    with quiet.hushed():
+        it = Interpreter(model_content=bytes(tflite_bytes), **kw)
+        it.allocate_tensors()
     return it
 
 
@@ -76,11 +80,9 @@ def litert_int8(tflite, images_u8, resolver=None):
     Returns (dequantized float32 outputs (N, ...), output scale). `resolver`: a LiteRT OpResolverType
     (default AUTO, i.e. with XNNPACK).
     """
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from ai_edge_litert.interpreter import OpResolverType
     content = Path(tflite).read_bytes() if isinstance(tflite, (str, Path)) else bytes(tflite)
-    it = Interpreter(model_content=content, num_threads=1,
-                     experimental_op_resolver_type=resolver or OpResolverType.AUTO)
-    it.allocate_tensors()
+    it = _interpreter(content, num_threads=1, experimental_op_resolver_type=resolver or OpResolverType.AUTO)
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
     oscale, ozp = out["quantization"]
     results = []

@@ -34,3 +34,49 @@ def write_report(out_dir, name, rep: dict, title: str):
             continue
         lines.append("- %s: %s" % (k, v))
     write_atomic(out_dir / (name + "_report.md"), "\n".join(lines) + "\n")
+
+
+def write_train_report(out_dir, name, rep: dict) -> dict:
+    """<name>_report.json (everything, for tools and tests) and <name>_report.md (for people) of a `train` run."""
+    out_dir = Path(out_dir)
+    js = write_atomic(out_dir / (name + "_report.json"), json.dumps(rep, indent=1, sort_keys=True) + "\n")
+    metric = {"accuracy": "accuracy", "map50": "mAP@0.5"}[rep["metric"]]
+    val = rep["val"]
+    lines = ["# %s: %s" % (name, rep["kind"]), "",
+             "Trained from `%s`. %s." % (rep["data"], rep["verdict"][0].upper() + rep["verdict"][1:]), ""]
+    if not rep["useful"]:
+        lines += ["**Not usable: no kmodel or manifest was written.** More photos per class, classes that look "
+                  "more different, or photos closer to what the board's camera will see usually help.", ""]
+    lines += ["| validation %s | float (Keras) | int8 (LiteRT) | kmodel (KPU emulator) |" % metric,
+              "|---|---|---|---|",
+              "| %s | %.3f | %.3f | %.3f |" % (_count(rep["photos"]["val"]), val["float"], val["int8"], val["kmodel"]),
+              ""]
+    if rep["kind"] == "classifier":
+        lines += ["Chance (always the most common class): %.3f. Accuracy on the training photos: %.3f." % (
+            rep["chance"], rep["train_accuracy"]), "",
+            "| class | training photos | validation photos | kmodel validation accuracy |", "|---|---|---|---|"]
+        for n in rep["labels"]:
+            lines.append("| %s | %d | %d | %.3f |" % (n, rep["photos"]["train"][n], rep["photos"]["val"][n],
+                                                   rep["per_class_val_accuracy"][n]))
+        lines.append("")
+    else:
+        lines += ["Anchors (grid cells): %s; threshold %.2f, NMS %.2f." % (
+            ", ".join("%g" % a for a in rep["anchors"]), rep["threshold"], rep["nms"]), ""]
+    s = rep["settings"]
+    lines += ["Every figure is measured on the validation photos as the board's camera hands them to the KPU "
+              "(framing `%s`)." % rep["framing"], "",
+              "## Settings", ""]
+    lines += ["- %s: %s" % (k, json.dumps(v)) for k, v in sorted(s.items()) if not isinstance(v, dict)]
+    if "epochs_run" in rep:
+        lines.append("- epochs run: %d (best weights from epoch %d)" % (rep["epochs_run"], rep["best_epoch"]))
+    lines += ["", "## Time (seconds, wall)", ""]
+    lines += ["- %s: %.1f" % (k, v) for k, v in rep["seconds"].items()]
+    lines += ["", "## Files", ""]
+    lines += ["- %s: %s" % (k, v or "(not written)") for k, v in sorted(rep["files"].items())]
+    md = write_atomic(out_dir / (name + "_report.md"), "\n".join(lines) + "\n")
+    return {"json": js, "md": md}
+
+
+def _count(photos) -> str:
+    n = sum(photos.values()) if isinstance(photos, dict) else int(photos)
+    return "%d photos" % n

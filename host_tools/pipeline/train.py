@@ -3,6 +3,9 @@ import os
 
 import numpy as np
 
+from host_tools.pipeline import camera_augment
+from host_tools.pipeline.defaults import steps_per_epoch
+
 STRATEGIES = ("default", "mirrored", "multi-worker")
 
 
@@ -50,24 +53,177 @@ def progress_callback(total_epochs, desc):
     return _Progress()
 
 
-def train_classifier(build_model, x_train, y_train, x_val, y_val, *, epochs, batch_size=64, lr=2e-3,
-                     strategy="default", seed=0, desc="train"):
-    """Build (inside the strategy's scope), compile and fit a softmax classifier on uint8 images.
+MIN_GAIN = 0.98      # a validation loss must drop by 2% to count as progress when the accuracy stays the same
 
-    Returns (model, history dict with loss / accuracy / val_loss / val_accuracy per epoch).
+
+class _Views:
+    """Batches of fresh augmented views of the training sources, reshuffled each epoch, weighted so that every
+    class counts the same whatever its photo count."""
+
+    def __init__(self, data, cfg, rng):
+        import keras
+
+        class Seq(keras.utils.PyDataset):
+            def __len__(s):
+                return steps_per_epoch(len(data.y_train), cfg.batch)
+
+            def __getitem__(s, i):
+                idx = s.order[i * cfg.batch:(i + 1) * cfg.batch]
+                x = camera_augment.batch(data.sources, idx, cfg.input[0], cfg.input[1], rng, cfg.augment)
+                return to_input(x), data.y_train[idx], s.weight[data.y_train[idx]]
+
+            def on_epoch_end(s):
+                s.order = rng.permutation(len(data.y_train))
+
+        counts = np.bincount(data.y_train, minlength=len(data.names)).astype(np.float64)
+        self.seq = Seq()
+        self.seq.weight = (len(data.y_train) / (len(counts) * np.maximum(counts, 1))).astype(np.float32)
+        self.seq.on_epoch_end()
+
+
+class BatchNormSettler:
+    """Sets every trainable BatchNormalization's moving mean and variance to their average over a set of images
+    (the training photos as the board sees them), computed as in training (each layer on batch-normalised inputs).
+
+    On a small set the usual moving average (momentum 0.99) is still far from the data after a few hundred steps:
+    training accuracy reaches 1.0 while inference normalises with wrong statistics and predicts one class.
+    """
+
+    def __init__(self, model, batch=256):
+        import keras
+        import tensorflow as tf
+        self.model, self.batch = model, batch
+        self.bns = [L for L in model.layers if isinstance(L, keras.layers.BatchNormalization) and L.trainable]
+        # traced with momentum 0: each call leaves exactly its batch's statistics in the moving variables
+        self.step = tf.function(lambda x: model(x, training=True), reduce_retracing=True)
+
+    def __call__(self, images_u8):
+        if not self.bns or len(images_u8) == 0:
+            return
+        saved = [L.momentum for L in self.bns]
+        sums = None
+        n = 0
+        try:
+            for L in self.bns:
+                L.momentum = 0.0
+            for i in range(0, len(images_u8), self.batch):
+                x = images_u8[i:i + self.batch]
+                self.step(to_input(x))
+                stats = [(L.moving_mean.numpy(), L.moving_variance.numpy()) for L in self.bns]
+                w = len(x)
+                sums = [(m * w, v * w) for m, v in stats] if sums is None else \
+                    [(a + m * w, b + v * w) for (a, b), (m, v) in zip(sums, stats)]
+                n += w
+            for L, (m, v) in zip(self.bns, sums):
+                L.moving_mean.assign(m / n)
+                L.moving_variance.assign(v / n)
+        finally:
+            for L, m in zip(self.bns, saved):
+                L.momentum = m
+
+
+def predict(model, images_u8, batch=256) -> np.ndarray:
+    """Inference-mode outputs of a Keras model on uint8 images, without Keras' predict loop (small sets)."""
+    return np.concatenate([model(to_input(images_u8[i:i + batch]), training=False).numpy()
+                           for i in range(0, len(images_u8), batch)])
+
+
+class _BestOnValidation:
+    """After each epoch: settle BatchNorm, measure the validation split, keep the best weights (accuracy, then
+    loss), stop after `patience` epochs without progress; at the end the best weights are back in the model."""
+
+    def __init__(self, data, patience, history, phase, prior=None):
+        import keras
+
+        outer = self
+
+        class CB(keras.callbacks.Callback):
+            def on_epoch_end(s, epoch, logs=None):
+                outer.epoch_end(s.model, epoch, logs if logs is not None else {})
+
+            def on_train_end(s, logs=None):
+                if outer.best_weights is not None:     # BatchNorm statistics included, settled then
+                    s.model.set_weights(outer.best_weights)
+
+        self.data, self.patience, self.history, self.phase = data, patience, history, phase
+        self.settle = None
+        self.best, self.best_weights, self.best_epoch, self.wait = None, None, -1, 0
+        if prior is not None:       # a later phase only replaces the weights when it does better
+            self.best, self.best_weights, self.best_epoch = prior.best, prior.best_weights, prior.best_epoch
+        self.callback = CB()
+
+    def epoch_end(self, model, epoch, logs):
+        if self.settle is None:
+            self.settle = BatchNormSettler(model)
+        self.settle(self.data.x_train_view)
+        p = predict(model, self.data.x_val)
+        y = self.data.y_val
+        acc = float((p.argmax(1) == y).mean())
+        loss = float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-7, 1.0)).mean())
+        logs["val_accuracy"], logs["val_loss"] = acc, loss
+        for k in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            self.history.setdefault(k, []).append(float(logs.get(k, np.nan)))
+        self.history.setdefault("phase", []).append(self.phase)
+        # better: more right, or as many right with a clearly lower loss
+        key = (acc, -loss)
+        if self.best is None or acc > self.best[0] or (acc == self.best[0] and loss < -self.best[1] * MIN_GAIN):
+            self.best, self.best_weights, self.wait = key, model.get_weights(), 0
+            self.best_epoch = len(self.history["phase"]) - 1
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:
+                model.stop_training = True
+
+
+def _fit(model, data, cfg, epochs, lr, rng, history, phase, desc, prior=None):
+    import keras
+    history.setdefault("trainable_weights", {})[phase] = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    steps = steps_per_epoch(len(data.y_train), cfg.batch)
+    warm = min(cfg.warmup_epochs * steps, epochs * steps // 4)
+    sched = keras.optimizers.schedules.CosineDecay(lr * 0.1 if warm else lr, max(1, epochs * steps - warm),
+                                                   alpha=0.02, warmup_target=lr if warm else None,
+                                                   warmup_steps=warm)
+    model.compile(optimizer=keras.optimizers.Adam(sched), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    best = _BestOnValidation(data, cfg.patience, history, phase, prior)
+    model.fit(_Views(data, cfg, rng).seq, epochs=epochs, verbose=0,
+              callbacks=[best.callback, progress_callback(epochs, desc)])
+    return best
+
+
+def train_classifier(build_model, data, cfg, *, strategy="default", desc="train", log=None):
+    """Build (inside the strategy's scope) and train a softmax classifier on `data` (datasets.ClassifierData).
+
+    From scratch: one run. With pretrained weights (cfg.transfer): the base frozen while the new head learns
+    (cfg.head_epochs), then the whole net fine-tuned at cfg.fine_tune_lr with its BatchNorm layers kept frozen,
+    as Keras advises for fine-tuning. Returns (model with the best validation weights, history dict: per epoch
+    loss / accuracy on augmented views, val_loss / val_accuracy, phase; best_epoch; trainable_weights per phase).
     """
     import keras
-    set_seeds(seed)
+
+    from host_tools.pipeline import arch
+    set_seeds(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    history = {}
     strat = get_strategy(strategy)
     with strat.scope():
         model = build_model()
-        steps = int(np.ceil(len(x_train) / batch_size)) * epochs
-        sched = keras.optimizers.schedules.CosineDecay(lr, steps, alpha=0.02)
-        model.compile(optimizer=keras.optimizers.Adam(sched), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
-    hist = model.fit(to_input(x_train), y_train, validation_data=(to_input(x_val), y_val), epochs=epochs,
-                     batch_size=batch_size, shuffle=True, verbose=0, callbacks=[progress_callback(epochs, desc)])
-    return model, {k: [float(v) for v in vs] for k, vs in hist.history.items()}
+    if cfg.transfer:
+        base = arch.base_layers(model)
+        for L in base:
+            L.trainable = False
+        with strat.scope():
+            best = _fit(model, data, cfg, cfg.head_epochs, cfg.lr, rng, history, "head", desc + " (head)")
+        for L in base:
+            L.trainable = not isinstance(L, keras.layers.BatchNormalization)
+        with strat.scope():
+            best = _fit(model, data, cfg, cfg.epochs, cfg.fine_tune_lr, rng, history, "fine-tune",
+                        desc + " (fine-tune)", prior=best)
+    else:
+        with strat.scope():
+            best = _fit(model, data, cfg, cfg.epochs, cfg.lr, rng, history, "train", desc)
+    history["best_epoch"] = best.best_epoch
+    return model, history
 
 
 def confusion_matrix(y_true, y_pred, n):
@@ -81,7 +237,8 @@ def save_curves(history, path, title):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    metrics = [k for k in history if not k.startswith("val_") and k != "learning_rate"]
+    metrics = [k for k, v in history.items() if not k.startswith("val_") and k != "learning_rate"
+               and isinstance(v, list) and v and isinstance(v[0], (int, float))]
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
     for ax, k in zip(axes[0], metrics):
         ax.plot(range(1, len(history[k]) + 1), history[k], label="train")

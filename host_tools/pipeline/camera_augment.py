@@ -1,0 +1,83 @@
+"""Classifier augmentation: what pointing the board's camera at a thing does to the picture.
+
+Each training image is kept as its framed region at a margin above the model input (`SOURCE_MARGIN`); every epoch
+draws a new view of it: a crop of that region (aim and distance), a mirror image, light, colour cast, focus and
+sensor noise, then the RGB565 rounding of the board's cut/resize path (host_tools.k210.pixels), so training sees
+the bytes the KPU will get.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from host_tools.k210 import pixels
+
+SOURCE_MARGIN = 1.25     # training sources are kept at this multiple of the model input, for crops to resample
+
+
+@dataclass(frozen=True)
+class Augment:
+    crop: tuple = (0.75, 1.0)        # side of the view as a fraction of the framed region
+    aspect: float = 0.1             # +- jitter of the view's aspect
+    flip: bool = True               # mirror images (off for things with a handedness: digits, text)
+    brightness: float = 0.3         # +- relative
+    contrast: float = 0.25
+    saturation: float = 0.3
+    white_balance: float = 0.1      # +- per-channel gain
+    noise: float = 4.0              # max sensor noise sigma, in pixel levels
+    blur: float = 0.2               # probability of a slightly out-of-focus view
+    rgb565: bool = True             # the board's cut/resize path hands the KPU RGB565 pixels
+
+    @staticmethod
+    def none():
+        return Augment(crop=(1.0, 1.0), aspect=0.0, flip=False, brightness=0.0, contrast=0.0, saturation=0.0,
+                       white_balance=0.0, noise=0.0, blur=0.0, rgb565=True)
+
+
+def source_size(w: int, h: int) -> tuple:
+    return int(round(w * SOURCE_MARGIN)), int(round(h * SOURCE_MARGIN))
+
+
+def crop(src: np.ndarray, w: int, h: int, rng, aug: Augment) -> np.ndarray:
+    """A (h, w, 3) uint8 view of a framed source image (any size, same aspect as the model): aim, distance, focus."""
+    sh, sw = src.shape[:2]
+    side = rng.uniform(*aug.crop)
+    stretch = np.exp(rng.uniform(-aug.aspect, aug.aspect))
+    cw = min(sw, max(2, int(round(sw * side * stretch))))
+    ch = min(sh, max(2, int(round(sh * side / stretch))))
+    x0 = int(rng.integers(0, sw - cw + 1))
+    y0 = int(rng.integers(0, sh - ch + 1))
+    im = Image.fromarray(np.ascontiguousarray(src[y0:y0 + ch, x0:x0 + cw]))
+    if aug.blur and rng.random() < aug.blur:
+        im = im.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.0) * max(cw / w, 1.0)))
+    out = np.asarray(im.resize((w, h), Image.BILINEAR, reducing_gap=3.0))
+    return out[:, ::-1] if aug.flip and rng.random() < 0.5 else out
+
+
+def light(x: np.ndarray, rng, aug: Augment) -> np.ndarray:
+    """Brightness, contrast, saturation, white balance and sensor noise on float RGB images (n, h, w, 3)."""
+    n = len(x)
+
+    def gain(r, channels=1):
+        return 1.0 + rng.uniform(-r, r, size=(n, 1, 1, channels))
+
+    gray = x.mean(axis=3, keepdims=True)
+    x = gray + (x - gray) * gain(aug.saturation)
+    mean = x.mean(axis=(1, 2, 3), keepdims=True)
+    x = mean + (x - mean) * gain(aug.contrast)
+    x = x * gain(aug.brightness) * gain(aug.white_balance, 3)
+    if aug.noise:
+        x = x + rng.normal(0.0, 1.0, size=x.shape) * rng.uniform(0.0, aug.noise, size=(n, 1, 1, 1))
+    return x
+
+
+def camera_bytes(rgb: np.ndarray) -> np.ndarray:
+    """RGB888 -> the RGB565 the firmware's cut/resize works in -> the 8-bit planes pix_to_ai makes of it."""
+    return pixels.rgb565_to_888(pixels.rgb888_to_565(rgb))
+
+
+def batch(sources, idx, w, h, rng, aug: Augment) -> np.ndarray:
+    """Augmented (n, h, w, 3) uint8 views of sources[idx]."""
+    x = np.stack([crop(sources[i], w, h, rng, aug) for i in idx]).astype(np.float32)
+    out = np.clip(np.rint(light(x, rng, aug)), 0, 255).astype(np.uint8)
+    return camera_bytes(out) if aug.rgb565 else out

@@ -1,0 +1,273 @@
+"""`train --data DIR`: the user's folder of photos to a model on the board, in one command.
+
+dataset -> Keras -> int8 tflite -> kmodel + manifest (labels, anchors, framing carried over) -> report, and with
+a port, the board. Every validation figure (float, int8, kmodel on the KPU emulator) is measured on the same
+held-out photos as the board's camera would hand them to the KPU. A kmodel that is not clearly better than chance
+is said to be so, gets no manifest (so nothing deploys it) and the command exits 3.
+"""
+import contextlib
+import json
+import re
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_USELESS = 0, 1, 2, 3
+
+
+class FlowError(ValueError):
+    """The request cannot be carried out as given; the message names the option, file or folder."""
+
+
+@dataclass(frozen=True)
+class Request:
+    data: Path
+    kind: str = None             # None: from the folder (class subfolders, or VOC XML / YOLO txt annotations)
+    name: str = None             # None: the folder's name
+    out: Path = None             # None: out/train/<name>
+    labels: tuple = ()           # detector class names (default: from the VOC files or classes.txt)
+    deploy: str = None           # serial port of a board to put the model on
+    strategy: str = "default"
+    settings: dict = field(default_factory=dict)   # user-given training settings (defaults.py / detector.py)
+    progress: bool = True
+
+
+def model_name(folder) -> str:
+    """A name usable for files on the PC and the board, from the data folder's name."""
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(folder).resolve().name).strip("_")[:24]
+    return name or "model"
+
+
+def detect_kind(root) -> str:
+    root = Path(root)
+    if not root.is_dir():
+        raise FlowError("--data %s: no such folder" % root)
+    from host_tools.pipeline.datasets import IMAGE_EXTS
+    subdirs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    with_images = [d for d in subdirs if any(f.suffix.lower() in IMAGE_EXTS for f in d.iterdir())]
+    if next(root.rglob("*.xml"), None) is not None:
+        return "detector"
+    if len(with_images) >= 2 and not any(f.suffix == ".txt" and f.stem != "classes" for f in root.rglob("*.txt")):
+        return "classifier"
+    if any(p.with_suffix(".txt").is_file() for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS):
+        return "detector"
+    raise FlowError("--data %s: found neither class subfolders of photos (a classifier: one folder per label) nor "
+                    "annotated photos (a detector: Pascal VOC .xml or YOLO .txt beside each image)" % root)
+
+
+class Stages:
+    """Wall time of each stage: stage("name") starts one (ending the last), stage(None) ends the last."""
+
+    def __init__(self):
+        self.seconds, self._t = {}, None
+
+    def __call__(self, name):
+        now = time.monotonic()
+        if self._t is not None:
+            self.seconds[self._t[0]] = round(now - self._t[1], 2)
+        self._t = (name, now) if name else None
+
+
+def run(req: Request, log=print) -> int:
+    """The whole flow; returns the exit code (0 done, 3 a model no better than chance)."""
+    kind = req.kind or detect_kind(req.data)
+    name = req.name or model_name(req.data)
+    out = Path(req.out) if req.out else Path("out") / "train" / name
+    log("train: %s from %s -> %s" % (kind, req.data, out))
+    if kind == "classifier":
+        result = _classifier(req, name, out, log)
+    else:
+        result = _detector(req, name, out, log)
+    rep, verdict = result
+    from host_tools.pipeline import report
+    paths = report.write_train_report(out, name, rep)
+    if not verdict.useful:
+        print("train: %s: %s. No kmodel or manifest written and nothing deployed; see %s"
+              % (name, verdict.message, paths["md"]), file=sys.stderr)
+        return EXIT_USELESS
+    log("train: %s: %s" % (name, verdict.message))
+    log("train: wrote %s (kmodel %s, manifest %s, report %s)" % (out, rep["files"]["kmodel"],
+                                                                 rep["files"]["manifest"], paths["md"].name))
+    if req.deploy:
+        from host_tools.deploy import deploy as D
+        manifests = D.select_models([out], **{kind: name}, log=log)
+        D.deploy(req.deploy, manifests=manifests, log=log)
+    else:
+        log("train: put it on a board with: python -m host_tools deploy --models %s --port PORT" % out)
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------ classifier
+
+def _build_classifier(cfg, n_classes, name):
+    from host_tools.pipeline import arch
+    if cfg.arch == "mobilenet":
+        return arch.mobilenet_v1((cfg.input[1], cfg.input[0]), cfg.alpha, n_classes, name=name)
+    return arch.small_mobilenet((cfg.input[1], cfg.input[0]), n_classes, name=name)
+
+
+def _classifier(req, name, out, log):
+    from host_tools.pipeline import checker, datasets, defaults, evaluate, pretrained, quantize, report, train
+    stage = Stages()
+    stage("load")
+    names, files = datasets.class_folders(req.data)
+    cfg = defaults.default_config(sum(len(f) for f in files), len(names), **req.settings)
+    data = datasets.load_classifier_data(req.data, cfg.input, cfg.framing, cfg.val_fraction, cfg.seed,
+                                         progress=req.progress)
+    log("train: %d classes (%s), %d photos for training, %d for validation; %s %dx%d, up to %d epochs, batch %d"
+        % (len(names), ", ".join(names), len(data.y_train), len(data.y_val), cfg.arch, cfg.input[0], cfg.input[1],
+           cfg.epochs, cfg.batch))
+    pre = checker.check_keras(_build_classifier(cfg, len(names), name))
+    if not pre.ok:
+        raise FlowError(pre.text())
+
+    def build():
+        m = _build_classifier(cfg, len(names), name)
+        if cfg.weights:
+            pretrained.load(m, cfg.weights, cfg.alpha, cfg.input[0])
+        return m
+
+    stage("train")
+    model, hist = train.train_classifier(build, data, cfg, strategy=req.strategy, desc=name)
+    stage("quantize")
+    tfl = quantize.to_int8_tflite(model, quantize.representative(train.to_input(data.x_train_view), 200, cfg.seed))
+    files_written = report.save_model_files(out, name, model, tfl)
+    stage("compile")
+    with _staged_compile(out, name, "classifier", names, framing=cfg.framing) as staged:
+        stage("evaluate")
+        from host_tools import kmodel
+        figs = evaluate.classifier_figures(model, tfl, kmodel.load(staged.kmodel), data.x_val, data.y_val, req.progress)
+        verdict = evaluate.classifier_verdict(figs["val"]["kmodel"], data.y_val, len(names),
+                                              looks=len(hist["phase"]))
+        train_acc = float((train.predict(model, data.x_train_view).argmax(1) == data.y_train).mean())
+        cm = train.confusion_matrix(data.y_val, figs["pred_kmodel"], len(names))
+        train.save_curves(hist, out / (name + "_curves.png"), name)
+        train.save_confusion(cm, names, out / (name + "_confusion.png"), name + " kmodel (validation)")
+        stage(None)
+        rep = {
+            "name": name, "kind": "classifier", "metric": "accuracy", "val": figs["val"], "chance": verdict.chance,
+            "useful": verdict.useful, "verdict": verdict.message, "labels": names, "data": str(req.data),
+            "train_accuracy": train_acc, "framing": cfg.framing,
+            "photos": {"train": _per_class(data.y_train, names), "val": _per_class(data.y_val, names)},
+            "val_photos": [str(p) for p in data.val_files],
+            "per_class_val_accuracy": {n: float(cm[i, i] / max(cm[i].sum(), 1)) for i, n in enumerate(names)},
+            "confusion_kmodel": cm.tolist(), "kmodel_int8_top1_agreement": figs["kmodel_int8_top1_agreement"],
+            "settings": _settings(cfg), "epochs_run": len(hist["phase"]), "best_epoch": hist["best_epoch"] + 1,
+            "seconds": stage.seconds,
+            "files": {"keras": files_written["keras"].name, "tflite": files_written["tflite"].name},
+        }
+        _finish(out, staged, verdict, rep)
+    return rep, verdict
+
+
+def _per_class(y, names):
+    counts = np.bincount(np.asarray(y), minlength=len(names))
+    return {n: int(c) for n, c in zip(names, counts)}
+
+
+def _settings(cfg) -> dict:
+    d = asdict(cfg)
+    return json.loads(json.dumps(d, default=str))
+
+
+# ------------------------------------------------------------------ detector
+
+def _detector_labels(req):
+    if req.labels:
+        return list(req.labels)
+    from host_tools.pipeline import datasets
+    return datasets.detector_labels(req.data)
+
+
+def _detector(req, name, out, log):
+    from host_tools import kmodel
+    from host_tools.pipeline import checker, datasets, detector, evaluate, quantize, report, train
+    stage = Stages()
+    stage("load")
+    labels = _detector_labels(req)
+    samples = datasets.load_detection_folder(req.data, labels)
+    cfg = detector.default_config(samples, labels, **req.settings)
+    images, boxes = detector.frames(samples, cfg)
+    seed = req.settings.get("seed", 0)
+    tr, va = detector.split(len(images), req.settings.get("val_fraction", 0.2), seed)
+    log("train: detector for %s, %d photos for training, %d for validation; input %dx%d, anchors %s"
+        % (", ".join(labels), len(tr), len(va), cfg.input_size[0], cfg.input_size[1], list(cfg.anchors)))
+    pre = checker.check_keras(cfg.build(name))
+    if not pre.ok:
+        raise FlowError(pre.text())
+    stage("train")
+    x_tr, b_tr = images[tr], [boxes[i] for i in tr]
+    x_va, b_va = images[va], [boxes[i] for i in va]
+    model, hist = detector.train_detector(cfg, x_tr, b_tr, strategy=req.strategy, seed=seed, desc=name,
+                                          val=(x_va, b_va))
+    stage("quantize")
+    tfl = quantize.to_int8_tflite(model, quantize.representative(train.to_input(x_tr), 200, seed))
+    files_written = report.save_model_files(out, name, model, tfl)
+    stage("compile")
+    with _staged_compile(out, name, "detector", labels, anchors=cfg.anchors, threshold=cfg.threshold, nms=cfg.nms,
+                         framing=cfg.framing) as staged:
+        stage("evaluate")
+        km = kmodel.load(staged.kmodel)
+        val = {"float": detector.map50(detector.keras_predictor(model), x_va, b_va, cfg),
+               "int8": detector.map50(detector.int8_predictor(tfl), x_va, b_va, cfg),
+               "kmodel": detector.map50(lambda x: evaluate.kmodel_outputs(km, x, "kmodel on validation",
+                                                                           req.progress).transpose(0, 2, 3, 1),
+                                        x_va, b_va, cfg)}
+        verdict = evaluate.detector_verdict(val["kmodel"])
+        if "loss" in hist:
+            train.save_curves({k: v for k, v in hist.items() if isinstance(v, list)}, out / (name + "_curves.png"), name)
+        stage(None)
+        rep = {
+            "name": name, "kind": "detector", "metric": "map50", "val": val, "useful": verdict.useful,
+            "verdict": verdict.message, "labels": labels, "anchors": list(cfg.anchors), "threshold": cfg.threshold,
+            "nms": cfg.nms, "data": str(req.data), "framing": cfg.framing,
+            "photos": {"train": int(len(tr)), "val": int(len(va))},
+            "boxes": {"train": int(sum(len(b) for b in b_tr)), "val": int(sum(len(b) for b in b_va))},
+            "settings": _settings(cfg), "seconds": stage.seconds,
+            "files": {"keras": files_written["keras"].name, "tflite": files_written["tflite"].name},
+        }
+        _finish(out, staged, verdict, rep)
+    return rep, verdict
+
+
+# ------------------------------------------------------------------ kmodel and manifest
+
+@dataclass
+class Staged:
+    folder: Path          # a private folder in --out holding the compiler's files until the verdict
+    files: list
+    kmodel: Path
+    manifest: Path
+
+
+@contextlib.contextmanager
+def _staged_compile(out, name, kind, labels, anchors=(), threshold=0.5, nms=0.3, framing="crop"):
+    """Compile <out>/<name>_int8.tflite into a private folder in --out, removed on the way out whatever happens:
+    the kmodel and manifest join the other files only once the model has proved useful (_finish)."""
+    from host_tools.compiler import compile_file
+    folder = out / (".%s.compiling" % name)
+    if folder.exists():
+        shutil.rmtree(folder)       # ours, left by a machine that went down mid-run
+    folder.mkdir(parents=True)
+    try:
+        man = compile_file(out / (name + "_int8.tflite"), folder, name, kind, labels, anchors=anchors,
+                           threshold=threshold, nms=nms, framing=framing)
+        yield Staged(folder, sorted(p.name for p in folder.iterdir()), folder / man.kmodel, folder / (name + ".json"))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _finish(out, staged: Staged, verdict, rep):
+    """Move the kmodel and manifest in (useful model), or leave them to be dropped (useless); record which."""
+    if not verdict.useful:
+        rep["files"].update({"kmodel": None, "manifest": None})
+        return
+    for f in staged.files:
+        if f != staged.manifest.name:
+            staged.folder.joinpath(f).replace(out / f)
+    staged.manifest.replace(out / staged.manifest.name)   # last: a manifest always has its kmodel
+    rep["files"].update({"kmodel": staged.kmodel.name, "manifest": staged.manifest.name})

@@ -1,0 +1,61 @@
+"""Which models a deploy puts on the board and which one the app runs (deploy --models/--classifier/--detector)."""
+import json
+
+import pytest
+
+from host_tools.__main__ import main as cli
+from host_tools.deploy import deploy, layout
+from test_deploy_support import make_model, pattern
+
+
+@pytest.fixture
+def demo(tmp_path):
+    d = tmp_path / "demo"
+    make_model(d, "digits", pattern(9000, 1))
+    make_model(d, "faces", pattern(9000, 2), kind="detector")
+    return d
+
+
+def test_a_user_classifier_gets_the_demo_detector(tmp_path, demo):
+    user = tmp_path / "out" / "flowers"
+    make_model(user, "flowers", pattern(5000, 3))
+    said = []
+    got = deploy.select_models([user], demo_dir=demo, log=said.append)
+    assert [p.stem for p in got] == ["flowers", "faces"]
+    assert any("the app runs classifier flowers" in s for s in said)
+    assert any("detector: faces, the demo" in s for s in said)
+
+
+def test_several_of_a_kind_say_which_runs_and_the_choice_comes_first(tmp_path, demo):
+    user = tmp_path / "m"
+    for i, n in enumerate(("apples", "birds")):
+        make_model(user, n, pattern(5000, 10 + i))
+    said = []
+    got = deploy.select_models([user], demo_dir=demo, log=said.append)
+    assert [p.stem for p in got] == ["apples", "faces", "birds"]
+    assert any("runs classifier apples (also in flash: birds; choose with --classifier NAME)" in s for s in said)
+    got = deploy.select_models([user], classifier="birds", demo_dir=demo, log=said.append)
+    assert [p.stem for p in got] == ["birds", "faces", "apples"]
+    with pytest.raises(layout.PlanError, match="--classifier cats: not among the classifiers.*apples, birds"):
+        deploy.select_models([user], classifier="cats", demo_dir=demo, log=said.append)
+    with pytest.raises(layout.PlanError, match="--models .*nowhere: no such folder"):
+        deploy.select_models([tmp_path / "nowhere"], demo_dir=demo)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(layout.PlanError, match="empty: no model manifests"):
+        deploy.select_models([tmp_path / "empty"], demo_dir=demo)
+
+
+def test_flash_plan_orders_models_json_so_the_app_runs_the_choice(tmp_path, demo, capsys, monkeypatch):
+    monkeypatch.setattr(deploy, "DEMO_MODELS", demo)
+    user = tmp_path / "m"
+    for i, n in enumerate(("apples", "birds")):
+        make_model(user, n, pattern(5000, 10 + i))
+    out = tmp_path / "plan"
+    assert cli(["flash", "plan", "--models", str(user), "--classifier", "birds", "--out", str(out),
+                "--firmware-size", "0"]) == 0
+    entries = json.loads((out / "models.json").read_text())["models"]
+    firsts = {}
+    for e in entries:                      # the app runs the first model of each kind
+        firsts.setdefault(e["kind"], e["name"])
+    assert firsts == {"classifier": "birds", "detector": "faces"}
+    assert "the app runs classifier birds" in capsys.readouterr().out
