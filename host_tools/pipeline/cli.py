@@ -66,8 +66,8 @@ def cmd_models(args) -> int:
         rep = checker.check_file(out / (name + "_int8.tflite"))
         _log(rep.text())
         if not rep.ok:
-            print("models: %s breaks K210 rules; not compiling it" % name, file=sys.stderr)
-            return 1
+            from host_tools.command import Failed
+            raise Failed("models: %s breaks K210 rules (the findings above); not compiling it" % name)
     if args.no_compile:
         _log("models: --no-compile given; kmodels not rebuilt")
         return 0
