@@ -130,3 +130,28 @@ PUBLISHED = (
     Figure("face_yolov2_320x240", "ram", 24, 24, "neucrack.com/p/313 (V3 YOLOv2 face detection at 320x240)"),
     Figure("yolo20_fixture", "loop_fps", 19.5, 19.5, "MaixPy 20-class YOLO demo, whole loop (maixpy-firmware-facts.md)"),
 )
+
+
+# -- the rest of a camera loop (the simulator's clock charges these: host_tools/sim/clock.py COSTS) --
+CAMERA_FPS = 60                  # OV2640 frames per second at QVGA (its CIF timing); the DVP takes one per period
+SNAPSHOT_CYCLES_PER_PIXEL = 5    # sensor.snapshot's hand-over: reverse_u32pixel over the RGB565 frame
+PIXEL_OP_CYCLES = 6              # py_image loops (cut, resize, pix_to_ai, drawing) per pixel touched
+LCD_BITS_PER_CLOCK = 8           # lcd.display: RGB565 over the 8-line SPI at lcd.init's freq (15 MHz default)
+REGION_CYCLES_PER_VALUE = 90     # run_yolo2's region layer (sigmoid, softmax, boxes, NMS) per output value:
+                                 # ~2 ms for the 20-class YOLO's 8,750 values
+
+
+def snapshot_us(pixels: int) -> float:
+    return pixels * SNAPSHOT_CYCLES_PER_PIXEL / CPU_HZ * 1e6
+
+
+def pixel_op_us(pixels: int) -> float:
+    return pixels * PIXEL_OP_CYCLES / CPU_HZ * 1e6
+
+
+def lcd_display_us(pixels: int, spi_hz: int) -> float:
+    return pixels * 16 / (LCD_BITS_PER_CLOCK * spi_hz) * 1e6
+
+
+def region_us(values: int) -> float:
+    return values * REGION_CYCLES_PER_VALUE / CPU_HZ * 1e6

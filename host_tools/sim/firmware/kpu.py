@@ -33,7 +33,6 @@ from host_tools.kmodel import board_time
 from host_tools.kmodel import KmodelError, netinfo, parse, run as kmodel_run
 from host_tools.kmodel.reader import K210_CONV, fmap_shape
 from host_tools.kmodel.yolo import region_decode
-from host_tools.sim.clock import COSTS
 from host_tools.sim.firmware.image import GRAYSCALE, RGB565
 from host_tools.sim.firmware.runtime import Runtime, make_module
 
@@ -328,7 +327,7 @@ def build_kpu(rt: Runtime, image_mod):
         threshold, nms, _, anchors = slot.yolo
         c, h, w = slot.model.input_shape
         boxes = region_decode(outs[0], anchors, threshold, nms, w, h)
-        rt.advance(COSTS["region_us"])
+        rt.advance(cost.region_us(outs[0].size))
         if not boxes:
             return None
         return [Yolo(b) for b in boxes]
