@@ -45,6 +45,9 @@ def main() -> int:
         bad += not f.holds(got)
         print("%-22s %-18s %-10s %-10.1f %-8s %s" % (f.model, f.quantity, pub, got, ratio, f.source))
     print("(ms, or frames per second for loop_fps; ratio = predicted / published middle; aim 0.85-1.15 or inside)")
+    print("\nthe KPU conv structure, Sipeed forum topic 691 (3x3 conv 128->128, 16-bit weights, KPU 300 MHz):")
+    print("  ".join("%dx%d %.3f/%.3f ms=%.2f" % (w, h, cost.topic_691_ms(w, h), ms, cost.topic_691_ms(w, h) / ms)
+                    for w, h, ms in cost.TOPIC_691))
     return 1 if bad else 0
 
 

@@ -75,3 +75,8 @@ def test_kmodel_info_prints_predictions():
     assert r.returncode == 0, r.stderr
     line, = [ln for ln in r.stdout.splitlines() if ln.startswith("predicted Maix Bit time")]
     assert "ms from RAM" in line and "dual-buffered" in line and "kpu.load" in line
+
+
+def test_conv_structure_against_topic_691():
+    ratios = [cost.topic_691_ms(w, h) / ms for w, h, ms in cost.TOPIC_691]
+    assert sum(abs(r - 1) <= 0.10 for r in ratios) >= 9 and all(abs(r - 1) <= 0.30 for r in ratios), ratios

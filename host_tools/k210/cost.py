@@ -10,20 +10,24 @@ Sources (docs/board-time.md has the calibration table and what each figure rests
   16 px wide, 2 up to 32, else ceil(w/64) rows per line) and computes a whole 64-lane row of 3x3 (or 1x1)
   windows per cycle, one (input row, output channel) pair at a time. Sipeed's forum topic 691 ("MAIX
   performance and limit for AI models") times one 3x3 conv, 128 -> 128 channels, 16-bit weights, KPU at
-  300 MHz, from 4x4 to 256x256: one cycle per (output channel, input-channel row group, line, 64-byte row)
-  plus WRITE_BACK_CYCLES per (output channel, line, row) plus the weight fetch at WEIGHT_BYTES_PER_CYCLE fits
-  all ten points within 10 % but one (16x16, +29 %).
+  300 MHz, from 4x4 to 256x256 (TOPIC_691 below): one cycle per (output channel, input-channel row group,
+  line, 64-byte row) plus WRITE_BACK_CYCLES per (output channel, line, row) plus the weight fetch at
+  WEIGHT_BYTES_PER_CYCLE fits nine of the ten points within 10 % (16x16: +30 %). With 8-bit weights the
+  KPU is taken to do that row in half a cycle: a hypothesis, not a measurement, which is what makes the two
+  whole-model figures below agree with one per-layer constant.
 - Layers writing to main memory: the SDK's kpu_conv (kpu.c) streams the output FIFO by DMA, 64 bits a beat.
 - CPU layers: the SDK's element loops (kpu.c: kpu_kmodel_dequantize, kpu_global_average_pool2d, kpu_softmax,
   ...) on the 400 MHz RV64GC core; cycles per element are estimates of those loops, small next to the KPU.
-- MaixPy's V3 runtime spends a fixed time per layer on top of the KPU's own (interrupt, layer set-up, cache
-  maintenance): RUNTIME_LAYER_US, the one constant fitted on whole-model figures (MobileNetV1 0.75 @ 224 in
+- MaixPy's V3 runtime spends a fixed time per conv layer on top of the KPU's own (its mechanism unknown):
+  RUNTIME_LAYER_US, fitted on the whole-model figures (MobileNetV1 0.75 @ 224 in
   37-40 ms, Sipeed forum topics 1790/1811; the YOLOv2 face detector at 320x240 in 24 ms, neucrack.com/p/313);
   the SDK alone shows about 0.1-0.3 ms per layer (nncase issues 92, 96; topic 691's small maps).
 - kpu.load_flash: each layer's body is read from the SPI flash before the layer runs (quad SPI, 4 bits per
-  clock at the spi_speed given, 80 MHz in the published test); single buffer: read then run; dual buffer: the
-  next layer's read overlaps this layer's run. Topic 1811: 106 ms single, 83 ms dual, 40 ms from RAM.
-- kpu.load: reading the file into RAM; topic 1811: 421 ms for the 1000-class MobileNet (2.6 MB).
+  clock at the spi_speed given, 80 MHz in the published test); single buffer: read then run; dual buffer:
+  the body streams in batch-size chunks, so a layer runs while the rest of it is read. Topic 1811: 106 ms
+  single, 83 ms dual, 40 ms from RAM.
+- kpu.load: reading the file into RAM at LOAD_BYTES_PER_S, fitted on topic 1811's one figure (421 ms for the
+  1000-class MobileNet, 2.66 MB).
 """
 from dataclasses import dataclass
 
@@ -44,7 +48,6 @@ FLASH_BITS_PER_CLOCK = 4         # quad SPI read
 LOAD_FLASH_BATCH = 0x4000          # batch_size of MaixPy's load_flash examples (0x4000-0x10000 when dual)
 FLASH_READ_SETUP_US = 20         # command, address and dummy cycles + DMA set-up per layer read
 LOAD_BYTES_PER_S = 6.3e6         # kpu.load: file -> RAM (topic 1811: 421 ms for 2.66 MB)
-LOAD_FIXED_US = 0
 
 # CPU cycles per element of the SDK's loops (kpu.c), estimates: a float multiply-add with a load and a store is
 # ~8 cycles on the K210's core; expf ~60.
@@ -101,7 +104,7 @@ def load_flash_forward_us(layers, dual: bool, spi_hz: int, batch_bytes: int = LO
 
 def kpu_load_us(model_bytes: int) -> float:
     """kpu.load: the kmodel read from flash or SD into the heap."""
-    return LOAD_FIXED_US + model_bytes / LOAD_BYTES_PER_S * 1e6
+    return model_bytes / LOAD_BYTES_PER_S * 1e6
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,19 @@ class Figure:
     def holds(self, predicted: float, tolerance: float = 0.15) -> bool:
         """Inside the published range, or within tolerance of its middle."""
         return self.low <= predicted <= self.high or abs(predicted / self.middle - 1) <= tolerance
+
+
+# Sipeed forum topic 691: one 3x3 conv, 128 -> 128 channels, 16-bit weights, KPU at 300 MHz, SDK (no MaixPy):
+# (width, height, ms)
+TOPIC_691 = ((4, 4, 0.339), (16, 4, 0.339), (16, 16, 0.417), (32, 16, 0.692), (32, 32, 1.138), (64, 32, 2.125),
+             (64, 64, 3.891), (128, 64, 7.709), (128, 128, 14.778), (256, 256, 57.756))
+TOPIC_691_KPU_HZ = 300_000_000
+
+
+def topic_691_ms(w: int, h: int) -> float:
+    """The model's time for topic 691's layer: compute, write-back and weight fetch, without MaixPy's runtime."""
+    cycles = conv_cycles(128, h, w, 128, False, 16) + 128 * 128 * 9 * 2 / WEIGHT_BYTES_PER_CYCLE
+    return cycles / TOPIC_691_KPU_HZ * 1e3
 
 
 PUBLISHED = (
