@@ -108,6 +108,9 @@ def run(model: Kmodel, x, upto: int = None, trace=None, exact: bool = False, tap
     for every conv layer (same results, slower; for tests), taps: called as taps(layer, input map, output map)
     for each conv layer, with (c, h, w) arrays.
     """
+    if model.version == 4:
+        from host_tools.kmodel import emulator_v4    # it builds on this module
+        return emulator_v4.run(model, x, upto, trace, exact, taps)
     x = check_input(model, x)
     with one_blas_thread():
         return _run(model, x, upto, trace, exact, taps)

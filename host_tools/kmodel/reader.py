@@ -1,4 +1,5 @@
 """kmodel V3 reader: header, outputs, every layer body decoded into named fields, validated against the file.
+(V4 files go to reader_v4 from parse().)
 
 Every size, count and offset is checked against the file length (and main memory against main_mem_usage)
 BEFORE anything is allocated or sliced, so a corrupted file gives one KmodelError naming layer and field,
@@ -13,12 +14,12 @@ import numpy as np
 from host_tools.k210 import kpu as hw
 from host_tools.k210 import registers as R
 from host_tools.k210.arith import POOL_TYPES
+from host_tools.k210.bigendian import LDMK
 from host_tools.k210.errors import ERR_KMODEL_FORMAT, ERR_KMODEL_VERSION, ERR_NO_MEM, ERR_READ_FILE, ERR_UNKNOWN
 from host_tools.k210.firmware import SRAM_BYTES
 from host_tools.kmodel.errors import KmodelError
 
 HEADER = struct.Struct("<7I")
-LDMK = 0x4B4D444C                  # 'LDMK': nncase v0.2+ (V4) and V5 files start with it
 LAST_BODY_SLACK = 7                # real files end up to 7 bytes short of the last body's padded size
 
 LAYER_TYPES = {
@@ -143,8 +144,12 @@ def load(path) -> Kmodel:
     return parse(data, name=str(path))
 
 
-def parse(data: bytes, name: str = "<bytes>") -> Kmodel:
+def parse(data: bytes, name: str = "<bytes>"):
+    """A Kmodel (V3), or a reader_v4.KmodelV4 for a V4 file (nncase v0.2)."""
     data = bytes(data)
+    if len(data) >= 8 and struct.unpack_from("<2I", data) == (LDMK, 4):
+        from host_tools.kmodel import reader_v4      # it builds on this module's Layer
+        return reader_v4.parse(data, name)
     return _Parser(data, name).model()
 
 
@@ -216,9 +221,6 @@ class _Parser:
     def check_version(self):
         if self.n >= 8 and struct.unpack_from("<I", self.data, 0)[0] == LDMK:
             v = struct.unpack_from("<I", self.data, 4)[0]
-            if v == 4:
-                self.fail("kmodel V4 (nncase v0.2): this tool runs V3, the format every MaixPy build loads",
-                          field="version", code=ERR_KMODEL_VERSION, version=4)
             self.fail("kmodel V%d (nncase v1.x): no MaixPy build loads it; compile to V3" % v, field="version",
                       code=ERR_UNKNOWN, version=v)
         if self.n >= 4:
