@@ -107,6 +107,21 @@ def _deferrable(model: Kmodel, conv: dict) -> set:
     return out
 
 
+def conv_forward(L, plan: ConvStep, ram: KpuRam, exact: bool, deferred: bool, taps):
+    """One KPU conv layer (V3 K210_CONV, V4 KPUConv2D) from KPU RAM to KPU RAM; returns its output map (an array,
+    or a Deferred when `deferred`: see _deferrable)."""
+    if exact:
+        y = A.forward(plan.arith, ram.read(plan.src))
+    elif deferred:
+        y = Deferred(plan.fast, ram.read(plan.src))
+    else:
+        y = plan.fast.forward(ram.read(plan.src, deferred=True))
+    ram.write(plan.dst, y)
+    if taps is not None:
+        taps(L, ram.read(plan.src), ram.read(plan.dst))
+    return y
+
+
 def check_input(model: Kmodel, x) -> np.ndarray:
     """The input as the runtime takes it; a wrong shape or type is a ValueError naming what was expected."""
     if model.input_is_float:
@@ -160,16 +175,7 @@ def _run(model, x, upto, trace, exact, taps):
             t0 = time.perf_counter()
         try:
             if L.type == K210_CONV:
-                plan = conv[L.index]
-                if exact:
-                    y = A.forward(plan.arith, ram.read(plan.src))
-                elif L.index in deferred:
-                    y = Deferred(plan.fast, ram.read(plan.src))
-                else:
-                    y = plan.fast.forward(ram.read(plan.src, deferred=True))
-                ram.write(plan.dst, y)
-                if taps is not None:
-                    taps(L, ram.read(plan.src), ram.read(plan.dst))
+                y = conv_forward(L, conv[L.index], ram, exact, L.index in deferred, taps)
                 if L.fields["flags"] & 1:
                     mem[L.fields["out"]:L.fields["out"] + y.size] = y.reshape(-1)
             else:

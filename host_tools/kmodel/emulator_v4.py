@@ -2,7 +2,7 @@
 
 The input goes where input 0's memory range says (nncase_run_kmodel): a main-memory input is copied in, a KPU one
 is uploaded by the width rule (kpu_upload). Nodes run in order. KPU conv nodes are the V3 K210_CONV layers' very
-arithmetic (kpu.ConvPlan on host_tools.k210.arith, with its choices listed in emulator.py); a node with a main
+arithmetic (emulator.conv_step: host_tools.k210.arith's stages and the fast path, choices listed in emulator.py); a node with a main
 memory output is then downloaded into it (CHW order). CPU nodes: cpu_nodes_v4. Outputs are read from their
 ranges, float32 for a float range, uint8 else, shaped model.output_shapes.
 """
@@ -13,9 +13,8 @@ import numpy as np
 from host_tools.k210 import kpu as hw
 from host_tools.k210.errors import ERR_RUN_MODEL
 from host_tools.kmodel import cpu_nodes_v4
-from host_tools.kmodel.emulator import _deferrable, one_blas_thread
+from host_tools.kmodel.emulator import _deferrable, conv_forward, conv_step, one_blas_thread
 from host_tools.kmodel.errors import KmodelError
-from host_tools.kmodel.kpu import ConvPlan
 from host_tools.kmodel.kpu_ram import Deferred, KpuRam, RamMap, rule_index
 from host_tools.kmodel.reader_v4 import DT_F32, KPU_CONV2D, KPU_UPLOAD, MEM_CONST, MEM_KPU, KmodelV4
 
@@ -71,10 +70,10 @@ class Memory:
 
 
 def plans(model: KmodelV4) -> dict:
-    """Per KPU conv node, its ConvPlan (cached on the model, as emulator.plans does for V3)."""
+    """Per KPU conv node, its emulator.ConvStep (cached on the model, as emulator.plans does for V3)."""
     p = model.__dict__.get("_plans")
     if p is None:
-        p = {L.index: ConvPlan(L) for L in model.layers if L.type == KPU_CONV2D}
+        p = {L.index: conv_step(L) for L in model.layers if L.type == KPU_CONV2D}
         model.__dict__["_plans"] = p
         model.__dict__["_deferred"] = _deferrable(model, p)
     return p
@@ -117,16 +116,7 @@ def _run(model, x, upto, trace, exact, taps):
         t0 = time.perf_counter()
         try:
             if L.type == KPU_CONV2D:
-                plan = conv[L.index]
-                if exact:
-                    y = plan.forward_exact(mem.ram.read(plan.src))
-                elif L.index in deferred:
-                    y = Deferred(plan, mem.ram.read(plan.src))
-                else:
-                    y = plan.forward(mem.ram.read(plan.src, deferred=True))
-                mem.ram.write(plan.dst, y)
-                if taps is not None:
-                    taps(L, mem.ram.read(plan.src), mem.ram.read(plan.dst))
+                y = conv_forward(L, conv[L.index], mem.ram, exact, L.index in deferred, taps)
                 if L.fields["flags"]:
                     mem.write(L.fields["main_mem_output"], y.array() if isinstance(y, Deferred) else y)
             elif L.type == KPU_UPLOAD:
