@@ -3,6 +3,7 @@ shapes by kpu.set_outputs as the firmware wants them, and the device app's detec
 import pytest
 
 from conftest import FIXTURES, fixture_file
+from host_tools.k210.firmware import build
 from host_tools.sim import Session
 from host_tools.sim.provision import fixture_manifests
 from test_device_app import START, boot, held, loads, make_board
@@ -34,18 +35,12 @@ def test_device_app_runs_the_v4_detector_on_the_dog_photo(tmp_path, v4_models):
 
 def test_minimum_build_refuses_the_v4_detector_and_keeps_the_classifier(tmp_path, v4_models):
     board = make_board(tmp_path, v4_models)
-    board.profile = type(board.profile)(**{**board.profile.__dict__, **_minimum()})
+    board.profile = build("minimum")
     board.press(at_ms=START + 1200)
     s, r, app = boot(board, START + 3000)
     assert r.error is None
     assert "yolo20v4: " + ERR_2002_MIN in board.console_text()
     assert held(app) == "mnist"                             # the model that worked is back
-
-
-def _minimum():
-    from host_tools.k210.firmware import build
-    b = build("minimum")
-    return {k: getattr(b, k) for k in ("name", "kmodel_versions", "version_error")}
 
 
 def test_v4_outputs_need_set_outputs(tmp_path):
