@@ -11,8 +11,14 @@ On ../shared/fixtures/kmodel (nncase-yolo20 and nncase-v4-yolo20, input dog_rgb8
 3. the boxes (threshold 0.3, NMS 0.2) of: the emulator on each file; each file in exact arithmetic end to end
    (8-bit weights kept, activations never rounded); the V4 file under nncase v0.2's own simulator rules
    (segment: last x_start < bn; activation shift rounds half to even);
-4. per class, each file's candidate boxes (anchor, grid cell, score) above 0.3.
+4. per class, each file's candidate boxes (anchor, grid cell, score) above 0.3;
+5. the V4 file in the emulator's own integer stages with one change: its leaky activation entries rescaled to the
+   network's slope 0.1 with 4 more bits (y_mul x16 or so, shift +4), every other byte of the file kept; and the
+   widest acc * norm_mul each file's layers reach on this photo (the vendor envelope's proven width is 42 bits);
+6. where each file's dog score comes from: the first k conv layers in the emulator's integer arithmetic, the rest
+   exact (real-valued, clamped to 0..255), for growing k.
 """
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -129,6 +135,47 @@ def nncase_rules_run(m, x: np.ndarray) -> np.ndarray:
     return dequantized(m, y.astype(np.float64))
 
 
+def precise_leaky(a: A.ConvArith, extra: int = 4) -> A.ConvArith:
+    """The layer with its rising activation entries at `extra` more bits and the entries below the last rising
+    one at exactly 0.1 of its slope (x_start and bias kept): what a 16-bit leaky table at slope 0.1 would hold."""
+    rising = np.nonzero(a.y_mul)[0]
+    if len(rising) < 2:
+        return a
+    y_mul = a.y_mul * 2 ** extra
+    top = y_mul[rising[-1]]
+    y_mul = np.where((np.arange(A.SEGMENTS) < rising[-1]) & (a.y_mul != 0), np.round(0.1 * top), y_mul)
+    return dataclasses.replace(a, y_mul=y_mul.astype(np.int64), shift=np.where(a.y_mul != 0, a.shift + extra, a.shift))
+
+
+def integer_run(m, x: np.ndarray, change=lambda a: a) -> np.ndarray:
+    """The file's conv layers through k210.arith's integer stages (each layer's numbers passed through change),
+    then its last node."""
+    y = x
+    for L in conv_layers(m):
+        y = A.forward(change(kpu.layer_arith(L)), y)
+    return dequantized(m, y.astype(np.float64))
+
+
+def widest_bn_product(m, x: np.ndarray) -> list:
+    """Per conv layer, the signed bit width of the largest |acc * norm_mul| on input x."""
+    y, bits = x, []
+    for L in conv_layers(m):
+        a = kpu.layer_arith(L)
+        acc = A.accumulators(a, y)
+        bits.append(int(np.abs(acc * a.norm_mul[:, None, None]).max()).bit_length() + 1)
+        y = A.forward(a, y)
+    return bits
+
+
+def mixed_run(m, x: np.ndarray, k: int) -> np.ndarray:
+    """The first k conv layers in integer arithmetic, the others exact (clamped, not rounded)."""
+    y = x
+    for i, L in enumerate(conv_layers(m)):
+        a = kpu.layer_arith(L)
+        y = A.forward(a, y) if i < k else exact_layer(a, y.astype(np.float64), extend=False)
+    return dequantized(m, y.astype(np.float64))
+
+
 def boxes(out) -> str:
     found = region_decode(np.asarray(out, np.float32), YOLO20_ANCHORS, THRESHOLD, NMS, 320, 240)
     return "; ".join("%s %d,%d,%d,%d %.3f" % (VOC[b.classid], b.x, b.y, b.w, b.h, b.value) for b in found)
@@ -198,6 +245,24 @@ def main() -> int:
                           ("leaky .1", i4)):
             print("   %-8s %-8s: %s" % (VOC[cls], name, ", ".join("%.3f a%d (%d,%d) %d,%d,%d,%d" % c
                                                              for c in candidates(out, cls))))
+
+    print("5. the V4 file with leaky tables at slope 0.1 (4 more bits), integer arithmetic:")
+    same = integer_run(m4, x)
+    print("   unchanged (check): differs from the emulator's output by %.1e at most (its float32 dequantize)"
+          % np.abs(same - o4).max())
+    for th in (0.5, THRESHOLD):
+        found = region_decode(np.asarray(integer_run(m4, x, precise_leaky), np.float32), YOLO20_ANCHORS, th, NMS,
+                              320, 240)
+        print("   threshold %.1f: %s" % (th, "; ".join("%s %d,%d,%d,%d %.3f" % (VOC[b.classid], b.x, b.y, b.w, b.h,
+                                                                            b.value) for b in found)))
+    for name, m in (("V3", m3), ("V4", m4)):
+        print("   %s widest acc*norm_mul on this photo, bits per layer: %s"
+              % (name, " ".join(str(b) for b in widest_bn_product(m, x))))
+
+    print("6. the dog's best score with the first k conv layers in integer arithmetic, the rest exact:")
+    for name, m in (("V3", m3), ("V4", m4)):
+        print("   %s: %s" % (name, " ".join("k=%d %.3f" % (k, candidates(mixed_run(m, x, k), 11)[0][0])
+                                          for k in (0, 1, 2, 3, 4, 8, 12, 16))))
     return 0
 
 

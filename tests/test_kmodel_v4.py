@@ -49,6 +49,23 @@ def test_yolo20_v4_boxes_against_the_v3_file():
     assert sorted(low) == ["bicycle", "car", "dog"] and 0.4 < low["dog"][4] < 0.5
 
 
+def test_v4_activation_tables_read_as_nncase_v02_writes_them():
+    """v0.2's quantize_act: entry 0 at -2^35, the clamped segments (leaky: a 0.1 slope ending at x 0, then the
+    rising one) each get_fixed_mul(k / post_mul, 16, 20), so the leaky y_mul is 0.1 x the rising one rounded (6/64
+    .. 102/1024, the slopes that move this file's boxes: docs/kmodel-v4.md), then dummies at 0x7FFFFFFF0 + i."""
+    from host_tools.kmodel import kpu
+    m = load(fixture_file("nncase-v4-yolo20", "yolo.kmodel"))
+    ratios = []
+    for L in m.layers[:15]:                    # the last conv is linear: one rising segment
+        a = kpu.layer_arith(L)
+        assert (a.x_start[0], a.y_mul[0], a.bias[0]) == (-2 ** 35, 0, 0)
+        assert a.x_start[1] < 0 and a.x_start[2] == 0 and list(a.shift[1:3]) == [20, 20] and a.bias[1] == 0
+        assert list(a.x_start[3:]) == [0x7FFFFFFF0 + i for i in range(2, 15)] and not a.y_mul[3:].any()
+        assert abs(a.y_mul[1] - 0.1 * a.y_mul[2]) <= 0.5
+        ratios.append(a.y_mul[1] / a.y_mul[2])
+    assert min(ratios) == 6 / 64 and max(ratios) > 0.1015
+
+
 def test_v4_kpu_arithmetic_is_the_v3_layers_own():
     """KPU conv nodes run the same integer stages as V3's K210_CONV: fast path and int64 reference agree."""
     m = load(fixture_file("nncase-v4-yolo20", "yolo.kmodel"))
