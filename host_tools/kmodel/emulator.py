@@ -82,10 +82,11 @@ def conv_step(L) -> ConvStep:
 
 
 def plans(model: Kmodel) -> dict:
-    """Per conv layer index, its ConvStep (cached on the model: weight layouts, proofs, GEMM sessions)."""
+    """Per conv layer index (V3 K210_CONV, V4 KPUConv2D: the layers with KPU registers), its ConvStep (cached on
+    the model: weight layouts, proofs, GEMM sessions)."""
     p = model.__dict__.get("_plans")
     if p is None:
-        p = {L.index: conv_step(L) for L in model.layers if L.type == K210_CONV}
+        p = {L.index: conv_step(L) for L in model.layers if L.regs is not None}
         model.__dict__["_plans"] = p
         model.__dict__["_deferred"] = _deferrable(model, p)
     return p

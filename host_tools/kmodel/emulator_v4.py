@@ -13,7 +13,7 @@ import numpy as np
 from host_tools.k210 import kpu as hw
 from host_tools.k210.errors import ERR_RUN_MODEL
 from host_tools.kmodel import cpu_nodes_v4
-from host_tools.kmodel.emulator import _deferrable, conv_forward, conv_step, one_blas_thread
+from host_tools.kmodel.emulator import conv_forward, one_blas_thread, plans
 from host_tools.kmodel.errors import KmodelError
 from host_tools.kmodel.kpu_ram import Deferred, KpuRam, RamMap, rule_index
 from host_tools.kmodel.reader_v4 import DT_F32, KPU_CONV2D, KPU_UPLOAD, MEM_CONST, MEM_KPU, KmodelV4
@@ -67,16 +67,6 @@ class Memory:
             else:
                 idx = rule_index(0, (c, h, w)).reshape(-1) + base
                 self.ram.put(idx, (int(idx.min()), int(idx.max()) + 1), x[b].reshape(-1).copy())
-
-
-def plans(model: KmodelV4) -> dict:
-    """Per KPU conv node, its emulator.ConvStep (cached on the model, as emulator.plans does for V3)."""
-    p = model.__dict__.get("_plans")
-    if p is None:
-        p = {L.index: conv_step(L) for L in model.layers if L.type == KPU_CONV2D}
-        model.__dict__["_plans"] = p
-        model.__dict__["_deferred"] = _deferrable(model, p)
-    return p
 
 
 def check_input(model: KmodelV4, x) -> np.ndarray:

@@ -368,24 +368,12 @@ class _Parser:
         self.need_in_body(f["layer_offset"], R.LAYER_REGS_BYTES, "layer_offset", "layer registers")
         regs = R.decode_layer_regs(memoryview(self.data)[f["layer_offset"]:f["layer_offset"] + 96])
         L.regs = regs
+        problem = conv_regs_problem(regs)
+        if problem:
+            self.lfail(*problem)
         ic, ih, iw = regs.in_shape
         oc, oh, ow = regs.out_shape
-        kt = regs.kernel_pool_type_cfg.kernel_type
-        if kt not in (0, 1):
-            self.lfail("kernel_type %d: the KPU runs 1x1 (0) and 3x3 (1) kernels" % kt, "kernel_type")
-        pool = regs.kernel_pool_type_cfg.pool_type
-        if pool not in POOL_TYPES:
-            self.lfail("pool_type %d: the KPU has pool types 0-9" % pool, "pool_type")
-        if ih < 2 or iw < 2:
-            # a 3x3 window needs a neighbour; nncase's own limit is 4
-            self.lfail("input %dx%d is smaller than the KPU's minimum" % (iw, ih), "i_row_wid")
-        eh, ew = hw.pooled_size(ih, iw, pool)
-        if (oh, ow) != (eh, ew):
-            self.lfail("output %dx%d, but pool type %d of a %dx%d input gives %dx%d" % (ow, oh, pool, iw, ih, ew, eh),
-                       "o_row_wid" if ow != ew else "o_col_high")
         dw = regs.depthwise
-        if dw and ic != oc:
-            self.lfail("depthwise layer with %d input and %d output channels" % (ic, oc), "o_ch_num")
         k = regs.kernel
         # KPU RAM: input and output maps must lie inside the 2 MiB as the layout registers place them
         c = regs.kernel_calc_type_cfg
@@ -423,6 +411,28 @@ class _Parser:
             + (h - 1) * row_len * 64 + w
         if last > hw.RAM_BYTES:
             self.lfail("the %dx%dx%d map at row %d runs past the 2 MiB KPU RAM" % (c, h, w, addr), names[2])
+
+
+def conv_regs_problem(regs):
+    """(message, field) of the first thing the KPU cannot run in a conv layer's registers (V3 and V4), or None."""
+    ic, ih, iw = regs.in_shape
+    oc, oh, ow = regs.out_shape
+    kt = regs.kernel_pool_type_cfg.kernel_type
+    if kt not in (0, 1):
+        return "kernel_type %d: the KPU runs 1x1 (0) and 3x3 (1) kernels" % kt, "kernel_type"
+    pool = regs.kernel_pool_type_cfg.pool_type
+    if pool not in POOL_TYPES:
+        return "pool_type %d: the KPU has pool types 0-9" % pool, "pool_type"
+    if ih < 2 or iw < 2:
+        # a 3x3 window needs a neighbour; nncase's own limit is 4
+        return "input %dx%d is smaller than the KPU's minimum" % (iw, ih), "i_row_wid"
+    eh, ew = hw.pooled_size(ih, iw, pool)
+    if (oh, ow) != (eh, ew):
+        return ("output %dx%d, but pool type %d of a %dx%d input gives %dx%d" % (ow, oh, pool, iw, ih, ew, eh),
+                "o_row_wid" if ow != ew else "o_col_high")
+    if regs.depthwise and ic != oc:
+        return "depthwise layer with %d input and %d output channels" % (ic, oc), "o_ch_num"
+    return None
 
 
 def _trace_shapes(m: Kmodel):

@@ -13,12 +13,11 @@ import numpy as np
 
 from host_tools.k210 import kpu as hw
 from host_tools.k210 import registers as R
-from host_tools.k210.arith import POOL_TYPES
 from host_tools.k210.bigendian import LDMK
 from host_tools.k210.errors import ERR_KMODEL_FORMAT, ERR_KMODEL_VERSION, ERR_NO_MEM
 from host_tools.k210.firmware import SRAM_BYTES
 from host_tools.kmodel.errors import KmodelError
-from host_tools.kmodel.reader import Layer
+from host_tools.kmodel.reader import Layer, conv_regs_problem
 
 VERSION = 4
 HEADER = struct.Struct("<10I")      # identifier, version, flags, target, constants, main_mem, nodes, inputs,
@@ -621,21 +620,11 @@ class _Parser:
         L.regs = regs
         if f["batches"] != 1:
             self.nfail("batches %d: the MaixPy runtime runs one" % f["batches"], "batches")
+        problem = conv_regs_problem(regs)
+        if problem:
+            self.nfail(*problem)
         ic, ih, iw = regs.in_shape
         oc, oh, ow = regs.out_shape
-        kt = regs.kernel_pool_type_cfg.kernel_type
-        if kt not in (0, 1):
-            self.nfail("kernel_type %d: the KPU runs 1x1 (0) and 3x3 (1) kernels" % kt, "kernel_type")
-        pool = regs.kernel_pool_type_cfg.pool_type
-        if pool not in POOL_TYPES:
-            self.nfail("pool_type %d: the KPU has pool types 0-9" % pool, "pool_type")
-        if ih < 2 or iw < 2:
-            self.nfail("input %dx%d is smaller than the KPU's minimum" % (iw, ih), "i_row_wid")
-        if (oh, ow) != hw.pooled_size(ih, iw, pool):
-            self.nfail("output %dx%d, but pool type %d of a %dx%d input gives %dx%d"
-                       % ((ow, oh, pool, iw, ih) + tuple(reversed(hw.pooled_size(ih, iw, pool)))), "o_row_wid")
-        if regs.depthwise and ic != oc:
-            self.nfail("depthwise layer with %d input and %d output channels" % (ic, oc), "o_ch_num")
         # the layout registers must place both maps inside KPU RAM (the SDK's width rule, as V3's reader checks)
         for addr, shape, key in ((regs.image_addr.image_src_addr, (1, ic, ih, iw), "image_src_addr"),
                                  (regs.image_addr.image_dst_addr, (1, oc, oh, ow), "image_dst_addr")):
