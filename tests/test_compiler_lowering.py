@@ -168,10 +168,10 @@ def _tflite_of(tmp_path, name, build):
 
 @pytest.mark.parametrize("name, build, op_index, op, rule", [
     ("same_stride2", lambda i: layers.Conv2D(8, 3, strides=2, padding="same")(i), 0, "CONV_2D",
-     "stride 2 needs symmetric padding"),
-    ("kernel5", lambda i: layers.Conv2D(8, 5, padding="same")(i), 0, "CONV_2D", "kernel 1x1 or 3x3"),
+     "padding"),
+    ("kernel5", lambda i: layers.Conv2D(8, 5, padding="same")(i), 0, "CONV_2D", "kernel"),
     ("tanh", lambda i: layers.Activation("tanh")(layers.Conv2D(8, 3, padding="same")(i)), 1, "TANH",
-     "ops the stock SDK runs"),
+     "op"),
 ])
 def test_refusals_name_layer_op_and_rule_and_write_nothing(tmp_path, name, build, op_index, op, rule):
     path = _tflite_of(tmp_path, name, build)
@@ -244,11 +244,11 @@ def test_a_model_too_big_for_ram_gets_load_flash_on_the_build_its_layers_fit(tmp
 def test_a_feature_map_beyond_the_kpu_ram_is_refused_at_its_layer(tmp_path):
     keras.utils.set_random_seed(0)
     i = keras.Input((240, 320, 3))
-    x = layers.Conv2D(8, 3, padding="same")(i)
-    x = layers.Conv2D(64, 1)(x)                      # 64 x 320x240 bytes: 4.7 MiB of KPU RAM rows
+    x = layers.MaxPooling2D(2)(layers.Conv2D(8, 3, padding="same")(i))
+    x = layers.Conv2D(96, 1)(x)                      # 96 x 160x120 maps: 2.2 MiB of KPU RAM rows
     path = tmp_path / "big.tflite"
     path.write_bytes(_quantize(keras.Model(i, x), np.random.default_rng(0).random((2, 240, 320, 3), np.float32)))
     with pytest.raises(CompileError) as e:
         compile_file(path, tmp_path / "out", "big", "detector", ["a"], anchors=(1, 1))
-    assert (e.value.op_index, e.value.op, e.value.rule) == (1, "CONV_2D", "KPU RAM")
+    assert (e.value.op_index, e.value.op, e.value.rule) == (2, "CONV_2D", "kpu-ram")
     assert not (tmp_path / "out").exists()

@@ -74,7 +74,7 @@ def test_a_non_image_model_is_refused_and_nothing_written(tmp_path):
     src = fixture_file("nncase-iris", "iris.tflite")
     with pytest.raises(CompileError) as e:
         compile_file(src, tmp_path / "out", "iris", "classifier", ["a", "b", "c"])
-    assert e.value.rule == "image input" and "[1, 4]" in str(e.value) and str(src) in str(e.value)
+    assert e.value.rule == "input" and "[1, 4]" in str(e.value) and str(src) in str(e.value)
     assert not (tmp_path / "out").exists()
 
 

@@ -14,12 +14,12 @@ def test_check_exit_codes_and_output(tmp_path, capsys):
     good = tmp_path / "good.keras"
     arch.small_mobilenet(32, 3, widths=(8, 16)).save(good)
     bad = tmp_path / "keras_mobilenet.keras"
-    keras.applications.MobileNet(input_shape=(96, 96, 3), alpha=0.25, weights=None, classes=3).save(bad)
+    keras.applications.MobileNet(input_shape=(128, 128, 3), alpha=0.25, weights=None, classes=3).save(bad)
     assert main(["check", str(good)]) == 0
     assert "K210 rules OK" in capsys.readouterr().out
     assert main(["check", str(bad)]) == 1
     out = capsys.readouterr().out
-    assert "conv_dw_2: [asymmetric-padding]" in out and "5 problem(s)" in out
+    assert "(DEPTHWISE_CONV_2D) conv_dw_2: " in out and "[rule: padding]" in out and "5 problem(s)" in out
     assert main(["check", str(tmp_path / "missing.onnx")]) == 2
 
 

@@ -24,20 +24,45 @@ class Compiled:
     info: object                 # host_tools.kmodel.NetInfo
 
 
-def compile_tflite(tflite_path) -> Compiled:
-    """Compile one tflite file to kmodel V3 bytes, parsed back with the kmodel reader as a check."""
-    graph = tflite_graph.read(tflite_path)
-    prog = lower(graph)
-    mem = planner.plan(prog)
-    data = emit.write(prog, mem["main_mem"])
+def compile_graph(graph, problems: list = None) -> Compiled:
+    """A read tflite graph as kmodel V3 bytes, parsed back with the kmodel reader as a check.
+
+    problems=None: the first refusal raises CompileError. A list (the checker): every refusal is appended to it and
+    None is returned when there is any; once lowering has refused something only the KPU RAM is still planned.
+    """
+    def refuse(err):
+        if problems is None:
+            raise err
+        problems.append(err)
+
+    prog = lower(graph, problems)
+    if problems:
+        try:
+            if prog is not None:
+                planner.plan(prog)
+        except CompileError as e:
+            problems.append(e)
+        except Exception:  # planning around placeholders is a bonus, never an error of its own
+            pass
+        return None
     try:
-        km = parse(data, name=str(tflite_path) + " (compiled)")
-    except KmodelError as e:       # our own output must read back: a bug here, never the user's model
-        raise AssertionError("compiled kmodel does not parse: %s" % e) from e
+        mem = planner.plan(prog)
+        data = emit.write(prog, mem["main_mem"])
+    except CompileError as e:
+        return refuse(e)
+    try:
+        km = parse(data, name=graph.source + " (compiled)")
+    except KmodelError as e:       # our own output must read back: a compiler bug, still named at its layer
+        L = prog.layers[e.layer] if e.layer is not None and e.layer < len(prog.layers) else None
+        return refuse(CompileError.internal(e, graph.source, getattr(L, "op_index", None), getattr(L, "op", None)))
     foreign = [L.type_name for L in km.layers if not L.stock_sdk or L.type not in ir.EMITTED_TYPES]
     if foreign:
-        raise AssertionError("compiled kmodel has layers the stock runtime lacks: %s" % foreign)
-    check_envelope(km, prog)
+        return refuse(CompileError.internal(AssertionError("layers the stock runtime lacks: %s" % foreign),
+                                            graph.source))
+    try:
+        check_envelope(km, prog)
+    except CompileError as e:
+        return refuse(e)
     return Compiled(data, prog, km, netinfo(km))
 
 
@@ -50,6 +75,20 @@ def check_envelope(km, prog: ir.Program):
         L = prog.layers[i]          # the kmodel's layers are the program's, in order
         raise CompileError("its KPU arithmetic leaves what vendor-made kmodels use: %s"
                            % "; ".join(str(e) for e in outside[i]), prog.source, L.op_index, L.op, rules.ENVELOPE)
+
+
+def compile_tflite(tflite_path) -> Compiled:
+    """Compile one tflite file to kmodel V3 bytes (CompileError naming layer, op and rule when it cannot)."""
+    return compile_graph(tflite_graph.read(tflite_path))
+
+
+def load_verdict(info, source) -> firmware.Verdict:
+    """The firmware build and load mode the compiled model needs; CompileError when it loads on none."""
+    fit = firmware.verdict(info.memory)
+    if fit is None:
+        raise CompileError("loads on no firmware build: %s" % firmware.no_fit_reason(info.memory), source,
+                           rule=rules.MEMORY)
+    return fit
 
 
 def compile_file(tflite_path, out_dir, name, kind, labels, anchors=(), threshold=0.5, nms=0.3,
@@ -66,10 +105,7 @@ def compile_file(tflite_path, out_dir, name, kind, labels, anchors=(), threshold
                            % len(anchors), str(tflite_path), rule="detector anchors")
     c = compile_tflite(tflite_path)
     info, km = c.info, c.kmodel
-    fit = firmware.verdict(info.memory)
-    if fit is None:
-        raise CompileError("loads on no firmware build: %s" % firmware.no_fit_reason(info.memory),
-                           str(tflite_path), rule=rules.MEMORY)
+    fit = load_verdict(info, str(tflite_path))
     out_dir = Path(out_dir)
     be_name = name + "_be.kmodel" if big_endian or fit.load == "flash" else ""
     cin, h, w = km.input_shape

@@ -7,6 +7,7 @@ activation table at a multiple of 256, all as absolute file offsets. The file le
 import struct
 
 from host_tools.compiler import ir
+from host_tools.compiler.errors import CompileError
 from host_tools.compiler.kpu_arith import conv_args
 from host_tools.compiler.kpu_layer import conv_regs, output_stage
 from host_tools.k210 import registers as R
@@ -81,7 +82,12 @@ def write(prog: ir.Program, main_mem: int) -> bytes:
     head = 28 + 8 * len(prog.outputs) + 8 * n
     bodies, at = [], head
     for L in prog.layers:
-        body = _conv_body(L, at) if isinstance(L, ir.ConvLayer) else _cpu_body(L)
+        try:
+            body = _conv_body(L, at) if isinstance(L, ir.ConvLayer) else _cpu_body(L)
+        except CompileError:
+            raise
+        except Exception as e:  # e.g. a register value that does not fit: still this layer's
+            raise CompileError.internal(e, prog.source, L.op_index, L.op) from None
         body += bytes(_align(at + len(body), 8) - at - len(body))
         bodies.append(body)
         at += len(body)

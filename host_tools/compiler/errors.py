@@ -1,4 +1,5 @@
 """The one error type of the compiler."""
+from host_tools.k210 import rules
 
 
 class CompileError(ValueError):
@@ -18,3 +19,10 @@ class CompileError(ValueError):
         if op_index is not None:
             where += ": layer %d (%s)" % (op_index, op)
         super().__init__("%s: %s%s" % (where, message, " [rule: %s]" % self.rule if rule else ""))
+        self.message = message
+
+    @classmethod
+    def internal(cls, e: Exception, source, op_index=None, op=None):
+        """An error inside the compiler, as the refusal of the layer it was compiling."""
+        return cls("the compiler cannot express this layer (%s: %s)" % (type(e).__name__, e), source, op_index, op,
+                   rules.COMPILER)

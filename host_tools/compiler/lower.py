@@ -5,7 +5,12 @@ the 2x2 / 4x4 pool that follow it alone are folded into that same layer. Stride 
 pool, which equals TF's VALID conv of a map padded by 1 on every side (Keras ZeroPadding2D((1,1)) + 'valid');
 TF SAME padding at stride 2 samples the other phase and is refused. Everything else the stock runtime runs
 (global average pool, dense, softmax, flatten, concat, (de)quantize, logistic, CPU pools) becomes a CPU layer;
-any other op is refused with its index, op and the rule.
+any other op is refused with its index, op and the id of the host_tools.k210.rules rule it breaks; so is an op the
+compiler stumbles on (never a traceback).
+
+The compiler stops at the first refusal. The checker passes a list: each refusal goes there, and each output of
+the refused op is replaced by a placeholder conv of the tensor's shape, so the ops after it are checked as they
+would be once it is fixed. A program with a refusal is never written.
 """
 import math
 from dataclasses import dataclass
@@ -15,18 +20,19 @@ import numpy as np
 from host_tools.compiler import ir
 from host_tools.compiler.errors import CompileError
 from host_tools.compiler.tflite_graph import ACTIVATIONS, Graph, Tensor
+from host_tools.k210 import kpu as hw
+from host_tools.k210 import rules as R
+from host_tools.k210.arith import POOL_TYPES
+from host_tools.k210.firmware import CAMERA_H, CAMERA_W
 
-KPU_MAX_CH = 1024
-KPU_MIN_HW = 4
-KPU_MAX_W, KPU_MAX_H = 512, 256
 INPUT_SCALE = 1.0 / 255.0
-POOLS = {  # (kind, filter, stride) -> KPU pool type, applied after the activation
-    ("MAX_POOL_2D", 2, 2): 1, ("AVERAGE_POOL_2D", 2, 2): 2, ("MAX_POOL_2D", 4, 4): 3, ("AVERAGE_POOL_2D", 4, 4): 4,
-    ("AVERAGE_POOL_2D", 2, 1): 8, ("MAX_POOL_2D", 2, 1): 9,
-}
-MEAN_POOLS = (2, 4, 8)
-SAMPLE_LT = 5
+POOL_KINDS = {"MAX_POOL_2D": "max", "AVERAGE_POOL_2D": "mean"}     # tflite pools the KPU can fold into a conv
+MEAN_POOLS = tuple(t for t, (kind, _, _) in POOL_TYPES.items() if kind == "mean")
+SAMPLE_LT = hw.SAMPLE_LT
 SHAPE_OPS = ("SHAPE", "STRIDED_SLICE", "PACK", "CONCATENATION", "GATHER", "CAST", "SLICE", "SQUEEZE", "EXPAND_DIMS")
+OP_HINTS = {"PRELU": "use ReLU or LeakyReLU", "REDUCE_MAX": "use GlobalAveragePooling2D",
+            "HARD_SWISH": "use ReLU6", "TANH": "use ReLU6 or LeakyReLU", "ADD": "no residual adds on the stock runtime",
+            "RESIZE_NEAREST_NEIGHBOR": "resize on the host or with image.resize() before the KPU"}
 STRIDE_HINT = "use ZeroPadding2D(((1, 1), (1, 1))) then padding='valid' for stride 2 (the KPU pads 1 on every side)"
 
 
@@ -61,13 +67,18 @@ def _tf_same_pads(size, k, s):
     return total // 2, total - total // 2
 
 
-def lower(graph: Graph) -> ir.Program:
-    return _Lowering(graph).run()
+def lower(graph: Graph, problems: list = None) -> ir.Program:
+    """The program of a graph. problems=None: the first refusal raises CompileError. A list: every refusal is
+    appended to it (the program returned, None when the walk could not start, is then only for planning)."""
+    return _Lowering(graph, problems).run()
 
 
 class _Lowering:
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, problems=None):
         self.g = graph
+        self.problems = problems
+        self.stand_ins = set()   # id() of the placeholder layers of refused ops
+        self.input = None
         self.env = {}            # tflite tensor index -> Value | Padded | Flat | Spread
         self.layers = []
         self.producer = {}       # id(Value) -> layer that writes it
@@ -81,6 +92,32 @@ class _Lowering:
         op = self.op
         raise CompileError(message, self.g.source, op.index if op else None,
                            op.kind if op else None, rule)
+
+    def refuse(self, err: CompileError):
+        """The compiler stops at a refusal; the checker notes it and goes on (a float model once, not per op)."""
+        if self.problems is None:
+            raise err
+        once = (R.INT8.id, R.INPUT_QUANT.id)      # a float model: said once, not at each op
+        if err.rule not in once or all(p.rule not in once for p in self.problems):
+            self.problems.append(err)
+
+    def stand_in(self, op):
+        """Each output of a refused op becomes a value of its tensor's shape: a map made by a placeholder conv (what
+        follows folds into it as into the conv the user will put there), a vector in main memory."""
+        e = self.env.get(op.inputs[0]) if op.inputs and op.inputs[0] >= 0 else None
+        src = e.value if isinstance(e, (Padded, Flat, Spread)) else e if isinstance(e, ir.Value) else self.input
+        for t in op.outputs:
+            y = self.tensor(t)
+            q = _quant(y) if y.quantized else (1.0, 0)
+            if len(y.shape) == 4:
+                _, h, w, c = y.shape
+                out = ir.Value(y.name, (c, h, w), "u8", *q, in_kpu=True)
+                layer = ir.ConvLayer(op.index, op.kind, src, out, np.zeros((c, src.shape[0], 1, 1), np.uint8), 1,
+                                     False, 0, 0, 0, np.ones(c), np.zeros(c, np.int64))
+                self.stand_ins.add(id(self.emit(layer)))
+            else:
+                out = ir.Value(y.name, (int(np.prod(y.shape)), 1, 1), "f32", *q, in_main=True)
+            self.env[t] = out
 
     def tensor(self, i) -> Tensor:
         return self.g.tensors[i]
@@ -100,9 +137,9 @@ class _Lowering:
     def need_int8(self, t: Tensor, what):
         if t.dtype != "int8" or not t.quantized:
             self.fail("%s tensor %r is %s; the KPU path needs int8 with quantization (fully-integer tflite)"
-                      % (what, t.name, t.dtype), "fully-integer int8 model")
+                      % (what, t.name, t.dtype), R.INT8)
         if len(t.scale) != 1:
-            self.fail("%s tensor %r has per-channel quantization" % (what, t.name), "per-tensor activations")
+            self.fail("%s tensor %r has per-channel quantization" % (what, t.name), R.INT8)
 
     # ---- where a value lives ----
 
@@ -111,7 +148,7 @@ class _Lowering:
             return v
         layer = self.producer.get(id(v))
         if not isinstance(layer, ir.ConvLayer):
-            self.fail("the camera input cannot feed a CPU layer directly", "first layer is a KPU conv")
+            self.fail("the camera input cannot feed a CPU layer directly", R.FIRST_LAYER)
         layer.main_out = True
         v.in_main = True
         return v
@@ -155,9 +192,9 @@ class _Lowering:
         e = self.env.get(t)
         if e is None:
             self.fail("input tensor %r is not produced by any op the compiler handled" % self.tensor(t).name,
-                      "graph order")
+                      R.GRAPH)
         if isinstance(e, Padded):
-            self.fail("PAD (op %d) must feed a conv directly" % e.op_index, "padding only before a conv")
+            self.fail("PAD (op %d) must feed a conv directly" % e.op_index, R.GRAPH)
         if isinstance(e, Spread):
             v = e.value
             self.ensure_main(v)
@@ -179,32 +216,63 @@ class _Lowering:
 
     def run(self) -> ir.Program:
         g = self.g
-        if len(g.inputs) != 1:
-            raise CompileError("has %d inputs; a kmodel takes one camera image" % len(g.inputs), g.source,
-                               rule="one input")
-        t = self.tensor(g.inputs[0])
-        self.input_value(t)
+        try:
+            if len(g.inputs) != 1:
+                self.fail("has %d inputs; a kmodel takes one camera image" % len(g.inputs), R.INPUT)
+            self.input_value(self.tensor(g.inputs[0]))
+        except CompileError as e:
+            self.refuse(e)
+            if self.input is None:
+                return None       # nothing to walk from
         for op in g.ops:
             self.op = op
-            if op.kind in SHAPE_OPS and all(self.shape_only(t) for t in op.outputs):
-                continue      # shape arithmetic (Keras' Flatten); RESHAPE uses its output's static shape
-            handler = getattr(self, "op_" + op.kind.lower(), None)
-            if handler is None:
-                self.fail("op %s has no kmodel V3 layer the stock K210 runtime runs" % op.kind,
-                          "ops the stock SDK runs")
-            handler(op)
+            try:
+                self.lower_op(op)
+            except CompileError as e:
+                self.refuse(e)
+                self.stand_in(op)
+            except Exception as e:  # a limit the compiler does not know of is still this layer's
+                self.refuse(CompileError.internal(e, g.source, op.index, op.kind))
+                self.stand_in(op)
         self.op = None
-        outputs = []
-        for i in g.outputs:
-            v = self.as_float(self.get(i))
-            self.ensure_main(v)
-            outputs.append(v)
-        if not self.layers or not isinstance(self.layers[0], ir.ConvLayer):
-            raise CompileError("the first layer is not a KPU conv: the V3 runtime feeds the camera image to a "
-                               "K210_CONV first", g.source, rule="first layer is a KPU conv")
+        try:
+            outputs = []
+            for i in g.outputs:
+                v = self.as_float(self.get(i))
+                self.ensure_main(v)
+                outputs.append(v)
+            if not self.layers or not isinstance(self.layers[0], ir.ConvLayer):
+                self.fail("the first layer is not a KPU conv: the V3 runtime feeds the camera image to a K210_CONV "
+                          "first", R.FIRST_LAYER)
+        except CompileError as e:
+            self.refuse(e)
+            return None
         prog = ir.Program(g.source, self.input, self.layers, outputs)
         move_depthwise_stride(prog)
+        self.check_channel_pixels(prog)
         return prog
+
+    def lower_op(self, op):
+        if op.kind in SHAPE_OPS and all(self.shape_only(t) for t in op.outputs):
+            return      # shape arithmetic (Keras' Flatten); RESHAPE uses its output's static shape
+        handler = getattr(self, "op_" + op.kind.lower(), None)
+        if handler is None:
+            self.fail("op %s has no kmodel V3 layer the stock K210 runtime runs%s"
+                      % (op.kind, "; " + OP_HINTS[op.kind] if op.kind in OP_HINTS else ""), R.OP)
+        handler(op)
+
+    def check_channel_pixels(self, prog):
+        """The DMA that moves a conv's output counts one channel's pixels in 16 bits (once pools and moved strides
+        are settled)."""
+        for L in prog.layers:
+            if isinstance(L, ir.ConvLayer) and id(L) not in self.stand_ins:
+                oh, ow = hw.pooled_size(L.inp.shape[1], L.inp.shape[2], L.pool)
+                if oh * ow > hw.MAX_CHANNEL_PIXELS:
+                    self.refuse(CompileError(
+                        "output map %dx%d is %d pixels per channel; the KPU's output DMA counts at most %d: pool it "
+                        "in the same layer (a 2x2 pool right after the conv) or use stride 2"
+                        % (ow, oh, oh * ow, hw.MAX_CHANNEL_PIXELS), self.g.source, L.op_index, L.op,
+                        R.CHANNEL_PIXELS))
 
     def shape_only(self, t) -> bool:
         """Tensor t is integer shape data read only as a RESHAPE's shape or by other shape arithmetic."""
@@ -219,34 +287,33 @@ class _Lowering:
         return True
 
     def input_value(self, t: Tensor):
+        """The camera image; a refused input still becomes the value the walk starts from."""
         if len(t.shape) != 4 or t.shape[0] != 1:
-            raise CompileError("input %r has shape %s; expected [1, H, W, C]" % (t.name, list(t.shape)),
-                               self.g.source, rule="image input")
+            self.fail("input %r has shape %s; expected [1, H, W, C]" % (t.name, list(t.shape)), R.INPUT)
         _, h, w, c = t.shape
-        if t.dtype != "int8" or not t.quantized:
-            raise CompileError("input %r is %s; the camera byte is the int8 input + 128 (quantize with "
-                               "inference_input_type=int8)" % (t.name, t.dtype), self.g.source, rule="int8 input")
-        scale, zero = _quant(t)
-        if not math.isclose(scale, INPUT_SCALE, rel_tol=1e-4) or zero != 0:
-            raise CompileError("input %r has scale %g, zero point %d; the camera byte needs scale 1/255 and zero "
-                               "point -128 (model input = pixel / 255)" % (t.name, scale, zero - 128),
-                               self.g.source, rule="input scale 1/255, zero point -128")
-        if c not in (1, 3):
-            raise CompileError("input has %d channels; the camera gives 1 (grayscale) or 3 (RGB)" % c,
-                               self.g.source, rule="input channels")
-        self.check_map(c, h, w, "input")
+        good = t.dtype == "int8" and t.quantized
+        scale, zero = _quant(t) if good else (INPUT_SCALE, 0)
         self.input = ir.Value(t.name, (c, h, w), "u8", scale, zero, in_kpu=True)
         self.env[t.index] = self.input
+        if not good:
+            self.fail("input %r is %s; the camera byte is the int8 input + 128 (quantize with "
+                      "inference_input_type=int8)" % (t.name, t.dtype), R.INPUT_QUANT)
+        if not math.isclose(scale, INPUT_SCALE, rel_tol=1e-4) or zero != 0:
+            self.fail("input %r has scale %g, zero point %d; the camera byte needs scale 1/255 and zero point -128 "
+                      "(model input = pixel / 255)" % (t.name, scale, zero - 128), R.INPUT_QUANT)
+        if c not in (1, 3):
+            self.fail("input has %d channels; the camera gives 1 (grayscale) or 3 (RGB)" % c, R.INPUT)
+        if w > CAMERA_W or h > CAMERA_H:
+            self.fail("input %dx%d (w x h) is larger than the camera's %dx%d frame, the largest image kpu.forward "
+                      "takes" % (w, h, CAMERA_W, CAMERA_H), R.INPUT)
+        self.check_map(c, h, w, "input")
 
     def check_map(self, c, h, w, what):
-        if not (KPU_MIN_HW <= h <= KPU_MAX_H and KPU_MIN_HW <= w <= KPU_MAX_W):
-            msg = "%s map %dx%d (w x h) is outside the KPU's %d..%d x %d..%d" % (
-                what, w, h, KPU_MIN_HW, KPU_MAX_W, KPU_MIN_HW, KPU_MAX_H)
-            if self.op is None:
-                raise CompileError(msg, self.g.source, rule="KPU map size")
-            self.fail(msg, "KPU map size")
-        if c > KPU_MAX_CH:
-            self.fail("%s has %d channels; the KPU takes at most %d" % (what, c, KPU_MAX_CH), "KPU channels")
+        if not (hw.MIN_SIDE <= h <= hw.MAX_H and hw.MIN_SIDE <= w <= hw.MAX_W):
+            self.fail("%s map %dx%d (w x h) is outside the KPU's %d..%d x %d..%d" % (
+                what, w, h, hw.MIN_SIDE, hw.MAX_W, hw.MIN_SIDE, hw.MAX_H), R.MAP_SIZE)
+        if c > hw.MAX_CHANNELS:
+            self.fail("%s has %d channels; the KPU takes at most %d" % (what, c, hw.MAX_CHANNELS), R.CHANNELS)
 
     # ---- convolutions ----
 
@@ -263,15 +330,15 @@ class _Lowering:
         self.need_int8(x_t, "input")
         self.need_int8(y_t, "output")
         if w_t.data is None or w_t.dtype != "int8":
-            self.fail("weights %r are not constant int8" % w_t.name, "int8 weights")
+            self.fail("weights %r are not constant int8" % w_t.name, R.INT8)
         if o["dilation"] != (1, 1):
-            self.fail("dilation %s; the KPU has none" % (o["dilation"],), "no dilation")
+            self.fail("dilation %s; the KPU has none" % (o["dilation"],), R.DILATION)
         src = self.env.get(op.inputs[0])
         pads = (0, 0, 0, 0)
         if isinstance(src, Padded):
             pads, src = src.pads, src.value
             if src.dtype != "u8":
-                self.fail("PAD of a float tensor before a conv", "padding only before a conv")
+                self.fail("PAD of a float tensor before a conv", R.GRAPH)
         else:
             src = self.get(op.inputs[0])
         c, h, w = src.shape
@@ -279,17 +346,17 @@ class _Lowering:
             _, kh, kw, oc = w_t.shape
             if o["depth_multiplier"] != 1 or oc != c:
                 self.fail("depthwise multiplier %d; the KPU's depthwise conv maps each channel to one"
-                          % (oc // max(c, 1)), "depth_multiplier 1")
+                          % (oc // max(c, 1)), R.DEPTH_MULTIPLIER)
         else:
             oc, kh, kw, ic = w_t.shape
             if ic != c:
-                self.fail("weights expect %d input channels, the input has %d" % (ic, c), "shapes")
+                self.fail("weights expect %d input channels, the input has %d" % (ic, c), R.GRAPH)
         k = kh
-        if kh != kw or k not in (1, 3):
-            self.fail("kernel %dx%d; the KPU runs 1x1 and 3x3" % (kh, kw), "kernel 1x1 or 3x3")
+        if kh != kw or k not in hw.KERNELS:
+            self.fail("kernel %dx%d; the KPU runs 1x1 and 3x3" % (kh, kw), R.KERNEL)
         stride = o["stride"]
-        if stride not in ((1, 1), (2, 2)):
-            self.fail("stride %s; the KPU does 1 and 2 (by sampling)" % (stride,), "stride 1 or 2")
+        if stride[0] != stride[1] or stride[0] not in hw.STRIDES:
+            self.fail("stride %s; the KPU does 1 and 2 (by sampling)" % (stride,), R.STRIDE)
         s = stride[0]
         if h == 1 and w == 1 and k == 1 and s == 1 and pads == (0, 0, 0, 0):
             return self.conv_on_vector(op, src, x_t, w_t, b_t, y_t, depthwise)
@@ -303,15 +370,15 @@ class _Lowering:
             if s == 2 and k == 3:
                 self.fail("padding (top %d, bottom %d, left %d, right %d) at stride 2: TF SAME pads only "
                           "bottom/right and samples the other phase than the KPU; %s" % (pads + (STRIDE_HINT,)),
-                          "stride 2 needs symmetric padding")
+                          R.PADDING)
             self.fail("padding (top %d, bottom %d, left %d, right %d) for a %dx%d kernel; the KPU pads exactly %d "
                       "on every side (use padding='same' at stride 1)" % (pads + (k, k, want[0])),
-                      "KPU conv padding")
+                      R.PADDING)
         _, oh, ow, _ = y_t.shape
         eh, ew = (h, w) if s == 1 else (h // 2, w // 2)
         if (oh, ow) != (eh, ew):
             self.fail("output %dx%d but the KPU gives %dx%d from a %dx%d input at stride %d (stride 2 needs even "
-                      "sizes)" % (ow, oh, ew, eh, w, h, s), "stride 2 needs even map sizes")
+                      "sizes)" % (ow, oh, ew, eh, w, h, s), R.STRIDE2_SIZE)
         self.check_map(c, h, w, "conv input")
         self.check_map(oc, eh, ew, "conv output")
         inp = self.as_kpu(src, *_quant(x_t))
@@ -334,9 +401,13 @@ class _Lowering:
         sx, x0 = _quant(x_t)
         so, zo = _quant(y_t)
         oc = out_shape[0]
+        try:
+            hw.weight_loads(k, inp.shape[0], oc, depthwise)
+        except hw.WeightLoadError as e:
+            self.fail("%d -> %d channels, %dx%d: %s" % (inp.shape[0], oc, k, k, e), R.WEIGHT_LOADS)
         zw = np.unique(zw)
         if len(zw) != 1:
-            self.fail("weights have per-channel zero points", "one weight zero point per layer")
+            self.fail("weights have per-channel zero points", R.INT8)
         w0 = int(zw[0]) + 128
         w = np.ascontiguousarray(w.astype(np.int16) + 128).astype(np.uint8)
         sw = np.broadcast_to(sw, (oc,)).astype(np.float64)
@@ -346,7 +417,7 @@ class _Lowering:
         act = ACTIVATIONS.get(self.op.options.get("activation", 0))
         if act is None:
             self.fail("fused activation code %d; the KPU table does linear, ReLU, ReLU6"
-                      % self.op.options["activation"], "activation")
+                      % self.op.options["activation"], R.ACTIVATION)
         lo, hi = 0, 255
         if act in ("relu", "relu6"):
             lo = max(lo, zo)
@@ -361,8 +432,8 @@ class _Lowering:
         """A 1x1 conv of a 1x1 map (a dense layer in conv form): K210_ADD_PADDING spreads it to 4x4 for the KPU."""
         c = src.shape[0]
         oc = w_t.shape[3] if depthwise else w_t.shape[0]
-        if c > KPU_MAX_CH or oc > KPU_MAX_CH:
-            self.fail("%d -> %d channels; the KPU takes at most %d" % (c, oc, KPU_MAX_CH), "KPU channels")
+        if c > hw.MAX_CHANNELS or oc > hw.MAX_CHANNELS:
+            self.fail("%d -> %d channels; the KPU takes at most %d" % (c, oc, hw.MAX_CHANNELS), R.CHANNELS)
         u = self.as_u8(src, *_quant(x_t))
         spread = ir.Value(u.name + "/4x4", (c, 4, 4), "u8", u.scale, u.zero, in_kpu=True)
         self.cpu(ir.K210_ADD_PADDING, [u], spread)
@@ -387,7 +458,7 @@ class _Lowering:
         layer = self.open_conv(op.inputs[0])
         if layer is None or layer.post is not None or layer.pool in MEAN_POOLS:
             self.fail("%s must directly follow a conv (it runs in the conv's activation table)" % op.kind,
-                      "activation after a conv")
+                      R.ACTIVATION)
         s1, _ = _quant(x_t)
         s2, z2 = _quant(y_t)
         lo, hi = 0, 255
@@ -402,7 +473,7 @@ class _Lowering:
     def op_leaky_relu(self, op):
         alpha = op.options["alpha"]
         if not 0.0 <= alpha < 1.0:
-            self.fail("LeakyReLU alpha %g; the activation table takes 0 <= alpha < 1" % alpha, "leaky alpha")
+            self.fail("LeakyReLU alpha %g; the activation table takes 0 <= alpha < 1" % alpha, R.ACTIVATION)
         self.fold_activation(op, alpha)
 
     def op_relu(self, op):
@@ -417,17 +488,16 @@ class _Lowering:
         self.need_int8(x_t, "input")
         self.need_int8(y_t, "output")
         if _quant(x_t) != _quant(y_t):
-            self.fail("pool changes the quantization", "pool keeps quantization")
+            self.fail("pool changes the quantization", R.POOL)
         fh, fw = o["filter"]
         sh, sw = o["stride"]
         _, oh, ow, _ = y_t.shape
         v = self.get(op.inputs[0]) if not isinstance(self.env.get(op.inputs[0]), ir.Value) else self.env[op.inputs[0]]
         c, h, w = v.shape
-        key = (op.kind, fh, sh) if fh == fw and sh == sw else None
-        ptype = POOLS.get(key)
+        ptype = hw.pool_type(POOL_KINDS[op.kind], fh, sh) if fh == fw and sh == sw else None
         layer = self.open_conv(op.inputs[0])
         if ptype is not None and layer is not None and layer.pool == 0 and o["activation"] == 0:
-            stride = 1 if ptype in (8, 9) else fh
+            stride = POOL_TYPES[ptype][2]
             same_size = (oh, ow) == (h // stride, w // stride)
             if same_size and (stride > 1 or o["padding"] == "same"):
                 layer.pool = ptype
@@ -437,7 +507,7 @@ class _Lowering:
                 return
         # not foldable: the stock runtime's CPU pools (max on bytes, average on floats)
         if o["activation"] != 0:
-            self.fail("pool with a fused activation", "pool without activation")
+            self.fail("pool with a fused activation", R.POOL)
         pt = _tf_same_pads(h, fh, sh)[0] if o["padding"] == "same" else 0
         pl = _tf_same_pads(w, fw, sw)[0] if o["padding"] == "same" else 0
         geo = dict(kernel=(fh, fw), stride=(sh, sw), pad=(pt, pl))
@@ -463,9 +533,9 @@ class _Lowering:
         x_t, y_t = self.tensor(op.inputs[0]), self.tensor(op.outputs[0])
         p = self.tensor(op.inputs[1]).data
         if p is None or p.shape != (4, 2) or p[0].any() or p[3].any():
-            self.fail("PAD must pad height and width only", "spatial padding")
+            self.fail("PAD must pad height and width only", R.GRAPH)
         if _quant(x_t) != _quant(y_t):
-            self.fail("PAD changes the quantization", "padding with the zero point")
+            self.fail("PAD changes the quantization", R.GRAPH)
         self.env[op.outputs[0]] = Padded(self.get(op.inputs[0]), (int(p[1][0]), int(p[1][1]), int(p[2][0]),
                                                                    int(p[2][1])), op.index)
 
@@ -473,7 +543,7 @@ class _Lowering:
         axes = self.tensor(op.inputs[1]).data
         if axes is None or sorted(int(a) for a in np.ravel(axes)) != [1, 2]:
             self.fail("MEAN over axes %s; only the global average over height and width runs"
-                      % (None if axes is None else list(np.ravel(axes))), "global average pool")
+                      % (None if axes is None else list(np.ravel(axes))), R.GRAPH)
         v = self.as_float(self.get(op.inputs[0]))
         c, h, w = v.shape
         y_t = self.tensor(op.outputs[0])
@@ -485,19 +555,19 @@ class _Lowering:
         x_t, w_t, y_t = self.tensor(op.inputs[0]), self.tensor(op.inputs[1]), self.tensor(op.outputs[0])
         b_t = self.tensor(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
         if w_t.data is None or w_t.dtype != "int8" or not w_t.quantized or not x_t.quantized:
-            self.fail("dense weights must be constant int8", "int8 weights")
+            self.fail("dense weights must be constant int8", R.INT8)
         act = ACTIVATIONS.get(op.options["activation"])
         if act is None:
-            self.fail("fused activation code %d" % op.options["activation"], "activation")
+            self.fail("fused activation code %d" % op.options["activation"], R.ACTIVATION)
         e = self.env.get(op.inputs[0])
         n_out, n_in = w_t.shape
         vec = not isinstance(e, Flat) or e.value.shape[1:] == (1, 1)
-        if vec and n_in <= KPU_MAX_CH and n_out <= KPU_MAX_CH and x_t.quantized and y_t.quantized \
+        if vec and n_in <= hw.MAX_CHANNELS and n_out <= hw.MAX_CHANNELS and x_t.quantized and y_t.quantized \
                 and np.all(w_t.zero_point == w_t.zero_point[0]):
             # on the KPU as a 1x1 conv of a 4x4 map (uint8 weights, TFLite's integer arithmetic)
             src = e.value if isinstance(e, Flat) else self.get(op.inputs[0])
             if src.count != n_in:
-                self.fail("dense expects %d inputs, gets %d" % (n_in, src.count), "shapes")
+                self.fail("dense expects %d inputs, gets %d" % (n_in, src.count), R.GRAPH)
             u = self.as_u8(src, *_quant(x_t))
             spread = ir.Value(u.name + "/4x4", (n_in, 4, 4), "u8", u.scale, u.zero, in_kpu=True)
             self.cpu(ir.K210_ADD_PADDING, [u], spread)
@@ -510,7 +580,7 @@ class _Lowering:
             v, hwc = self.as_float(self.get(op.inputs[0])), False
         c, h, w = v.shape
         if n_in != c * h * w:
-            self.fail("dense expects %d inputs, gets %d" % (n_in, c * h * w), "shapes")
+            self.fail("dense expects %d inputs, gets %d" % (n_in, c * h * w), R.GRAPH)
         sx = float(x_t.scale[0])
         sw = np.broadcast_to(w_t.scale, (n_out,)).astype(np.float64)
         zw = np.broadcast_to(w_t.zero_point, (n_out,)).astype(np.float64)
@@ -525,11 +595,11 @@ class _Lowering:
 
     def op_softmax(self, op):
         if op.options.get("beta", 1.0) != 1.0:
-            self.fail("softmax beta %g; the runtime's softmax has beta 1" % op.options["beta"], "softmax beta 1")
+            self.fail("softmax beta %g; the runtime's softmax has beta 1" % op.options["beta"], R.OP)
         v = self.as_float(self.get(op.inputs[0]))
         if v.shape[1] * v.shape[2] != 1:
             self.fail("softmax over a %dx%d map; the runtime's softmax takes a vector" % v.shape[1:],
-                      "softmax of a vector")
+                      R.GRAPH)
         y_t = self.tensor(op.outputs[0])
         out = ir.Value(y_t.name, v.shape, "f32", *(_quant(y_t) if y_t.quantized else (1.0, 0)), in_main=True)
         self.cpu(ir.SOFTMAX, [v], out, channels=v.count)
@@ -551,29 +621,29 @@ class _Lowering:
         dims = [d for d in y_t.shape]
         c, h, w = v.shape
         if int(np.prod(dims)) != c * h * w or dims[0] != 1:
-            self.fail("reshape to %s" % dims, "flatten or vector reshape")
+            self.fail("reshape to %s" % dims, R.GRAPH)
         rest = [d for d in dims[1:] if d != 1]
         if h * w == 1 and len(rest) <= 1:
             self.env[op.outputs[0]] = v                       # (c,1,1) <-> [1, c] / [1,1,1,c]: same bytes
         elif len(rest) == 1:
             self.env[op.outputs[0]] = Flat(v)
         else:
-            self.fail("reshape of a %dx%dx%d map to %s" % (c, h, w, dims), "flatten or vector reshape")
+            self.fail("reshape of a %dx%dx%d map to %s" % (c, h, w, dims), R.GRAPH)
 
     op_squeeze = op_reshape
 
     def op_concatenation(self, op):
         if op.options.get("activation", 0) != 0:
-            self.fail("concat with a fused activation", "concat without activation")
+            self.fail("concat with a fused activation", R.GRAPH)
         y_t = self.tensor(op.outputs[0])
         rank = len(y_t.shape)
         axis = op.options["axis"] % rank
         if axis != rank - 1:
             self.fail("concat on axis %d; the runtime concatenates channels (the last axis)" % axis,
-                      "channel concat")
+                      R.GRAPH)
         vals = [self.get(i) for i in op.inputs]
         if len({v.shape[1:] for v in vals}) != 1:
-            self.fail("concat of maps of different sizes", "shapes")
+            self.fail("concat of maps of different sizes", R.GRAPH)
         q = _quant(y_t) if y_t.quantized else None
         same = q is not None and all(v.dtype == "u8" and math.isclose(v.scale, q[0], rel_tol=1e-6)
                                      and v.zero == q[1] for v in vals)

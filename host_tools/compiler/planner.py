@@ -7,6 +7,7 @@ so the KPU never reads a row it is writing.
 from host_tools.compiler import ir
 from host_tools.compiler.errors import CompileError
 from host_tools.k210 import kpu as hw
+from host_tools.k210 import rules as R
 from host_tools.k210.firmware import SRAM_BYTES
 
 MAIN_ALIGN = 8
@@ -20,7 +21,7 @@ def _reads(L):
     return [L.inp] if isinstance(L, ir.ConvLayer) else list(L.inputs)
 
 
-def _first_fit(items, capacity, what, source):
+def _first_fit(items, capacity, what, rule, source):
     """items: [(start, end, size, value, layer)] -> {id(value): offset}."""
     placed = []          # (offset, size, start, end)
     where = {}
@@ -36,7 +37,7 @@ def _first_fit(items, capacity, what, source):
             raise CompileError("%s (%s) does not fit: it needs %d %s from %d, past the %d available in %s with what "
                                "else is live at this layer" % (v.name, "x".join(map(str, v.shape)), size, unit, at,
                                                                capacity, what),
-                               source, getattr(L, "op_index", None), getattr(L, "op", None), what)
+                               source, getattr(L, "op_index", None), getattr(L, "op", None), rule)
         placed.append((at, size, start, end))
         where[id(v)] = at
     return where
@@ -65,8 +66,8 @@ def plan(prog: ir.Program) -> dict:
             kpu_items.append((a, b, kpu_rows(v), v, writer[k]))
         if v.in_main:
             main_items.append((a, b, -(-v.nbytes // MAIN_ALIGN) * MAIN_ALIGN, v, writer[k]))
-    rows = _first_fit(kpu_items, hw.RAM_ROWS, "KPU RAM", prog.source)
-    addrs = _first_fit(main_items, SRAM_BYTES, "main memory", prog.source)
+    rows = _first_fit(kpu_items, hw.RAM_ROWS, "KPU RAM", R.KPU_RAM, prog.source)
+    addrs = _first_fit(main_items, SRAM_BYTES, "main memory", R.MAIN_MEMORY, prog.source)
     for k, v in values.items():
         v.kpu_row = rows.get(k)
         v.main_addr = addrs.get(k)

@@ -9,6 +9,7 @@ import numpy as np
 import tflite
 
 from host_tools.compiler.errors import CompileError
+from host_tools.k210 import rules
 
 _TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8"}
 _NP = {"float32": np.float32, "float16": np.float16, "int32": np.int32, "uint8": np.uint8, "int64": np.int64,
@@ -101,12 +102,22 @@ def read(path) -> Graph:
 
 
 def parse(buf: bytes, source="<tflite>") -> Graph:
+    try:
+        return _parse(buf, source)
+    except CompileError:
+        raise
+    except Exception as e:  # a damaged flatbuffer fails anywhere in the generated reader
+        raise CompileError("not a readable tflite flatbuffer (%s: %s)" % (type(e).__name__, e), source,
+                           rule=rules.FORMAT) from None
+
+
+def _parse(buf: bytes, source) -> Graph:
     if len(buf) < 8 or buf[4:8] != b"TFL3":
-        raise CompileError("not a tflite flatbuffer (no TFL3 identifier)", source, rule="input format")
+        raise CompileError("not a tflite flatbuffer (no TFL3 identifier)", source, rule=rules.FORMAT)
     model = tflite.Model.GetRootAsModel(buf, 0)
     if model.SubgraphsLength() != 1:
         raise CompileError("has %d subgraphs; only single-subgraph models compile" % model.SubgraphsLength(),
-                           source, rule="one subgraph")
+                           source, rule=rules.FORMAT)
     g = model.Subgraphs(0)
     tensors = []
     for i in range(g.TensorsLength()):

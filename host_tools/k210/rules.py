@@ -17,6 +17,7 @@ class Rule:
 
 
 RULES = (
+    Rule("format", "a tflite flatbuffer with one subgraph"),
     Rule("input", "one image input [1, H, W, C]: C 1 (grayscale) or 3 (RGB), from 4x4 up to the camera's 320x240"),
     Rule("input-quant", "int8 input with scale 1/255 and zero point -128, so the camera byte is the input"),
     Rule("int8", "a fully-integer tflite: int8 per-tensor activations, constant int8 weights, one weight zero "
@@ -47,9 +48,11 @@ RULES = (
                    "every layer below 2 MiB"),
     Rule("envelope", "each KPU conv layer's arithmetic stays within what vendor-made kmodels use (envelope.py): "
                      "its accumulator within 25 bits, a ReLU6 clamp at byte 238 or below or at 255"),
+    Rule("compiler", "the compiler can express the layer (anything else it stumbles on is reported at the layer "
+                     "it was compiling)"),
 )
 BY_ID = {r.id: r for r in RULES}
 
-(INPUT, INPUT_QUANT, INT8, OP, FIRST_LAYER, KERNEL, STRIDE, DILATION, DEPTH_MULTIPLIER, PADDING, STRIDE2_SIZE,
- MAP_SIZE, CHANNELS, CHANNEL_PIXELS, WEIGHT_LOADS, ACTIVATION, POOL, GRAPH, KPU_RAM, MAIN_MEMORY, MEMORY,
- ENVELOPE) = RULES
+(FORMAT, INPUT, INPUT_QUANT, INT8, OP, FIRST_LAYER, KERNEL, STRIDE, DILATION, DEPTH_MULTIPLIER, PADDING,
+ STRIDE2_SIZE, MAP_SIZE, CHANNELS, CHANNEL_PIXELS, WEIGHT_LOADS, ACTIVATION, POOL, GRAPH, KPU_RAM, MAIN_MEMORY, MEMORY,
+ ENVELOPE, COMPILER) = RULES
