@@ -166,8 +166,9 @@ def classifier_run(name, data, cfg, out, log, strategy="default", progress=True,
             "val_photos": [str(p) for p in data.val_files],
             "per_class_val_accuracy": {n: float(cm[i, i] / max(cm[i].sum(), 1)) for i, n in enumerate(names)},
             "confusion_kmodel": cm.tolist(), "kmodel_int8_top1_agreement": figs["kmodel_int8_top1_agreement"],
-            "settings": _settings(cfg), "epochs_run": len(hist["phase"]), "best_epoch": hist["best_epoch"] + 1,
-            "trainable_weights": hist["trainable_weights"], "seconds": stage.seconds,
+            "settings": _settings(cfg), "strategy": strategy, "epochs_run": len(hist["phase"]),
+            "best_epoch": hist["best_epoch"] + 1, "trainable_weights": hist["trainable_weights"],
+            "seconds": stage.seconds,
             "files": {"keras": files_written["keras"].name, "tflite": files_written["tflite"].name},
         }
         _finish(out, staged, verdict, rep)
