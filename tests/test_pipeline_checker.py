@@ -226,3 +226,21 @@ def test_an_alpha_1_mobilenet_needs_the_minimum_build_with_load_flash_and_the_bo
         else:
             with pytest.raises(ValueError, match="load_flash error:2006, ERR_NO_MEM"):
                 s.exec("t = kpu.load_flash(0x300000, 1, 0x4000, 80000000)")
+
+
+@pytest.mark.parametrize("where", ["lowering", "emission"])
+def test_an_error_inside_the_compiler_is_the_layers_refusal_not_a_traceback(where, tmp_path, monkeypatch):
+    from host_tools.compiler import emit, lower
+    path = tmp_path / "sigmoid.tflite"
+    path.write_bytes(checker.int8_tflite(CASES["sigmoid"][0]()))
+
+    def broken(*a, **k):
+        raise ZeroDivisionError("a bug")
+    if where == "lowering":
+        monkeypatch.setattr(lower._Lowering, "op_logistic", broken)
+    else:
+        monkeypatch.setattr(emit, "_cpu_body", broken)
+    said = _compile_says(path, tmp_path)
+    assert said == (1, "LOGISTIC", "compiler")      # emitted: the sigmoid's DEQUANTIZE and LOGISTIC CPU layers
+    rep = checker.check_file(path)
+    assert _check_says(rep) == said and "ZeroDivisionError: a bug" in rep.findings[0].message

@@ -3,8 +3,9 @@
 Numbers follow ../shared/docs/maixpy-firmware-facts.md: GC heap 512 KiB by default; a model of about 2 MiB fits
 the full build and about 4 MiB the minimum build once camera and LCD are up; V4 kmodels load only on builds
 with V4 support; kpu.load_flash streams layers from flash, each below 2 MiB. The system-heap figure is what is
-left after the firmware's own start-up; the camera and LCD buffers are charged to it when sensor.reset() and
-lcd.init() run.
+left after the firmware's own start-up; the camera's buffers are charged to it when the frame size is set and the
+LCD's at lcd.init(). A model's budget counts a single-buffered camera (the app drops double buffering when a
+model needs the room).
 """
 from dataclasses import dataclass
 
@@ -17,8 +18,8 @@ MIB = 1024 * 1024
 SRAM_BYTES = 6 * MIB                 # the K210's general SRAM: a kmodel's main memory can never exceed it
 CAMERA_W, CAMERA_H = 320, 240        # QVGA: the frame the app takes, and the largest KPU input image
 LCD_W, LCD_H = 320, 240
-# Camera: one RGB565 QVGA frame + one planar RGB888 AI buffer; LCD: one RGB565 frame buffer. Charged to the
-# system heap at sensor.reset() / lcd.init(), which is why "about 2 MiB" is what remains for a model.
+# Camera: one RGB565 QVGA frame + one planar RGB888 AI buffer; LCD: one RGB565 frame buffer. Both come out of the
+# system heap, which is why "about 2 MiB" is what remains for a model.
 CAMERA_BUFFERS = camera_buffers(CAMERA_W, CAMERA_H, dual=False)   # dual_buff=True takes twice this
 LCD_BUFFERS = LCD_W * LCD_H * 2
 MAX_MODELS = 5                       # models loaded at once (ERR_MODELS_FULL beyond)
