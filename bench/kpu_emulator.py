@@ -42,8 +42,9 @@ def main(argv=None):
     conv = plans(m)
     run(m, x)                                                   # builds the plans (tables, weights)
     a, b = np.random.rand(1024, 1024), np.random.rand(1024, 1024)
-    gemms = [(np.random.rand(p.wcols.shape[1], p.wcols.shape[0]), np.random.rand(p.wcols.shape[0],
-                                                                                 p.in_shape[1] * p.in_shape[2]))
+    conv = {i: step.fast.p for i, step in conv.items()}          # kpu_fast.ConvParams per conv layer
+    gemms = [(np.random.rand(p.weights.shape[1], p.weights.shape[0]), np.random.rand(p.weights.shape[0],
+                                                                                     p.in_shape[1] * p.in_shape[2]))
              for p in conv.values() if not p.depthwise]
     # Interleaved rounds, keeping each quantity's least disturbed time: the machine is shared, and a
     # ratio of two numbers taken at different moments would measure the neighbours.
@@ -62,20 +63,24 @@ def main(argv=None):
         rounds += 1
     peak = 1024 ** 3 / peak_t
     conv_t = sum(per_layer[i] for i in conv)
-    macs = sum(p.macs for p in conv.values())
+
+    def macs_of(p):
+        ic, ih, iw = p.in_shape
+        return p.out_shape[0] * (1 if p.depthwise else ic) * p.k * p.k * ih * iw
+    macs = sum(macs_of(p) for p in conv.values())
     # a deferred depthwise layer is computed inside the 1x1 layer after it (kpu_ram.Deferred): the split by kind
     # leaves such pairs out
     deferred = m.__dict__["_deferred"]
     paired = deferred | {m.layers[k + 1].index for k, L in enumerate(m.layers) if L.index in deferred}
-    gemm_macs = sum(p.macs for i, p in conv.items() if not p.depthwise and i not in paired)
-    dw_macs = sum(p.macs for i, p in conv.items() if p.depthwise and i not in paired)
+    gemm_macs = sum(macs_of(p) for i, p in conv.items() if not p.depthwise and i not in paired)
+    dw_macs = sum(macs_of(p) for i, p in conv.items() if p.depthwise and i not in paired)
     dw_t = sum(per_layer[i] for i, p in conv.items() if p.depthwise and i not in paired)
     print("kpu_emulator: yolo20 (320x240, 16 conv layers, %.0f M MACs) %.2f frames/s (%.1f ms/frame), 1 core"
           % (macs / 1e6, 1 / frame, frame * 1e3))
     print("kpu_emulator: conv layers %.2f GMAC/s = %.2f x float64 matmul peak (%.2f GMAC/s, 1024^3, same run)"
           % (macs / conv_t / 1e9, macs / conv_t / peak, peak / 1e9))
     gemm_layers_t = sum(per_layer[i] for i, p in conv.items() if not p.depthwise and i not in paired)
-    all_gemm_macs = sum(p.macs for p in conv.values() if not p.depthwise)        # what the float64 GEMMs do
+    all_gemm_macs = sum(macs_of(p) for p in conv.values() if not p.depthwise)        # what the float64 GEMMs do
     print("kpu_emulator: GEMM layers %.2f x peak (float64 GEMMs alone at their shapes reach %.2f x; the emulator"
           " runs onnxruntime's integer GEMM, then its compiled BN and activation stages); depthwise layers"
           " (%.0f%% of MACs, compiled, no GEMM) %.2f x peak; %d layers computed within the next one left out of"

@@ -94,7 +94,7 @@ def test_random_layers_compile_inside_the_envelope_and_the_emulator_computes_the
         for _ in range(2):
             x = rng.integers(0, 256, L.inp.shape).astype(np.uint8)
             want = K.forward(a, x)                       # the compiler's prediction
-            np.testing.assert_array_equal(plan.forward_exact(x), want, err_msg=str(L.op_index))
+            np.testing.assert_array_equal(plan.fast.forward(x), want, err_msg=str(L.op_index))
             np.testing.assert_array_equal(run(km, x)[0], want, err_msg=str(L.op_index))
             d = want.astype(int) - tflite_output(L, a, x)
             kind = int(L.post is not None)
@@ -121,7 +121,7 @@ def test_demo_models_every_layer_is_the_compilers_prediction(name):
         want = K.forward(layer_arith(c.program.layers[L.index]), x)
         assert np.unique(want).size > 3, L.index              # a live map, not stuck at a clamp
         np.testing.assert_array_equal(y, want, err_msg="layer %d" % L.index)
-        np.testing.assert_array_equal(conv[L.index].forward(x), want, err_msg="layer %d" % L.index)
+        np.testing.assert_array_equal(conv[L.index].fast.forward(x), want, err_msg="layer %d" % L.index)
         seen.append(L.index)
     rng = np.random.default_rng(3)
     run(c.kmodel, rng.integers(0, 256, c.kmodel.input_shape).astype(np.uint8), exact=True, taps=tap)

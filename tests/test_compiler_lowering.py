@@ -135,7 +135,7 @@ def test_moved_depthwise_stride_is_computed_only_where_sampled(feature_model, mo
     monkeypatch.setattr(Deferred, "array", whole_map)
     for x, y in zip(images, want):
         np.testing.assert_array_equal(run(km, x)[0], y)
-    assert conv[3]._dw_f32 == 2          # the four-phase float32 path, not the whole plane sampled
+    assert conv[3].fast.prep.dw.f32 == 2          # the four-phase float32 path, not the whole plane sampled
 
 
 def test_trained_classifier_agrees_with_litert_and_keeps_accuracy(digits_model, tmp_path):

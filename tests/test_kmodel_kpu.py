@@ -1,4 +1,6 @@
-"""KPU conv arithmetic: the compiled path (integer GEMM + numba kernels) against the int64 reference, pooling."""
+"""KPU conv arithmetic: the fast path (integer GEMM + numba kernels, kpu_fast) against the int64 reference
+(k210.arith), pooling. The GEMM runs as the probe finds, or as MAIXKIT_GEMM forces it; the `gemm` fixture runs a
+test both ways."""
 from dataclasses import replace
 from types import SimpleNamespace
 
@@ -6,14 +8,48 @@ import numpy as np
 import pytest
 
 from conftest import fixture_file
+from host_tools.k210 import arith as A
 from host_tools.k210 import kpu as hw
-from host_tools.kmodel import load, run
 from host_tools.k210 import registers as R
-from host_tools.k210.arith import POOL_TYPES
-from host_tools.kmodel import int_gemm
+from host_tools.k210.arith import POOL_TYPES, carry_shift, pool
+from host_tools.kmodel import int_gemm, kpu, load, run
 from host_tools.kmodel import kpu_kernels as K
-from host_tools.k210.arith import carry_shift, pool
-from host_tools.kmodel.kpu import ConvPlan
+from host_tools.kmodel.kpu_fast import FastConv, conv_params
+from host_tools.kmodel.kpu_ram import Deferred
+
+
+class Plan:
+    """A layer's reference and fast path side by side."""
+
+    def __init__(self, L):
+        self.arith = kpu.layer_arith(L)
+        self.fast = FastConv(conv_params(self.arith, L.in_shape, L.out_shape))
+        self.p = self.fast.p
+        self.proofs = self.p.proofs
+
+    def forward(self, x):
+        return self.fast.forward(x)
+
+    def forward_exact(self, x):
+        return A.forward(self.arith, x)
+
+    def accumulators(self, x):
+        return A.accumulators(self.arith, x)
+
+    def finish(self, acc):
+        """The reference's outputs for accumulators."""
+        return A.activation_map(self.arith, A.bn_map(self.arith, acc))
+
+
+@pytest.fixture(params=["signed", "unsigned"])
+def gemm(request, monkeypatch):
+    """The test runs with the GEMMs forced each way (signed only where this CPU's probe finds it exact)."""
+    if request.param == "signed":
+        monkeypatch.delenv(int_gemm.GEMM_ENV, raising=False)
+        if not int_gemm.signed_columns_exact():
+            pytest.skip("this CPU's uint8 x int8 kernel saturates")
+    monkeypatch.setenv(int_gemm.GEMM_ENV, request.param)
+    return request.param
 
 
 def random_layer(rng, ic, oc, h, w, k, dw, pool_type, bits=8, wild=False):
@@ -76,8 +112,8 @@ def test_compiled_path_equals_int64_reference(pool_type):
                 L = random_layer(rng, ic, oc, h, w, k, dw, pool_type, bits, wild)
                 if not wild:
                     L = spread_bn(L, rng)
-                p = ConvPlan(L)
-                bounded += not p.may_wrap
+                p = Plan(L)
+                bounded += not p.proofs.may_wrap
                 x = rng.integers(0, 256, (ic, h, w)).astype(np.uint8)
                 y = p.forward_exact(x)
                 # not stuck at one clamp value (a 4x4 pool of a 4x4 map leaves one pixel: max of 16 saturates)
@@ -89,23 +125,24 @@ def test_compiled_path_equals_int64_reference(pool_type):
 @pytest.mark.parametrize("pool_type", [0, 5])
 def test_unsigned_gemm_equals_reference(pool_type, monkeypatch):
     """Where uint8 x int8 would saturate (AVX2 without VNNI) the GEMM runs uint8 x uint8: same integers."""
-    monkeypatch.setattr(int_gemm, "_signed_ok", False)
+    monkeypatch.setenv(int_gemm.GEMM_ENV, "unsigned")
     rng = np.random.default_rng(50 + pool_type)
     for ic, oc, h, w, k, dw in CASES:
         if dw:
             continue
-        p = ConvPlan(spread_bn(random_layer(rng, ic, oc, h, w, k, dw, pool_type), rng))
+        p = Plan(spread_bn(random_layer(rng, ic, oc, h, w, k, dw, pool_type), rng))
         x = rng.integers(0, 256, (ic, h, w)).astype(np.uint8)
         np.testing.assert_array_equal(p.forward(x), p.forward_exact(x))
-        assert p._gemm.x_offset == 0
+        assert p.fast.prep.gemm.x_offset == 0
 
 
 @pytest.mark.parametrize("signed", [True, False])
 def test_exact_gemm_at_the_extremes(signed, monkeypatch):
     """255 x 255 (and x 0) in every product, long sums, both kernels (uint8 x int8 only where the probe says)."""
+    monkeypatch.delenv(int_gemm.GEMM_ENV, raising=False)
     if signed and not int_gemm.signed_columns_exact():
         pytest.skip("this CPU's uint8 x int8 kernel saturates; the probe keeps it off")
-    monkeypatch.setattr(int_gemm, "_signed_ok", signed)
+    monkeypatch.setenv(int_gemm.GEMM_ENV, "signed" if signed else "unsigned")
     w = np.zeros((1024, 6), np.uint8)
     w[:, ::2] = 255
     w[::2, 1] = 255
@@ -126,16 +163,16 @@ def test_segment_search_keeps_only_entries_that_can_win():
     L = spread_bn(random_layer(rng, 8, 8, 6, 10, 3, False, 0), rng)
     top = R.ActSegment(x_start=1 << 16, y_mul=0, shift=0, bias=255)     # spread_bn's output reaches 255 there
     L.act = L.act[:2] + [top] * 14                               # nncase pads with copies of the last entry
-    p = ConvPlan(L)
-    assert p.segments.tolist() == [0, 1, 15] and not p.may_wrap
+    p = Plan(L)
+    assert p.proofs.live.tolist() == [0, 1, 15] and not p.proofs.may_wrap
     act = list(L.act)
     act[3], act[9] = R.ActSegment(x_start=1 << 20, y_mul=7, shift=3, bias=9), \
         R.ActSegment(x_start=-(1 << 12), y_mul=255, shift=16, bias=10)    # unsorted
     L.act = act
-    p = ConvPlan(L)
-    xs = p.x_start[p.segments]
+    p = Plan(L)
+    xs = p.arith.x_start[p.proofs.live]
     # 3 loses to the later, lower starts of the padding; 9 wins over everything before it
-    assert (np.diff(xs[1:]) > 0).all() and 3 not in p.segments and 9 in p.segments
+    assert (np.diff(xs[1:]) > 0).all() and 3 not in p.proofs.live and 9 in p.proofs.live
     for _ in range(3):
         x = rng.integers(0, 256, L.in_shape).astype(np.uint8)
         y = p.forward_exact(x)
@@ -147,9 +184,9 @@ def test_segment_search_keeps_only_entries_that_can_win():
                                           ("maixpy-mnist/mnist.kmodel", 3)])
 def test_compiled_path_equals_reference_on_fixtures(name, inputs):
     m = load(fixture_file(*name.split("/")))
-    if "yolo" in name:      # nncase's 16-piece leaky tables are looked up (kpu.ConvPlan._table), so tested here
+    if "yolo" in name:      # nncase's 16-piece leaky tables are looked up (kpu_proofs.lookup_table), so tested here
         from host_tools.kmodel.emulator import plans
-        assert sum(p.lut.size > 0 for p in plans(m).values()) >= 10
+        assert sum(p.fast.p.proofs.lut.size > 0 for p in plans(m).values()) >= 10
     rng = np.random.default_rng(1)
     for _ in range(inputs):
         x = rng.integers(0, 256, m.input_shape).astype(np.uint8)
@@ -191,7 +228,7 @@ def wide_bn_layer(rng, ic, oc, h, w, k, dw, pool_type, leaky, integer_a=False):
         cv.shr_x = int(rng.integers(0, 16))
         cv.arg_x = -int(rng.integers(0, 256)) << cv.shr_x
     L.regs.conv_value2.arg_add = 0
-    p = ConvPlan(L)
+    p = Plan(L)
     acc = p.accumulators(rng.integers(0, 256, L.in_shape).astype(np.uint8))
     lo, hi = (np.percentile(acc.reshape(len(acc), -1), q, axis=1).astype(np.int64) for q in (5, 95))
     mul = np.minimum((1 << 29) // (hi - lo + 1), (1 << 23) - 1)      # bn = (acc - lo) * ~2^27 / (hi - lo)
@@ -212,8 +249,8 @@ def test_wide_bn_layers_equal_int64_reference(pool_type):
     rng = np.random.default_rng(100 + pool_type)
     for ic, oc, h, w, k, dw in CASES[:4]:
         for leaky in (False, True):
-            p = ConvPlan(wide_bn_layer(rng, ic, oc, h, w, k, dw, pool_type, leaky))
-            assert p.monotone or POOL_TYPES[pool_type][0] != "max" or leaky
+            p = Plan(wide_bn_layer(rng, ic, oc, h, w, k, dw, pool_type, leaky))
+            assert p.proofs.monotone or POOL_TYPES[pool_type][0] != "max" or leaky
             for _ in range(3):
                 x = rng.integers(0, 256, (ic, h, w)).astype(np.uint8)
                 y = p.forward_exact(x)
@@ -226,9 +263,9 @@ def test_demo_kmodels_equal_the_reference(name):
     from conftest import ROOT
     from host_tools.kmodel.reader import K210_CONV
     m = load(ROOT / "models" / (name + ".kmodel"))      # committed: no skip
-    plans = [ConvPlan(L) for L in m.layers if L.type == K210_CONV]
+    plans = [Plan(L) for L in m.layers if L.type == K210_CONV]
     # our compiler's layers are proved free of 36-bit wrapping, with at most 3 activation entries to search
-    assert plans and all(not p.may_wrap and len(p.segments) <= 3 for p in plans)
+    assert plans and all(not p.proofs.may_wrap and len(p.proofs.live) <= 3 for p in plans)
     rng = np.random.default_rng(2)
     for _ in range(2):
         x = rng.integers(0, 256, m.input_shape).astype(np.uint8)
@@ -239,7 +276,7 @@ def test_demo_kmodels_equal_the_reference(name):
 def spread_bn(L, rng):
     """BN and activation spread over the accumulator range of random inputs, so outputs take many values and a
     wrong sum shows (random BN values leave most outputs at one clamp)."""
-    p = ConvPlan(L)
+    p = Plan(L)
     acc = p.accumulators(rng.integers(0, 256, L.in_shape).astype(np.uint8))
     lo, hi = (np.percentile(acc.reshape(len(acc), -1), q, axis=1).astype(np.int64) for q in (5, 95))
     # bn = (acc - lo) * ~2^16 / (hi - lo) with norm_shift 15 (4 bits); a flat channel must not blow BN up
@@ -270,13 +307,13 @@ def test_depthwise_equals_int64_reference(pool_type):
                 L = wide_bn_layer(rng, c, c, h, w, k, True, pool_type, True, integer_a=True)
             else:
                 L = with_integer_a(random_layer(rng, c, c, h, w, k, True, pool_type, bits), rng)
-            p = ConvPlan(L)
+            p = Plan(L)
             for _ in range(2):
                 x = rng.integers(0, 256, (c, h, w)).astype(np.uint8)
                 y = p.forward_exact(x)
                 assert np.unique(y).size > 20 or bits == 16, (c, k, bits)
                 np.testing.assert_array_equal(p.forward(x), y, err_msg=str((c, k, bits, wide)))
-            assert p._dw_arg_x == 0 or bits == 16, (c, k, bits)       # folded where int32 sums allow
+            assert p.fast.prep.dw.arg_x == 0 or bits == 16, (c, k, bits)     # folded where int32 sums allow
 
 
 @pytest.mark.parametrize("pool_type", [0, 1, 8])
@@ -284,7 +321,7 @@ def test_integer_a_gemm_layers_equal_int64_reference(pool_type):
     rng = np.random.default_rng(300 + pool_type)
     for ic, oc, h, w, k in ((3, 8, 12, 20, 3), (40, 24, 5, 40, 1), (12, 20, 9, 9, 3), (300, 16, 3, 5, 3)):
         for bits in (8, 16):
-            p = ConvPlan(with_integer_a(random_layer(rng, ic, oc, h, w, k, False, pool_type, bits), rng))
+            p = Plan(with_integer_a(random_layer(rng, ic, oc, h, w, k, False, pool_type, bits), rng))
             for _ in range(2):
                 x = rng.integers(0, 256, (ic, h, w)).astype(np.uint8)
                 y = p.forward_exact(x)
@@ -300,36 +337,36 @@ def relu_layer(rng, ic, oc, h, w, k, dw, pool_type, zero_point):
 
 
 def exhaustive_acc(p, span):
-    """Per channel, every accumulator within `span` of where its output is mid-range (kpu.ConvPlan._affine's A0),
+    """Per channel, every accumulator within `span` of where its output is mid-range (kpu_proofs.affine's A0),
     clipped to what the layer can reach: all the output steps, the exact ties among them."""
-    a0 = p.affine[0]
+    a0 = p.proofs.affine.a0
     acc = a0[:, None] + np.arange(-span, span)[None, :]
-    return np.clip(acc, p.acc_bounds[0][:, None], p.acc_bounds[1][:, None])
+    return np.clip(acc, p.proofs.acc_bounds[0][:, None], p.proofs.acc_bounds[1][:, None])
 
 
 @pytest.mark.parametrize("zero_point, pool_type", [(0, 0), (97, 0), (0, 5), (97, 1)])
 def test_float32_path_equals_integer_stages_on_every_accumulator(zero_point, pool_type):
-    """The float32 path (kpu.ConvPlan._affine) against the integer stages on every accumulator value across the
+    """The float32 path (kpu_proofs.affine) against the integer stages on every accumulator value across the
     output range of each channel; then with every element sent to the exact fallback; then whole layers, the
     3x3 depthwise ones with their sums fed straight into it."""
     rng = np.random.default_rng(400 + zero_point + pool_type)
     for ic, oc, h, w, k, dw in CASES[:4]:
-        p = ConvPlan(relu_layer(rng, ic, oc, h, w, k, dw, pool_type, zero_point))
-        assert p.affine is not None, (ic, oc, k, dw)
-        p.forward(rng.integers(0, 256, (ic, h, w)).astype(np.uint8))         # builds the kernel arguments
-        span = int(np.ceil(140 / np.abs(p.affine[1]).min()))
+        p = Plan(relu_layer(rng, ic, oc, h, w, k, dw, pool_type, zero_point))
+        assert p.proofs.affine is not None, (ic, oc, k, dw)
+        span = int(np.ceil(140 / np.abs(p.proofs.affine.alpha).min()))
         acc = exhaustive_acc(p, min(span, 1 << 18))
-        want = p.activation(p.batchnorm(acc[:, :, None])).reshape(acc.shape)
+        want = p.finish(acc)
         assert np.unique(want).size == 256 - zero_point
+        fin = p.p.finish
         for margin in (None, 1.0):
-            aff = p._aff if margin is None else p._aff[:3] + (np.full_like(p._aff[3], margin), p._aff[4])
+            f = fin if margin is None else fin._replace(margin=np.full_like(fin.margin, margin))
             got = np.empty(acc.shape, np.uint8)
-            K.finish_accumulators(acc, p.bn_mul, p.bn_shift, p.bn_add, False, *p._act, p.lut, p.lut_lo, aff, got)
+            K.finish_accumulators(acc, f, got)
             np.testing.assert_array_equal(got, want, err_msg=str((ic, oc, k, dw, margin)))
         for _ in range(2):
             x = rng.integers(0, 256, (ic, h, w)).astype(np.uint8)
             np.testing.assert_array_equal(p.forward(x), p.forward_exact(x))
-        assert not (dw and k == 3) or p._dw_f32 == 2
+        assert not (dw and k == 3) or p.fast.prep.dw.f32 == 2
 
 
 @pytest.mark.parametrize("r0, c0", [(0, 0), (0, 1), (1, 0), (1, 1)])
@@ -339,14 +376,15 @@ def test_depthwise_at_a_stride_2_grid_gives_the_references_pixels(r0, c0):
     sizes, down to 2x3, and 7x7 and 14x14 maps as in MobileNet's last blocks."""
     rng = np.random.default_rng(500 + 2 * r0 + c0)
     for c, h, w in ((16, 9, 17), (8, 7, 7), (5, 14, 14), (3, 2, 3), (4, 24, 10)):
-        p = ConvPlan(relu_layer(rng, c, c, h, w, 3, True, 0, int(rng.integers(0, 100))))
+        p = Plan(relu_layer(rng, c, c, h, w, 3, True, 0, int(rng.integers(0, 100))))
         oh, ow = (h - r0 + 1) // 2, (w - c0 + 1) // 2
         for flip in (0, 128):
             x = rng.integers(0, 256, (c, h, w)).astype(np.uint8)
             want = p.forward_exact(x)[:, r0::2, c0::2] ^ np.uint8(flip)
             assert want.shape == (c, oh, ow) and np.unique(want).size > min(20, want.size // 4)
-            np.testing.assert_array_equal(p.depthwise_at(x, (2, r0, c0, oh, ow), flip), want, err_msg=str((c, h, w)))
-        assert p._dw_f32 == 2
+            np.testing.assert_array_equal(p.fast.depthwise_at(x, K.Grid(2, r0, c0, oh, ow), flip), want,
+                                          err_msg=str((c, h, w)))
+        assert p.fast.prep.dw.f32 == 2
 
 
 def hwc_view(x):
@@ -355,65 +393,67 @@ def hwc_view(x):
 
 
 @pytest.mark.parametrize("pool_type", [0, 5, 6])
-def test_pixel_major_layers_equal_int64_reference(pool_type):
+def test_pixel_major_layers_equal_int64_reference(pool_type, gemm):
     """1x1 layers with few pixels run on (pixels, channels) columns (int_gemm.ExactGemmT, kpu_kernels.
-    finish_gemm_t), from channel-major and pixel-major input; 3x3 depthwise layers given pixel-major input run
-    channels innermost (depthwise_hwc), whole or at a sampled grid, as maps or as the next GEMM's columns."""
+    finish_gemm_t), from channel-major and pixel-major input, with either GEMM; 3x3 depthwise layers given
+    pixel-major input run channels innermost (depthwise_hwc), whole or at a sampled grid, as maps or as the next
+    GEMM's columns."""
     rng = np.random.default_rng(600 + pool_type)
     for ic, oc, h, w, zp in ((40, 24, 5, 40, 0), (64, 96, 14, 14, 97), (24, 300, 4, 4, 3), (16, 5, 2, 3, 0)):
-        p = ConvPlan(relu_layer(rng, ic, oc, h, w, 1, False, pool_type, zp))
-        assert p.pixel_major == int_gemm.signed_columns_exact()
+        p = Plan(relu_layer(rng, ic, oc, h, w, 1, False, pool_type, zp))
+        assert p.p.pixel_major and p.fast.prep.gemm.w_offset == (128 if gemm == "signed" else 0)
         for _ in range(2):
             x = rng.integers(0, 256, (ic, h, w)).astype(np.uint8)
             want = p.forward_exact(x)
             assert np.unique(want).size > min(20, want.size // 4)
             np.testing.assert_array_equal(p.forward(x), want, err_msg=str((ic, oc, h, w)))
             np.testing.assert_array_equal(p.forward(hwc_view(x)), want, err_msg=str((ic, oc, h, w)))
-    assert not ConvPlan(relu_layer(rng, 8, 8, 17, 16, 1, False, 0, 0)).pixel_major      # 272 pixels
+    assert not Plan(relu_layer(rng, 8, 8, 17, 16, 1, False, 0, 0)).p.pixel_major      # 272 pixels
     for c, h, w in ((64, 14, 14), (24, 7, 7), (5, 9, 4)):
-        p = ConvPlan(relu_layer(rng, c, c, h, w, 3, True, pool_type, int(rng.integers(0, 100))))
+        p = Plan(relu_layer(rng, c, c, h, w, 3, True, pool_type, int(rng.integers(0, 100))))
         x = rng.integers(0, 256, (c, h, w)).astype(np.uint8)
         np.testing.assert_array_equal(p.forward(hwc_view(x)), p.forward_exact(x), err_msg=str((c, h, w)))
-        assert p._dw_f32 == 2
-        full = ConvPlan(relu_layer(rng, c, c, h, w, 3, True, 0, int(rng.integers(0, 100))))
+        assert p.fast.prep.dw.f32 == 2
+        full = Plan(relu_layer(rng, c, c, h, w, 3, True, 0, int(rng.integers(0, 100))))
         want = full.forward_exact(x)
-        for grid in ((2, 0, 0, h // 2, w // 2), (2, 0, 1, h // 2, w // 2)):
+        for grid in (K.Grid(2, 0, 0, h // 2, w // 2), K.Grid(2, 0, 1, h // 2, w // 2)):
             s, r0, c0, oh, ow = grid
             sampled = want[:, r0:r0 + oh * s:s, c0:c0 + ow * s:s]
             for xin in (x, hwc_view(x)):
-                np.testing.assert_array_equal(full.depthwise_at(xin, grid, 128), sampled ^ np.uint8(128))
-                cols = full.depthwise_at(xin, grid, pixels_first=True)
+                np.testing.assert_array_equal(full.fast.depthwise_at(xin, grid, 128), sampled ^ np.uint8(128))
+                cols = full.fast.depthwise_at(xin, grid, pixels_first=True)
                 np.testing.assert_array_equal(cols, sampled.reshape(c, -1).T)
 
 
 @pytest.mark.parametrize("pool_type", [0, 5, 6])
-def test_1x1_layer_computes_a_deferred_depthwise_input_into_its_columns(pool_type):
+def test_1x1_layer_computes_a_deferred_depthwise_input_into_its_columns(pool_type, gemm):
     """A 1x1 layer given its depthwise input as a kpu_ram.Deferred (never computed whole) gives the reference's
     output: on the depthwise kernel's padded planes (no pool), at its sampled pixels (pools 5, 6), channel-major
     and pixel-major (few pixels); then with every element of the float32 path sent to the exact fallback."""
-    from host_tools.kmodel.kpu_ram import Deferred
 
     def whole_map():
         raise AssertionError("the depthwise map was computed whole")
     rng = np.random.default_rng(700 + pool_type)
     for c, oc, h, w in ((24, 40, 30, 28), (16, 24, 13, 11), (8, 16, 40, 36)):
-        dw = ConvPlan(relu_layer(rng, c, c, h, w, 3, True, 0, int(rng.integers(0, 60))))
-        pw = ConvPlan(relu_layer(rng, c, oc, h, w, 1, False, pool_type, int(rng.integers(0, 60))))
+        dw = Plan(relu_layer(rng, c, c, h, w, 3, True, 0, int(rng.integers(0, 60))))
+        pw = Plan(relu_layer(rng, c, oc, h, w, 1, False, pool_type, int(rng.integers(0, 60))))
         x = rng.integers(0, 256, (c, h, w)).astype(np.uint8)
         want = pw.forward_exact(dw.forward_exact(x))
         for every in (False, True):
+            fast = pw.fast
             if every:
-                pw._aff = pw._aff[:3] + (np.ones_like(pw._aff[3]), pw._aff[4])
-            d = Deferred(dw, x)
+                fin = pw.p.finish
+                fast = FastConv(replace(pw.p, finish=fin._replace(margin=np.ones_like(fin.margin))))
+            d = Deferred(dw.fast, x)
             d.array = whole_map
-            np.testing.assert_array_equal(pw.forward(d), want, err_msg=str((c, oc, h, w, pw.pixel_major, every)))
-        assert dw._dw_f32 == 2
+            np.testing.assert_array_equal(fast.forward(d), want, err_msg=str((c, oc, h, w, pw.p.pixel_major, every)))
+        assert dw.fast.prep.dw.f32 == 2
 
 
 def test_float32_path_only_for_one_rising_piece():
     rng = np.random.default_rng(5)
-    assert ConvPlan(relu_layer(rng, 8, 8, 6, 6, 3, False, 0, 30)).affine is not None
-    assert ConvPlan(wide_bn_layer(rng, 8, 8, 6, 6, 3, False, 0, leaky=True)).affine is None    # two pieces
+    assert Plan(relu_layer(rng, 8, 8, 6, 6, 3, False, 0, 30)).proofs.affine is not None
+    assert Plan(wide_bn_layer(rng, 8, 8, 6, 6, 3, False, 0, leaky=True)).proofs.affine is None    # two pieces
     L = relu_layer(rng, 8, 8, 6, 6, 3, False, 0, 30)
     L.act = [replace(s, bias=40) if s.x_start == 0 else s for s in L.act]    # jumps from 30 to 40 at 0
-    assert ConvPlan(L).affine is None
+    assert Plan(L).proofs.affine is None

@@ -30,7 +30,7 @@ def random_map(rng):
 
 
 class Identity:
-    """Stands for the ConvPlan of a Deferred: its output is its input."""
+    """Stands for the fast path (kpu_fast.FastConv) of a Deferred: its output is its input."""
     def forward(self, x):
         return x
 

@@ -8,8 +8,7 @@ import struct
 
 from host_tools.compiler import ir
 from host_tools.compiler.errors import CompileError
-from host_tools.compiler.kpu_arith import conv_args
-from host_tools.compiler.kpu_layer import conv_regs, output_stage
+from host_tools.compiler.kpu_layer import conv_regs, layer_arith, tables
 from host_tools.k210 import registers as R
 
 VERSION = 3
@@ -21,9 +20,9 @@ def _align(n, a):
 
 
 def _conv_body(L: ir.ConvLayer, at: int) -> bytes:
-    regs = conv_regs(L.inp.shape, L.out_ch, L.kernel, L.depthwise, L.pool, L.inp.kpu_row, L.out.kpu_row,
-                     conv_args(L.x0, L.w0, L.kernel))
-    bn, act = output_stage(L)
+    a = layer_arith(L)
+    regs = conv_regs(L.inp.shape, L.out_ch, L.kernel, L.depthwise, L.pool, L.inp.kpu_row, L.out.kpu_row, a)
+    bn, act = tables(a)
     reg_at = _align(at + 24, 8)
     w_at = _align(reg_at + R.LAYER_REGS_BYTES, 128)
     bn_at = _align(w_at + L.weights.size, 128)

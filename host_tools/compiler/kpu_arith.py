@@ -23,6 +23,7 @@ import numpy as np
 
 from host_tools.k210 import arith as A
 from host_tools.k210.envelope import FIELDS, WIDTHS
+from host_tools.k210.registers import ActSegment as Segment
 
 X_START_MIN = -(1 << 35)        # segment 0 starts at the smallest 36-bit value
 SEGMENTS = A.SEGMENTS
@@ -38,14 +39,6 @@ class ConvArgs:
     shr_w: int
     arg_add: int
     pad_value: int
-
-
-@dataclass
-class Segment:
-    x_start: int
-    y_mul: int
-    shift: int
-    bias: int
 
 
 def conv_args(x0: int, w0: int, kernel: int) -> ConvArgs:

@@ -1,4 +1,6 @@
-"""The registers of one K210_CONV layer, derived from its shapes by the layout rules in host_tools.k210.registers.
+"""One K210_CONV layer as the compiler writes it: its numbers (layer_arith: TFLite's requantization in KPU fields,
+inside the vendor envelope, which k210.arith turns into the layer's predicted outputs) and its registers, derived
+from its shapes by the layout rules of host_tools.k210.kpu and .registers.
 
 Values the runtime patches (BN, weights and activation table addresses) stay 0, as in nncase's files; constant
 fields (load_para, load_coor, load_act, dma_burst_size 15, send_data_out 0: the runtime sets it for main-memory
@@ -21,7 +23,7 @@ DMA_BURST_SIZE = 15
 def conv_regs(in_shape, out_ch, kernel, depthwise, pool_type, src_row, dst_row, args, weight_bits=8) -> R.LayerRegs:
     """LayerRegs for a conv of a (c, h, w) map in KPU RAM at src_row, writing its pooled output at dst_row.
 
-    args: a kpu_arith.ConvArgs (arg_x, shr_x, arg_w, shr_w, arg_add, pad_value).
+    args: anything with arg_x, shr_x, arg_w, shr_w, arg_add and pad_value (a kpu_arith.ConvArgs, a ConvArith).
     """
     ic, ih, iw = in_shape
     oh, ow = hw.pooled_size(ih, iw, pool_type)
@@ -101,9 +103,8 @@ def layer_arith(layer) -> K.ConvArith:
     return best
 
 
-def output_stage(layer):
-    """(BN entries, activation segments) of a lowered ir.ConvLayer, as registers."""
-    a = layer_arith(layer)
+def tables(a: K.ConvArith):
+    """(BN entries, activation segments) of a layer's numbers, as the file holds them."""
     bn = [R.BnEntry(norm_mul=int(m), norm_add=int(d), norm_shift=int(s))
           for m, d, s in zip(a.norm_mul, a.norm_add, a.norm_shift)]
     act = [R.ActSegment(x_start=int(x), y_mul=int(y), shift=int(s), bias=int(b))

@@ -14,8 +14,8 @@ one integer model. The stages follow the K210 SDK (kpu.c) and nncase v0.1's K210
 Chosen where nothing public settles it: acc and bn wrap to 36 signed bits (nncase asserts they fit), a shift
 past 63 acts as 63, mean pools round down (nncase v0.1's emulator).
 
-`wrap`, `accumulate`, `batchnorm`, `segment`, `carry_shift` and `activate` take numpy int64 arrays or plain
-integers and compile in numba (register_jitable): the emulator's compiled kernels call these very functions.
+`wrap`, `accumulate`, `bn_value`, `batchnorm`, `segment`, `carry_shift` and `activate` take numpy int64 arrays
+or plain integers and compile in numba (register_jitable): the emulator's compiled kernels call these very functions.
 """
 from dataclasses import dataclass
 from functools import reduce
@@ -120,9 +120,15 @@ def weight_term(a: ConvArith) -> np.ndarray:
 
 
 @register_jitable
+def bn_value(acc, mul, shift, add):
+    """Stage 3 before the wrap: ((acc*norm_mul) >> norm_shift) + norm_add."""
+    return ((acc * mul) >> shift) + add
+
+
+@register_jitable
 def batchnorm(acc, mul, shift, add):
     """Stage 3: bn = ((acc*norm_mul) >> norm_shift) + norm_add, wrapped."""
-    return wrap(((acc * mul) >> shift) + add)
+    return wrap(bn_value(acc, mul, shift, add))
 
 
 @register_jitable
@@ -214,9 +220,11 @@ def pool(y: np.ndarray, pool_type: int) -> np.ndarray:
             return reduce(np.maximum, [r[:, :, dx::win] for dx in range(win)])
         parts = [y[:, dy:oh * win:win, dx:ow * win:win].astype(np.int64) for dy in range(win) for dx in range(win)]
         return (sum(parts) // (win * win)).astype(y.dtype)
-    if kind == "max":       # edge copies past the map change no maximum
-        yp = np.pad(y, ((0, 0), (0, 1), (0, 1)), mode="edge")
-        return reduce(np.maximum, [yp[:, dy:dy + h, dx:dx + w] for dy in range(2) for dx in range(2)])
+    if kind == "max":       # rows, then columns; the last row and column keep what lies inside the map
+        m = y.copy()
+        np.maximum(m[:, :, :-1], y[:, :, 1:], out=m[:, :, :-1])
+        np.maximum(m[:, :-1, :], m[:, 1:, :].copy(), out=m[:, :-1, :])
+        return m
     yp = np.pad(y.astype(np.int64), ((0, 0), (0, 1), (0, 1)))
     inside = np.full((h, w), 4, np.int64)
     inside[-1, :] = 2

@@ -7,8 +7,10 @@ the firmware's fmap hands it over (float32 for typecode 'f', uint8 for 'B'), sha
 Exact (integer, as the SDK and nncase v0.1's emulator compute): conv sums, the floor shifts of arg_x/arg_w and
 of the BN stage, the SDK's rounding shift (kpu_carry_shift) in the activation stage, max pooling, sampling
 pools, every uint8 CPU layer. Approximate or chosen, because nothing public settles them:
-- activation segment: the last segment whose x_start <= bn (SDK, nncase v0.1); nncase v0.2+ use <.
-- rounding half in the activation: kpu_carry_shift rounds half away from zero (nncase v1 rounds to even).
+- activation segment: the last segment whose x_start <= bn (SDK, nncase v0.1); nncase v0.2+ use <; below every
+  start, segment 0 (nncase v0.1's emulator has no rule there).
+- rounding in the activation: the SDK's kpu_carry_shift as written: half up for values >= 0 (nncase v1 rounds
+  half to even); odd negative values go one further down (our compiler's tables never make negative values).
 - mean pooling (types 2, 4, 8): floor(sum / count), as nncase v0.1's emulator; hardware rounding unknown.
   Pool 8/9 (2x2 window, stride 1) at the last row/column use only the pixels inside the map.
 - accumulator and BN output wrap to 36 signed bits (the register width; nncase asserts no overflow).
@@ -17,16 +19,16 @@ pools, every uint8 CPU layer. Approximate or chosen, because nothing public sett
   and exp (the host's float32 exp); global average pooling and softmax sum in order, as the SDK's loops.
 - K210_ADD_PADDING leaves the other 15 pixels of each 4x4 map as KPU RAM held them (zeros in a fresh run).
 With these choices the Maix-EMC cifar10 logits come within 0.0063 of the K210 hardware values.
-Conv layers run on an integer GEMM and compiled stages that give the same integers as the numpy int64
-reference (kpu.py; `run(..., exact=True)` forces the reference): where a layer's activation is one rising piece
-between clamps, BN + activation run in float32 with a proved error bound, and the elements the bound cannot
-settle (about 1 in 10^4) go through the integer stages. KPU RAM is written lazily (kpu_ram.py); a depthwise
-layer followed by a 1x1 conv is computed right into that conv's GEMM columns, only at the pixels it samples
-(nncase moves a depthwise stride 2 into the next 1x1 conv).
-Layers with few pixels and many channels hand their maps on pixel-major (kpu.ConvPlan.pixel_major).
+Conv layers run on the fast path (kpu_fast.py: an integer GEMM and compiled stages, with what each layer may
+skip proved in kpu_proofs.py), which gives the same integers as the reference (kpu.py: k210.arith's int64
+stages; `run(..., exact=True)` forces it). KPU RAM is written lazily (kpu_ram.py); a depthwise layer followed by
+a 1x1 conv is computed right into that conv's GEMM columns, only at the pixels it samples (nncase moves a
+depthwise stride 2 into the next 1x1 conv); layers with few pixels and many channels hand their maps on
+pixel-major (kpu_ram.Layout).
 """
 import contextlib
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,7 +36,9 @@ from host_tools.k210 import kpu as hw
 from host_tools.k210.errors import ERR_RUN_MODEL
 from host_tools.kmodel import cpu_layers
 from host_tools.kmodel.errors import KmodelError
-from host_tools.kmodel.kpu import ConvPlan
+from host_tools.k210 import arith as A
+from host_tools.kmodel import kpu
+from host_tools.kmodel.kpu_fast import FastConv, conv_params
 from host_tools.kmodel.kpu_ram import Deferred, KpuRam, RamMap
 from host_tools.kmodel.reader import K210_CONV, Kmodel
 from host_tools.k210 import registers as R
@@ -57,11 +61,31 @@ def one_blas_thread():
         return contextlib.nullcontext()
 
 
+@dataclass(frozen=True, eq=False)
+class ConvStep:
+    """One conv layer as the emulator runs it: where its maps lie in KPU RAM, its numbers (the reference runs
+    k210.arith.forward on them) and its fast path."""
+    src: RamMap
+    dst: RamMap
+    arith: A.ConvArith
+    fast: FastConv
+
+
+def conv_step(L) -> ConvStep:
+    regs = L.regs
+    c, wb = regs.kernel_calc_type_cfg, regs.write_back_cfg
+    src = RamMap(regs.image_addr.image_src_addr, L.in_shape, c.coef_group, c.row_switch_addr, c.channel_switch_addr)
+    dst = RamMap(regs.image_addr.image_dst_addr, L.out_shape, wb.wb_group, wb.wb_row_switch_addr,
+                 wb.wb_channel_switch_addr)
+    a = kpu.layer_arith(L)
+    return ConvStep(src, dst, a, FastConv(conv_params(a, L.in_shape, L.out_shape)))
+
+
 def plans(model: Kmodel) -> dict:
-    """Per conv layer index, its ConvPlan (cached on the model: weight layouts, tables, GEMM sessions)."""
+    """Per conv layer index, its ConvStep (cached on the model: weight layouts, proofs, GEMM sessions)."""
     p = model.__dict__.get("_plans")
     if p is None:
-        p = {L.index: ConvPlan(L) for L in model.layers if L.type == K210_CONV}
+        p = {L.index: conv_step(L) for L in model.layers if L.type == K210_CONV}
         model.__dict__["_plans"] = p
         model.__dict__["_deferred"] = _deferrable(model, p)
     return p
@@ -70,14 +94,15 @@ def plans(model: Kmodel) -> dict:
 def _deferrable(model: Kmodel, conv: dict) -> set:
     """Depthwise layers (no pool, output only in KPU RAM) whose next layer is a 1x1 conv (no pool or a sampling
     one) that reads exactly their output map: they are written to KPU RAM as a kpu_ram.Deferred, and that
-    reader has them computed straight into its GEMM's columns (kpu.ConvPlan.forward). Any other reader of
+    reader has them computed straight into its GEMM's columns (kpu_fast.FastConv.forward). Any other reader of
     those bytes computes the whole map first."""
     out = set()
     for L, nxt in zip(model.layers, model.layers[1:]):
         if L.index in conv and nxt.index in conv and not L.fields["flags"] & 1:
-            a, b = conv[L.index], conv[nxt.index]
+            a, b = conv[L.index].fast.p, conv[nxt.index].fast.p
             if (a.depthwise and POOL_TYPES[a.pool][0] == "none" and not b.depthwise and b.k == 1
-                    and POOL_TYPES[b.pool][0] in ("none", "sample_lt", "sample_rt") and a.dst.key == b.src.key):
+                    and POOL_TYPES[b.pool][0] in ("none", "sample_lt", "sample_rt")
+                    and conv[L.index].dst.key == conv[nxt.index].src.key):
                 out.add(L.index)
     return out
 
@@ -134,11 +159,11 @@ def _run(model, x, upto, trace, exact, taps):
             if L.type == K210_CONV:
                 plan = conv[L.index]
                 if exact:
-                    y = plan.forward_exact(ram.read(plan.src))
+                    y = A.forward(plan.arith, ram.read(plan.src))
                 elif L.index in deferred:
-                    y = Deferred(plan, ram.read(plan.src))
+                    y = Deferred(plan.fast, ram.read(plan.src))
                 else:
-                    y = plan.forward(ram.read(plan.src, deferred=True))
+                    y = plan.fast.forward(ram.read(plan.src, deferred=True))
                 ram.write(plan.dst, y)
                 if taps is not None:
                     taps(L, ram.read(plan.src), ram.read(plan.dst))

@@ -8,11 +8,15 @@ S = G[:m] + x_offset * SW (SW the per-channel weight sums) and SX = G[m] + x_off
 Where this CPU's uint8 x int8 kernel never saturates (VNNI's vpdpbusd accumulates straight into int32; AVX2's
 vpmaddubsw saturates pairs at 16 bits), found once per process by a worst-case probe, the columns go in as
 x - 128 (int8; the caller flips their top bit, `flip`), 2x faster. Otherwise uint8 x uint8, which widens to
-16 bits and is exact on every CPU. 16-bit weights (wider than MLAS takes) use a float64 BLAS GEMM: every sum
-stays below 2^53, so it is exact too.
+16 bits and is exact on every CPU. The environment variable MAIXKIT_GEMM=signed or =unsigned forces one way
+(signed on a CPU whose probe fails gives wrong sums), so the tests run either path on any CPU.
+16-bit weights (wider than MLAS takes) use a float64 BLAS GEMM: every sum stays below 2^53, so it is exact too.
 """
+import os
+
 import numpy as np
 
+GEMM_ENV = "MAIXKIT_GEMM"
 _signed_ok = None
 
 
@@ -40,9 +44,15 @@ def _session(a: np.ndarray, signed: bool, const_right: bool = False):
 
 
 def signed_columns_exact() -> bool:
-    """Whether uint8 x int8 MatMulInteger is exact here, both ways round (int8 columns as input, or int8 weights
-    as the prepacked constant): 255 * -128 and 255 * 127 in every pair, sums checked."""
+    """Whether the GEMMs take uint8 x int8: as MAIXKIT_GEMM forces it, else where that MatMulInteger is exact
+    here, both ways round (int8 columns as input, or int8 weights as the prepacked constant): 255 * -128 and
+    255 * 127 in every pair, sums checked."""
     global _signed_ok
+    forced = os.environ.get(GEMM_ENV, "")
+    if forced:
+        if forced not in ("signed", "unsigned"):
+            raise ValueError("%s=%r: expected signed or unsigned" % (GEMM_ENV, forced))
+        return forced == "signed"
     if _signed_ok is None:
         a = np.full((4, 64), 255, np.uint8)
         a[1, ::2] = 0
@@ -78,15 +88,14 @@ class ExactGemm:
 
 class ExactGemmT:
     """The conv sums of a layer the other way round, for maps with few pixels and many channels: for pixel-major
-    columns X^T (n, k) uint8 it returns G^T = X^T [W - 128 | 1] as (n, m + 1) int32, the weights int8 and
-    prepacked once (worth it where n is small: the weights are most of the data). S = G^T[:, :m] + 128*SX,
-    SX = G^T[:, m]. Only where signed_columns_exact() holds (the same uint8 x int8 kernels)."""
-
-    w_offset = 128
+    columns X^T (n, k) uint8 it returns G^T = X^T [W - w_offset | 1] as (n, m + 1) int32, the weights prepacked
+    once (worth it where n is small: the weights are most of the data): int8 (w_offset 128) where
+    signed_columns_exact(), else uint8 (w_offset 0). S = G^T[:, :m] + w_offset*SX, SX = G^T[:, m]."""
 
     def __init__(self, w: np.ndarray):
-        b = np.concatenate([w.astype(np.int16) - 128, np.ones((w.shape[0], 1), np.int16)], axis=1)   # (k, m + 1)
-        self.sess = _session(b.astype(np.int8), signed=False, const_right=True)
+        self.w_offset = 128 if signed_columns_exact() else 0
+        b = np.concatenate([w.astype(np.int16) - self.w_offset, np.ones((w.shape[0], 1), np.int16)], axis=1)
+        self.sess = _session(b.astype(np.int8 if self.w_offset else np.uint8), signed=False, const_right=True)
 
     def __call__(self, xt: np.ndarray) -> np.ndarray:
         return self.sess.run(None, {"x": xt})[0]

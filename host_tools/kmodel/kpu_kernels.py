@@ -1,24 +1,83 @@
-"""Compiled (numba) kernels of one K210_CONV layer: the same int64 arithmetic as kpu.py's reference stages, fused.
+"""Compiled (numba) kernels of one K210_CONV layer for the fast path (kpu_fast): k210.arith's stages, fused.
 
-Each output element goes accumulate -> 36-bit wrap -> BN -> 36-bit wrap -> activation segment -> the SDK's carry
-shift -> clip with the very integer operations of ConvPlan.accumulate/batchnorm/activation, so the result is
-the reference's by construction; or, for layers where ConvPlan._affine proves it, through one float32
-multiply-add and a floor, with the elements its error bound cannot settle redone by those integer operations.
-The tests compare both with the reference on random and real layers, and on every accumulator value.
+Each output element goes accumulate -> 36-bit wrap -> BN -> 36-bit wrap -> activation through the very functions
+of k210.arith (compiled here), so the result is the reference's by construction; or, for layers where
+kpu_proofs.affine proves it, through one float32 multiply-add and a floor, with the elements its error bound
+cannot settle redone by those functions. The tests compare both with the reference on random and real layers,
+and on every accumulator value.
 Loops are arranged so the innermost one runs over pixels or channels (the one LLVM vectorizes): stages run over
 blocks of elements, not element by element.
 
 A conv is computed only where the layer's output is read: at the sampled pixels for the sampling pools, at
 every pixel otherwise (the caller pools the uint8 map). The grid is (s, r0, c0, oh, ow): output (oy, ox) is the
 conv at input pixel (r0 + oy*s, c0 + ox*s).
+
+The kernels take a layer's numbers as a few named tuples (numba compiles them as records): Finish (BN and
+activation, per layer), Sums (what turns GEMM sums into accumulators), Grid.
 """
+from typing import NamedTuple
+
 import numba
 import numpy as np
 
 from host_tools.k210 import arith as A
 
 # k210.arith's stages (compiled where a kernel calls them): the same functions the reference runs
-_wrap36, _batchnorm, _activate = A.wrap, A.batchnorm, A.activate
+_wrap36, _bn_value, _batchnorm, _activate = A.wrap, A.bn_value, A.batchnorm, A.activate
+
+
+class Finish(NamedTuple):
+    """A layer's BN and activation stages as the kernels take them (kpu_fast builds it from kpu_proofs).
+
+    mul, shift, add: the BN table per output channel; wrap: False where the proofs show acc and bn stay in 36
+    bits; xs, ym, sh, bias: the live activation entries (a default, then strictly increasing starts, which give
+    what the whole table gives); lut, lut_lo: the activation's outputs from bn = lut_lo on (empty: none);
+    a0, alpha, beta_e, margin, clip: the float32 path (kpu_proofs.Affine; empty arrays: none)."""
+    mul: np.ndarray
+    shift: np.ndarray
+    add: np.ndarray
+    wrap: bool
+    xs: np.ndarray
+    ym: np.ndarray
+    sh: np.ndarray
+    bias: np.ndarray
+    lut: np.ndarray
+    lut_lo: int
+    a0: np.ndarray
+    alpha: np.ndarray
+    beta_e: np.ndarray
+    margin: np.ndarray
+    clip: np.ndarray
+
+
+class Sums(NamedTuple):
+    """What turns a GEMM's sums into accumulators: acc = G[c] + ((arg_x*SX) >> shr_x) + cw2[c], SX = the GEMM's
+    ones row + sx_offset, cw2 = ((arg_w*SW) >> shr_w) + arg_add*IC (+ what the GEMM's input offset left out)."""
+    sx_offset: int
+    arg_x: int
+    shr_x: int
+    cw2: np.ndarray
+
+
+class Grid(NamedTuple):
+    """The output pixels a conv is computed at: (oy, ox) is the conv at input pixel (r0 + oy*s, c0 + ox*s)."""
+    s: int
+    r0: int
+    c0: int
+    oh: int
+    ow: int
+
+
+class Depthwise(NamedTuple):
+    """A depthwise layer's conv as its kernel takes it (see depthwise): k, pad, the taps wd (c, k*k) int32, f32
+    (0, 1, 2), arg_x and shr_x where the window sums are needed (arg_x = 0: folded into wd), cw2 per channel."""
+    k: int
+    pad: int
+    wd: np.ndarray
+    f32: int
+    arg_x: int
+    shr_x: int
+    cw2: np.ndarray
 
 
 @numba.njit(inline="always")
@@ -52,15 +111,14 @@ def _flag_words(n):
 
 
 @numba.njit(inline="always")
-def _channels_innermost(aff, cw2, dt):
-    """What a channels-innermost float32 finishing needs (kpu.ConvPlan._affine): the clip (lo, hi), cw2 - A0 per
+def _channels_innermost(fin, cw2, dt):
+    """What a channels-innermost float32 finishing needs (kpu_proofs.affine): the clip (lo, hi), cw2 - A0 per
     channel as dt (added to each sum before scaling), and flags with their words for the channels."""
-    a0, clip = aff[0], aff[4]
     cwd = np.empty(cw2.size, dt)
     for c in range(cw2.size):
-        cwd[c] = dt(cw2[c] - a0[c])
+        cwd[c] = dt(cw2[c] - fin.a0[c])
     words, flags = _flag_words(cw2.size)
-    return clip[0], clip[1], cwd, words, flags
+    return fin.clip[0], fin.clip[1], cwd, words, flags
 
 
 @numba.njit(inline="always")
@@ -71,15 +129,16 @@ def _sum9(t, w, j):
 
 
 @numba.njit(inline="always")
-def _exact_one(acc, mul, shift, add, xs, ym, sh, bias):
-    """One output by the integer stages (no wrap: the float path is taken only where it cannot happen)."""
-    return _activate(((acc * mul) >> shift) + add, xs, ym, sh, bias)
+def _exact_one(acc, fin, c):
+    """One output of channel c by the integer stages (no wrap: the float path is taken only where it cannot
+    happen)."""
+    return _activate(_bn_value(acc, fin.mul[c], fin.shift[c], fin.add[c]), fin.xs, fin.ym, fin.sh, fin.bias)
 
 
 @numba.njit(inline="always")
-def _finish_float(g, tp, tp32, c0, cw2, mul, shift, add, xs, ym, sh, bias, aff, out, orow0, rows, w, wp):
-    """The float32 path (kpu.ConvPlan._affine, which proves it) for `rows` rows at once: out[orow0 + r, p] from
-    the accumulator g[r, q] + tp[q] + cw2[c] of channel c = c0 + r, with aff = (A0, alpha, beta + E, M) per
+def _finish_float(g, tp, tp32, c0, cw2, fin, out, orow0, rows, w, wp):
+    """The float32 path (kpu_proofs.affine, which proves it) for `rows` rows at once: out[orow0 + r, p] from
+    the accumulator g[r, q] + tp[q] + cw2[c] of channel c = c0 + r, with fin's (A0, alpha, beta + E, M) per
     channel and (lo, hi): out = clip(floor(t), lo, hi), except where t is within M above an integer that the
     clip does not hide; those few elements (about 1 in 10^4) go through the integer stages. It adds in int32
     (tp32 = tp mod 2^32): A - A0 fits int32, so the wrapped sum is exact. q = p, or where the sums come in rows
@@ -87,8 +146,8 @@ def _finish_float(g, tp, tp32, c0, cw2, mul, shift, add, xs, ym, sh, bias, aff, 
     Whole layers per call: the arrays an inlined helper takes cost reference counts per call, which per
     channel came to more than the work on a small map."""
     n = out.shape[1]
-    a0, alpha, beta_e, margin, clip = aff
-    lo, hi = clip[0], clip[1]
+    a0, alpha, beta_e, margin = fin.a0, fin.alpha, fin.beta_e, fin.margin
+    lo, hi = fin.clip[0], fin.clip[1]
     words, flags = _flag_words(n)
     # unsigned indices: numba tests signed ones for wraparound, and LLVM then does not vectorize the loops (and
     # mixing them with signed ones gives floats)
@@ -106,18 +165,16 @@ def _finish_float(g, tp, tp32, c0, cw2, mul, shift, add, xs, ym, sh, bias, aff, 
         j = _next_flag(flags, words, n, 0)
         while j < n:
             q = j // w * wp + j % w
-            out[orow, j] = _exact_one(g[r, q] + tp[q] + cw2[c], mul[c], shift[c], add[c], xs, ym, sh, bias)
+            out[orow, j] = _exact_one(g[r, q] + tp[q] + cw2[c], fin, c)
             j = _next_flag(flags, words, n, j + 1)
 
 
 @numba.njit(inline="always")
 def _finish(g, gr, tp, cw, p0, p1, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo, bn, out, orow):
-    """out[orow, p] = the uint8 output of the accumulator g[gr, p] + tp[p] + cw (int64 before the 36-bit wrap),
+    """out[orow, p] = the uint8 output of the accumulator g[gr, p] + tp[p] + cw of channel c (before the wrap),
     p0 <= p < p1 <= p0 + len(bn), by the integer stages (rows of whole 2-D arrays, addressed by index). xs.. is
-    the layer's activation table compacted to the entries bn can pick (kpu.ConvPlan._segments), which k210.arith's
-    activation gives the same outputs as the whole table. wrap=False where the caller proved that neither acc
-    nor bn leaves 36 bits. A non-empty lut holds the activation's outputs from bn = lut_lo on, constant below and
-    past its ends (kpu.ConvPlan._table: for tables of many pieces). bn is int64 scratch."""
+    the layer's live activation entries (Finish). A non-empty lut holds the activation's outputs from bn = lut_lo
+    on, constant below and past its ends (kpu_proofs.lookup_table). bn is int64 scratch."""
     n = p1 - p0
     up0, ugr, uor, un = np.uint64(p0), np.uint64(gr), np.uint64(orow), np.uint64(n)
     if wrap:
@@ -125,7 +182,7 @@ def _finish(g, gr, tp, cw, p0, p1, mul, shift, add, wrap, xs, ym, sh, bias, lut,
             bn[j] = _batchnorm(_wrap36(g[ugr, up0 + j] + tp[up0 + j] + cw), mul, shift, add)
     else:
         for j in range(un):
-            bn[j] = (((g[ugr, up0 + j] + tp[up0 + j] + cw) * mul) >> shift) + add
+            bn[j] = _bn_value(g[ugr, up0 + j] + tp[up0 + j] + cw, mul, shift, add)
     if lut.size:
         top = lut.size - 1
         for j in range(un):
@@ -136,15 +193,16 @@ def _finish(g, gr, tp, cw, p0, p1, mul, shift, add, wrap, xs, ym, sh, bias, lut,
 
 
 @numba.njit(inline="always")
-def _finish_rows(g, tp, tp32, cw2, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo, aff, w, wp, out):
+def _finish_rows(g, tp, tp32, cw2, fin, w, wp, out):
     """out[c, p] (uint8) from the accumulators g[c, q] + tp[q] + cw2[c], every row (q and p as in _finish_float;
-    wp > w on the float32 path only): the float32 path where the layer has one (aff non-empty), else the integer
-    stages block by block (int64 scratch that stays in L1)."""
+    wp > w on the float32 path only): the float32 path where the layer has one, else the integer stages block
+    by block (int64 scratch that stays in L1)."""
     m, n = out.shape
-    if aff[1].size:
-        _finish_float(g, tp, tp32, 0, cw2, mul, shift, add, xs, ym, sh, bias, aff, out, 0, m, w, wp)
+    if fin.alpha.size:
+        _finish_float(g, tp, tp32, 0, cw2, fin, out, 0, m, w, wp)
         return
     bn = np.empty(BLOCK, np.int64)
+    mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo = fin[:10]
     for c in range(m):
         for p0 in range(0, n, BLOCK):
             _finish(g, c, tp, cw2[c], p0, min(n, p0 + BLOCK), mul[c], shift[c], add[c], wrap, xs, ym, sh, bias, lut,
@@ -152,12 +210,13 @@ def _finish_rows(g, tp, tp32, cw2, mul, shift, add, wrap, xs, ym, sh, bias, lut,
 
 
 @numba.njit(cache=True, nogil=True)
-def window_columns(x, k, pad, flip, s, r0, c0, oh, ow, cols):
+def window_columns(x, k, pad, flip, grid, cols):
     """im2col of a (ic, h, w) uint8 map for the integer GEMM, channels-major: cols[t*ic + c, p] = x[c] at tap t
     (dy, dx) around output pixel p, padding 1 with `pad` for k=3, every byte XOR `flip` (int_gemm.ExactGemm).
     Per tap the output columns that fall inside the map are a range [lo, hi): rows are copied without tests,
     with the stride as a constant where it is 1 or 2 (so LLVM vectorizes the loads)."""
     ic, h, w = x.shape
+    s, r0, c0, oh, ow = grid
     r = k // 2
     padf = pad ^ flip
     # rows addressed by index, not by views: a view costs a reference count each time it is made
@@ -192,40 +251,39 @@ def window_columns(x, k, pad, flip, s, r0, c0, oh, ow, cols):
 
 
 @numba.njit(inline="always")
-def _pixel_terms(g_sx, sx_offset, arg_x, shr_x):
+def _pixel_terms(g_sx, sums):
     """Per pixel: (arg_x*SX) >> shr_x, SX = the GEMM's ones row + sx_offset."""
     tp = np.empty(g_sx.size, np.int64)
     for j in range(g_sx.size):
-        tp[j] = (arg_x * (np.int64(g_sx[j]) + sx_offset)) >> shr_x
+        tp[j] = (sums.arg_x * (np.int64(g_sx[j]) + sums.sx_offset)) >> sums.shr_x
     return tp
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"contract"})
-def finish_gemm(g, sx_offset, arg_x, shr_x, cw2, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo, aff, w, wp,
-                out):
-    """out[c, p] (uint8) from int_gemm.ExactGemm's G: acc = G[c] + ((arg_x*SX) >> shr_x) + cw2[c], SX = G[m] +
-    sx_offset, cw2 = c_w + arg_add + x_offset*SW (the part of S the GEMM's offset columns left out). G's columns
-    come in rows of wp for the output's rows of w (wp > w: padded planes, on the float32 path only)."""
+def finish_gemm(g, sums, fin, w, wp, out):
+    """out[c, p] (uint8) from int_gemm.ExactGemm's G with the accumulators of `sums` (cw2 includes x_offset*SW,
+    the part of S the GEMM's offset columns left out). G's columns come in rows of wp for the output's rows of w
+    (wp > w: padded planes, on the float32 path only)."""
     m = out.shape[0]
-    tp = _pixel_terms(g[m], sx_offset, arg_x, shr_x)
+    tp = _pixel_terms(g[m], sums)
     tp32 = np.empty(tp.size, np.int32)
     for j in range(tp.size):
         tp32[j] = np.int32(tp[j])
-    _finish_rows(g, tp, tp32, cw2, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo, aff, w, wp, out)
+    _finish_rows(g, tp, tp32, sums.cw2, fin, w, wp, out)
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"contract"})
-def finish_gemm_t(g, w_offset, arg_x, shr_x, cw2, mul, shift, add, xs, ym, sh, bias, aff, out):
-    """out[p, c] (uint8, pixel-major) from int_gemm.ExactGemmT's G^T (n, m + 1) on the float32 path (aff, see
+def finish_gemm_t(g, w_offset, sums, fin, out):
+    """out[p, c] (uint8, pixel-major) from int_gemm.ExactGemmT's G^T (n, m + 1) on the float32 path (see
     _finish_float), channels innermost: acc = G^T[p, c] + w_offset*SX + ((arg_x*SX) >> shr_x) + cw2[c] with
-    SX = G^T[p, m], cw2 = c_w + arg_add."""
+    SX = G^T[p, m]."""
     n, m = out.shape
-    _, alpha, beta_e, margin, _ = aff
-    lo, hi, cwd, words, flags = _channels_innermost(aff, cw2, np.int32)
+    alpha, beta_e, margin, cw2 = fin.alpha, fin.beta_e, fin.margin, sums.cw2
+    lo, hi, cwd, words, flags = _channels_innermost(fin, cw2, np.int32)
     um = np.uint64(m)
     for p in range(np.uint64(n)):
         sx = np.int64(g[p, um])
-        tp = w_offset * sx + ((arg_x * sx) >> shr_x)
+        tp = w_offset * sx + ((sums.arg_x * sx) >> sums.shr_x)
         tp32 = np.int32(tp)         # A - A0 fits int32: the wrapped int32 sum is exact (as in _finish_float)
         for c in range(um):
             t = np.float32(np.int32(g[p, c] + tp32 + cwd[c])) * alpha[c] + beta_e[c]
@@ -234,18 +292,19 @@ def finish_gemm_t(g, w_offset, arg_x, shr_x, cw2, mul, shift, add, xs, ym, sh, b
             out[p, c] = np.uint8(min(max(h, lo), hi))
         c = _next_flag(flags, words, m, 0)
         while c < m:
-            out[p, c] = _exact_one(g[p, c] + tp + cw2[c], mul[c], shift[c], add[c], xs, ym, sh, bias)
+            out[p, c] = _exact_one(g[p, c] + tp + cw2[c], fin, c)
             c = _next_flag(flags, words, m, c + 1)
 
 
 @numba.njit(cache=True, nogil=True)
-def gemm_accumulators(g, sx_offset, arg_x, shr_x, cw2, h, w, win):
+def gemm_accumulators(g, sums, h, w, win):
     """int64 accumulators from finish_gemm's G for an (h, w) map, max-pooled over win x win windows at stride win
-    (win = 1: all of them): for max pooling before BN (see ConvPlan.monotone), without an int64 map in between."""
+    (win = 1: all of them): for max pooling before BN (see kpu_proofs.monotone), without an int64 map between."""
     m = g.shape[0] - 1
     oh, ow = h // win, w // win
     acc = np.empty((m, oh * ow), np.int64)
-    tp = _pixel_terms(g[m], sx_offset, arg_x, shr_x)
+    tp = _pixel_terms(g[m], sums)
+    cw2 = sums.cw2
     uw, uow = np.uint64(w), np.uint64(ow)      # unsigned indices: no wraparound tests, so the loops vectorize
     for c in range(np.uint64(m)):              # rows by index, not views (a reference count per view)
         cw = cw2[c]
@@ -275,16 +334,14 @@ def gemm_accumulators(g, sx_offset, arg_x, shr_x, cw2, h, w, win):
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"contract"})
-def finish_accumulators(acc, mul, shift, add, wrap, xs, ym, sh, bias, lut, lut_lo, aff, out):
+def finish_accumulators(acc, fin, out):
     """out[c, p] (uint8) from the int64 accumulators acc[c, p]."""
     n = acc.shape[1]
-    _finish_rows(acc, np.zeros(n, np.int64), np.zeros(n, np.int32), np.zeros(acc.shape[0], np.int64), mul, shift, add,
-                 wrap, xs, ym, sh, bias, lut, lut_lo, aff, n, n, out)
+    _finish_rows(acc, np.zeros(n, np.int64), np.zeros(n, np.int32), np.zeros(acc.shape[0], np.int64), fin, n, n, out)
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"contract"})
-def depthwise(x, k, pad, s, r0, c0, oh, ow, wd, f32, arg_x, shr_x, cw2, mul, shift, add, wrap, xs, ym, sh, bias, lut,
-              lut_lo, aff, flip, out):
+def depthwise(x, dw, grid, fin, flip, out):
     """A depthwise layer's uint8 output at the grid (s, r0, c0) from the (c, h, w) map x, every byte XOR flip: out is
     (c, oh*ow), or for s = 1 (c, n) with n = h*(w + 2r) rounded up to 16: the map, 2r more columns per row (the
     caller takes a view without them, or a 1x1 layer's GEMM takes it as it is).
@@ -292,15 +349,17 @@ def depthwise(x, k, pad, s, r0, c0, oh, ow, wd, f32, arg_x, shr_x, cw2, mul, shi
     Each channel goes into a padded plane of width wp = w + 2r (and 2r more elements): output pixel (y, x) sits
     at y*wp + x and its tap (dy, dx) at the same index + dy*wp + dx, so each tap is one contiguous shift of the
     plane and the loops run over whole planes; for s > 1 the sampled pixels are then copied out.
-    f32: 1 where the caller proved every sum below 2^24 (kpu.ConvPlan), so the plane is float32 and a 3x3 conv one
-    exact pass; 2 where besides there are no window sums (arg_x = 0), the layer has the float32 finishing (aff)
-    and acc - A0 stays below 2^24 too: the sums go straight into it, exact, in the same pass; 0: uint8 planes,
-    one int32 pass per tap.
+    dw.f32: 1 where the caller proved every sum below 2^24 (kpu_fast), so the plane is float32 and a 3x3 conv one
+    exact pass; 2 where besides there are no window sums (arg_x = 0), the layer has the float32 finishing and
+    acc - A0 stays below 2^24 too: the sums go straight into it, exact, in the same pass; 0: uint8 planes, one
+    int32 pass per tap.
     With f32 = 2 and s = 2 only the sampled pixels are computed: the map is split into its four phases (row and
     column parity), each a padded plane of width wq = (w + 1) // 2 + 2, where the taps of output (oy, ox) are
     again contiguous shifts of oy*wq + ox (the tap offsets below), so the same loop runs over 4x fewer pixels.
     """
     ch, h, w = x.shape
+    k, pad, wd, f32, arg_x, shr_x, cw2 = dw
+    s, r0, c0, oh, ow = grid
     r = k // 2
     poly = s == 2 and f32 == 2 and k == 3
     if poly:
@@ -326,7 +385,8 @@ def depthwise(x, k, pad, s, r0, c0, oh, ow, wd, f32, arg_x, shr_x, cw2, mul, shi
     out2 = out if s == 1 else np.empty((1, n), np.uint8)
     words, flags = _flag_words(n)
     bn = np.empty(BLOCK, np.int64)
-    a0, alpha, beta_e, margin, clip = aff
+    a0, alpha, beta_e, margin, clip = fin.a0, fin.alpha, fin.beta_e, fin.margin, fin.clip
+    fmul, fshift, fadd, fwrap, fxs, fym, fsh, fbias, flut, flut_lo = fin[:10]
     sflip = np.uint8(flip if s == 1 else 0)     # s > 1: flipped where sampled below
     ur = np.uint64(r)       # unsigned indices: no wraparound tests, so the loops vectorize
     # the 9 taps of a 3x3 conv as shifted views of the plane, made once (views made per channel cost reference
@@ -379,7 +439,7 @@ def depthwise(x, k, pad, s, r0, c0, oh, ow, wd, f32, arg_x, shr_x, cw2, mul, shi
                 j = _next_flag(flags, words, n, 0)
                 while j < n:
                     acc = np.int64(_sum9(t9, w9, np.uint64(j))) + cw2[c]
-                    out2[orow, j] = _exact_one(acc, mul[c], shift[c], add[c], xs, ym, sh, bias) ^ sflip
+                    out2[orow, j] = _exact_one(acc, fin, c) ^ sflip
                     j = _next_flag(flags, words, n, j + 1)
             else:
                 for j in range(np.uint64(n)):
@@ -407,11 +467,11 @@ def depthwise(x, k, pad, s, r0, c0, oh, ow, wd, f32, arg_x, shr_x, cw2, mul, shi
                 tp[j] = (arg_x * np.int64(sx[j])) >> shr_x
                 tp32[j] = np.int32(tp[j])
         if f32 != 2 and alpha.size:
-            _finish_float(s2, tp, tp32, c, cw2, mul, shift, add, xs, ym, sh, bias, aff, out2, orow, 1, n, n)
+            _finish_float(s2, tp, tp32, c, cw2, fin, out2, orow, 1, n, n)
         elif f32 != 2:
             for p0 in range(0, n, BLOCK):
-                _finish(s2, 0, tp, cw2[c], p0, min(n, p0 + BLOCK), mul[c], shift[c], add[c], wrap, xs, ym, sh, bias,
-                        lut, lut_lo, bn, out2, orow)
+                _finish(s2, 0, tp, cw2[c], p0, min(n, p0 + BLOCK), fmul[c], fshift[c], fadd[c], fwrap, fxs, fym, fsh,
+                        fbias, flut, flut_lo, bn, out2, orow)
         if s == 1 and flip != 0 and f32 != 2:         # the f32 = 2 pass flipped as it went
             for j in range(np.uint64(n)):
                 out2[orow, j] ^= np.uint8(flip)
@@ -437,19 +497,20 @@ def _sum9_hwc(xp, y, x, c, wf):
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"contract"})
-def depthwise_hwc(x, pad, s, r0, c0, oh, ow, wf, cw2, mul, shift, add, xs, ym, sh, bias, aff, out):
+def depthwise_hwc(x, pad, grid, wf, cw2, fin, out):
     """A 3x3 depthwise layer on the f32 = 2 path (see depthwise) with channels innermost, for small maps with many
     channels: x is the (h, w, c) map, out[oy*ow + ox, c] the output at the grid (s, r0, c0), wf the (9, c)
     float32 taps. Each tap is a multiply-add over the channels (contiguous, with their BN and activation
     constants), so there is no per-channel work at all."""
     h, w, ch = x.shape
+    s, r0, c0, oh, ow = grid
     xp = np.full((h + 2, w + 2, ch), np.float32(pad))
     for y in range(np.uint64(h)):
         for i in range(np.uint64(w)):
             for c in range(np.uint64(ch)):
                 xp[y + np.uint64(1), i + np.uint64(1), c] = np.float32(x[y, i, c])
-    _, alpha, beta_e, margin, _ = aff
-    lo, hi, cwd, words, flags = _channels_innermost(aff, cw2, np.float32)
+    alpha, beta_e, margin = fin.alpha, fin.beta_e, fin.margin
+    lo, hi, cwd, words, flags = _channels_innermost(fin, cw2, np.float32)
     uch = np.uint64(ch)
     for oy in range(np.uint64(oh)):
         for ox in range(np.uint64(ow)):
@@ -464,7 +525,7 @@ def depthwise_hwc(x, pad, s, r0, c0, oh, ow, wf, cw2, mul, shift, add, xs, ym, s
             c = _next_flag(flags, words, ch, 0)
             while c < ch:
                 v = _sum9_hwc(xp, y0, x0, np.uint64(c), wf)
-                out[q, c] = _exact_one(np.int64(v) + cw2[c], mul[c], shift[c], add[c], xs, ym, sh, bias)
+                out[q, c] = _exact_one(np.int64(v) + cw2[c], fin, c)
                 c = _next_flag(flags, words, ch, c + 1)
 
 

@@ -9,6 +9,7 @@ layer, a 1x1 conv, has it computed into its own GEMM columns): a reader that ask
 any other access computes it first.
 """
 from dataclasses import dataclass
+from enum import Enum
 
 import numba
 import numpy as np
@@ -72,10 +73,35 @@ class RamMap:
         return (k0, k1), (start + k0 * self.cs, start + (k1 - 1) * self.cs + size)
 
 
+class Layout(Enum):
+    """How a (c, h, w) map is held between layers."""
+    CHW = "chw"                  # a numpy array (c, h, w), any strides
+    PIXEL_MAJOR = "pixel-major"  # a (c, h, w) view of a C-contiguous (h, w, c) array (pixel_major gives it)
+    DEFERRED = "deferred"        # a Deferred: not computed yet
+
+
+def layout(x) -> Layout:
+    if isinstance(x, Deferred):
+        return Layout.DEFERRED
+    c, h, w = x.shape
+    if x.flags.c_contiguous and c > 1 and h * w > 1:      # the common case, told without a view
+        return Layout.CHW
+    return Layout.PIXEL_MAJOR if pixel_major(x) is not None else Layout.CHW
+
+
+def pixel_major(x):
+    """The (h, w, c) array whose transposed view the (c, h, w) map x is, or None."""
+    if isinstance(x, np.ndarray) and x.ndim == 3:
+        t = x.transpose(1, 2, 0)
+        if t.flags.c_contiguous:
+            return t
+    return None
+
+
 @dataclass
 class Deferred:
     """A conv layer's output map, computed on first use by plan.forward(x): for a reader that needs only some of
-    its pixels and can ask the plan for them (kpu.ConvPlan.forward)."""
+    its pixels and can ask the plan for them (kpu_fast.FastConv.forward)."""
     plan: object
     x: np.ndarray
     _full: np.ndarray = None
