@@ -130,6 +130,13 @@ def test_run_json_on_a_photo_gives_what_the_app_gets_from_its_camera(tmp_path, c
     install_app(board, ROOT / "device")
     install_models(board, manifests)
     s = Session(board)
+    kpu_inputs = []             # every AI buffer the app hands the KPU, by model input shape
+    kpu = s.module("KPU")
+    for fn in ("forward", "run_yolo2"):
+        def rec(task, img, *rest, _real=getattr(kpu, fn)):
+            kpu_inputs.append(np.array(img._ai, copy=True))
+            return _real(task, img, *rest)
+        setattr(kpu, fn, rec)
     s.exec("import lcd, camera\nlcd.init()\ncamera.start()\nimport app\na = app.App()\na.start()")
     a = s.main_globals["a"]
     seen = {}
@@ -140,6 +147,11 @@ def test_run_json_on_a_photo_gives_what_the_app_gets_from_its_camera(tmp_path, c
         s.exec("a.frame()")
         if a.result is not None:
             seen[(scene, a.slots[a.mode].kind)] = a.result
+    # the same bytes reach the KPU: kmodel run's input from the photo file, the app's from its camera frame
+    from host_tools.kmodel.cli import read_input
+    for km, image in (("mnist.kmodel", tmp_path / "astronaut.png"), ("yolo20.kmodel", dog)):
+        want = read_input(str(image), load(tmp_path / "m" / km)).x
+        assert any(x.shape == want.shape and np.array_equal(x, want) for x in kpu_inputs), km
     label, score = seen[("astronaut", "classifier")]
     assert {"label": label, "score": score} == cls["top"][0]
     boxes = sorted(seen[("dog", "detector")])
