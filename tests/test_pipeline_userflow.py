@@ -46,6 +46,9 @@ def test_one_command_from_folder_to_kmodel_manifest_and_report(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     noise = [ln for ln in (r.stdout + r.stderr).splitlines() if any(n in ln for n in TF_NOISE)]
     assert not noise, noise[:5]                      # TensorFlow's own lines are hidden without --verbose
+    # a progress bar on each long stage: loading the photos, the epochs, the kmodel on the emulator
+    bars = {m.group(1) for m in re.finditer(r"(?:^|\r)([^:\r\n]+):\s+\d+%\|", r.stderr, re.M)}
+    assert {"photos", "my_things", "kmodel on validation"} <= bars, r.stderr[-2000:]
     out = tmp_path / "out" / "train" / "my_things"
     assert "-> out/train/my_things" in r.stdout and "wrote out/train/my_things" in r.stdout
     for f in ("my_things.keras", "my_things_int8.tflite", "my_things.kmodel", "my_things.json",
