@@ -11,7 +11,7 @@ CLASSIFIER ?=
 DETECTOR ?=
 OUT    ?= out
 
-.PHONY: venv sim test test-fast test-slow models deploy board bench clean
+.PHONY: venv sim test test-fast test-slow models deploy board studio bench clean
 
 venv: $(STAMP)
 
@@ -49,6 +49,10 @@ deploy: $(STAMP)
 
 board: $(STAMP)
 	$(PY) -m host_tools board
+
+# The board in a browser page (prints its URL with a token): the virtual board, or PORT=... for a real one.
+studio: $(STAMP)
+	$(PY) -m host_tools studio $(if $(PORT),--port $(PORT))
 
 bench: $(STAMP)
 	for b in bench/*.py; do $(PY) $$b || exit 1; done

@@ -15,7 +15,7 @@ TIERS = (
     ("kmodel",),
     ("compiler", "sim"),
     ("deploy",),
-    ("pipeline",),
+    ("pipeline", "studio"),
     ("__main__", "__init__"),
 )
 TIER = {name: i for i, names in enumerate(TIERS) for name in names}

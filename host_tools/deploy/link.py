@@ -152,6 +152,21 @@ class Link:
             raise DeviceError(code, err.decode("utf-8", "replace"))
         return out
 
+    def exec_stream(self, code: str, out, timeout=60) -> None:
+        """Run code on the board, handing its output to out(bytes) as it arrives (fs's `run` waits for the end).
+        Raises DeviceError with the board's traceback."""
+        self.round_trips += 1
+        self.bytes_sent += len(code)
+        try:
+            self._t.exec_raw_no_follow(code)
+            # the tool hands over the end-of-output mark (Ctrl-D) too
+            _, err = self._t.follow(timeout, lambda data: out(data.replace(b"\x04", b"")) if data != b"\x04" else None)
+        except TOOL_ERRORS as e:
+            raise LinkError("%s: %s while running code on the board: %s" % (self.port, type(e).__name__, e)) \
+                from None
+        if err:
+            raise DeviceError(code, err.decode("utf-8", "replace"))
+
     def eval(self, expr: str, timeout=30, setup=""):
         text = self.exec("%s\nprint(repr(%s))" % (setup, expr), timeout).decode("utf-8").strip()
         try:

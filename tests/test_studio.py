@@ -1,0 +1,116 @@
+"""The studio's server without a browser: the token, one writer, paths kept on the board, and the file panes
+against `make board`'s virtual board through the real-board path (its pty, the link `fs` uses)."""
+import asyncio
+import json
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from host_tools.deploy.link import DeviceError
+from host_tools.studio.boards import SerialBackend
+from host_tools.studio.files import BoardFiles, safe_path
+from host_tools.studio.server import Studio
+from test_deploy_support import VirtualBoardProcess
+
+
+class NoFiles:
+    """The file panes are not what these tests look at: any call is a failure."""
+    def __getattr__(self, name):
+        raise AssertionError("unexpected board call %s" % name)
+
+
+def run(coro):
+    return asyncio.new_event_loop().run_until_complete(coro)
+
+
+def with_client(studio, fn):
+    async def go():
+        async with TestClient(TestServer(studio.app())) as client:
+            return await fn(client)
+    return run(go())
+
+
+def test_every_request_and_websocket_needs_the_token():
+    studio = Studio(SerialBackend("/dev/null"), NoFiles(), token="secret-token")
+
+    async def fn(c):
+        out = {}
+        out["page_none"] = (await c.get("/")).status
+        out["page_wrong"] = (await c.get("/?token=wrong")).status
+        out["api_none"] = (await c.get("/api/tree")).status
+        out["static_none"] = (await c.get("/static/studio.js")).status
+        out["ws_none"] = (await c.get("/ws")).status
+        r = await c.get("/?token=secret-token")
+        out["page_ok"] = r.status
+        out["cookie"] = r.cookies.get("maixkit_studio").value
+        out["static_cookie"] = (await c.get("/static/studio.js")).status   # the cookie the page load set
+        return out
+    out = with_client(studio, fn)
+    assert out["page_none"] == out["page_wrong"] == out["api_none"] == out["static_none"] == out["ws_none"] == 403
+    assert out["page_ok"] == 200 and out["cookie"] == "secret-token" and out["static_cookie"] == 200
+
+
+def test_a_second_tab_is_a_read_only_view():
+    studio = Studio(SerialBackend("/dev/null"), NoFiles(), token="t")
+
+    async def fn(c):
+        h = {"X-Token": "t"}
+        first = await c.ws_connect("/ws?token=t")
+        second = await c.ws_connect("/ws?token=t")
+        hello1, hello2 = await first.receive_json(), await second.receive_json()
+        r = await c.post("/api/control", json={"what": "stop"}, headers=dict(h, **{"X-Client": str(hello2["client"])}))
+        refused = (r.status, await r.text())
+        await first.close()
+        promoted = None
+        for _ in range(10):               # state messages may come first
+            m = await second.receive_json(timeout=5)
+            if m["type"] == "writer":
+                promoted = m
+                break
+        await second.close()
+        return hello1, hello2, refused, promoted
+    hello1, hello2, refused, promoted = with_client(studio, fn)
+    assert hello1["writer"] and not hello2["writer"]
+    assert refused[0] == 403 and "read-only" in refused[1]
+    assert promoted is not None, "the read-only tab becomes the writer when the writer's tab closes"
+
+
+@pytest.mark.parametrize("bad", ["/etc/passwd", "/flash/../etc/passwd", "/sd/./x", "/", "../x"])
+def test_paths_never_leave_the_boards_file_systems(bad):
+    with pytest.raises(ValueError):
+        safe_path(bad)
+    assert safe_path("main.py") == "/flash/main.py" and safe_path("/sd/a.py") == "/sd/a.py"
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory):
+    b = VirtualBoardProcess(tmp_path_factory.mktemp("studio") / "board", ["--sd", "--fast"])
+    yield b
+    b.close()
+
+
+def test_file_panes_over_make_boards_pty(board):
+    """Tree, save (mpy-cross first), open, rename, run with streamed output, REPL, remove: what the page does with
+    --port, against the virtual board's pty through the link and functions `fs` uses."""
+    files = BoardFiles(board.port)
+    files.write("/flash/studio_a.py", b"import utime\nfor i in range(3):\n    print('tick', i)\n")
+    with pytest.raises(ValueError, match="mpy-cross 1.11"):
+        files.write("/flash/studio_bad.py", b"x = 1\nprint(f'{x}')\n")
+    tree = files.tree()
+    names = [n for n, _, _ in tree["/flash"]]
+    assert "studio_a.py" in names and "studio_bad.py" not in names and tree["/sd"] is not None
+    with pytest.raises(DeviceError, match="EXDEV"):      # as on the board: no rename across file systems
+        files.rename("/flash/studio_a.py", "/sd/studio_b.py")
+    files.rename("/flash/studio_a.py", "/flash/studio_b.py")
+    assert files.read("/flash/studio_b.py").startswith(b"import utime")
+    chunks = []
+    files.run("/flash/studio_b.py", chunks.append)
+    assert b"".join(chunks).replace(b"\r\n", b"\n") == b"tick 0\ntick 1\ntick 2\n"
+    out = []
+    files.repl("x = 6 * 7", out.append)
+    files.repl("x", out.append)
+    assert b"".join(out).strip() == b"42"
+    files.remove("/flash/studio_b.py")
+    assert "studio_b.py" not in [n for n, _, _ in files.tree()["/flash"]]
+    models = files.models()
+    assert models["file"] is None or isinstance(models["models"], list)
