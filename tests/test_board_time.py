@@ -80,3 +80,12 @@ def test_kmodel_info_prints_predictions():
 def test_conv_structure_against_topic_691():
     ratios = [cost.topic_691_ms(w, h) / ms for w, h, ms in cost.TOPIC_691]
     assert sum(abs(r - 1) <= 0.10 for r in ratios) >= 9 and all(abs(r - 1) <= 0.30 for r in ratios), ratios
+
+
+def test_kmodel_info_spi_speed():
+    path = str(ROOT / "models" / "faces.kmodel")
+    slow, fast = (json.loads(_info(path, "--json", "--spi-speed", str(hz)).stdout)["predicted_ms"]
+                  for hz in (20_000_000, 80_000_000))
+    assert slow["ram"] == fast["ram"] and slow["load_flash_single"] > fast["load_flash_single"]
+    r = _info(path, "--spi-speed", "0")
+    assert r.returncode == 2 and r.stderr.startswith("error: --spi-speed 0")

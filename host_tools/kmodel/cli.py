@@ -112,6 +112,9 @@ def _floats(spec):
 
 
 def cmd_info(args) -> int:
+    if args.spi_speed <= 0:
+        from host_tools.command import UsageError
+        raise UsageError("--spi-speed %d: give kpu.load_flash's SPI clock in Hz, e.g. 80000000" % args.spi_speed)
     model = load(args.file)
     info, pred = netinfo(model), board_time.predict(model, args.spi_speed)
     if args.json:

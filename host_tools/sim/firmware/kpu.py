@@ -194,7 +194,8 @@ def build_kpu(rt: Runtime, image_mod):
         model, (info, key) = parse_or_fail(data, "flash@0x%X (big-endian)" % addr, "load_flash")
         # weights stream from flash: the heap holds main memory and the streaming buffers (netinfo's estimate)
         net = register(model, key, info.heap_flash, "dual" if is_dual_buf else "single", addr, None, "load_flash")
-        net._slot.spi_hz = spi_speed
+        if spi_speed > 0:                   # the firmware's own limit on it is not simulated
+            net._slot.spi_hz = spi_speed
         rt.advance(5_000)
         return net
 
