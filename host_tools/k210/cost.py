@@ -32,6 +32,7 @@ Sources (docs/board-time.md has the calibration table and what each figure rests
 from dataclasses import dataclass
 
 from host_tools.k210 import kpu
+from host_tools.k210.firmware import V4_SPEED_MS
 
 KPU_HZ = 400_000_000
 CPU_HZ = 400_000_000
@@ -43,6 +44,10 @@ WRITE_BACK_CYCLES = 3.6          # per (output channel, line, 64-byte row): topi
 WEIGHT_BYTES_PER_CYCLE = 3.3     # KPU weight fetch from main memory: topic 691's 294,912 bytes in ~0.3 ms
 DMA_BYTES_PER_CYCLE = 8          # output FIFO -> main memory, 64-bit DMA beats
 RUNTIME_LAYER_US = 750           # MaixPy's V3 runtime per conv layer (fitted, see the docstring)
+# MaixPy's V4 runtime (nncase v0.2, a closed library): the one published pair, MobileNetV1 0.75 in 111 ms as V4
+# against 37 ms as V3 (topic 1790), taken as a ratio on every layer of a V4 forward; where the time goes (CPU
+# matmul, per-node runtime) is not public, so a conv-only network may run faster than this
+V4_FORWARD_FACTOR = V4_SPEED_MS["mobilenet_v4_kmodel"] / V4_SPEED_MS["mobilenet_v3_kmodel"]
 
 FLASH_BITS_PER_CLOCK = 4         # quad SPI read
 LOAD_FLASH_BATCH = 0x4000          # batch_size of MaixPy's load_flash examples (0x4000-0x10000 when dual)
