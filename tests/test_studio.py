@@ -114,3 +114,30 @@ def test_file_panes_over_make_boards_pty(board):
     assert "studio_b.py" not in [n for n, _, _ in files.tree()["/flash"]]
     models = files.models()
     assert models["file"] is None or isinstance(models["models"], list)
+
+
+def test_a_video_file_becomes_the_cameras_scenes_at_its_pace(tmp_path):
+    import av
+    import numpy as np
+    from host_tools.studio import video
+    from host_tools.studio.server import camera_from_uploads
+    path = tmp_path / "clip.mp4"
+    with av.open(str(path), "w") as box:
+        s = box.add_stream("mpeg4", rate=10)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for i in range(20):
+            rgb = np.zeros((48, 64, 3), np.uint8)
+            rgb[..., i % 3] = 255
+            for pkt in s.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                box.mux(pkt)
+        for pkt in s.encode():
+            box.mux(pkt)
+    sources, hold_ms = video.frames(path)
+    assert len(sources) == 20 and hold_ms == pytest.approx(100.0)
+    assert [int(np.argmax(a[24, 32])) for _, a in sources[:3]] == [0, 1, 2]     # red, green, blue in order
+    assert len(camera_from_uploads([("clip.mp4", path.read_bytes())])[0]) == 20
+    with pytest.raises(ValueError, match="notes.txt: not a video"):
+        (tmp_path / "notes.txt").write_text("hello")
+        video.frames(tmp_path / "notes.txt")
+    with pytest.raises(ValueError, match="junk.png is not an image"):
+        camera_from_uploads([("junk.png", b"not a png")])

@@ -102,7 +102,12 @@ def shot(d, pane):
         d.find_element("id", "pane-" + pane).screenshot(str(Path(folder) / ("studio-%s.png" % pane)))
 
 
-def test_the_page_drives_the_virtual_board(studio, browser):
+def red_at(rgb, y, x) -> bool:
+    r, g, b = (int(v) for v in rgb[y, x])
+    return r > 200 and g < 60 and b < 60
+
+
+def test_the_page_drives_the_virtual_board(studio, browser, tmp_path):
     d = browser
     from selenium.webdriver.common.action_chains import ActionChains
 
@@ -123,6 +128,13 @@ def test_the_page_drives_the_virtual_board(studio, browser):
     shot(d, "state")
     ActionChains(d).click(d.find_element("id", "boot")).perform()
     wait(lambda: text(d, "state-mode") == "DET" and says(lcd(d), "DET", 4, 2, YELLOW), 60, "DET after BOOT")
+
+    # the camera picker: a picture sent from the page is what the virtual camera sees
+    red = tmp_path / "red.png"
+    Image.new("RGB", (320, 240), (255, 0, 0)).save(red)
+    d.find_element("id", "camera-files").send_keys(str(red))
+    wait(lambda: red_at(lcd(d), 130, 160), 30, "red on the LCD")
+    assert "1 picture" in text(d, "camera-status")
 
     # the models pane lists models.json's entries with their manifests
     d.find_element("id", "models-refresh").click()

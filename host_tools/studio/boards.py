@@ -12,16 +12,28 @@ from pathlib import Path
 from host_tools.deploy.sim_runtime import SimRuntime
 from host_tools.deploy.virtual_board import BoardState, VirtualBoard
 from host_tools.sim.camera import load_sources
+from host_tools.studio import video
 
 CONSOLE_KEEP = 64 * 1024      # characters of the board's console the page can show
 HELD_AT_RESET_MS = 3000.0
 MODE_TAG = {"classifier": "CLS", "detector": "DET"}     # as device/lib/app.py writes them on the LCD     # a BOOT "held" through a reset: longer than the ROM's sample and boot.py's window
 
 
-def show(board, sources):
-    """Put other pictures in front of the virtual camera."""
+def show(board, camera):
+    """Put other pictures in front of the virtual camera: camera = (sources, hold_ms or None to keep its own)."""
+    sources, hold_ms = camera
     board.camera.sources = list(sources)
+    if hold_ms:
+        board.camera.hold_ms = hold_ms
     board.camera._cache.clear()
+
+
+def camera_source(path):
+    """(sources, hold_ms) for --camera: a video file's frames at its pace, or pictures (a folder or one file) held
+    as long as `make sim` holds them."""
+    if video.is_video(path):
+        return video.frames(path)
+    return load_sources([path]), None
 
 
 def held_entries(board, held) -> list:
@@ -50,7 +62,7 @@ class StudioRuntime(SimRuntime):
     def __init__(self, state, camera=None, **kw):
         super().__init__(state, **kw)
         self.session = None
-        self.camera = camera            # [(name, RGB array)] or None: the board's default scenes
+        self.camera = camera            # (sources, hold_ms) or None: the board's default scenes
         self.console = ""
         self.held_at_reset = False      # the next power-on starts with BOOT held
         self._tees = {}
@@ -81,7 +93,7 @@ class VirtualBackend:
 
     def __init__(self, state_dir, camera=None, sd=False):
         self.state = BoardState(state_dir, sd=sd)
-        cam = load_sources([camera]) if camera else None
+        cam = camera_source(camera) if camera else None
         self.runtime = StudioRuntime(self.state, camera=cam, realtime=True)
         self.board = VirtualBoard(self.state, self.runtime)
         self.port = self.board.port
@@ -108,11 +120,19 @@ class VirtualBackend:
         """The next power-on starts with BOOT held (the K210 ROM's ISP mode, as on the real chip)."""
         self.runtime.held_at_reset = True
 
-    def set_camera(self, sources):
-        self.runtime.camera = list(sources)
+    def set_camera(self, camera):
+        """camera: (sources, hold_ms or None)."""
+        self.runtime.camera = camera
         board, _ = self._sim()
         if board is not None:
-            show(board, sources)
+            show(board, camera)
+
+    def reset(self):
+        """The reset button: a power-on from the flash as it is, whatever the firmware is doing (ISP mode too)."""
+        vb = self.board
+        vb.isp, vb.mode = None, "maixpy"
+        vb._stop_firmware()
+        vb.power_on(hard=True)
 
     def state_now(self) -> dict:
         board, rt = self._sim()
@@ -152,8 +172,10 @@ class SerialBackend:
     def hold_at_reset(self):
         raise ValueError("BOOT: hold the button on the board (a serial port cannot)")
 
-    def set_camera(self, sources):
+    def set_camera(self, camera):
         raise ValueError("camera: a real board's camera is its own sensor")
+
+    reset = None            # the page resets a real board over the link (machine.reset())
 
     def state_now(self) -> dict:
         return {"virtual": False, "port": self.port}

@@ -7,7 +7,6 @@ The WebSocket sends LCD frames as PNG (binary messages) at the simulated board's
 twice a second; run and REPL output arrive on it as {"type": "out"} messages while the code runs.
 """
 import asyncio
-import base64
 import io
 import itertools
 import json
@@ -125,7 +124,7 @@ class Studio:
         elif what in ("reset", "reset_held"):
             if what == "reset_held":
                 await self.blocking(self.backend.hold_at_reset)
-            await self.blocking(self.files.reset)
+            await self.blocking(self.backend.reset or self.files.reset)
         elif what == "stop":
             await self.blocking(self.files.stop)
         else:
@@ -133,26 +132,18 @@ class Studio:
         return web.json_response({"ok": True})
 
     async def camera(self, request):
-        """The pictures the virtual camera sees: uploaded image files (a folder, or the webcam's frames)."""
+        """What the virtual camera sees: uploaded pictures (a folder, the webcam's frames) or one video file."""
         self._need_writer(request)
-        from host_tools.sim.camera import load_sources
         reader = await request.multipart()
-        sources = []
+        parts = []
         while True:
             part = await reader.next()
             if part is None:
                 break
-            data = await part.read()
-            try:
-                img = Image.open(io.BytesIO(data))
-                img.load()
-            except Exception:
-                raise web.HTTPBadRequest(text="camera: %s is not an image Pillow reads\n" % part.filename) from None
-            sources += load_sources([(part.filename or "webcam", _rgb(img))])
-        if not sources:
-            raise web.HTTPBadRequest(text="camera: no pictures sent\n")
-        await self.blocking(self.backend.set_camera, sources)
-        return web.json_response({"ok": True, "pictures": len(sources)})
+            parts.append((part.filename or "webcam.png", await part.read()))
+        camera = await self.blocking(camera_from_uploads, parts)
+        await self.blocking(self.backend.set_camera, camera)
+        return web.json_response({"ok": True, "pictures": len(camera[0])})
 
     async def models(self, request):
         info = await self.blocking(self.files.models)
@@ -220,6 +211,26 @@ class Studio:
         return app
 
 
-def _rgb(img):
+def camera_from_uploads(parts) -> tuple:
+    """(sources, hold_ms) from uploaded files: one video file, or pictures. ValueError naming the file."""
+    import tempfile
     import numpy as np
-    return np.asarray(img.convert("RGB"))
+    from host_tools.studio import video
+    if not parts:
+        raise ValueError("camera: no pictures sent")
+    if len(parts) == 1 and video.is_video(parts[0][0]):
+        name, data = parts[0]
+        with tempfile.TemporaryDirectory(prefix="studio-video-") as tmp:
+            path = Path(tmp) / Path(name).name
+            path.write_bytes(data)
+            return video.frames(path)
+    sources = []
+    for name, data in parts:
+        try:
+            img = Image.open(io.BytesIO(data))
+            img.load()
+        except Exception:
+            raise ValueError("camera: %s is not an image Pillow reads (or a video: %s)"
+                             % (name, ", ".join(video.VIDEO_SUFFIXES))) from None
+        sources.append((name, np.asarray(img.convert("RGB"))))
+    return sources, None

@@ -92,7 +92,7 @@ $("stop").onclick = () => control("stop");
 // ---- camera ----
 async function sendPictures(files) {
   const fd = new FormData();
-  for (const f of files) if (f.type.startsWith("image/")) fd.append("picture", f, f.name);
+  for (const f of files) if (f.type.startsWith("image/") || f.type.startsWith("video/")) fd.append("picture", f, f.name);
   const r = await api("POST", "/api/camera", fd);
   $("camera-status").textContent = r.pictures + " picture(s) in front of the camera";
 }
