@@ -179,6 +179,12 @@ def test_the_page_drives_the_virtual_board(studio, browser, tmp_path):
     wait(lambda: "42" in text(d, "console").split(">>> 6 * 7", 1)[-1], 30, "the REPL's answer")
     shot(d, "console")
 
+    # BOOT held through a reset: the ROM's ISP mode, no app; a plain reset brings the app back
+    d.find_element("id", "reset-held").click()
+    wait(lambda: text(d, "state-mode").startswith("ISP"), 30, "ISP mode in the state pane")
+    d.find_element("id", "reset").click()
+    wait(lambda: text(d, "state-mode") == "CLS", 60, "the app again after a reset")
+
     # a second tab: a read-only view
     first = d.current_window_handle
     d.switch_to.new_window("tab")

@@ -16,6 +16,7 @@ from host_tools.studio import video
 
 CONSOLE_KEEP = 64 * 1024      # characters of the board's console the page can show
 HELD_AT_RESET_MS = 3000.0
+ISP_NOTE = "ISP (BOOT held at reset: the K210 ROM waits for kflash, MaixPy does not run; Reset starts it)"
 MODE_TAG = {"classifier": "CLS", "detector": "DET"}     # as device/lib/app.py writes them on the LCD     # a BOOT "held" through a reset: longer than the ROM's sample and boot.py's window
 
 
@@ -65,6 +66,7 @@ class StudioRuntime(SimRuntime):
         self.camera = camera            # (sources, hold_ms) or None: the board's default scenes
         self.console = ""
         self.held_at_reset = False      # the next power-on starts with BOOT held
+        self.isp = False                # this power-on had BOOT held: the ROM's ISP mode, no MaixPy
         self._tees = {}
 
     def _tee(self, write):
@@ -80,6 +82,8 @@ class StudioRuntime(SimRuntime):
         ss = super().new_session(self._tee(write), hard)
         if hard and self.camera is not None:
             show(ss.run.board, self.camera)
+        if hard:
+            self.isp = self.held_at_reset
         if hard and self.held_at_reset:
             self.held_at_reset = False
             ss.run.board.press(at_ms=0.0, hold_ms=HELD_AT_RESET_MS)
@@ -144,12 +148,12 @@ class VirtualBackend:
             fps = (len(frames) - 1) * 1000.0 / (frames[-1].t_ms - frames[0].t_ms)
         held = [tag.split(":", 1)[1] for tag, _ in rt.sys.blocks.values() if tag.startswith("kmodel:")]
         entries = held_entries(board, held)
-        return {"virtual": True, "booted": True, "board_ms": round(board.clock.ms),
-                "fps": round(fps, 1), "frames": board.screen.shown,
-                "gc_free": rt.gc.free(), "gc_used": rt.gc.used(), "sys_free": rt.sys.free(),
-                "sys_used": rt.sys.used(),
+        mode = " ".join(MODE_TAG.get(e["kind"], e["kind"]) for e in entries if e) or "-"
+        return {"virtual": True, "booted": True, "board_ms": round(board.clock.ms), "fps": round(fps, 1),
+                "frames": board.screen.shown, "gc_free": rt.gc.free(), "gc_used": rt.gc.used(),
+                "sys_free": rt.sys.free(), "sys_used": rt.sys.used(),
                 "models_held": [e["name"] if e else h for h, e in zip(held, entries)],
-                "mode": " ".join(MODE_TAG.get(e["kind"], e["kind"]) for e in entries if e) or "-", "console": self.runtime.console[-4000:]}
+                "mode": ISP_NOTE if self.runtime.isp else mode, "console": self.runtime.console[-4000:]}
 
     def close(self):
         self.board.shutdown()
