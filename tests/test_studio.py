@@ -141,3 +141,35 @@ def test_a_video_file_becomes_the_cameras_scenes_at_its_pace(tmp_path):
         video.frames(tmp_path / "notes.txt")
     with pytest.raises(ValueError, match="junk.png is not an image"):
         camera_from_uploads([("junk.png", b"not a png")])
+
+
+def test_the_page_api_on_a_real_board_path(board):
+    """`studio --port`: the same panes through the HTTP API, on the pty; the LCD pane has nothing to show."""
+    studio = Studio(SerialBackend(board.port), BoardFiles(board.port), token="t")
+
+    async def fn(c):
+        h = {"X-Token": "t"}
+        ws = await c.ws_connect("/ws?token=t")
+        hello = await ws.receive_json()
+        h["X-Client"] = str(hello["client"])
+        r = await c.post("/api/file", json={"path": "/flash/studio_c.py", "text": "print('hi from c')\n"}, headers=h)
+        assert r.status == 200, await r.text()
+        bad = await c.post("/api/file", json={"path": "/flash/../x.py", "text": ""}, headers=h)
+        tree = await (await c.get("/api/tree", headers=h)).json()
+        ran = await c.post("/api/run", json={"path": "/flash/studio_c.py"}, headers=h)
+        assert ran.status == 200, await ran.text()
+        outs = []
+        end = asyncio.get_running_loop().time() + 20
+        while "hi from c\n" not in "".join(outs):
+            assert asyncio.get_running_loop().time() < end, "no run output on the WebSocket: %r" % outs
+            m = await ws.receive_json(timeout=10)
+            if m["type"] == "out":
+                outs.append(m["text"])
+        await c.post("/api/remove", json={"path": "/flash/studio_c.py"}, headers=h)
+        await ws.close()
+        assert outs[0] == "hi from c\n", "a line at a time: %r" % outs
+        return hello, bad.status, await bad.text(), tree
+    hello, bad_status, bad_text, tree = with_client(studio, fn)
+    assert hello["virtual"] is False and hello["port"] == board.port
+    assert bad_status == 400 and "'..'" in bad_text
+    assert "studio_c.py" in [n for n, _, _ in tree["/flash"]]

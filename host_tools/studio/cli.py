@@ -41,7 +41,10 @@ def provision(state_dir, device_dir, models_dir, sd):
     from host_tools.sim.provision import check_app, demo_manifests, install_app, install_models
     from host_tools import manifest as mf
     check_app(device_dir)
-    paths = demo_manifests(models_dir)
+    paths = demo_manifests(models_dir) if Path(models_dir).is_dir() else []
+    if not paths:
+        raise FileNotFoundError("--models %s: no model manifests (<name>.json beside <name>.kmodel) there"
+                                % models_dir)
     state = BoardState(state_dir, sd=sd)
     board = Board(flash_root=state.flash_root, sd_root=state.sd_root if sd else None)
     board.flash = state.flash
@@ -75,6 +78,7 @@ def run(args) -> int:
     facts = {}
     if args.port:
         backend = SerialBackend(ports.resolve(args.port))
+        BoardFiles(backend.port).stop()     # a port that is not a MaixPy board is reported now (within 5 s)
     else:
         outdir.claim(args.state, STATE_FILES, force=args.force, option="--state", command="studio")
         facts = provision(args.state, args.device, args.models, args.sd)

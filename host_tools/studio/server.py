@@ -20,6 +20,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 FRAME_POLL_S = 0.03       # how often the LCD is looked at (the sim's clock is held to wall time)
 STATE_EVERY_S = 0.5
 COOKIE = "maixkit_studio"
+OUT_CHUNK = 512           # bytes of run/REPL output sent at once when no line ends
 
 
 def png(rgb) -> bytes:
@@ -91,17 +92,29 @@ class Studio:
         return web.json_response({"ok": True})
 
     async def _streamed(self, request, fn, arg):
+        """Run fn(arg, out) on the link; its output goes to every tab a line at a time (the tools read a byte at
+        a time)."""
         self._need_writer(request)
         loop = asyncio.get_running_loop()
+        pending = bytearray()
+
+        def flush():
+            if pending:
+                text = pending.decode("utf-8", "replace").replace("\r\n", "\n")
+                pending.clear()
+                asyncio.run_coroutine_threadsafe(self.broadcast({"type": "out", "text": text}), loop)
 
         def out(data):
-            text = data.decode("utf-8", "replace").replace("\r\n", "\n")
-            asyncio.run_coroutine_threadsafe(self.broadcast({"type": "out", "text": text}), loop)
+            pending.extend(data)
+            if b"\n" in data or len(pending) >= OUT_CHUNK:
+                flush()
         try:
             await self.blocking(fn, arg, out)
         except web.HTTPBadRequest as e:
-            await self.broadcast({"type": "out", "text": e.text})
+            pending.extend(e.text.encode())
             raise
+        finally:
+            flush()
         return web.json_response({"ok": True})
 
     async def run(self, request):
