@@ -108,8 +108,12 @@ def train_settings(args, kind) -> dict:
 
 def cmd_train(args) -> int:
     from host_tools.pipeline import userflow
-    kind = args.kind or userflow.detect_kind(args.data)
-    req = userflow.Request(data=Path(args.data), kind=kind, name=args.name, out=args.out,
+    if args.dataset and args.kind == "detector":
+        from host_tools.command import UsageError
+        raise UsageError("train: --dataset %s is a classification set; --kind detector needs --data" % args.dataset)
+    kind = "classifier" if args.dataset else (args.kind or userflow.detect_kind(args.data))
+    req = userflow.Request(data=Path(args.data) if args.data else None, dataset=args.dataset, kind=kind,
+                           name=args.name, out=args.out,
                            labels=tuple(x.strip() for x in args.labels.split(",")) if args.labels else (),
                            deploy=args.deploy, strategy=args.strategy, settings=train_settings(args, kind),
                            force=args.force)
@@ -190,8 +194,11 @@ def add_train(p):
     p.description = ("dataset -> Keras -> int8 tflite -> kmodel + manifest + report (-> board with --deploy). "
                      "Every setting not given is chosen from the data. Exit 3: trained, but the model is not "
                      "clearly better than chance (no kmodel or manifest written).")
-    p.add_argument("--data", required=True, help="class subfolders of photos (classifier), or photos with "
-                                                 "Pascal VOC .xml / YOLO .txt annotations (detector)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", help="class subfolders of photos (classifier), or photos with Pascal VOC .xml / "
+                                    "YOLO .txt annotations (detector)")
+    src.add_argument("--dataset", choices=("cifar10",), help="a public dataset instead: cifar10 (Keras' loader; "
+                                                             "downloaded once into its cache)")
     p.add_argument("--kind", choices=("classifier", "detector"), help="default: from the folder")
     p.add_argument("--name", help="model name (default: the folder's name)")
     p.add_argument("--out", help="where everything goes (default out/train/NAME); it may hold only model files "
@@ -202,10 +209,12 @@ def add_train(p):
                                                     "of the other kind when it has none; default: not deployed)")
     p.add_argument("--labels", help="detector class names, comma separated (default: the VOC names, or "
                                     "classes.txt beside YOLO txt files)")
-    p.add_argument("--arch", choices=("small", "mobilenet"),
-                   help="network (default small; mobilenet with --weights)")
+    p.add_argument("--arch", choices=("small", "mobilenet", "cifar-mobilenet"),
+                   help="network (default small; mobilenet with --weights; cifar-mobilenet, the TinyML slides' "
+                        "CIFAR-10 net, with --dataset cifar10)")
     p.add_argument("--alpha", type=float, help="MobileNetV1 width (default 0.75)")
-    p.add_argument("--input", type=_size, help="input size: 64 or WxH (default: 64, 224 for mobilenet)")
+    p.add_argument("--input", type=_size, help="input size: 64 or WxH (default: 64, 224 for mobilenet, 32 for "
+                                                     "cifar-mobilenet)")
     p.add_argument("--weights", help="start from pretrained MobileNet weights: 'imagenet' (Keras downloads "
                                      "them once) or a Keras no-top .h5 file (default: none, from scratch)")
     p.add_argument("--framing", choices=("crop", "stretch"),
