@@ -33,6 +33,7 @@ EXIT_CODES = {
     "host_tools.deploy.sync.SyncError": FAILED,
     "host_tools.deploy.flasher.FlashError": FAILED,
     "host_tools.deploy.mpy.MpyError": FAILED,
+    "host_tools.export.tflm.ExportError": FAILED,
     "host_tools.pipeline.arch.ArchError": FAILED,
     "host_tools.pipeline.datasets.DatasetError": FAILED,
     "host_tools.pipeline.defaults.ConfigError": FAILED,
