@@ -40,6 +40,7 @@ EXIT_CODES = {
     "host_tools.pipeline.detector.DetectorError": FAILED,
     "host_tools.pipeline.pretrained.WeightsError": FAILED,
     "host_tools.pipeline.quantize.QuantizeError": FAILED,
+    "host_tools.pipeline.calibration.CalibrationError": USAGE,
     "host_tools.pipeline.userflow.FlowError": FAILED,
     "serial.serialutil.SerialException": FAILED,
     "mpremote.transport.TransportError": FAILED,

@@ -125,7 +125,8 @@ def cmd_quantize(args) -> int:
     import numpy as np
 
     from host_tools.files import write_atomic
-    from host_tools.pipeline import datasets, quantize, train
+    from host_tools.pipeline import calibration, calibration_report, datasets, quantize, train
+    method = calibration.Calibration(args.calibration, args.percentile)
     model = keras.models.load_model(args.model, compile=False)
     _, h, w, _ = model.inputs[0].shape
     root = Path(args.data)
@@ -135,18 +136,24 @@ def cmd_quantize(args) -> int:
 
     def views(paths):     # as the board's camera hands them to the KPU
         return np.stack([datasets.board_view(datasets.load_image(p), w, h, args.framing) for p in paths])
-    tfl = quantize.to_int8_tflite(model, quantize.representative(train.to_input(views(files)), args.count, 0))
+    calib = quantize.representative(train.to_input(views(files)), args.count, 0)
     out = Path(args.out or Path(args.model).with_name(Path(args.model).stem + "_int8.tflite"))
-    write_atomic(out, tfl)
-    _log("quantize: wrote %s (%d bytes), calibrated on %d images" % (out, len(tfl), min(args.count, len(files))))
     subdirs = [p for p in root.iterdir() if p.is_dir()]
     if len(subdirs) >= 2 and model.output_shape[-1] == len(subdirs):
+        # labelled images: every method measured (float / int8 / kmodel), so the user can pick
         _, per_class = datasets.class_folders(root, min_per_class=1)
         x = views([f for fs in per_class for f in fs])
         y = np.array([i for i, fs in enumerate(per_class) for _ in fs])
-        rep, _, _ = quantize.classifier_report(model, tfl, x, y)
-        _log("quantize: float accuracy %.4f, int8 %.4f on %d images" % (rep["float_accuracy"],
-                                                                           rep["int8_accuracy"], len(y)))
+        rows = calibration_report.compare(model, calib, x, y, args.percentile)
+        tfl = next(r.tflite for r in rows if r.method == args.calibration)
+        paths = calibration_report.write(out.with_suffix(""), rows, len(y), str(root), args.percentile)
+        _log(calibration_report.table(rows, len(y), args.percentile))
+        _log("quantize: the methods compared in %s" % paths["md"])
+    else:
+        tfl = quantize.to_int8_tflite(model, calib, method)
+    write_atomic(out, tfl)
+    _log("quantize: wrote %s (%d bytes), %s calibration on %d images" % (out, len(tfl), args.calibration,
+                                                                        min(args.count, len(files))))
     return 0
 
 
@@ -238,6 +245,12 @@ def add_quantize(p):
     p.add_argument("--framing", choices=("crop", "stretch"), default="crop",
                    help="how a photo becomes the input (as the model was trained)")
     p.add_argument("--out", help="the int8 tflite to write (default: <model>_int8.tflite beside the model)")
+    from host_tools.pipeline.calibration import DEFAULT, METHODS, PERCENTILE
+    p.add_argument("--calibration", choices=METHODS, default=DEFAULT,
+                   help="activation ranges: minmax (TFLite's), percentile (clip the rarest values), kld (entropy, "
+                        "as TensorRT / Maix-EMC); with class subfolders all three are measured and tabled")
+    p.add_argument("--percentile", type=float, default=PERCENTILE, help="percentile: the share of each activation's "
+                                                                        "values kept inside its range")
     _verbose(p)
 
 
