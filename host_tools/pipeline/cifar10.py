@@ -80,13 +80,13 @@ def load():
     return (x_tr, y_tr.reshape(-1).astype(np.int64)), (x_te, y_te.reshape(-1).astype(np.int64))
 
 
-def classifier_data(size=(SIDE, SIDE)) -> ClassifierData:
-    """CIFAR-10 for the classifier flow: the 50,000 training images (kept at the augmentation's source size) and
-    the 10,000 test images as the validation set, each at `size` (w, h)."""
+def classifier_data(arrays, size=(SIDE, SIDE)) -> ClassifierData:
+    """CIFAR-10 (`load()`'s arrays) for the classifier flow: the training images (kept at the augmentation's source
+    size) and the test images as the validation set, each at `size` (w, h)."""
     from PIL import Image
 
     from host_tools.pipeline.camera_augment import source_size
-    (x_tr, y_tr), (x_te, y_te) = load()
+    (x_tr, y_tr), (x_te, y_te) = arrays
     if len(y_tr) == 0 or len(y_te) == 0:
         raise DatasetError("--dataset cifar10: the cached batches hold no training or no test images")
 

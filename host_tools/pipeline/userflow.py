@@ -122,9 +122,10 @@ def _classifier(req, name, out, log):
     stage("load")
     if req.dataset:
         from host_tools.pipeline import cifar10
-        settings = dict({"arch": "cifar-mobilenet"}, **req.settings)
-        cfg = defaults.default_config(50000, len(cifar10.LABELS), **settings)
-        data = cifar10.classifier_data(cfg.input)
+        arrays = cifar10.load()
+        cfg = defaults.default_config(len(arrays[0][1]) + len(arrays[1][1]), len(cifar10.LABELS),
+                                      **dict({"arch": "cifar-mobilenet"}, **req.settings))
+        data = cifar10.classifier_data(arrays, cfg.input)
         names = data.names
     else:
         names, files = datasets.class_folders(req.data)
@@ -163,8 +164,8 @@ def _classifier(req, name, out, log):
         stage(None)
         rep = {
             "name": name, "kind": "classifier", "metric": "accuracy", "val": figs["val"], "chance": verdict.chance,
-            "useful": verdict.useful, "verdict": verdict.message, "labels": names, "data": req.dataset or str(req.data),
-            "train_accuracy": train_acc, "framing": cfg.framing,
+            "useful": verdict.useful, "verdict": verdict.message, "labels": names,
+            "data": req.dataset or str(req.data), "train_accuracy": train_acc, "framing": cfg.framing,
             "photos": {"train": _per_class(data.y_train, names), "val": _per_class(data.y_val, names)},
             "val_photos": [str(p) for p in data.val_files],
             "per_class_val_accuracy": {n: float(cm[i, i] / max(cm[i].sum(), 1)) for i, n in enumerate(names)},
