@@ -11,6 +11,7 @@ from pathlib import Path
 
 from host_tools import framing as F
 from host_tools.files import write_atomic
+from host_tools.k210 import firmware
 
 SCHEMA = 1
 KINDS = ("classifier", "detector")
@@ -121,6 +122,18 @@ def save(path, m: Manifest) -> Path:
 
 def sha256_file(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def summary(m: Manifest, kmodel_file) -> str:
+    """What `compile` and `model add` print of the model they wrote: file, shapes, memory, the firmware it needs."""
+    mem = m.memory
+    fit = firmware.Verdict(next(b for b in firmware.BUILDS if m.fits.get(b)), m.load, m.fits)
+    return ("%s: %s (kmodel V%d, %d bytes), input %dx%dx%d%s, outputs %s\n"
+            "  main memory %d B, KPU RAM %d B, weights %d B, system heap %d B; runs on %s%s" % (
+                m.name, kmodel_file, m.kmodel_version, m.size, m.input["w"], m.input["h"], m.input["c"],
+                "" if m.input.get("format", "planar_u8") == "planar_u8" else " " + m.input["format"],
+                ", ".join("x".join(map(str, o["shape"])) for o in m.outputs), mem["main_mem"], mem["kpu_ram"],
+                mem["weights"], mem["heap"], fit.text(), ", big-endian copy %s" % m.big_endian if m.big_endian else ""))
 
 
 def kmodel_path(manifest_path, m: Manifest) -> Path:

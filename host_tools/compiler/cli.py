@@ -1,9 +1,9 @@
 """`python -m host_tools compile MODEL.tflite --name NAME --kind classifier|detector [...]`: kmodel V3 + manifest."""
 from pathlib import Path
 
+from host_tools import manifest as mf
 from host_tools import outdir
 from host_tools.compiler.build import compile_file
-from host_tools.k210 import firmware
 
 
 def _floats(s):
@@ -43,11 +43,5 @@ def run(a) -> int:
     outdir.claim(a.out, outdir.MODEL_FILES, force=a.force, command="compile")    # replaces <name>.* only
     m = compile_file(a.tflite, a.out, name, a.kind, _labels(a.labels), _floats(a.anchors), a.threshold,
                      a.nms, big_endian=a.big_endian or None)
-    mem = m.memory
-    print("%s: %s/%s (%d bytes), input %dx%dx%d, outputs %s" % (m.name, a.out, m.kmodel, m.size, m.input["w"],
-          m.input["h"], m.input["c"], ", ".join("x".join(map(str, o["shape"])) for o in m.outputs)))
-    fit = firmware.Verdict(next(b for b in firmware.BUILDS if m.fits[b]), m.load, m.fits)
-    print("  main memory %d B, KPU RAM %d B, weights %d B, system heap %d B; runs on %s%s"
-          % (mem["main_mem"], mem["kpu_ram"], mem["weights"], mem["heap"], fit.text(),
-             ", big-endian copy %s" % m.big_endian if m.big_endian else ""))
+    print(mf.summary(m, Path(a.out) / m.kmodel))
     return 0

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 from host_tools import manifest as mf
-from host_tools.k210 import firmware, flash
+from host_tools.k210 import flash
 
 
 def check_app(device_dir):
@@ -82,28 +82,9 @@ YOLO20_ANCHORS = [1.08, 1.19, 3.42, 4.41, 6.63, 11.38, 9.42, 5.11, 16.62, 10.52]
 def fixture_manifests(fixtures_dir, out_dir) -> list:
     """Manifests (written to out_dir, kmodels copied beside them) for the mnist classifier and yolo20 detector
     fixtures; [] when the fixtures are absent."""
-    from host_tools.kmodel import load as kload, netinfo
-    fixtures_dir, out_dir = Path(fixtures_dir), Path(out_dir)
-    specs = [("mnist", "classifier", "maixpy-mnist/mnist.kmodel", [str(i) for i in range(10)], [], 0.5, 0.3),
-             ("yolo20", "detector", "nncase-yolo20/yolo.kmodel", VOC, YOLO20_ANCHORS, 0.5, 0.2)]
-    out = []
-    for name, kind, rel, labels, anchors, thr, nms in specs:
-        src = fixtures_dir / rel
-        if not src.is_file():
-            continue
-        out_dir.mkdir(parents=True, exist_ok=True)
-        dst = out_dir / (name + ".kmodel")
-        shutil.copyfile(src, dst)
-        km = kload(dst)
-        ni = netinfo(km)
-        c, h, w = km.input_shape
-        m = mf.Manifest(
-            name=name, kind=kind, kmodel=dst.name, kmodel_version=3, sha256=mf.sha256_file(dst), size=km.size,
-            input={"w": w, "h": h, "c": c, "format": "float" if km.input_is_float else "planar_u8"},
-            outputs=[{"shape": list(s), "type": t} for s, t in zip(km.output_shapes, km.output_typecodes)],
-            labels=labels, memory={"main_mem": ni.main_mem, "kpu_ram": ni.kpu_ram, "weights": ni.weights,
-                                   "heap": ni.heap},
-            fits={b: firmware.loads(ni.memory, b, "ram") for b in firmware.BUILDS},
-            anchors=anchors, threshold=thr, nms=nms)
-        out.append(mf.save(out_dir / (name + ".json"), m))
-    return out
+    from host_tools.kmodel.adopt import Facts, add
+    fixtures_dir = Path(fixtures_dir)
+    specs = [("mnist", "maixpy-mnist/mnist.kmodel", Facts("classifier", tuple(str(i) for i in range(10)))),
+             ("yolo20", "nncase-yolo20/yolo.kmodel", Facts("detector", tuple(VOC), tuple(YOLO20_ANCHORS), 0.5, 0.2))]
+    return [add(fixtures_dir / rel, out_dir, name, facts) for name, rel, facts in specs
+            if (fixtures_dir / rel).is_file()]
