@@ -22,6 +22,7 @@ TFLITE = b"TFL3"                   # FlatBuffers file identifier at byte 4
 
 @dataclass(frozen=True)
 class Identity:
+    name: str                      # what the file is, in a few words
     text: str                      # what the file is and what to do, one sentence
     code: int                      # the firmware's error code kpu.load would give
     version: int = None            # the kmodel version, when it is a kmodel
@@ -33,27 +34,30 @@ def identify(data: bytes) -> Identity:
     if len(head) >= 8 and struct.unpack_from("<I", head, 0)[0] == LDMK:
         v = struct.unpack_from("<I", head, 4)[0]
         if v == 4:
-            return Identity("kmodel V4 (nncase v0.2): this tool runs V3, the format every MaixPy build loads",
-                            ERR_KMODEL_VERSION, 4)
-        return Identity("kmodel V%d (nncase v1.x): no MaixPy build loads it; compile to V3" % v, ERR_UNKNOWN, v)
+            return Identity("kmodel V4", "kmodel V4 (nncase v0.2): this tool runs V3, the format every MaixPy "
+                                         "build loads", ERR_KMODEL_VERSION, 4)
+        return Identity("kmodel V%d" % v, "kmodel V%d (nncase v1.x): no MaixPy build loads it; compile to V3" % v,
+                        ERR_UNKNOWN, v)
     if head[:4] == BIG_ENDIAN_V3:
-        return Identity("a big-endian kmodel V3, the byte order kpu.load_flash reads from flash (MaixPy's "
+        return Identity("big-endian kmodel V3 (kpu.load_flash)",
+                        "a big-endian kmodel V3, the byte order kpu.load_flash reads from flash (MaixPy's "
                         "model_le2be.py); kpu.load and this tool read the little-endian file, which `compile` "
                         "and `model add` turn into a _be.kmodel copy themselves", ERR_KMODEL_VERSION, 3)
     if head[:4] == ZIP:
-        return Identity(_kfpkg(data), ERR_KMODEL_VERSION)
+        return Identity(".kfpkg or zip", _kfpkg(data), ERR_KMODEL_VERSION)
     if head[:4] == ENCRYPTED:
-        return Identity("an encrypted model ('DUDE', a MaixHub smodel): only the board it was made for decrypts "
-                        "it, and this tool cannot read or run it", ERR_DECRYPT)
+        return Identity("encrypted model", "an encrypted model ('DUDE', a MaixHub smodel): only the board it was "
+                                           "made for decrypts it, and this tool cannot read or run it", ERR_DECRYPT)
     if head[4:8] == TFLITE:
-        return Identity("a TensorFlow Lite model, not a kmodel: compile it with `python -m host_tools compile "
-                        "FILE.tflite`", ERR_KMODEL_VERSION)
+        return Identity("tflite", "a TensorFlow Lite model, not a kmodel: compile it with `python -m host_tools "
+                                  "compile FILE.tflite`", ERR_KMODEL_VERSION)
     if len(data) < 4:
-        return Identity("file is %d bytes, shorter than the 28-byte V3 header" % len(data), ERR_KMODEL_FORMAT)
+        return Identity("data", "file is %d bytes, shorter than the 28-byte V3 header" % len(data),
+                        ERR_KMODEL_FORMAT)
     v = struct.unpack_from("<I", head, 0)[0]
-    return Identity("not a kmodel: it starts with %s (a kmodel V3 starts with the version 3, V4/V5 with 'LDMK', a "
-                    ".kfpkg with 'PK', an encrypted model with 'DUDE'); version field %d"
-                    % (head[:4].hex(" "), v), ERR_KMODEL_VERSION)
+    return Identity("data", "not a kmodel: it starts with %s (a kmodel V3 starts with the version 3, V4/V5 with "
+                            "'LDMK', a .kfpkg with 'PK', an encrypted model with 'DUDE'); version field %d"
+                            % (head[:4].hex(" "), v), ERR_KMODEL_VERSION)
 
 
 def _kfpkg(data: bytes) -> str:
