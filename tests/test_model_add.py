@@ -101,7 +101,9 @@ def test_added_models_go_through_the_planner_and_the_app_shows_the_dog_boxes(tmp
     plan = json.loads((tmp_path / "deploy" / "flash-plan.json").read_text())
     assert [r["name"] for r in plan["models"]] == ["mnist", "yolo20"]
     device = json.loads((tmp_path / "deploy" / "models.json").read_text())["models"]
-    assert device[1]["labels"] == VOC and device[1]["anchors"] == YOLO20_ANCHORS
+    # a labels file given to model add goes onto the board: models.json names it, the app reads it
+    assert device[1]["labels"] == "yolo20_labels.txt" and device[1]["anchors"] == YOLO20_ANCHORS
+    assert device[0]["labels"] == []
 
     board = Board(flash_root=tmp_path / "flash", camera=[fixture_file("nncase-yolo20", "dog.bmp")])
     install_app(board, ROOT / "device")
@@ -111,5 +113,79 @@ def test_added_models_go_through_the_planner_and_the_app_shows_the_dog_boxes(tmp
     s.rt.stop_check = lambda: "stop" if board.clock.ms >= START + 2500 else None
     assert s.boot().error is None
     app = s.device_modules["app"].current
+    assert (board.flash_root / "yolo20_labels.txt").read_text().splitlines() == VOC
     assert app.manager.entry["name"] == "yolo20"
     assert sorted(b[0] for b in app.result) == ["bicycle", "car", "dog"]
+
+
+def boot_with_labels(tmp_path, voc, spoil=None, press=True):
+    assert add(tmp_path, fixture_file("maixpy-mnist", "mnist.kmodel"), "--kind", "classifier",
+               "--labels", ",".join("0123456789")) == 0
+    assert add(tmp_path, fixture_file("nncase-yolo20", "yolo.kmodel"), "--kind", "detector", "--anchors",
+               ANCHORS, "--nms", "0.2", "--labels", voc, "--name", "yolo20") == 0
+    models = tmp_path / "models"
+    board = Board(flash_root=tmp_path / "flash", camera=[fixture_file("nncase-yolo20", "dog.bmp")])
+    install_app(board, ROOT / "device")
+    install_models(board, [models / "mnist.json", models / "yolo20.json"])
+    if spoil:
+        spoil(board.flash_root)
+    if press:
+        board.press(at_ms=START + 1000)
+    s = Session(board)
+    s.rt.stop_check = lambda: "stop" if board.clock.ms >= START + 2200 else None
+    r = s.boot()
+    return board, s, r, s.device_modules["app"].current
+
+
+def test_a_missing_labels_file_is_shown_and_the_classifier_keeps_running(tmp_path, voc):
+    board, s, r, app = boot_with_labels(tmp_path, voc, lambda root: (root / "yolo20_labels.txt").unlink())
+    assert r.error is None
+    text = board.console_text()
+    assert "yolo20: labels file yolo20_labels.txt: cannot read ([Errno 2] ENOENT)" in text
+    assert "loading yolo20" not in text                    # the detector is never loaded without its labels
+    assert app.manager.entry["name"] == "mnist" and app.frames > 10
+
+
+def test_labels_file_lines_with_blank_and_crlf(tmp_path, voc):
+    def crlf(root):
+        (root / "yolo20_labels.txt").write_bytes(("\r\n".join(VOC) + "\r\n\r\n").encode())
+    board, s, r, app = boot_with_labels(tmp_path, voc, crlf)
+    assert r.error is None and app.manager.entry["name"] == "yolo20"
+    assert app.manager.entry["labels"] == VOC
+    assert sorted(b[0] for b in app.result) == ["bicycle", "car", "dog"]
+
+
+def test_a_labels_file_that_disagrees_with_the_manifest_is_refused(tmp_path, voc, capsys):
+    assert add(tmp_path, fixture_file("nncase-yolo20", "yolo.kmodel"), "--kind", "detector", "--anchors",
+               ANCHORS, "--labels", voc, "--name", "yolo20") == 0
+    (tmp_path / "models" / "yolo20_labels.txt").write_text("cat\ndog\n")
+    board = Board(flash_root=tmp_path / "flash")
+    with pytest.raises(mf.ManifestError, match="yolo20_labels.txt does not hold the manifest's 20 labels"):
+        install_models(board, [tmp_path / "models" / "yolo20.json"])
+
+
+@pytest.mark.slow
+def test_deploy_puts_added_models_and_their_labels_file_on_the_board(tmp_path, voc, capsys):
+    """model add -> deploy (real kflash and mpremote) to the virtual Maix Bit in its own process."""
+    from test_deploy_support import VirtualBoardProcess, pattern
+    assert add(tmp_path, fixture_file("maixpy-mnist", "mnist.kmodel"), "--kind", "classifier") == 0
+    assert add(tmp_path, fixture_file("nncase-yolo20", "yolo.kmodel"), "--kind", "detector", "--anchors",
+               ANCHORS, "--nms", "0.2", "--labels", voc, "--name", "yolo20") == 0
+    fw = tmp_path / "maixpy.bin"
+    fw.write_bytes(pattern(300_000, 7))
+    b = VirtualBoardProcess(tmp_path / "board", ["--frames", str(tmp_path / "frames"), "--max-frames", "1"])
+    try:
+        assert cli(["deploy", "--port", b.port, "--models", str(tmp_path / "models"), "--firmware", str(fw),
+                    "--out", str(tmp_path / "deploy")]) == 0
+        flash_files = b.state / "flash"
+        assert (flash_files / "yolo20_labels.txt").read_text().splitlines() == VOC
+        listed = json.loads((flash_files / "models.json").read_text())["models"]
+        assert [(m["name"], m["labels"]) for m in listed] == [("mnist", []), ("yolo20", "yolo20_labels.txt")]
+        image = (b.state / "flash.bin").read_bytes()
+        yolo = fixture_file("nncase-yolo20", "yolo.kmodel").read_bytes()
+        at = listed[1]["source"]["flash"]
+        assert image[at:at + len(yolo)] == yolo
+        assert b.wait_for(lambda: (tmp_path / "frames" / "frame_000.png").exists(), 120), \
+            (b.state / "board.log").read_text()
+    finally:
+        b.close()

@@ -28,6 +28,7 @@ class Facts:
     threshold: float = 0.5
     nms: float = 0.3
     framing: str = F.DEFAULT
+    labels_file: bool = False      # the labels go onto the board as <name>_labels.txt (models.json names it)
 
 
 def detector_classes(channels: int, anchors) -> int:
@@ -97,7 +98,8 @@ def add(src, out_dir, name: str, facts: Facts) -> Path:
     kpu.load_flash); returns the manifest's path. Everything is checked before the first byte is written."""
     src, out_dir = Path(src), Path(out_dir)
     staged = manifest_for(src, name, facts)          # refuses before anything is copied
-    man = replace(staged, kmodel=name + ".kmodel", big_endian=name + "_be.kmodel" if staged.load == "flash" else "")
+    man = replace(staged, kmodel=name + ".kmodel", big_endian=name + "_be.kmodel" if staged.load == "flash" else "",
+                  labels_file=name + "_labels.txt" if facts.labels_file and facts.labels else "")
     mf.validate(json.loads(man.to_json()), str(out_dir / (name + ".json")))
     out_dir.mkdir(parents=True, exist_ok=True)
     data = src.read_bytes()
@@ -106,5 +108,7 @@ def add(src, out_dir, name: str, facts: Facts) -> Path:
     if man.big_endian:
         # MaixPy's model_le2be.py pads a length that is not a multiple of 4 (real files may end short)
         write_atomic(out_dir / man.big_endian, to_big_endian(data + bytes(-len(data) % 4)))
+    if man.labels_file:
+        write_atomic(out_dir / man.labels_file, "".join(label + "\n" for label in man.labels))
     return mf.save(out_dir / (name + ".json"), man)
 

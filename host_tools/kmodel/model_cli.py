@@ -28,8 +28,10 @@ def add_arguments(ap):
     p = sub.add_parser("add", help="copy a kmodel into a models folder and write its manifest")
     p.add_argument("file", help="the .kmodel file")
     p.add_argument("--kind", required=True, choices=("classifier", "detector"), help="what the model is")
-    p.add_argument("--labels", default="", help="labels file (one per line) or comma-separated labels (default: "
-                                                "none, the app shows class numbers)")
+    p.add_argument("--labels", default="", help="labels file (one per line: it goes onto the board as "
+                                                "<name>_labels.txt, which models.json names) or comma-separated "
+                                                "labels (listed in models.json) (default: none, the app shows class "
+                                                "numbers)")
     p.add_argument("--anchors", default="", help="detector: comma-separated anchor w,h pairs in grid cells, e.g. "
                                                  "the 20-class VOC YOLO's 1.08,1.19,3.42,4.41,... (required)")
     p.add_argument("--threshold", type=float, default=0.5, help="detector: the box score threshold")
@@ -53,7 +55,7 @@ def run(a) -> int:
                          % name)
     out = outdir.claim(a.models, outdir.MODEL_FILES, force=a.force, option="--models", command="model add")
     facts = Facts(a.kind, tuple(read_labels(a.labels)), tuple(_floats("--anchors", a.anchors)), a.threshold,
-                  a.nms, a.framing)
+                  a.nms, a.framing, labels_file=bool(a.labels) and Path(a.labels).is_file())
     path = add(src, out.path, name, facts)
     m = mf.load(path)
     print(mf.summary(m, path.parent / m.kmodel))

@@ -46,6 +46,7 @@ def install_models(board, manifest_paths) -> str:
             board.write_flash(offsets[m.name], files[m.name].read_bytes())
         text = mf.device_manifest([mf.device_entry(m, flash_offset=offsets[m.name]) for _, m in ms])
         (board.flash_root / "models.json").write_text(text)
+        _put(board.flash_root, mf.board_files(manifest_paths))
         return text
     entries = []
     for path in manifest_paths:
@@ -57,7 +58,14 @@ def install_models(board, manifest_paths) -> str:
         entries.append(mf.device_entry(m, path="/sd/" + m.kmodel))
     text = mf.device_manifest(entries)
     (board.sd_root / "models.json").write_text(text)
+    _put(board.sd_root, mf.board_files(manifest_paths))
     return text
+
+
+def _put(root, files):
+    """Files that go beside models.json (labels files), as deploy copies them."""
+    for name, data in files.items():
+        (root / name).write_bytes(data)
 
 
 def demo_manifests(models_dir="models") -> list:
