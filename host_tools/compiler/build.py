@@ -6,7 +6,7 @@ from pathlib import Path
 
 from host_tools import manifest as M
 from host_tools.framing import DEFAULT as DEFAULT_FRAMING
-from host_tools.compiler import emit, ir, planner, tflite_graph
+from host_tools.compiler import dump, emit, ir, planner, tflite_graph
 from host_tools.compiler.errors import CompileError
 from host_tools.compiler.lower import lower
 from host_tools.files import write_atomic
@@ -92,9 +92,9 @@ def load_verdict(info, source) -> firmware.Verdict:
 
 
 def compile_file(tflite_path, out_dir, name, kind, labels, anchors=(), threshold=0.5, nms=0.3,
-                 big_endian=None, framing=DEFAULT_FRAMING) -> M.Manifest:
+                 big_endian=None, framing=DEFAULT_FRAMING, dump_dir=None) -> M.Manifest:
     """Write <out_dir>/<name>.kmodel and <name>.json (+ <name>_be.kmodel when the model must use load_flash,
-    or always with big_endian=True).
+    or always with big_endian=True); dump_dir: also the lowered graph there (compiler/dump.py).
 
     A model that cannot compile raises CompileError naming the layer, op and rule, and nothing is written.
     """
@@ -105,6 +105,8 @@ def compile_file(tflite_path, out_dir, name, kind, labels, anchors=(), threshold
                            % len(anchors), str(tflite_path), rule="detector anchors")
     c = compile_tflite(tflite_path)
     info, km = c.info, c.kmodel
+    if dump_dir is not None:
+        dump.write(c.program, dump_dir, name)
     fit = load_verdict(info, str(tflite_path))
     out_dir = Path(out_dir)
     be_name = name + "_be.kmodel" if big_endian or fit.load == "flash" else ""

@@ -34,6 +34,9 @@ def add_arguments(ap):
     ap.add_argument("--anchors", default="", help="detector: comma-separated anchor w,h pairs (grid units)")
     ap.add_argument("--threshold", type=float, default=0.5, help="detector: the box score threshold")
     ap.add_argument("--nms", type=float, default=0.3, help="detector: the non-maximum suppression IoU")
+    ap.add_argument("--dump", metavar="DIR", help="also write the lowered graph to DIR/<name>.txt and <name>.dot "
+                                                "(layer index, op, shapes, KPU or CPU, KPU RAM and main memory "
+                                                "offsets), as ncc's --dump-ir")
     ap.add_argument("--big-endian", action="store_true",
                     help="also write <name>_be.kmodel for kpu.load_flash (written anyway when the model needs it)")
 
@@ -41,7 +44,11 @@ def add_arguments(ap):
 def run(a) -> int:
     name = a.name or Path(a.tflite).stem.replace("_int8", "")
     outdir.claim(a.out, outdir.MODEL_FILES, force=a.force, command="compile")    # replaces <name>.* only
+    if a.dump:
+        outdir.claim(a.dump, ("*.txt", "*.dot"), force=a.force, option="--dump", command="compile")
     m = compile_file(a.tflite, a.out, name, a.kind, _labels(a.labels), _floats(a.anchors), a.threshold,
-                     a.nms, big_endian=a.big_endian or None)
+                     a.nms, big_endian=a.big_endian or None, dump_dir=a.dump)
     print(mf.summary(m, Path(a.out) / m.kmodel))
+    if a.dump:
+        print("  lowered graph: %s/%s.txt, %s.dot" % (a.dump, name, name))
     return 0
