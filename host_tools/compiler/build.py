@@ -6,7 +6,7 @@ from pathlib import Path
 
 from host_tools import manifest as M
 from host_tools.framing import DEFAULT as DEFAULT_FRAMING
-from host_tools.compiler import dump, emit, ir, planner, tflite_graph
+from host_tools.compiler import dump, emit, float_lower, ir, planner, tflite_graph
 from host_tools.compiler.errors import CompileError
 from host_tools.compiler.lower import lower
 from host_tools.files import write_atomic
@@ -35,7 +35,13 @@ def compile_graph(graph, problems: list = None) -> Compiled:
             raise err
         problems.append(err)
 
-    prog = lower(graph, problems)
+    if float_lower.is_float(graph):            # a float vector model: float CPU layers (ncc's float inference)
+        try:
+            prog = float_lower.lower(graph)
+        except CompileError as e:
+            return refuse(e)
+    else:
+        prog = lower(graph, problems)
     if problems:
         try:
             if prog is not None:
@@ -114,7 +120,7 @@ def compile_file(tflite_path, out_dir, name, kind, labels, anchors=(), threshold
     man = M.Manifest(
         name=name, kind=kind, kmodel=name + ".kmodel", kmodel_version=3, sha256=hashlib.sha256(c.data).hexdigest(),
         size=len(c.data),
-        input={"w": w, "h": h, "c": cin, "format": "planar_u8"},
+        input={"w": w, "h": h, "c": cin, "format": "float" if km.input_is_float else "planar_u8"},
         outputs=[{"shape": list(v.shape), "type": "f"} for v in c.program.outputs],
         labels=list(labels),
         memory={"main_mem": info.main_mem, "kpu_ram": info.kpu_ram, "weights": info.weights, "heap": info.heap},
