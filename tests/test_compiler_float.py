@@ -59,12 +59,21 @@ def test_a_float_vector_model_matches_litert(tmp_path):
         assert np.allclose(got, want, atol=1e-6), (got, want)
 
 
-def test_a_float_conv_is_refused_with_the_quantize_command(tmp_path, capsys):
+def test_a_float_image_model_is_refused_as_before(tmp_path, capsys):
+    """Float convs need the KPU's uint8 arithmetic: an image model still has to be quantized first."""
     import tensorflow as tf
     path = _keras_tflite(tmp_path, [tf.keras.layers.Conv2D(4, 3), tf.keras.layers.Flatten(),
                                     tf.keras.layers.Dense(2)], (8, 8, 1))
     assert cli(["compile", str(path), "--out", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
-    assert "has shape [1, 8, 8, 1]; a float kmodel takes a vector [1, N]" in err
-    assert "python -m host_tools quantize" in err and len(err.strip().splitlines()) == 1
+    assert "is float32; the camera byte is the int8 input + 128 (quantize with inference_input_type=int8)" in err
+    assert "[rule: input-quant]" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_a_float_vector_model_with_an_op_the_runtime_lacks_is_refused(tmp_path, capsys):
+    import tensorflow as tf
+    path = _keras_tflite(tmp_path, [tf.keras.layers.Dense(4, activation="tanh")], (3,))
+    assert cli(["compile", str(path), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "op TANH has no float kmodel V3 layer the stock runtime runs" in err and "[rule: op]" in err

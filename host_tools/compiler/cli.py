@@ -34,6 +34,10 @@ def add_arguments(ap):
     ap.add_argument("--anchors", default="", help="detector: comma-separated anchor w,h pairs (grid units)")
     ap.add_argument("--threshold", type=float, default=0.5, help="detector: the box score threshold")
     ap.add_argument("--nms", type=float, default=0.3, help="detector: the non-maximum suppression IoU")
+    ap.add_argument("--input-mean", type=float, default=None, help="the model was trained on (pixel / 255 - M) / S: "
+                                                                  "the camera byte goes in and the first convs absorb "
+                                                                  "it, as ncc's option (default 0)")
+    ap.add_argument("--input-std", type=float, default=None, help="S of --input-mean (default 1)")
     ap.add_argument("--dump", metavar="DIR", help="also write the lowered graph to DIR/<name>.txt and <name>.dot "
                                                 "(layer index, op, shapes, KPU or CPU, KPU RAM and main memory "
                                                 "offsets), as ncc's --dump-ir")
@@ -44,10 +48,13 @@ def add_arguments(ap):
 def run(a) -> int:
     name = a.name or Path(a.tflite).stem.replace("_int8", "")
     outdir.claim(a.out, outdir.MODEL_FILES, force=a.force, command="compile")    # replaces <name>.* only
+    norm = None
+    if a.input_mean is not None or a.input_std is not None:
+        norm = (0.0 if a.input_mean is None else a.input_mean, 1.0 if a.input_std is None else a.input_std)
     if a.dump:
         outdir.claim(a.dump, ("*.txt", "*.dot"), force=a.force, option="--dump", command="compile")
     m = compile_file(a.tflite, a.out, name, a.kind, _labels(a.labels), _floats(a.anchors), a.threshold,
-                     a.nms, big_endian=a.big_endian or None, dump_dir=a.dump)
+                     a.nms, big_endian=a.big_endian or None, dump_dir=a.dump, input_norm=norm)
     print(mf.summary(m, Path(a.out) / m.kmodel))
     if a.dump:
         print("  lowered graph: %s/%s.txt, %s.dot" % (a.dump, name, name))

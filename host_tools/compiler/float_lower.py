@@ -19,20 +19,20 @@ QUANTIZE_HINT = "quantize it first (python -m host_tools quantize MODEL.keras --
 
 
 def is_float(graph: Graph) -> bool:
-    """A float model: float32 input and no int8 tensor anywhere (a fully-integer model goes to lower.py)."""
-    if len(graph.inputs) != 1 or graph.tensors[graph.inputs[0]].dtype != "float32":
+    """A float vector model: one float32 input [1, N] (or [1, 1, .., N]) and no int8 tensor anywhere. Image models,
+    float or not, go to lower.py (a float one is refused there: it needs quantizing for the KPU)."""
+    if len(graph.inputs) != 1:
         return False
-    return not any(t.dtype in ("int8", "uint8") for t in graph.tensors)
+    t = graph.tensors[graph.inputs[0]]
+    if t.dtype != "float32" or len(t.shape) < 2 or any(d != 1 for d in t.shape[:-1]):
+        return False
+    return not any(x.dtype in ("int8", "uint8") for x in graph.tensors)
 
 
 def lower(graph: Graph) -> ir.Program:
     """The program of a float vector model; CompileError naming op and rule for anything else."""
     t_in = graph.tensors[graph.inputs[0]]
-    n = int(np.prod(t_in.shape)) if t_in.shape else 0
-    if n <= 0 or any(d != 1 for d in t_in.shape[:-1]):
-        raise CompileError("float input %r has shape %s; a float kmodel takes a vector [1, N] (the V3 runtime "
-                           "feeds float input only to a FULLY_CONNECTED first layer); for images, %s"
-                           % (t_in.name, list(t_in.shape), QUANTIZE_HINT), graph.source, rule=R.INPUT)
+    n = int(t_in.shape[-1])
     inp = ir.Value(t_in.name, (n, 1, 1), "f32", in_main=True)
     env = {t_in.index: inp}
     layers = []
