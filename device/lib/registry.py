@@ -127,6 +127,14 @@ def parse(text, where="models.json"):
     return entries, problems
 
 
+def _text(path):
+    f = open(path)
+    try:
+        return f.read()
+    finally:
+        f.close()
+
+
 def read_labels(entries, problems):
     """Entries whose 'labels' names a file get its lines (one label each, blank lines skipped); an entry whose
     file cannot be read becomes a problem of its kind, so the other mode still runs."""
@@ -135,11 +143,7 @@ def read_labels(entries, problems):
         name = e["labels"]
         if isinstance(name, str):
             try:
-                f = open(name)
-                try:
-                    text = f.read()
-                finally:
-                    f.close()
+                text = _text(name)
             except OSError as err:
                 problems.append((e["kind"], "%s: labels file %s: cannot read (%s)" % (e["name"], name, err)))
                 continue
@@ -152,11 +156,7 @@ def read(path="models.json"):
     """parse() of the file at path (relative to the current directory, /flash or /sd, like the firmware), with
     labels files read (read_labels)."""
     try:
-        f = open(path)
-        try:
-            text = f.read()
-        finally:
-            f.close()
+        text = _text(path)
     except OSError as e:
         return [], [(None, "%s: cannot read (%s)" % (path, e))]
     entries, problems = parse(text, path)
