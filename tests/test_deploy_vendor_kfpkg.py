@@ -30,7 +30,8 @@ def test_write_lands_every_file_where_the_package_says(board, tmp_path, capsys):
                                                       ("0x500000", "yolo.kmodel", yolo, False)])
     assert cli(["flash", "write", "--kfpkg", str(pkg), "--port", board.port, "--out", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out
-    assert "maixpy.bin" in out and "firmware" in out and "yolo.kmodel" in out and "kmodel V3 (kpu.load(0x500000))" in out
+    assert "maixpy.bin" in out and "firmware" in out
+    assert "yolo.kmodel" in out and "kmodel V3 (kpu.load(0x500000))" in out
     assert wait(lambda: isp_log(board), 10)
     flash = board.state.flash_path.read_bytes()
     img = flash_map.firmware_image(fw)
@@ -44,7 +45,9 @@ def test_write_lands_every_file_where_the_package_says(board, tmp_path, capsys):
      "b.kmodel: 0x301000-0x30100A overlaps a.kmodel at 0x300000-0x301388"),
     ([(0, "fw.bin", bytes(4096 - 10), True), (0x1000, "b.kmodel", bytes(10), False)],
      "b.kmodel: 0x1000-0x100A overlaps fw.bin at 0x0-0x101B"),
-    ([(0xCFF000, "a.kmodel", bytes(8192), False)], "a.kmodel: 0xCFF000-0xD01000 reaches SPIFFS at 0xD00000"),
+    ([(0xCFF000, "a.kmodel", bytes(8192), False)],
+     "a.kmodel: 0xCFF000-0xD01000 reaches SPIFFS at 0xD00000 (the board's /flash files would be lost); give "
+     "--allow-spiffs"),
     ([(0xFFF000, "a.bin", bytes(8192), False)], "a.bin: 8192 bytes at 0xFFF000 end at 0x1001000, past the 16 MiB"),
     ([(-1, "a.bin", bytes(8), False)], "files[0] (a.bin): field 'address' is -1, not a flash offset"),
 ])

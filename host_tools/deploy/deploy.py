@@ -9,9 +9,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from host_tools import manifest as mf
 from host_tools.deploy import flash_update, flasher, kfpkg, layout, sdcard, sync
 from host_tools.deploy.link import Link, LinkError
-from host_tools import manifest as mf
 from host_tools.files import write_atomic
 from host_tools.k210.flash import DEFAULT_MODEL_BASE
 

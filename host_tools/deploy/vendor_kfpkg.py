@@ -3,7 +3,7 @@
 Each file must lie inside the 16 MiB flash on a 4 KiB sector (the stub erases whole sectors, so an unaligned
 start would wipe the bytes before it), files must not overlap (a sha256Prefix file, the firmware, takes its
 37-byte header too), and nothing may reach SPIFFS at 0xD00000 (the board's /flash: app files, models.json)
-unless forced. The entries are then rebuilt with our own flash-list.json writer (kfpkg.py), whose shape kflash's
+unless --allow-spiffs. The entries are then rebuilt with our own flash-list.json writer (kfpkg.py), whose shape kflash's
 address regex always accepts, and go through the same flasher as `deploy`. What each kmodel inside is, the
 reader says (a big-endian V3 is for kpu.load_flash).
 """
@@ -94,7 +94,7 @@ def check(entries, allow_spiffs=False) -> list:
             raise PlanError("%s: %d bytes at 0x%X end at 0x%X, past the 16 MiB flash" % (name, it.size, at, it.end))
         if it.end > SPIFFS_OFFSET and not allow_spiffs:
             raise PlanError("%s: 0x%X-0x%X reaches SPIFFS at 0x%X (the board's /flash files would be lost); give "
-                            "--force to write it anyway" % (name, at, it.end, SPIFFS_OFFSET))
+                            "--allow-spiffs to write it anyway" % (name, at, it.end, SPIFFS_OFFSET))
         if prev is not None and at < align_up(prev.end):
             raise PlanError("%s: 0x%X-0x%X overlaps %s at 0x%X-0x%X" % (name, at, it.end, prev.entry.name,
                                                                        prev.entry.address, prev.end))
