@@ -111,4 +111,3 @@ def add(src, out_dir, name: str, facts: Facts) -> Path:
     if man.labels_file:
         write_atomic(out_dir / man.labels_file, "".join(label + "\n" for label in man.labels))
     return mf.save(out_dir / (name + ".json"), man)
-

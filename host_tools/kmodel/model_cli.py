@@ -40,7 +40,7 @@ def add_arguments(ap):
                    help="how a camera frame becomes the input: crop to its aspect then resize, or stretch")
     p.add_argument("--name", help="model name (default: the file name without .kmodel)")
     p.add_argument("--models", default="models", help="the models folder to add it to (writes <name>.kmodel, "
-                                                      "<name>.json and <name>_be.kmodel only)")
+                                                      "<name>.json, <name>_be.kmodel and <name>_labels.txt only)")
     p.add_argument("--force", action="store_true", help="write into --models even when it holds other files "
                                                         "(they are kept)")
 

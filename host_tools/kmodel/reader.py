@@ -13,13 +13,13 @@ import numpy as np
 from host_tools.k210 import kpu as hw
 from host_tools.k210 import registers as R
 from host_tools.k210.arith import POOL_TYPES
-from host_tools.k210.errors import ERR_KMODEL_FORMAT, ERR_KMODEL_VERSION, ERR_NO_MEM, ERR_READ_FILE, ERR_UNKNOWN
-from host_tools.kmodel import identify
+from host_tools.k210.errors import ERR_KMODEL_FORMAT, ERR_NO_MEM, ERR_READ_FILE
 from host_tools.k210.firmware import SRAM_BYTES
+from host_tools.kmodel import identify
 from host_tools.kmodel.errors import KmodelError
 
 HEADER = struct.Struct("<7I")
-LDMK = 0x4B4D444C                  # 'LDMK': nncase v0.2+ (V4) and V5 files start with it
+LDMK = identify.LDMK               # 'LDMK': nncase v0.2+ (V4) and V5 files start with it
 LAST_BODY_SLACK = 7                # real files end up to 7 bytes short of the last body's padded size
 
 LAYER_TYPES = {
