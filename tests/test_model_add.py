@@ -189,3 +189,15 @@ def test_deploy_puts_added_models_and_their_labels_file_on_the_board(tmp_path, v
             (b.state / "board.log").read_text()
     finally:
         b.close()
+
+
+def test_a_big_endian_kmodel_is_swapped_back(tmp_path, capsys):
+    """A model stored for kpu.load_flash (MaixPy's model_le2be.py form) is added as the little-endian kmodel."""
+    from host_tools.k210.bigendian import to_big_endian
+    le = fixture_file("maixpy-mnist", "mnist.kmodel").read_bytes()
+    be = tmp_path / "mnist_be.kmodel"
+    be.write_bytes(to_big_endian(le + bytes(-len(le) % 4)))
+    assert add(tmp_path, be, "--kind", "classifier", "--name", "mnist") == 0
+    assert (tmp_path / "models" / "mnist.kmodel").read_bytes()[:len(le)] == le
+    m = mf.load(tmp_path / "models" / "mnist.json")
+    assert m.input == {"w": 28, "h": 28, "c": 1, "format": "planar_u8"} and m.kmodel_version == 3

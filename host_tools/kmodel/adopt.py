@@ -6,17 +6,19 @@ user and is checked against the file: a classifier's labels against its output c
 anchors against its output channels (anchor_num x (5 + classes)). The planner, deploy, sim and `kmodel run`
 then read the manifest like any other.
 """
+import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from host_tools import framing as F
 from host_tools import manifest as mf
 from host_tools.files import write_atomic
 from host_tools.k210 import firmware
-from host_tools.k210.bigendian import to_big_endian
+from host_tools.k210.bigendian import from_big_endian, to_big_endian
+from host_tools.kmodel import identify
 from host_tools.kmodel.netinfo import netinfo
-from host_tools.kmodel.reader import load
+from host_tools.kmodel.reader import parse
 
 
 @dataclass(frozen=True)
@@ -72,39 +74,44 @@ def check(model, facts: Facts):
                              % (len(facts.labels), model.name, n))
 
 
-def manifest_for(kmodel_path, name: str, facts: Facts) -> mf.Manifest:
-    """The manifest of the kmodel at kmodel_path (which the manifest names by its file name). KmodelError for a
-    file that is not a kmodel V3, ValueError for facts the file contradicts or a model no firmware build loads."""
-    km = load(kmodel_path)
+def manifest_for(data: bytes, kmodel_name: str, name: str, facts: Facts, where: str = "<bytes>") -> mf.Manifest:
+    """The manifest of the little-endian kmodel `data`, stored as kmodel_name beside it. KmodelError for bytes that
+    are not a kmodel V3, ValueError for facts the file contradicts or a model no firmware build loads."""
+    km = parse(data, where)
     check(km, facts)
     ni = netinfo(km)
     fit = firmware.verdict(ni.memory)
     if fit is None:
-        raise ValueError("%s: loads on no firmware build: %s" % (kmodel_path, firmware.no_fit_reason(ni.memory)))
+        raise ValueError("%s: loads on no firmware build: %s" % (where, firmware.no_fit_reason(ni.memory)))
     c, h, w = km.input_shape
     return mf.Manifest(
-        name=name, kind=facts.kind, kmodel=Path(kmodel_path).name, kmodel_version=km.version,
-        sha256=mf.sha256_file(kmodel_path), size=km.size,
+        name=name, kind=facts.kind, kmodel=kmodel_name, kmodel_version=km.version,
+        sha256=hashlib.sha256(data).hexdigest(), size=km.size,
         input={"w": w, "h": h, "c": c, "format": "float" if km.input_is_float else "planar_u8"},
         outputs=[{"shape": list(s), "type": t} for s, t in zip(km.output_shapes, km.output_typecodes)],
         labels=list(facts.labels),
         memory={"main_mem": ni.main_mem, "kpu_ram": ni.kpu_ram, "weights": ni.weights, "heap": ni.heap},
         fits=fit.fits, load=fit.load, anchors=[float(a) for a in facts.anchors], threshold=float(facts.threshold),
-        nms=float(facts.nms), framing=facts.framing)
+        nms=float(facts.nms), framing=facts.framing,
+        big_endian=name + "_be.kmodel" if fit.load == "flash" else "",
+        labels_file=name + "_labels.txt" if facts.labels_file and facts.labels else "")
+
+
+def little_endian(data: bytes) -> bytes:
+    """The kmodel's bytes as kpu.load reads them: a big-endian V3 (the load_flash form) is swapped back."""
+    return from_big_endian(data) if data[:4] == identify.BIG_ENDIAN_V3 else data
 
 
 def add(src, out_dir, name: str, facts: Facts) -> Path:
-    """Copy the kmodel to <out_dir>/<name>.kmodel, write <name>.json (and <name>_be.kmodel when the model needs
-    kpu.load_flash); returns the manifest's path. Everything is checked before the first byte is written."""
+    """Copy the kmodel to <out_dir>/<name>.kmodel (little-endian: a big-endian one is swapped back), write
+    <name>.json (and <name>_be.kmodel when the model needs kpu.load_flash, <name>_labels.txt when the labels go
+    onto the board); returns the manifest's path. Everything is checked before the first byte is written."""
     src, out_dir = Path(src), Path(out_dir)
-    staged = manifest_for(src, name, facts)          # refuses before anything is copied
-    man = replace(staged, kmodel=name + ".kmodel", big_endian=name + "_be.kmodel" if staged.load == "flash" else "",
-                  labels_file=name + "_labels.txt" if facts.labels_file and facts.labels else "")
+    data = little_endian(src.read_bytes())
+    man = manifest_for(data, name + ".kmodel", name, facts, str(src))     # refuses before anything is written
     mf.validate(json.loads(man.to_json()), str(out_dir / (name + ".json")))
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = src.read_bytes()
-    if src.resolve() != (out_dir / man.kmodel).resolve():
-        write_atomic(out_dir / man.kmodel, data)
+    write_atomic(out_dir / man.kmodel, data)
     if man.big_endian:
         # MaixPy's model_le2be.py pads a length that is not a multiple of 4 (real files may end short)
         write_atomic(out_dir / man.big_endian, to_big_endian(data + bytes(-len(data) % 4)))

@@ -41,8 +41,8 @@ def identify(data: bytes) -> Identity:
     if head[:4] == BIG_ENDIAN_V3:
         return Identity("big-endian kmodel V3 (kpu.load_flash)",
                         "a big-endian kmodel V3, the byte order kpu.load_flash reads from flash (MaixPy's "
-                        "model_le2be.py); kpu.load and this tool read the little-endian file, which `compile` "
-                        "and `model add` turn into a _be.kmodel copy themselves", ERR_KMODEL_VERSION, 3)
+                        "model_le2be.py); kpu.load and this tool read the little-endian file (`model add` takes "
+                        "this one and swaps it back)", ERR_KMODEL_VERSION, 3)
     if head[:4] == ZIP:
         return Identity(".kfpkg or zip", _kfpkg(data), ERR_KMODEL_VERSION)
     if head[:4] == ENCRYPTED:
