@@ -201,3 +201,12 @@ def test_a_big_endian_kmodel_is_swapped_back(tmp_path, capsys):
     assert (tmp_path / "models" / "mnist.kmodel").read_bytes()[:len(le)] == le
     m = mf.load(tmp_path / "models" / "mnist.json")
     assert m.input == {"w": 28, "h": 28, "c": 1, "format": "planar_u8"} and m.kmodel_version == 3
+
+
+@pytest.mark.parametrize("bad", ["../labels.txt", "main.py", 3])
+def test_a_manifest_labels_file_must_be_a_txt_beside_it(tmp_path, bad):
+    assert add(tmp_path, fixture_file("maixpy-mnist", "mnist.kmodel"), "--kind", "classifier") == 0
+    d = json.loads((tmp_path / "models" / "mnist.json").read_text())
+    d["labels_file"] = bad
+    with pytest.raises(mf.ManifestError, match="field 'labels_file' must be a .txt file name beside the manifest"):
+        mf.validate(d, "mnist.json")
