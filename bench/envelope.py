@@ -118,12 +118,16 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     from host_tools.compiler import compile_tflite, kpu_arith
     from host_tools.kmodel import load
+    from host_tools.manifest import sha256_file
     for name in ("digits", "faces"):
         rep = json.loads((MODELS / (name + "_report.json")).read_text())
         key = "accuracy" if name == "digits" else "map50"
         kmodels = [("committed kmodel", load(MODELS / (name + ".kmodel")))]
+        shas = {"committed kmodel": sha256_file(MODELS / (name + ".kmodel"))}
         if a.compare:
-            kmodels.append(("%s/%s.kmodel" % (a.compare, name), load(a.compare / (name + ".kmodel"))))
+            label = "%s/%s.kmodel" % (a.compare, name)
+            kmodels.append((label, load(a.compare / (name + ".kmodel"))))
+            shas[label] = sha256_file(a.compare / (name + ".kmodel"))
         if a.units_max:
             kpu_arith.UNITS_PER_STEP_MAX = a.units_max
             kmodels.append(("compiled with <= %g units per step" % a.units_max,
@@ -139,7 +143,8 @@ def main(argv=None) -> int:
                   % (name, label, envelope_state(km), key, fig[key], agree, rep["float_" + key], rep["int8_" + key]))
             if label == "committed kmodel" or (a.compare and label.startswith(str(a.compare))):
                 tag = "kmodel_" if label == "committed kmodel" else "kmodel_before_"
-                recorded.update({tag + k: v for k, v in fig.items()}, **{tag + "envelope": envelope_state(km)})
+                recorded.update({tag + k: v for k, v in fig.items()}, **{tag + "envelope": envelope_state(km),
+                                                                         tag + "sha256": shas[label]})
         if a.write_report:
             write_report(name, recorded)
         if name == "digits":

@@ -56,12 +56,8 @@ def test_demo_kmodel_is_what_the_compiler_makes_and_runs_on_stock_firmware(name)
 @pytest.mark.slow
 def test_digits_kmodel_matches_litert_and_keeps_float_accuracy():
     from host_tools.pipeline import demo_digits
-    from host_tools.pipeline.datasets import split_indices
-    from host_tools.digits import load_digits, render_dataset
     p = _files("digits")
-    images, labels = load_digits()
-    _, va = split_indices(labels, 0.2, demo_digits.SEED)
-    x, y = render_dataset(images[va], labels[va], demo_digits.INPUT_SIZE, demo_digits.SEED + 1000)
+    x, y = demo_digits.validation_set()
     ref, step = _litert(p["tflite"], x)
     got = _kpu(load(p["kmodel"]), x)
     ref, got = ref.reshape(len(x), -1), got.reshape(len(x), -1)
@@ -74,6 +70,23 @@ def test_digits_kmodel_matches_litert_and_keeps_float_accuracy():
     print("digits: kmodel accuracy %.2f%%, float %.2f%%, int8 tflite %.2f%%, top-1 same as LiteRT %.2f%%"
           % (100 * acc, 100 * report["float_accuracy"], 100 * report["int8_accuracy"], 100 * same.mean()))
     assert acc >= report["float_accuracy"] - 0.01
+    assert acc == report["kmodel_emulator"]["kmodel_accuracy"], "the report's kmodel accuracy is not this kmodel's"
+
+
+@pytest.mark.parametrize("name", ["digits", "faces"])
+def test_demo_report_holds_the_committed_kmodels_figures(name):
+    """models/<name>_report.{json,md} give the kmodel's accuracy on the KPU emulator against float, inside the
+    envelope and before it: measured on the committed kmodel, so a rebuilt demo needs its figures measured again."""
+    p = _files(name)
+    rep = json.loads((MODELS / (name + "_report.json")).read_text()).get("kmodel_emulator", {})
+    assert rep.get("kmodel_sha256") == M.sha256_file(p["kmodel"]), \
+        "models/%s_report.json: no kmodel figures of models/%s.kmodel (.venv/bin/python bench/envelope.py " \
+        "--compare DIR --write-report, DIR holding the kmodels of before the envelope)" % (name, name)
+    assert rep["kmodel_envelope"] == "inside the envelope"
+    assert rep["kmodel_before_envelope"].startswith("outside the envelope")
+    key = "kmodel_accuracy" if name == "digits" else "kmodel_map50"
+    assert 0 < rep[key] <= 1 and 0 < rep[key.replace("kmodel_", "kmodel_before_")] <= 1
+    assert "kmodel_sha256" in (MODELS / (name + "_report.md")).read_text()
 
 
 def _iou(a, b):
