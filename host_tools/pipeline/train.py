@@ -165,6 +165,9 @@ class _BestOnValidation:
         acc = float((p.argmax(1) == y).mean())
         loss = float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-7, 1.0)).mean())
         logs["val_accuracy"], logs["val_loss"] = acc, loss
+        # for the verdict's correction for keeping the best epoch: epochs that answer every validation photo alike
+        # are one look, not many (evaluate.classifier_verdict)
+        self.history.setdefault("val_answers", set()).add(p.argmax(1).astype(np.int32).tobytes())
         for k in ("loss", "accuracy", "val_loss", "val_accuracy"):
             self.history.setdefault(k, []).append(float(logs.get(k, np.nan)))
         self.history.setdefault("phase", []).append(self.phase)
@@ -201,7 +204,8 @@ def train_classifier(build_model, data, cfg, *, strategy="default", desc="train"
     From scratch: one run. With pretrained weights (cfg.transfer): the base frozen while the new head learns
     (cfg.head_epochs), then the whole net fine-tuned at cfg.fine_tune_lr with its BatchNorm layers kept frozen,
     as Keras advises for fine-tuning. Returns (model with the best validation weights, history dict: per epoch
-    loss / accuracy on augmented views, val_loss / val_accuracy, phase; best_epoch; trainable_weights per phase).
+    loss / accuracy on augmented views, val_loss / val_accuracy, phase; best_epoch; trainable_weights per phase;
+    val_answers: the distinct answer sets on the validation photos over all epochs).
     """
     import keras
 

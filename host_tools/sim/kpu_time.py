@@ -6,15 +6,13 @@ An estimate for FPS on the virtual board, not a cycle model.
 """
 from host_tools.sim.clock import COSTS
 
-K210_CONV = 10240
-
 
 def forward_us(model, flash_mode: str = None) -> float:
     """flash_mode: None (weights in RAM), 'single' or 'dual' (kpu.load_flash buffers)."""
     us = 0.0
     weight_bytes = 0
     for L in model.layers:
-        if L.type == K210_CONV:
+        if L.regs is not None:          # a KPU conv: V3 K210_CONV or V4 KPUConv2D
             c, h, w = L.regs.in_shape
             oc = L.regs.out_shape[0]
             k = L.regs.kernel
