@@ -176,8 +176,8 @@ def mixed_run(m, x: np.ndarray, k: int) -> np.ndarray:
     return dequantized(m, y.astype(np.float64))
 
 
-def boxes(out) -> str:
-    found = region_decode(np.asarray(out, np.float32), YOLO20_ANCHORS, THRESHOLD, NMS, 320, 240)
+def boxes(out, threshold: float = THRESHOLD) -> str:
+    found = region_decode(np.asarray(out, np.float32), YOLO20_ANCHORS, threshold, NMS, 320, 240)
     return "; ".join("%s %d,%d,%d,%d %.3f" % (VOC[b.classid], b.x, b.y, b.w, b.h, b.value) for b in found)
 
 
@@ -250,11 +250,9 @@ def main() -> int:
     same = integer_run(m4, x)
     print("   unchanged (check): differs from the emulator's output by %.1e at most (its float32 dequantize)"
           % np.abs(same - o4).max())
+    precise = integer_run(m4, x, precise_leaky)
     for th in (0.5, THRESHOLD):
-        found = region_decode(np.asarray(integer_run(m4, x, precise_leaky), np.float32), YOLO20_ANCHORS, th, NMS,
-                              320, 240)
-        print("   threshold %.1f: %s" % (th, "; ".join("%s %d,%d,%d,%d %.3f" % (VOC[b.classid], b.x, b.y, b.w, b.h,
-                                                                            b.value) for b in found)))
+        print("   threshold %.1f: %s" % (th, boxes(precise, th)))
     for name, m in (("V3", m3), ("V4", m4)):
         print("   %s widest acc*norm_mul on this photo, bits per layer: %s"
               % (name, " ".join(str(b) for b in widest_bn_product(m, x))))

@@ -82,6 +82,15 @@ def test_netinfo_memory_of_the_v4_fixtures():
     assert i.main_mem == 216 and i.weights >= 280 and i.heap == 720 + 216 + V4_RUNTIME_EXTRA
 
 
+def test_board_time_prices_v4_by_the_published_ratio():
+    """The same network as V3 and V4: the V4 forward is predicted 111/37 times the V3 one (k210.cost)."""
+    from host_tools.kmodel.board_time import predict
+    v3 = predict(load(fixture_file("nncase-yolo20", "yolo.kmodel")))
+    v4 = predict(load(fixture_file("nncase-v4-yolo20", "yolo.kmodel")))
+    assert 2.9 < v4.ram / v3.ram < 3.1 and v4.load_flash_dual > v3.load_flash_dual
+    assert v4.load == pytest.approx(v3.load, rel=0.01)        # kpu.load reads the file: no runtime factor
+
+
 def test_kmodel_info_names_version_and_compiler():
     p = fixture_file("nncase-v4-yolo20", "yolo.kmodel")
     r = subprocess.run([sys.executable, "-m", "host_tools", "kmodel", "info", str(p)], capture_output=True,

@@ -55,6 +55,7 @@ def progress_callback(total_epochs, desc):
 
 SETTLE_IMAGES = 1024  # BatchNorm statistics are measured on at most this many training photos
 MIN_GAIN = 0.98      # a validation loss must drop by 2% to count as progress when the accuracy stays the same
+LOSS_FLOOR = 0.01    # ... and be above this: every photo right at ~99% confidence leaves nothing worth more epochs
 
 
 class _Views:
@@ -171,9 +172,10 @@ class _BestOnValidation:
         for k in ("loss", "accuracy", "val_loss", "val_accuracy"):
             self.history.setdefault(k, []).append(float(logs.get(k, np.nan)))
         self.history.setdefault("phase", []).append(self.phase)
-        # better: more right, or as many right with a clearly lower loss
+        # better: more right, or as many right with a clearly lower loss (while the loss is above the floor)
         key = (acc, -loss)
-        if self.best is None or acc > self.best[0] or (acc == self.best[0] and loss < -self.best[1] * MIN_GAIN):
+        if self.best is None or acc > self.best[0] or (acc == self.best[0] and loss < -self.best[1] * MIN_GAIN
+                                                       and -self.best[1] > LOSS_FLOOR):
             self.best, self.best_weights, self.wait = key, model.get_weights(), 0
             self.best_epoch = len(self.history["phase"]) - 1
         else:

@@ -29,15 +29,15 @@ from collections import OrderedDict
 
 import numpy as np
 
+from host_tools.k210 import cost
 from host_tools.k210 import errors as E
 from host_tools.k210.bigendian import LDMK, from_flash_image, v4_extent
 from host_tools.k210.memory import FMAP_OBJ_BYTES, NET_OBJ_BYTES
 from host_tools.k210.firmware import MAX_MODELS
+from host_tools.kmodel import board_time
 from host_tools.kmodel import KmodelError, netinfo, parse, run as kmodel_run
 from host_tools.kmodel.reader import fmap_shape
 from host_tools.kmodel.yolo import region_decode
-from host_tools.sim import kpu_time
-from host_tools.sim.clock import COSTS
 from host_tools.sim.firmware.image import GRAYSCALE, RGB565
 from host_tools.sim.firmware.runtime import Runtime, make_module
 
@@ -80,11 +80,19 @@ class _Slot:
     """What a loaded model holds on the board; shared by the kpu_net and its finalizer."""
     def __init__(self, model, heap_handle, flash_mode, key):
         self.model, self.heap, self.flash_mode, self.key = model, heap_handle, flash_mode, key
+        self.spi_hz = board_time.LOAD_FLASH_SPI_HZ
+        self._forward_us = None
         self.live = True
         self.layers = len(model.layers)
         self.outputs = None          # list of numpy buffers, reused by every forward
         self.yolo = None             # (threshold, nms, anchor_num, anchors)
         self.shapes = {}             # V4: output index -> (ch, h, w) from kpu.set_outputs
+
+    def forward_us(self):
+        """Board time of one kpu.forward (host_tools.k210.cost through kmodel.board_time), computed once."""
+        if self._forward_us is None:
+            self._forward_us = board_time.forward_us(self.model, self.flash_mode, self.spi_hz)
+        return self._forward_us
 
 
 def build_kpu(rt: Runtime, image_mod):
@@ -171,7 +179,7 @@ def build_kpu(rt: Runtime, image_mod):
             net = register(model, key, info.heap, None, None, x, "load")
         else:
             raise TypeError("[MAIXPY]kpu: only accept int or string")
-        rt.advance(model.size / COSTS["model_read_bytes_per_s"] * 1e6 + 20_000)
+        rt.advance(cost.kpu_load_us(model.size))
         return net
 
     def load_flash(addr, is_dual_buf, batch_size, spi_speed):
@@ -186,6 +194,8 @@ def build_kpu(rt: Runtime, image_mod):
         model, (info, key) = parse_or_fail(data, "flash@0x%X (big-endian)" % addr, "load_flash")
         # weights stream from flash: the heap holds main memory and the streaming buffers (netinfo's estimate)
         net = register(model, key, info.heap_flash, "dual" if is_dual_buf else "single", addr, None, "load_flash")
+        if spi_speed > 0:                   # the firmware's own limit on it is not simulated
+            net._slot.spi_hz = spi_speed
         rt.advance(5_000)
         return net
 
@@ -243,7 +253,7 @@ def build_kpu(rt: Runtime, image_mod):
             if buf.size != o.size or buf.dtype != o.dtype:
                 raise OSError("sipeed_kpu_get_output err")
             buf[:] = o.reshape(-1)
-        rt.advance(kpu_time.forward_us(slot.model, slot.flash_mode))
+        rt.advance(slot.forward_us())
         return outs
 
     def make_fmap(slot, idx):
@@ -348,7 +358,7 @@ def build_kpu(rt: Runtime, image_mod):
         c, h, w = slot.model.input_shape
         out = outs[0].reshape(slot.shapes[0]) if slot.model.version == 4 else outs[0]
         boxes = region_decode(out, anchors, threshold, nms, w, h)
-        rt.advance(COSTS["region_us"])
+        rt.advance(cost.region_us(out.size))
         if not boxes:
             return None
         return [Yolo(b) for b in boxes]
