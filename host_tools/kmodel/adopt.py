@@ -75,14 +75,21 @@ def check(model, facts: Facts):
 
 
 def manifest_for(data: bytes, kmodel_name: str, name: str, facts: Facts, where: str = "<bytes>") -> mf.Manifest:
-    """The manifest of the little-endian kmodel `data`, stored as kmodel_name beside it. KmodelError for bytes that
-    are not a kmodel V3, ValueError for facts the file contradicts or a model no firmware build loads."""
+    """The manifest of the little-endian kmodel `data` (V3, or V4 from nncase v0.2), stored as kmodel_name beside
+    it. KmodelError for bytes that are no kmodel MaixPy loads, ValueError for facts the file contradicts or a model no firmware build loads."""
     km = parse(data, where)
     check(km, facts)
     ni = netinfo(km)
     fit = firmware.verdict(ni.memory)
     if fit is None:
         raise ValueError("%s: loads on no firmware build: %s" % (where, firmware.no_fit_reason(ni.memory)))
+    # a build without the file's kmodel version cannot load it at all (V4: full builds only)
+    fits = {b: ok and km.version in firmware.build(b).kmodel_versions for b, ok in fit.fits.items()}
+    if not any(fits.values()):
+        raise ValueError("%s: kmodel V%d loads only on builds with V%d support (%s), where it does not fit in %s"
+                         % (where, km.version, km.version, ", ".join(b for b in firmware.BUILDS if km.version in
+                                                                       firmware.build(b).kmodel_versions),
+                            firmware.LOAD_CALLS[fit.load]))
     c, h, w = km.input_shape
     return mf.Manifest(
         name=name, kind=facts.kind, kmodel=kmodel_name, kmodel_version=km.version,
@@ -91,7 +98,7 @@ def manifest_for(data: bytes, kmodel_name: str, name: str, facts: Facts, where: 
         outputs=[{"shape": list(s), "type": t} for s, t in zip(km.output_shapes, km.output_typecodes)],
         labels=list(facts.labels),
         memory={"main_mem": ni.main_mem, "kpu_ram": ni.kpu_ram, "weights": ni.weights, "heap": ni.heap},
-        fits=fit.fits, load=fit.load, anchors=[float(a) for a in facts.anchors], threshold=float(facts.threshold),
+        fits=fits, load=fit.load, anchors=[float(a) for a in facts.anchors], threshold=float(facts.threshold),
         nms=float(facts.nms), framing=facts.framing,
         big_endian=name + "_be.kmodel" if fit.load == "flash" else "",
         labels_file=name + "_labels.txt" if facts.labels_file and facts.labels else "")

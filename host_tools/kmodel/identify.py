@@ -9,9 +9,9 @@ import struct
 import zipfile
 from dataclasses import dataclass
 
+from host_tools.k210.bigendian import LDMK
 from host_tools.k210.errors import ERR_DECRYPT, ERR_KMODEL_FORMAT, ERR_KMODEL_VERSION, ERR_UNKNOWN
 
-LDMK = 0x4B4D444C                  # 'LDMK': nncase v0.2+ (V4) and V5 files start with it
 BIG_ENDIAN_V3 = b"\x00\x00\x00\x03"
 ZIP = b"PK\x03\x04"
 # MaixHub's encrypted models start with these four bytes (the observation of such files; the firmware's
@@ -34,8 +34,8 @@ def identify(data: bytes) -> Identity:
     if len(head) >= 8 and struct.unpack_from("<I", head, 0)[0] == LDMK:
         v = struct.unpack_from("<I", head, 4)[0]
         if v == 4:
-            return Identity("kmodel V4", "kmodel V4 (nncase v0.2): this tool runs V3, the format every MaixPy "
-                                         "build loads", ERR_KMODEL_VERSION, 4)
+            return Identity("kmodel V4", "kmodel V4 (nncase v0.2): MaixPy's full builds load it, the minimum "
+                                         "build does not", ERR_KMODEL_VERSION, 4)
         return Identity("kmodel V%d" % v, "kmodel V%d (nncase v1.x): no MaixPy build loads it; compile to V3" % v,
                         ERR_UNKNOWN, v)
     if head[:4] == BIG_ENDIAN_V3:

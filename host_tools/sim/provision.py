@@ -11,6 +11,7 @@ from pathlib import Path
 
 from host_tools import manifest as mf
 from host_tools.k210 import flash
+from host_tools.kmodel.adopt import Facts, add
 
 
 def check_app(device_dir):
@@ -87,12 +88,16 @@ VOC = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "c
 YOLO20_ANCHORS = [1.08, 1.19, 3.42, 4.41, 6.63, 11.38, 9.42, 5.11, 16.62, 10.52]
 
 
-def fixture_manifests(fixtures_dir, out_dir) -> list:
-    """Manifests (written to out_dir, kmodels copied beside them) for the mnist classifier and yolo20 detector
-    fixtures; [] when the fixtures are absent."""
-    from host_tools.kmodel.adopt import Facts, add
+FIXTURE_MODELS = {      # name: (path under the fixtures folder, what the file cannot say: adopt.Facts)
+    "mnist": ("maixpy-mnist/mnist.kmodel", Facts("classifier", tuple(str(i) for i in range(10)))),
+    "yolo20": ("nncase-yolo20/yolo.kmodel", Facts("detector", tuple(VOC), tuple(YOLO20_ANCHORS), 0.5, 0.2)),
+    "yolo20v4": ("nncase-v4-yolo20/yolo.kmodel", Facts("detector", tuple(VOC), tuple(YOLO20_ANCHORS), 0.5, 0.2)),
+}
+
+
+def fixture_manifests(fixtures_dir, out_dir, names=("mnist", "yolo20")) -> list:
+    """Manifests (written to out_dir, kmodels copied beside them, as `model add` makes them) for fixture models
+    (FIXTURE_MODELS; by default the mnist classifier and the yolo20 detector); [] when the fixtures are absent."""
     fixtures_dir = Path(fixtures_dir)
-    specs = [("mnist", "maixpy-mnist/mnist.kmodel", Facts("classifier", tuple(str(i) for i in range(10)))),
-             ("yolo20", "nncase-yolo20/yolo.kmodel", Facts("detector", tuple(VOC), tuple(YOLO20_ANCHORS), 0.5, 0.2))]
-    return [add(fixtures_dir / rel, out_dir, name, facts) for name, rel, facts in specs
-            if (fixtures_dir / rel).is_file()]
+    return [add(fixtures_dir / FIXTURE_MODELS[n][0], out_dir, n, FIXTURE_MODELS[n][1]) for n in names
+            if (fixtures_dir / FIXTURE_MODELS[n][0]).is_file()]
