@@ -53,9 +53,7 @@ def test_encrypted_model_gives_err_decrypt():
     assert e.firmware_text == "ERR_DECRYPT: check smodel match with your board"
 
 
-def test_v4_and_v5_as_before():
-    e = refusal(b"LDMK" + (4).to_bytes(4, "little") + bytes(40))
-    assert (e.code, e.version) == (errors.ERR_KMODEL_VERSION, 4) and "kmodel V4 (nncase v0.2)" in str(e)
+def test_v5_as_before():
     e = refusal(b"LDMK" + (5).to_bytes(4, "little") + bytes(40))
     assert (e.code, e.version) == (errors.ERR_UNKNOWN, 5) and "kmodel V5" in str(e)
 

@@ -210,3 +210,16 @@ def test_a_manifest_labels_file_must_be_a_txt_beside_it(tmp_path, bad):
     d["labels_file"] = bad
     with pytest.raises(mf.ManifestError, match="field 'labels_file' must be a .txt file name beside the manifest"):
         mf.validate(d, "mnist.json")
+
+
+def test_a_v4_kmodel_is_added_for_the_full_build_only(tmp_path, capsys):
+    """nncase v0.2's V4 yolo20: MaixPy's full builds load V4, the minimum build does not."""
+    assert add(tmp_path, fixture_file("nncase-v4-yolo20", "yolo.kmodel"), "--kind", "detector", "--anchors",
+               ANCHORS, "--nms", "0.2", "--name", "yolo20v4") == 0
+    m = mf.load(tmp_path / "models" / "yolo20v4.json")
+    assert m.kmodel_version == 4 and m.fits == {"full": True, "minimum": False}
+    assert m.input == {"w": 320, "h": 240, "c": 3, "format": "planar_u8"}
+    dog = fixture_file("nncase-yolo20", "dog.bmp")
+    assert cli(["kmodel", "run", str(tmp_path / "models" / "yolo20v4.kmodel"), "--input", str(dog), "--json"]) == 0
+    boxes = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["boxes"]
+    assert {"1", "6"} <= {b["label"] for b in boxes}      # bicycle and car (no labels given: class numbers)
