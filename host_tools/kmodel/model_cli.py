@@ -21,7 +21,7 @@ def _floats(option, text):
 
 
 def add_arguments(ap):
-    ap.description = ("Add someone else's kmodel V3 (nncase, maix_train, a MaixPy example) to a models folder: "
+    ap.description = ("Add someone else's kmodel V3 or V4 (nncase, maix_train, a MaixPy example) to a models folder: "
                       "a copy and its manifest (input, outputs and memory read from the file), so deploy, sim, "
                       "flash plan and kmodel run treat it like ours.")
     sub = ap.add_subparsers(dest="action", required=True, metavar="{add}")
