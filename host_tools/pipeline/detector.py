@@ -147,7 +147,7 @@ def _checked(overrides):
     return out
 
 
-def frames(samples, cfg: DetectorConfig, log=None):
+def frames(samples, cfg: DetectorConfig):
     """(images (N, h, w, 3) uint8, boxes [Box lists]) of the samples, each photo framed by cfg's rule."""
     from host_tools.pipeline import box_transforms, datasets
     w, h = cfg.input_size
@@ -174,7 +174,7 @@ def _batches(cfg, images, boxes, seed):
     """A keras PyDataset: a new shuffle and a new augmentation of every frame each epoch, targets per batch."""
     import keras
 
-    from host_tools.pipeline.box_transforms import augment, mosaic
+    from host_tools.pipeline.box_transforms import augment, light, mosaic
     from host_tools.pipeline.region_loss import targets
     from host_tools.pipeline.train import to_input
 
@@ -198,8 +198,8 @@ def _batches(cfg, images, boxes, seed):
                     x, b = mosaic([(x, b)] + [augment(images[j], boxes[j], rng, cfg.augment) for j in others], rng)
                 xs.append(x)
                 bs.append(b)
-            return to_input(np.stack(xs)), targets(bs, cfg.anchors, cfg.grid, cfg.input_size, cfg.classes,
-                                                   cfg.loss.assign_iou)
+            return to_input(light(xs, rng, cfg.augment)), targets(bs, cfg.anchors, cfg.grid, cfg.input_size,
+                                                                  cfg.classes)
 
         def on_epoch_end(self):
             self.epoch += 1
