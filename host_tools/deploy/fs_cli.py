@@ -4,7 +4,6 @@ Paths are the board's (/flash/main.py, /sd/x.py); a bare name means /flash/<name
 temporary name and a verified rename (sync.put_file). `edit` pulls the file, runs $EDITOR, checks a .py with
 mpy-cross 1.11 and pushes it back only if it changed. `put --mpy` compiles a .py to .mpy (v4) first.
 """
-import argparse
 import ast
 import os
 import shlex
@@ -13,8 +12,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from host_tools.deploy import mpy, sync
-from host_tools.deploy.link import DeviceError, Link, LinkError
+from host_tools.command import Failed, UsageError
+from host_tools.deploy import mpy, ports, sync
+from host_tools.deploy.link import Link
 
 READ_PER_EXEC = 8192
 
@@ -70,8 +70,7 @@ def cmd_edit(link: Link, path: str, editor: str) -> int:
         local.write_bytes(old)
         rc = subprocess.call(shlex.split(editor) + [str(local)])
         if rc != 0:
-            print("edit: the editor exited with %d; %s left unchanged" % (rc, path), file=sys.stderr)
-            return 1
+            raise Failed("fs edit: the editor exited with %d; %s left unchanged" % (rc, path))
         new = local.read_bytes()
     if new == old:
         print("edit: %s unchanged, nothing written" % path)
@@ -82,55 +81,63 @@ def cmd_edit(link: Link, path: str, editor: str) -> int:
     return 0
 
 
-def main(argv) -> int:
-    ap = argparse.ArgumentParser(prog="python -m host_tools fs", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--port", default=os.environ.get("PORT"), help="serial port (default $PORT)")
+def add_arguments(ap):
+    ap.description = __doc__.split("\n\n")[0]
+    ap.add_argument("--port", help=ports.HELP)
     ap.add_argument("--tool", default="mpremote", choices=("mpremote", "ampy"), help="REPL driver")
-    ap.add_argument("--baud", type=int, default=115200)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("ls").add_argument("path", nargs="?", default="/flash")
-    sub.add_parser("cat").add_argument("path")
-    g = sub.add_parser("get")
-    g.add_argument("path")
-    g.add_argument("local", nargs="?")
-    p = sub.add_parser("put")
-    p.add_argument("local")
-    p.add_argument("path", nargs="?")
+    ap.add_argument("--baud", type=int, default=115200, help="serial baud rate")
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="{ls,cat,get,put,rm,run,repl,edit}")
+    sub.add_parser("ls", help="list a folder with sizes").add_argument(
+        "path", nargs="?", default="/flash", help="board folder")
+    sub.add_parser("cat", help="print a file").add_argument("path", help="board file")
+    g = sub.add_parser("get", help="copy a file from the board")
+    g.add_argument("path", help="board file")
+    g.add_argument("local", nargs="?", help="where to write it (default: its name in the current folder)")
+    p = sub.add_parser("put", help="copy a file to the board (temporary name, verified, renamed)")
+    p.add_argument("local", help="the file to copy")
+    p.add_argument("path", nargs="?", help="board path (default: /flash/<its name>)")
     p.add_argument("--mpy", action="store_true", help="compile a .py to .mpy (mpy-cross 1.11) and put that")
-    sub.add_parser("rm").add_argument("path")
-    r = sub.add_parser("run")
-    r.add_argument("path")
-    r.add_argument("--timeout", type=float, default=60)
-    sub.add_parser("repl")
-    e = sub.add_parser("edit")
-    e.add_argument("path")
-    args = ap.parse_args(argv[1:])
-    if not args.port:
-        ap.error("give --port (or set PORT), e.g. the port `make board` printed")
+    sub.add_parser("rm", help="remove a file").add_argument("path", help="board file")
+    r = sub.add_parser("run", help="run a file on the board and print its output")
+    r.add_argument("path", help="board file")
+    r.add_argument("--timeout", type=float, default=60, help="seconds before giving up")
+    sub.add_parser("repl", help="the board's REPL in this terminal (mpremote's, without a reset)")
+    sub.add_parser("edit", help="edit a board file with $EDITOR").add_argument("path", help="board file")
 
+
+def run(args) -> int:
+    # Everything that can be checked on the PC is checked before the board is touched.
+    data = None
+    if args.cmd == "put":
+        local = Path(args.local)
+        data = local.read_bytes()
+        path = board_path(args.path or local.name)
+    elif args.cmd not in ("repl",):
+        path = board_path(args.path)
+    if args.cmd == "get":
+        local = Path(args.local or Path(path).name)
+        local = local / Path(path).name if local.is_dir() else local
+        if not local.parent.is_dir():
+            raise FileNotFoundError("%s: no such folder to put %s in" % (local.parent, local.name))
+    elif args.cmd == "repl" and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise Failed("fs repl needs a terminal (stdin and stdout are not one); to run code without one use "
+                        "`fs run FILE` or `mpremote connect PORT exec CODE`")
+    elif args.cmd == "edit" and not (os.environ.get("VISUAL") or os.environ.get("EDITOR")):
+        raise UsageError("fs edit: set $EDITOR (or $VISUAL) to the editor to use")
+    port = ports.resolve(args.port)
     if args.cmd == "repl":  # interactive: mpremote's own terminal, without a soft reset
-        return subprocess.call([sys.executable, "-m", "mpremote", "connect", args.port, "resume", "repl"])
-    try:
-        link = Link(args.port, args.tool, baud=args.baud)
-    except LinkError as ex:
-        print("fs: %s" % ex, file=sys.stderr)
-        return 1
+        return subprocess.call([sys.executable, "-m", "mpremote", "connect", port, "resume", "repl"])
+    link = Link(port, args.tool, baud=args.baud)
     try:
         if args.cmd == "ls":
-            path = board_path(args.path)
             for name, size, is_dir in listing(link, path):
                 print("%8s  %s%s" % ("<dir>" if is_dir else size, name, "/" if is_dir else ""))
         elif args.cmd == "cat":
-            sys.stdout.buffer.write(read_file(link, board_path(args.path)))
+            sys.stdout.buffer.write(read_file(link, path))
         elif args.cmd == "get":
-            path = board_path(args.path)
-            local = Path(args.local or Path(path).name)
             local.write_bytes(read_file(link, path))
             print("get: %s -> %s" % (path, local))
         elif args.cmd == "put":
-            local = Path(args.local)
-            data = local.read_bytes()
-            path = board_path(args.path or local.name)
             if args.mpy:
                 if local.suffix != ".py":
                     raise ValueError("%s: --mpy compiles .py files only" % local)
@@ -141,25 +148,13 @@ def main(argv) -> int:
             trips = write_file(link, path, data)
             print("put: %s -> %s (%d bytes, %d round trips)" % (local, path, len(data), trips))
         elif args.cmd == "rm":
-            path = board_path(args.path)
             link.exec("import uos\nuos.remove(%r)" % path)
             print("rm: %s" % path)
         elif args.cmd == "run":
-            path = board_path(args.path)
             out = link.exec("exec(open(%r).read(),{'__name__':'__main__'})" % path, timeout=args.timeout)
             sys.stdout.buffer.write(out.replace(b"\r\n", b"\n"))
         elif args.cmd == "edit":
-            editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
-            if not editor:
-                print("fs edit: set $EDITOR", file=sys.stderr)
-                return 2
-            return cmd_edit(link, board_path(args.path), editor)
+            return cmd_edit(link, path, os.environ.get("VISUAL") or os.environ.get("EDITOR"))
         return 0
-    except DeviceError as ex:
-        print("fs %s: %s\n%s" % (args.cmd, ex, ex.traceback.replace("\r\n", "\n")), file=sys.stderr)
-        return 1
-    except (ValueError, LinkError, mpy.MpyError) as ex:
-        print("fs %s: %s" % (args.cmd, ex), file=sys.stderr)
-        return 1
     finally:
         link.close()

@@ -9,15 +9,15 @@ stub's reboot command boots MaixPy again from the new flash image.
 State lives in a folder: flash.bin (the image), flash/ (the /flash SPIFFS files), sd/ (the /sd card, present
 only with --sd), isp.jsonl (one line per kflash session: frames, bytes, sectors written), board.log.
 """
-import argparse
 import json
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
 
+from host_tools import outdir
 from host_tools.deploy import isp as isp_mod
+from host_tools.deploy import ports
 from host_tools.deploy.repl import Repl
 from host_tools.deploy.serial_line import SerialLine
 from host_tools.files import write_atomic
@@ -174,37 +174,52 @@ class VirtualBoard:
         self._running = False
 
 
-def main(argv) -> int:
-    ap = argparse.ArgumentParser(prog="python -m host_tools board", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--state", default="out/board", help="folder for flash.bin, flash/, sd/ (default out/board)")
+# What the board keeps in its --state folder; anything else there is refused (or kept, with --force).
+STATE_FILES = ("flash.bin", "flash/**", "sd/**", "isp.jsonl", "board.log", ports.ADVERT)
+
+
+def add_arguments(ap):
+    ap.description = __doc__.split("\n\n")[0]
+    ap.add_argument("--state", default=str(ports.VIRTUAL_STATE),
+                    help="folder for flash.bin, flash/, sd/ and port.json (kept between runs)")
+    ap.add_argument("--force", action="store_true", help="use --state even when it holds other files (kept)")
     ap.add_argument("--sd", action="store_true", help="insert an SD card (state/sd) as /sd")
-    ap.add_argument("--frames", default=None, help="folder for the LCD frames the app shows (frame_NNN.png)")
+    ap.add_argument("--frames", default=None, help="folder for the LCD frames the app shows (frame_NNN.png; "
+                                                   "default: not saved)")
     ap.add_argument("--max-frames", type=int, default=None,
-                    help="park the app after this many frames until Ctrl-C or reset (saves the host's CPU)")
+                    help="park the app after this many frames until Ctrl-C or reset (saves the host's CPU; "
+                         "default: no limit)")
     ap.add_argument("--fast", action="store_true", help="do not hold board time to wall-clock time")
     ap.add_argument("--press", type=float, action="append", default=[], metavar="MS",
-                    help="press BOOT this many board ms after each power-on (repeatable)")
-    args = ap.parse_args(argv[1:])
+                    help="press BOOT this many board ms after each power-on (repeatable; default: none)")
+
+
+def run(args) -> int:
+    outdir.claim(args.state, STATE_FILES, force=args.force, option="--state", command="board")
+    if args.frames:
+        outdir.claim(args.frames, ("frame_*.png",), force=args.force, option="--frames", command="board")
     from host_tools.deploy.sim_runtime import SimRuntime  # the simulated firmware (imports numpy etc.)
+    from host_tools.sim.camera import default_sources
+    default_sources(64)     # the camera's scenes import scikit-image: done before the port is announced, so the
+    #                         board answers at once, as a powered board does (a slow one looks like no board)
 
     state = BoardState(args.state, sd=args.sd)
     runtime = SimRuntime(state, frames_out=args.frames, max_frames=args.max_frames, realtime=not args.fast,
                          presses=args.press)
     board = VirtualBoard(state, runtime)
     print("virtual Maix Bit on port %s" % board.port, flush=True)
-    print("state in %s; try: make deploy PORT=%s   or: python -m host_tools fs --port %s ls; stop with Ctrl-C"
-          % (state.folder, board.port, board.port), flush=True)
+    print("state in %s; try: make deploy PORT=%s   or: python -m host_tools fs ls (finds this board); stop with "
+          "Ctrl-C" % (state.folder, board.port), flush=True)
 
     def stop(*_):
         board._running = False
 
     signal.signal(signal.SIGTERM, stop)
+    ports.advertise(state.folder, board.port)
     try:
         board.serve()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:       # Ctrl-C is how this command is meant to end: exit 0
         pass
+    finally:
+        ports.withdraw(state.folder)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))
