@@ -1,7 +1,6 @@
 """Train-to-kmodel on user-like photo folders with the defaults only: wall and CPU time, validation figures.
 
-Each set is written as JPEG folders like a user's (host_tools/pipeline/userlike.py, from what scikit-image ships;
-the detector's coin photos with VOC XML, host_tools/pipeline/coin_photos.py),
+Each set is written as JPEG folders like a user's (host_tools/pipeline/userlike.py, from what scikit-image ships),
 then `python -m host_tools train --data DIR` runs in a fresh process with no other option, as a user runs it. Prints
 per set: photos, wall time of the command (and its CPU time, user + sys, as the machine may be shared), the stages,
 and the validation figures (float Keras, int8 LiteRT, kmodel on the KPU emulator). Exit 1 if a set misses its
@@ -28,7 +27,7 @@ SETS = {
     "faces": (lambda d: userlike.faces(d, per_class=70), 0, 0.9),          # lfw_subset: face vs not, 2 x 70
     "objects": (lambda d: userlike.objects(d, classes=3, per_class=60), 0, 0.9),   # 3 photos x 60 views
     "random": (None, 3, None),                                              # faces with shuffled labels
-    "coins": (lambda d: coin_photos.write_folder(d, 150, seed=7), 0, 0.6),   # detector: 150 photos, VOC XML
+    "coins": (lambda d: coin_photos.write_folder(d, 150, fmt="voc"), 0, 0.6),   # detector: 150 VOC photos
 }
 
 
