@@ -120,18 +120,27 @@ class Composer:
 
     def _texture_blob(self, img, x, y, s, rng):
         """An unlabelled look-alike at (x, y), s pixels across: a feathered ellipse of another photo's texture,
-        sometimes with two dark spots where eyes would be, so spots on a blob are not enough to make a face."""
+        often with dark spots: two where eyes would be, or one large one in a coloured ring like an eye seen close,
+        so a blob with spots is not enough to make a face."""
         src = self.backgrounds[rng.integers(len(self.backgrounds))]
         c = min(src.shape[0], src.shape[1], int(s * rng.uniform(1.0, 3.0)))
         y0, x0 = rng.integers(0, src.shape[0] - c + 1), rng.integers(0, src.shape[1] - c + 1)
         g = np.asarray(Image.fromarray(src[y0:y0 + c, x0:x0 + c]).convert("L"), np.float32) / 255
         rgb, m = self._patch(g, s, s, rng, rng.random() < 0.5)
-        if rng.random() < 0.5:
-            yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
+        yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
+
+        def disc(cx, cy, r, colour):
+            d = np.clip(1.5 - np.hypot(xx - cx, yy - cy) / r, 0, 1)[..., None]
+            return rgb * (1 - d) + colour * d
+        spots = rng.choice(3, p=(0.3, 0.35, 0.35))
+        if spots == 2:
             ey, dx, r = s * rng.uniform(0.3, 0.5), s * rng.uniform(0.15, 0.25), s * rng.uniform(0.05, 0.12)
             for ex in (s / 2 - dx, s / 2 + dx):
-                spot = np.clip(1.5 - np.hypot(xx - ex, yy - ey) / r, 0, 1)[..., None]
-                rgb = rgb * (1 - spot) + rng.uniform(0, 50) * spot
+                rgb = disc(ex, ey, r, rng.uniform(0, 50))
+        elif spots == 1:
+            cx, cy, r = s * rng.uniform(0.35, 0.65), s * rng.uniform(0.35, 0.65), s * rng.uniform(0.1, 0.25)
+            rgb = disc(cx, cy, r * rng.uniform(1.5, 2.2), rng.uniform(40, 220, size=3))   # iris
+            rgb = disc(cx, cy, r, rng.uniform(0, 40))                                       # pupil
         img[y:y + s, x:x + s] = img[y:y + s, x:x + s] * (1 - m[..., None]) + rgb * m[..., None]
 
     def compose(self, rng):
@@ -165,7 +174,7 @@ class Composer:
                 continue
             rgb, m = self._patch(self.nonfaces[rng.integers(len(self.nonfaces))], s, s, rng, rng.random() < 0.5)
             img[y0:y0 + s, x0:x0 + s] = img[y0:y0 + s, x0:x0 + s] * (1 - m[..., None]) + rgb * m[..., None]
-        for _ in range(rng.integers(0, 3)):  # texture look-alikes, not labelled, placed clear of the faces
+        for _ in range(rng.integers(0, 4)):  # texture look-alikes, not labelled, placed clear of the faces
             s = int(rng.uniform(*self.face_px))
             x0, y0 = int(rng.integers(0, W - s + 1)), int(rng.integers(0, H - s + 1))
             if all(_iou(_grow(Box(x0, y0, x0 + s, y0 + s), 0.3), o) == 0 for o in boxes):
