@@ -7,8 +7,8 @@
 
 Grid convention = the firmware's run_yolo2: a (C, H, W) map over an in_w x in_h input has cells of in_w/W by
 in_h/H pixels (a 240-pixel-high input over 7 rows gives 34.3-pixel cells, although the net's stride is 32: the
-default input keeps both at 32); anchors are in cells. Evaluation decodes with host_tools.kmodel.yolo.region_decode, the one implementation of
-the firmware's decoder, with the manifest's NMS.
+default input keeps both at 32); anchors are in cells. Evaluation decodes with host_tools.kmodel.yolo.region_decode,
+the one implementation of the firmware's decoder, with the manifest's NMS.
 """
 from dataclasses import dataclass, field, replace
 

@@ -5,7 +5,8 @@ photo is held out (it is the real-photo test) and so is the cameraman ("camera")
 unlabelled positive. chelsea (the cat), coffee and rocket are the photos the detector must find no face in: they
 are never used here either. Faces 0..79 and non-face patches 100..179 of lfw_subset are for training, the rest
 for held-out composites. Some composites hold no face at all, and every composite may hold unlabelled look-alikes:
-lfw's non-face patches and feathered ellipses of photo texture, so a blob with two dark spots is not a face.
+lfw's non-face patches and feathered ellipses of photo texture, some with eye-like spots, so a blob with dark
+spots is not a face.
 """
 import numpy as np
 from PIL import Image, ImageFilter
