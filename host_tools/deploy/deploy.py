@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from host_tools import manifest as mf
 from host_tools.deploy import flash_update, flasher, kfpkg, layout, sdcard, sync
 from host_tools.deploy.link import Link, LinkError
 from host_tools.files import write_atomic
@@ -174,6 +175,7 @@ def deploy(port, board="bit", firmware=None, models_dir="models", device_dir="de
         raise sync.SyncError("%s: device/ must not hold models.json, deploy writes it from the plan"
                              % files["models.json"])
     files["models.json"] = models_json.encode()
+    files.update(mf.board_files(manifests))          # labels files the models.json names
     report.files = sync.sync(link, files, target, log=log)
     log(report.files.summary())
     sdcard.install(link, card, log)
