@@ -150,16 +150,30 @@ def flash_file(manifest_path, m: Manifest) -> Path:
 # ---- the device's view: models.json ----
 
 DEVICE_FIELDS = ("name", "kind", "input", "outputs", "labels", "anchors", "threshold", "nms", "load", "framing")
+# A flash source also says what its bytes are: size and sha256 (the deployer's record of what the board's flash
+# holds, so a later plan never overwrites a model the board still lists) and the first HEAD_BYTES as hex (the
+# device compares them with the flash before loading: a model not where models.json says is named, not loaded).
+HEAD_BYTES = 64
 
 
-def device_entry(m: Manifest, flash_offset: int = None, path: str = None) -> dict:
-    """One model as device/lib/registry.py reads it: where it lives on the board plus what the app needs."""
+def flash_source(offset: int, stored: bytes = None) -> dict:
+    """models.json's `source` for a model stored at `offset`; `stored`: the bytes there (the kmodel, or its
+    big-endian copy for load_flash)."""
+    src = {"flash": int(offset)}
+    if stored is not None:
+        src.update(size=len(stored), sha256=hashlib.sha256(stored).hexdigest(), head=bytes(stored[:HEAD_BYTES]).hex())
+    return src
+
+
+def device_entry(m: Manifest, flash_offset: int = None, path: str = None, stored: bytes = None) -> dict:
+    """One model as device/lib/registry.py reads it: where it lives on the board plus what the app needs.
+    stored: for a flash model, the bytes at flash_offset (see flash_source)."""
     if (flash_offset is None) == (path is None):
         raise ManifestError("%s: give exactly one of flash offset or file path" % m.name)
     if m.load == "flash" and flash_offset is None:
         raise ManifestError("%s: load 'flash' needs a flash offset (kpu.load_flash reads flash)" % m.name)
     entry = {k: getattr(m, k) for k in DEVICE_FIELDS}
-    entry["source"] = {"flash": int(flash_offset)} if flash_offset is not None else {"path": path}
+    entry["source"] = flash_source(flash_offset, stored) if flash_offset is not None else {"path": path}
     return entry
 
 

@@ -38,9 +38,11 @@ def install_models(board, manifest_paths) -> str:
         ms = [(p, mf.load(p)) for p in manifest_paths]
         files = {m.name: mf.flash_file(p, m) for p, m in ms}
         offsets = flash.place([(m.name, files[m.name].stat().st_size) for _, m in ms])
+        stored = {m.name: files[m.name].read_bytes() for _, m in ms}
         for _, m in ms:
-            board.write_flash(offsets[m.name], files[m.name].read_bytes())
-        text = mf.device_manifest([mf.device_entry(m, flash_offset=offsets[m.name]) for _, m in ms])
+            board.write_flash(offsets[m.name], stored[m.name])
+        text = mf.device_manifest([mf.device_entry(m, flash_offset=offsets[m.name], stored=stored[m.name])
+                                   for _, m in ms])
         (board.flash_root / "models.json").write_text(text)
         return text
     entries = []
