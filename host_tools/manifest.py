@@ -114,6 +114,28 @@ def load(path) -> Manifest:
     return validate(d, str(path))
 
 
+def find(folder) -> list:
+    """The model manifests in a folder, sorted: every *.json naming a kmodel. Other JSON (training reports) is
+    not one. Never a silent drop: ManifestError names a *.json that is not valid JSON, a manifest that does not
+    validate, and a *.kmodel that no manifest names (it would otherwise vanish from the plan unsaid)."""
+    folder = Path(folder)
+    out, named = [], set()
+    for p in sorted(folder.glob("*.json")):
+        try:
+            d = json.loads(p.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ManifestError("%s: not a readable JSON file (%s); fix or move it" % (p, e)) from None
+        if isinstance(d, dict) and "kmodel" in d:
+            m = validate(d, str(p))
+            out.append(p)
+            named.update({m.kmodel, m.big_endian})
+    for k in sorted(folder.glob("*.kmodel")):
+        if k.name not in named:
+            raise ManifestError("%s: no manifest names this kmodel (expected %s beside it, as `compile` and `train` "
+                                "write it)" % (k, k.with_suffix(".json").name))
+    return out
+
+
 def save(path, m: Manifest) -> Path:
     validate(json.loads(m.to_json()), str(path))  # never write what we could not read back
     return write_atomic(path, m.to_json())

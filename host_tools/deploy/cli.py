@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from host_tools.deploy import deploy as deploy_mod
-from host_tools.deploy import flash_update, flasher, kfpkg, layout, sync
+from host_tools.deploy import board_state, flash_update, flasher, kfpkg, layout, sync
 from host_tools.deploy.link import DeviceError, Link, LinkError
 from host_tools.files import write_atomic
 from host_tools.k210.flash import PlanError
@@ -39,12 +39,14 @@ def cmd_deploy(argv):
     _flash_args(ap)
     ap.add_argument("--device", default="device", help="device code folder (default device)")
     ap.add_argument("--target", default="/flash", choices=sync.FILESYSTEMS, help="file system for the app")
+    ap.add_argument("--reset", action="store_true",
+                    help="reset the board at the end even when nothing changed (default: only when something did)")
     args = ap.parse_args(argv)
     if not args.port:
         ap.error("give --port (or PORT=...), e.g. /dev/ttyUSB0 or the port `make board` printed")
     deploy_mod.deploy(args.port, board=args.board, firmware=args.firmware, manifests=_selected(args),
                       device_dir=args.device, target=args.target, tool=args.tool, baud=args.baud,
-                      pins=layout.parse_pins(args.pin), out_dir=args.out)
+                      pins=layout.parse_pins(args.pin), out_dir=args.out, reset=args.reset)
     return 0
 
 
@@ -66,13 +68,17 @@ def cmd_flash(argv):
     manifests = _selected(args)
     link = None
     fw_size = args.firmware_size
+    listed = ()
     if args.action == "write":
         if not args.port:
             ap.error("flash write needs --port")
         link = Link(args.port, args.tool)
+        on_board = board_state.read(link)     # what the board lists is never overwritten (layout.plan)
+        listed = on_board.listed
         if args.firmware is None and fw_size is None:
-            fw_size = flash_update.board_firmware_size(link)
-    plan = layout.plan(manifests, firmware=args.firmware, firmware_size=fw_size, pins=layout.parse_pins(args.pin))
+            fw_size = on_board.firmware_size
+    plan = layout.plan(manifests, firmware=args.firmware, firmware_size=fw_size, pins=layout.parse_pins(args.pin),
+                       board=listed)
     plan.save(out / "flash-plan.json")
     write_atomic(out / "models.json", plan.device_models_json())
     for r in plan.regions():

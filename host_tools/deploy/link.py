@@ -104,9 +104,11 @@ class Link:
             raise LinkError("%s: could not read the board's answer to %s: %r" % (self.port, expr, text[:80])) \
                 from None
 
-    def close(self, reset=None):
+    def close(self, reset=None, resume=False):
         """Leave raw mode. reset="soft": Ctrl-D, the firmware reruns boot.py and main.py with the heap it has;
-        reset="hard": machine.reset(), a full restart as at power-up (fresh heaps, then boot.py and main.py)."""
+        reset="hard": machine.reset(), a full restart as at power-up (fresh heaps, then boot.py and main.py).
+        resume: no reset; main.py runs again from the friendly REPL (the app our Ctrl-C stopped goes on, with the
+        modules and camera set-up it had)."""
         try:
             if reset == "hard":
                 self._read_until(b">", 2)
@@ -117,6 +119,10 @@ class Link:
                 time.sleep(0.1)
                 self.serial.write(b"\x04")
                 self._read_until(b"soft reboot\r\n", 5)
+            elif resume and reset is None:
+                self._read_until(b">>> ", 2)
+                self.serial.write(b"exec(open('main.py').read())\r")
+                self._read_until(b"\r\n", 2)   # the line was taken: main.py runs
             time.sleep(0.05)
         finally:
             self.serial.close()

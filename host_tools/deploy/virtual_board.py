@@ -155,9 +155,10 @@ class VirtualBoard:
                 self.repl.feed(data[:i])
             self.enter_isp()
             data = data[i:]
-        elif b"\xc0" in data or self.isp.in_frame:
+        elif b"\xc0" in data:
             self.isp_last = time.monotonic()
         elif (b"\x03" in data or b"\x01" in data) and time.monotonic() - self.isp_last > ISP_IDLE_RESET_S:
+            # (also when kflash died inside a frame: REPL bytes then only fill that frame, they are not ISP traffic)
             # kflash died mid-way: a real board sits in ISP until someone presses reset; a pty has no reset
             # line, so REPL traffic after a quiet spell stands in for that press.
             self.state.log("ISP idle %.0f s and REPL traffic: reset" % (time.monotonic() - self.isp_last))

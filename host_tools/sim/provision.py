@@ -59,15 +59,9 @@ def install_models(board, manifest_paths) -> str:
 
 
 def demo_manifests(models_dir="models") -> list:
-    """The shipped demo models: every models/*.json manifest (sorted, classifier first)."""
-    paths = sorted(Path(models_dir).glob("*.json"))
-    ms = []
-    for p in paths:
-        try:
-            m = mf.load(p)
-        except mf.ManifestError:
-            continue             # not a model manifest (e.g. a training report)
-        ms.append((0 if m.kind == "classifier" else 1, p))
+    """The model manifests in models_dir (classifier first); a broken manifest is a ManifestError naming it, never
+    skipped (the simulation would otherwise run some other model without a word)."""
+    ms = [(0 if mf.load(p).kind == "classifier" else 1, p) for p in mf.find(models_dir)]
     return [p for _, p in sorted(ms)]
 
 
