@@ -122,6 +122,27 @@ def extent_of_unsized(link: Link, listed: list) -> list:
     return [x if x.size else Listed(x.name, x.offset, sized[x], x.sha256, x.listing) for x in listed]
 
 
+def remove_parts(link: Link, folders=LISTINGS) -> list:
+    """Remove the *.part files an interrupted copy left in these board folders; returns their paths."""
+    code = """import uos as _os
+_r=[]
+for _d in %r:
+ try:
+  _ns=_os.listdir(_d)
+ except OSError:
+  continue
+ for _n in _ns:
+  if _n.endswith(%r):
+   try:
+    _os.remove(_d+'/'+_n)
+    _r.append(_d+'/'+_n)
+   except OSError:
+    pass
+print(repr(_r))
+""" % (tuple(folders), PART)
+    return ast.literal_eval(link.exec(code).decode().strip())
+
+
 def read(link: Link) -> OnBoard:
     """One exec: firmware header, both models.json, stray .part files (removed), whether the app ran."""
     try:

@@ -24,6 +24,14 @@ class DeviceError(RuntimeError):
         super().__init__("board raised %s (running: %s)" % (last, code.strip().splitlines()[0][:60]))
 
 
+class ExecTimeout(LinkError):
+    """Code ran longer than allowed and was stopped with Ctrl-C; the board is back at its prompt."""
+
+    def __init__(self, seconds):
+        super().__init__("still running after %g s: stopped with Ctrl-C, the board is ready" % seconds)
+        self.seconds = seconds
+
+
 class Link:
     def __init__(self, port, tool="mpremote", baud=115200, attempts=20):
         if tool not in TOOLS:
@@ -95,6 +103,41 @@ class Link:
         if err:
             raise DeviceError(code, err.decode("utf-8", "replace"))
         return out
+
+    def exec_follow(self, code: str, timeout, on_output, grace=5.0) -> str:
+        """Run code on the board, handing its stdout to on_output(bytes) as it arrives; returns the board's
+        traceback text ('' when the code finished). After `timeout` seconds in all, the code is stopped with
+        Ctrl-C (what was printed stays printed) and ExecTimeout says so once the board is back at its prompt."""
+        self.round_trips += 1
+        self.bytes_sent += len(code)
+        try:
+            self._t.exec_raw_no_follow(code)
+        except Exception as e:  # both tools raise their own error types for a board that stops answering
+            raise LinkError("%s: %s while sending code to the board: %s" % (self.port, type(e).__name__, e)) \
+                from None
+        deadline = time.monotonic() + timeout
+        interrupted = False
+        parts = [b"", b""]            # stdout, traceback: each ends at a \x04
+        part = 0
+        while part < 2:
+            chunk = self.serial.read(max(1, min(self.serial.in_waiting, 4096)))
+            while chunk and part < 2:
+                i = chunk.find(b"\x04")
+                piece, chunk = (chunk, b"") if i < 0 else (chunk[:i], chunk[i + 1:])
+                if part == 0 and piece:
+                    on_output(piece)
+                parts[part] += piece
+                if i >= 0:
+                    part += 1
+            if part < 2 and time.monotonic() > deadline:
+                if interrupted:
+                    raise LinkError("%s: the board did not stop %.0f s after Ctrl-C" % (self.port, grace))
+                self.serial.write(b"\x03")
+                interrupted = True
+                deadline = time.monotonic() + grace
+        if interrupted:
+            raise ExecTimeout(timeout)
+        return parts[1].decode("utf-8", "replace")
 
     def eval(self, expr: str, timeout=30, setup=""):
         text = self.exec("%s\nprint(repr(%s))" % (setup, expr), timeout).decode("utf-8").strip()

@@ -89,10 +89,14 @@ class SimSession:
         # Only while the thread is inside device code itself (not the REPL loop, not a long firmware call such as
         # kpu.forward, which reaches its checkpoint on its own) and the interrupt is still undelivered.
         if (frame is None or tid != self._tid or not self.s.rt.interrupt_pending
-                or frame.f_code.co_filename not in self.s.device_files):
+                or not self._is_device_code(frame.f_code.co_filename)):
             return
         self.s.rt.interrupt_pending = False
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), ctypes.py_object(KeyboardInterrupt))
+
+    def _is_device_code(self, filename):
+        # device files, and code device code compiled itself (exec of a string: "<string>", the REPL's "<stdin>")
+        return filename in self.s.device_files or (filename.startswith("<") and not filename.startswith("<frozen"))
 
     def close(self):
         pass
