@@ -11,6 +11,7 @@ only with --sd), isp.jsonl (one line per kflash session: frames, bytes, sectors 
 """
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -175,7 +176,37 @@ class VirtualBoard:
         self._running = False
 
 
+PID_FILE = "board.pid"      # in the state folder while a board runs: `board press` signals it
+
+
+def press(argv) -> int:
+    """`python -m host_tools board press [--state DIR]`: press BOOT on the virtual board running there."""
+    ap = argparse.ArgumentParser(prog="python -m host_tools board press",
+                                 description="press the BOOT key of the running virtual Maix Bit")
+    ap.add_argument("--state", default="out/board", help="its state folder (default out/board)")
+    args = ap.parse_args(argv)
+    pid_file = Path(args.state) / PID_FILE
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        os.kill(pid, signal.SIGUSR1)
+    except (OSError, ValueError, IndexError):
+        print("error: no virtual board is running with state in %s (start one with `make board`)" % args.state,
+              file=sys.stderr)
+        return 1
+    print("board: BOOT pressed (board process %d)" % pid)
+    return 0
+
+
+def console_keys(runtime, stream):
+    """The board's own terminal: a line 'b' (or just Enter) presses BOOT."""
+    for line in stream:
+        if line.strip().lower() in ("", "b", "boot", "p", "press"):
+            print("BOOT pressed" if runtime.press_now() else "the firmware is not running (ISP mode?)", flush=True)
+
+
 def main(argv) -> int:
+    if argv[1:2] == ["press"]:
+        return press(argv[2:])
     ap = argparse.ArgumentParser(prog="python -m host_tools board", description=__doc__.split("\n\n")[0])
     ap.add_argument("--state", default="out/board", help="folder for flash.bin, flash/, sd/ (default out/board)")
     ap.add_argument("--sd", action="store_true", help="insert an SD card (state/sd) as /sd")
@@ -184,26 +215,37 @@ def main(argv) -> int:
                     help="park the app after this many frames until Ctrl-C or reset (saves the host's CPU)")
     ap.add_argument("--fast", action="store_true", help="do not hold board time to wall-clock time")
     ap.add_argument("--press", type=float, action="append", default=[], metavar="MS",
-                    help="press BOOT this many board ms after each power-on (repeatable)")
+                    help="press BOOT this many board ms after each power-on (repeatable); while it runs: "
+                         "`python -m host_tools board press`, or Enter in this terminal")
+    ap.add_argument("--camera", action="append", metavar="DIR|FILE",
+                    help="image file or folder the camera sees (repeatable; default: digits, then photos)")
     args = ap.parse_args(argv[1:])
     from host_tools.deploy.sim_runtime import SimRuntime  # the simulated firmware (imports numpy etc.)
 
     state = BoardState(args.state, sd=args.sd)
     runtime = SimRuntime(state, frames_out=args.frames, max_frames=args.max_frames, realtime=not args.fast,
-                         presses=args.press)
+                         presses=args.press, camera=args.camera)
     board = VirtualBoard(state, runtime)
     print("virtual Maix Bit on port %s" % board.port, flush=True)
     print("state in %s; try: make deploy PORT=%s   or: python -m host_tools fs --port %s ls; stop with Ctrl-C"
           % (state.folder, board.port, board.port), flush=True)
+    pid_file = state.folder / PID_FILE
+    pid_file.write_text("%d\n" % os.getpid())
 
     def stop(*_):
         board._running = False
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGUSR1, lambda *_: runtime.press_now())
+    if sys.stdin is not None and sys.stdin.isatty():
+        print("press BOOT: Enter here, or `python -m host_tools board press --state %s`" % state.folder, flush=True)
+        threading.Thread(target=console_keys, args=(runtime, sys.stdin), daemon=True).start()
     try:
         board.serve()
     except KeyboardInterrupt:
         pass
+    finally:
+        pid_file.unlink(missing_ok=True)
     return 0
 
 
