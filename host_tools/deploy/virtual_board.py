@@ -23,6 +23,7 @@ from host_tools.deploy.repl import Repl
 from host_tools.deploy.serial_line import SerialLine
 from host_tools.files import write_atomic
 from host_tools.k210.flash import FLASH_SIZE
+from host_tools.k210.startup import RESET_SAMPLE_S, reset_lines
 
 
 ISP_IDLE_RESET_S = 3.0
@@ -69,22 +70,64 @@ class VirtualBoard:
         self.state = state
         self.runtime = runtime          # the firmware: new_session(write, hard) -> session (see repl.py)
         self.line = SerialLine()
-        self.mode = "maixpy"            # "maixpy" | "isp"
+        self.usb = None                 # the port with modem lines (fuse_port.FusePort), when one is served
+        self.mode = "maixpy"            # "maixpy" | "isp" | "reset" (held in reset by the modem lines)
         self.isp = None
         self.repl = None
         self._held = b""                # a trailing 0xC0 kept until we know whether a greeting follows
         self._running = True
+        self._lock = threading.RLock()  # the pty reader and the USB port's server both deliver host bytes
 
     @property
     def port(self):
         return self.line.port
+
+    def serve_usb(self, folder):
+        """Also answer on a FUSE serial port with DTR/RTS (fuse_port.py): the real kflash CLI resets the board
+        through it. Returns its path; PortError when FUSE cannot be used here."""
+        from host_tools.deploy.fuse_port import FusePort
+        self.usb = FusePort(folder, on_write=self.receive, on_lines=self.lines_changed).start()
+        return self.usb.path
+
+    def send(self, data: bytes):
+        """Board output to the host, on both ports. With the USB port open, nobody may be reading the pty: it
+        then drops at once rather than holding up the ISP's replies."""
+        usb = self.usb
+        if usb is not None:
+            usb.feed(data)
+        self.line.write(data, wait=0.0 if usb is not None and usb.is_open else 2.0)
 
     def write_from_firmware(self, repl, data: bytes):
         # Output of a firmware instance that has since been reset must not reach the line. No lock is held
         # while writing: a write may wait for a slow reader, and the ISP must answer kflash at once (kflash
         # skips any text before a reply frame).
         if self.mode == "maixpy" and repl is self.repl:
-            self.line.write(data)
+            self.send(data)
+
+    def lines_changed(self, dtr, rts):
+        """The Maix Bit's reset circuit (k210.startup.reset_lines): EN low stops the chip; when it rises the
+        ROM samples IO16 a moment later: low -> ISP, high -> MaixPy."""
+        en_low, _ = reset_lines(dtr, rts)
+        with self._lock:
+            if en_low and self.mode != "reset":
+                if self.mode == "isp":
+                    self._record_isp()
+                self._stop_firmware()
+                self.mode = "reset"
+                self.state.log("reset held (RTS)")
+            elif not en_low and self.mode == "reset":
+                threading.Timer(RESET_SAMPLE_S, self._out_of_reset).start()
+
+    def _out_of_reset(self):
+        with self._lock:
+            en_low, io16_low = reset_lines(self.usb.dtr, self.usb.rts)
+            if en_low or self.mode != "reset":
+                return
+            if io16_low:
+                self.enter_isp()
+            else:
+                self.mode = "maixpy"
+                self.power_on(hard=True)
 
     def power_on(self, hard=True):
         holder = {}
@@ -116,7 +159,7 @@ class VirtualBoard:
         self.isp_last = time.monotonic()
         self.state.log("reset into ISP")
 
-    def leave_isp(self):
+    def _record_isp(self):
         s = self.isp.stats
         record = {"time": time.time(), "stub_bytes": s.stub_bytes, "write_frames": s.write_frames,
                   "bytes_written": s.bytes_written, "sectors_written": len(s.sectors)}
@@ -126,6 +169,9 @@ class VirtualBoard:
         self.state.log("ISP done: %d bytes in %d frames, %d sectors written" % (s.bytes_written, s.write_frames,
                                                                                 len(s.sectors)))
         self.isp = None
+
+    def leave_isp(self):
+        self._record_isp()
         self.mode = "maixpy"
         self.power_on(hard=True)
 
@@ -136,13 +182,22 @@ class VirtualBoard:
             while self._running:
                 data = self.line.read(0.1)
                 if data:
-                    self._receive(data)
+                    self.receive(data)
         finally:
             self._stop_firmware(wait=1.0)
             self.state.save_flash()
             self.line.close()
+            if self.usb is not None:
+                self.usb.close()
+
+    def receive(self, data: bytes):
+        """Bytes from the host, on either port."""
+        with self._lock:
+            self._receive(data)
 
     def _receive(self, data: bytes):
+        if self.mode == "reset":
+            return                          # a chip held in reset hears nothing
         if self.mode == "maixpy":
             data, self._held = self._held + data, b""
             i = data.find(ISP_GREETING)
@@ -167,7 +222,7 @@ class VirtualBoard:
             return
         reply = self.isp.feed(data)
         if reply:
-            self.line.write(reply)
+            self.send(reply)
         if self.isp.stats.rebooted:
             time.sleep(0.05)        # the reply leaves before the boot log starts
             self.leave_isp()
@@ -217,6 +272,8 @@ def main(argv) -> int:
     ap.add_argument("--press", type=float, action="append", default=[], metavar="MS",
                     help="press BOOT this many board ms after each power-on (repeatable); while it runs: "
                          "`python -m host_tools board press`, or Enter in this terminal")
+    ap.add_argument("--no-usb", dest="usb", action="store_false",
+                    help="do not serve the FUSE port with DTR/RTS that the kflash command line needs")
     ap.add_argument("--camera", action="append", metavar="DIR|FILE",
                     help="image file or folder the camera sees (repeatable; default: digits, then photos)")
     args = ap.parse_args(argv[1:])
@@ -227,6 +284,13 @@ def main(argv) -> int:
                          presses=args.press, camera=args.camera)
     board = VirtualBoard(state, runtime)
     print("virtual Maix Bit on port %s" % board.port, flush=True)
+    if args.usb:
+        from host_tools.deploy.fuse_port import PortError
+        try:
+            print("kflash port (with DTR/RTS): %s" % board.serve_usb(state.folder / "usb"), flush=True)
+        except PortError as e:
+            print("no kflash port with DTR/RTS (%s): kflash works through `python -m host_tools flash write`" % e,
+                  flush=True)
     print("state in %s; try: make deploy PORT=%s   or: python -m host_tools fs --port %s ls; stop with Ctrl-C"
           % (state.folder, board.port, board.port), flush=True)
     pid_file = state.folder / PID_FILE
