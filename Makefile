@@ -40,9 +40,9 @@ models: $(STAMP)
 	$(PY) -m host_tools models --out models
 
 # MODELS: model folders (e.g. out/train/NAME; default models/); a kind none holds comes from the demos.
+# PORT: the board's serial port (default: $MAIXKIT_PORT, or the one board found, e.g. the one `make board` runs).
 deploy: $(STAMP)
-	@test -n "$(PORT)" || { echo "usage: make deploy PORT=/dev/ttyUSB0 [MODELS=out/train/NAME] [CLASSIFIER=NAME] [DETECTOR=NAME] [BOARD=bit] [FIRMWARE=maixpy.bin]"; exit 2; }
-	$(PY) -m host_tools deploy --port $(PORT) --board $(BOARD) $(if $(FIRMWARE),--firmware $(FIRMWARE)) \
+	$(PY) -m host_tools deploy $(if $(PORT),--port $(PORT)) --board $(BOARD) $(if $(FIRMWARE),--firmware $(FIRMWARE)) \
 		$(foreach m,$(MODELS),--models $(m)) $(if $(CLASSIFIER),--classifier $(CLASSIFIER)) \
 		$(if $(DETECTOR),--detector $(DETECTOR))
 

@@ -49,16 +49,17 @@ def digits(km):
 
 
 def faces(km, count):
+    from host_tools.manifest import load
     from host_tools.pipeline import demo_faces, detector, faces as F
     from host_tools.pipeline.quantize import litert_int8
-    rep = json.loads((MODELS / "faces_report.json").read_text())
     x, boxes = F.composites(count, demo_faces.SEED + 1, held_out=True)
     got = kpu_outputs(km, x).transpose(0, 2, 3, 1)
     ref, step = litert_int8(MODELS / "faces_int8.tflite", x)
 
+    cfg = detector.config_from_manifest(load(MODELS / "faces.json"))
+
     def map50(out):
-        return float(detector.evaluate(out, boxes, rep["anchors"], F.FRAME, demo_faces.EVAL_THRESHOLD,
-                                       demo_faces.NMS)["map50"])
+        return float(detector.evaluate(out, boxes, cfg)["map50"])
     return {"map50": map50(got), "outputs_off_litert": float((np.abs(got - ref) > step / 2).mean()),
             "litert_map50": map50(ref)}
 

@@ -41,7 +41,7 @@ def test_a_card_with_its_own_main_py_is_refused_before_anything_is_written(tmp_p
         make_model(tmp_path / "m", "alpha", pattern(0x2000, 1))
         assert cli(["deploy", "--port", board.port, "--models", str(tmp_path / "m"), "--out", str(tmp_path / "o")]) == 1
         err = capsys.readouterr().err
-        assert err.startswith("deploy: SD card: /sd/main.py is not the firmware's welcome script") and \
+        assert err.startswith("error: SD card: /sd/main.py is not the firmware's welcome script") and \
             "--target /sd" in err and "nothing was written" in err
         assert (state / "sd" / "main.py").read_bytes() == mine
         assert isp_sessions(board) == [] and list((state / "flash").iterdir()) == []

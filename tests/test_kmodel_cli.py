@@ -65,13 +65,13 @@ def test_cli_run_raw_bin_and_bad_input(capsys, tmp_path):
     assert int(np.argmax(vals)) == 2
     bad = tmp_path / "short.bin"
     bad.write_bytes(bytes(100))
-    assert host_main(["kmodel", "run", km, "--input", str(bad)]) == 2
+    assert host_main(["kmodel", "run", km, "--input", str(bad)]) == 1
     assert "3072" in capsys.readouterr().err
 
 
 def test_cli_reports_a_broken_file(capsys, tmp_path):
     p = tmp_path / "v5.kmodel"
     p.write_bytes(b"LDMK" + (5).to_bytes(4, "little") + bytes(40))
-    assert host_main(["kmodel", "info", str(p)]) == 2
+    assert host_main(["kmodel", "info", str(p)]) == 1
     err = capsys.readouterr().err
     assert "v5.kmodel" in err and "2015" in err

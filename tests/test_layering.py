@@ -5,10 +5,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "host_tools"
 # Lower tiers first. A module may import its own package and anything in a lower tier, nothing in its own tier
-# or above. The shared leaves (files, digits, framing, manifest) import only k210 and the leaves before them.
+# or above. The shared leaves (files, digits, command, outdir, framing, manifest) import only k210 and the leaves
+# before them.
 TIERS = (
     ("k210",),
-    ("files", "digits"),
+    ("files", "digits", "command", "outdir"),
     ("framing",),
     ("manifest",),
     ("kmodel",),

@@ -48,8 +48,10 @@ def test_digits_int8_tflite_accuracy_on_the_validation_split():
 
 @pytest.fixture(scope="module")
 def faces_model():
-    rep = json.loads(_bytes("faces_report.json"))
-    return _bytes("faces_int8.tflite"), rep["anchors"]
+    """(int8 tflite bytes, decoding settings from the manifest) of the shipped face detector."""
+    from host_tools.manifest import load
+    _bytes("faces.json")
+    return _bytes("faces_int8.tflite"), detector.config_from_manifest(load(MODELS / "faces.json"))
 
 
 def _iou_with_astronaut(boxes):
@@ -58,31 +60,38 @@ def _iou_with_astronaut(boxes):
 
 def test_face_detector_finds_the_astronaut(faces_model):
     from host_tools.pipeline.quantize import run_int8
-    tfl, anchors = faces_model
+    tfl, cfg = faces_model
     out = run_int8(tfl, faces.astronaut_frame()[None])[0]
-    boxes = detector.decode(out, anchors, demo_faces.THRESHOLD, demo_faces.NMS, faces.FRAME)
+    boxes = detector.decode(out, cfg)
     assert _iou_with_astronaut(boxes) >= 0.5, boxes
 
 
 @pytest.mark.slow
 def test_face_detector_map_on_held_out_composites(faces_model):
     from host_tools.pipeline.quantize import run_int8
-    tfl, anchors = faces_model
+    tfl, cfg = faces_model
     x, boxes = faces.composites(demo_faces.TEST_IMAGES, demo_faces.SEED + 1, held_out=True)
-    ev = detector.evaluate(run_int8(tfl, x), boxes, anchors, faces.FRAME, demo_faces.EVAL_THRESHOLD, demo_faces.NMS)
+    ev = detector.evaluate(run_int8(tfl, x), boxes, cfg)
     assert ev["map50"] >= 0.8, ev
 
 
 @pytest.mark.slow
-def test_compiled_face_kmodel_finds_the_astronaut_on_the_kpu_emulator():
-    """The device path: models/faces.kmodel on the KPU emulator, decoded like run_yolo2 with the manifest's values."""
+@pytest.mark.xfail(strict=True, reason="models/faces.kmodel is the old demo (it boxes the cat's eye); rebuild pending")
+def test_compiled_face_kmodel_finds_the_astronaut_and_no_face_in_the_cat_the_coffee_or_the_rocket():
+    """The device path: models/faces.kmodel on the KPU emulator, decoded like run_yolo2 with the manifest's values:
+    the astronaut's face is boxed; chelsea (the cat), coffee and rocket, seen through the board's camera, get no
+    box at the manifest threshold (the old demo boxed the cat's eye at 0.87)."""
     from host_tools import kmodel
-    man, km = _demo_kmodel("faces")
-    frame = faces.astronaut_frame()
-    out = kmodel.run(km, np.ascontiguousarray(frame.transpose(2, 0, 1)))[0]
     from host_tools.kmodel.yolo import region_decode
-    boxes = region_decode(out, man.anchors, man.threshold, man.nms, man.input["w"], man.input["h"])
-    assert _iou_with_astronaut(boxes) >= 0.5, boxes
+    man, km = _demo_kmodel("faces")
+
+    def boxes(planar):
+        return region_decode(kmodel.run(km, planar)[0], man.anchors, man.threshold, man.nms, man.input["w"],
+                             man.input["h"])
+    assert _iou_with_astronaut(boxes(np.ascontiguousarray(faces.astronaut_frame().transpose(2, 0, 1)))) >= 0.5
+    found = {name: [(b.x, b.y, b.w, b.h, round(b.value, 2)) for b in boxes(planar)]
+             for name, planar in demo_faces.negative_photos(man.input["w"], man.input["h"]).items()}
+    assert found == {"chelsea": [], "coffee": [], "rocket": []}, found
 
 
 @pytest.mark.slow

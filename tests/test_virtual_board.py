@@ -54,7 +54,7 @@ def test_camera_pictures_boot_press_and_a_one_line_statement(tmp_path):
         port.close()
     finally:
         b.close()
-    assert not (state / "board.pid").exists()
+    assert not (state / "port.json").exists()
     r = subprocess.run([sys.executable, "-m", "host_tools", "board", "press", "--state", str(state)], cwd=ROOT,
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 1 and r.stderr.startswith("error: no virtual board is running")

@@ -1,10 +1,8 @@
 """`python -m host_tools compile MODEL.tflite --name NAME --kind classifier|detector [...]`: kmodel V3 + manifest."""
-import argparse
-import sys
 from pathlib import Path
 
+from host_tools import outdir
 from host_tools.compiler.build import compile_file
-from host_tools.compiler.errors import CompileError
 from host_tools.k210 import firmware
 
 
@@ -21,28 +19,30 @@ def _labels(s):
     return [x.strip() for x in s.split(",")]
 
 
-def main(argv) -> int:
-    ap = argparse.ArgumentParser(prog="python -m host_tools compile",
-                                 description="int8 tflite -> kmodel V3 (+ <name>.json manifest, + <name>_be.kmodel "
-                                             "when the model needs kpu.load_flash)")
+def add_arguments(ap):
+    ap.description = ("int8 tflite -> kmodel V3 (+ <name>.json manifest, + <name>_be.kmodel when the model needs "
+                      "kpu.load_flash)")
     ap.add_argument("tflite", help="fully-integer tflite (int8 input with scale 1/255, zero point -128)")
-    ap.add_argument("--out", default="models", help="output folder (default: models)")
+    ap.add_argument("--out", default="models", help="output folder, a folder of models: the command writes "
+                                                    "<name>.kmodel, <name>.json and <name>_be.kmodel only")
+    ap.add_argument("--force", action="store_true", help="write into --out even when it holds files that are not "
+                                                        "models (they are kept)")
     ap.add_argument("--name", help="model name (default: the tflite file name without _int8)")
-    ap.add_argument("--kind", choices=("classifier", "detector"), default="classifier")
-    ap.add_argument("--labels", default="", help="labels file (one per line) or comma-separated labels")
+    ap.add_argument("--kind", choices=("classifier", "detector"), default="classifier", help="what the model is")
+    ap.add_argument("--labels", default="", help="labels file (one per line) or comma-separated labels (default: "
+                                                 "none, the app shows class numbers)")
     ap.add_argument("--anchors", default="", help="detector: comma-separated anchor w,h pairs (grid units)")
-    ap.add_argument("--threshold", type=float, default=0.5)
-    ap.add_argument("--nms", type=float, default=0.3)
+    ap.add_argument("--threshold", type=float, default=0.5, help="detector: the box score threshold")
+    ap.add_argument("--nms", type=float, default=0.3, help="detector: the non-maximum suppression IoU")
     ap.add_argument("--big-endian", action="store_true",
                     help="also write <name>_be.kmodel for kpu.load_flash (written anyway when the model needs it)")
-    a = ap.parse_args(argv[1:])
+
+
+def run(a) -> int:
     name = a.name or Path(a.tflite).stem.replace("_int8", "")
-    try:
-        m = compile_file(a.tflite, a.out, name, a.kind, _labels(a.labels), _floats(a.anchors), a.threshold, a.nms,
-                         big_endian=a.big_endian or None)
-    except CompileError as e:
-        print("compile: refused: %s" % e, file=sys.stderr)
-        return 1
+    outdir.claim(a.out, outdir.MODEL_FILES, force=a.force, command="compile")    # replaces <name>.* only
+    m = compile_file(a.tflite, a.out, name, a.kind, _labels(a.labels), _floats(a.anchors), a.threshold,
+                     a.nms, big_endian=a.big_endian or None)
     mem = m.memory
     print("%s: %s/%s (%d bytes), input %dx%dx%d, outputs %s" % (m.name, a.out, m.kmodel, m.size, m.input["w"],
           m.input["h"], m.input["c"], ", ".join("x".join(map(str, o["shape"])) for o in m.outputs)))

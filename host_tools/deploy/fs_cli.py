@@ -5,7 +5,6 @@ mkdir and rmdir (on /sd: /flash is SPIFFS, which has no folders), run (output as
 script with Ctrl-C and leaves the board ready), reset (soft, or --hard), repl. Paths are the board's
 (/flash/main.py, /sd/x.py); a bare name means /flash/<name>. What each action does is in board_fs.py.
 """
-import argparse
 import os
 import shlex
 import subprocess
@@ -13,9 +12,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from host_tools.deploy import board_fs, board_state, mpy, sync
+from host_tools.command import Failed, UsageError
+from host_tools.deploy import board_fs, board_state, mpy, ports
 from host_tools.deploy.board_fs import FsError, board_path
-from host_tools.deploy.link import DeviceError, ExecTimeout, Link, LinkError
+from host_tools.deploy.link import ExecTimeout, Link
 
 ACTIONS = "ls cat get put new edit rm mkdir rmdir run reset repl".split()
 
@@ -37,8 +37,7 @@ def cmd_edit(link: Link, path: str, editor: str) -> int:
         local.write_bytes(old)
         rc = subprocess.call(shlex.split(editor) + [str(local)])
         if rc != 0:
-            print("edit: the editor exited with %d; %s left unchanged" % (rc, path), file=sys.stderr)
-            return 1
+            raise Failed("fs edit: the editor exited with %d; %s left unchanged" % (rc, path))
         new = local.read_bytes()
     if new == old and exists:
         print("edit: %s unchanged, nothing written" % path)
@@ -49,39 +48,39 @@ def cmd_edit(link: Link, path: str, editor: str) -> int:
     return 0
 
 
-def parser():
-    ap = argparse.ArgumentParser(prog="python -m host_tools fs", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--port", default=os.environ.get("PORT"), help="serial port (default $PORT)")
+def add_arguments(ap):
+    ap.description = __doc__.split("\n\n")[0]
+    ap.add_argument("--port", help=ports.HELP)
     ap.add_argument("--tool", default="mpremote", choices=("mpremote", "ampy"), help="REPL driver")
-    ap.add_argument("--baud", type=int, default=115200)
+    ap.add_argument("--baud", type=int, default=115200, help="serial baud rate")
     sub = ap.add_subparsers(dest="cmd", required=True, metavar="{%s}" % ",".join(ACTIONS))
-    sub.add_parser("ls", help="list a folder with sizes").add_argument("path", nargs="?", default="/flash")
-    sub.add_parser("cat", help="print a file").add_argument("path")
+    sub.add_parser("ls", help="list a folder with sizes").add_argument(
+        "path", nargs="?", default="/flash", help="board folder")
+    sub.add_parser("cat", help="print a file").add_argument("path", help="board file")
     g = sub.add_parser("get", help="copy a file from the board")
-    g.add_argument("path")
+    g.add_argument("path", help="board file")
     g.add_argument("local", nargs="?", help="where to write it (default: its name in the current folder)")
     p = sub.add_parser("put", help="copy a file to the board (temporary name, verified, renamed)")
-    p.add_argument("local")
+    p.add_argument("local", help="the file to copy")
     p.add_argument("path", nargs="?", help="board path (default: /flash/<its name>)")
     p.add_argument("--mpy", action="store_true", help="compile a .py to .mpy (mpy-cross 1.11) and put that")
-    sub.add_parser("new", help="create an empty file (refused when it exists)").add_argument("path")
-    sub.add_parser("edit", help="edit a board file with $EDITOR (created when missing)").add_argument("path")
-    sub.add_parser("rm", help="remove a file").add_argument("path")
-    sub.add_parser("mkdir", help="make a folder on /sd").add_argument("path")
-    sub.add_parser("rmdir", help="remove an empty folder on /sd").add_argument("path")
+    sub.add_parser("new", help="create an empty file (refused when it exists)").add_argument("path", help="board file")
+    sub.add_parser("edit", help="edit a board file with $EDITOR (created when missing)").add_argument(
+        "path", help="board file")
+    sub.add_parser("rm", help="remove a file").add_argument("path", help="board file")
+    sub.add_parser("mkdir", help="make a folder on /sd").add_argument("path", help="board folder")
+    sub.add_parser("rmdir", help="remove an empty folder on /sd").add_argument("path", help="board folder")
     r = sub.add_parser("run", help="run a board file, its output as it comes")
-    r.add_argument("path")
-    r.add_argument("--timeout", type=float, default=60,
-                   help="stop the script with Ctrl-C after this many seconds (default 60)")
+    r.add_argument("path", help="board file")
+    r.add_argument("--timeout", type=float, default=60, help="stop the script with Ctrl-C after this many seconds")
     s = sub.add_parser("reset", help="restart the board's app: soft (Ctrl-D) or --hard (machine.reset())")
-    s.add_argument("--hard", action="store_true")
+    s.add_argument("--hard", action="store_true", help="machine.reset(), as at power-up")
     sub.add_parser("repl", help="the board's REPL in this terminal (mpremote's, without a reset)")
-    return ap
 
 
 def repl(port) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise FsError("fs repl needs a terminal (stdin and stdout are not one); without one use `fs run FILE` "
+        raise Failed("fs repl needs a terminal (stdin and stdout are not one); without one use `fs run FILE` "
                       "or `mpremote connect %s exec CODE`" % port)
     return subprocess.call([sys.executable, "-m", "mpremote", "connect", port, "resume", "repl"])
 
@@ -155,20 +154,16 @@ def prepare(args):
     elif args.cmd == "edit":
         args.editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
         if not args.editor:
-            raise FsError("fs edit: set $EDITOR (or $VISUAL) to the editor to use")
+            raise UsageError("fs edit: set $EDITOR (or $VISUAL) to the editor to use")
 
 
-def main(argv) -> int:
-    ap = parser()
-    args = ap.parse_args(argv[1:])
-    if not args.port:
-        ap.error("give --port (or set PORT), e.g. the port `make board` printed")
-    link = None
+def run(args) -> int:
+    prepare(args)
+    port = ports.resolve(args.port)
+    if args.cmd == "repl":
+        return repl(port)
+    link = Link(port, args.tool, baud=args.baud)
     try:
-        prepare(args)
-        if args.cmd == "repl":
-            return repl(args.port)
-        link = Link(args.port, args.tool, baud=args.baud)
         if args.cmd == "reset":
             board_fs.reset(link, args.hard)
             link = None
@@ -178,9 +173,6 @@ def main(argv) -> int:
         folder = args.path.rsplit("/", 1)[0] or args.path
         board_state.remove_parts(link, sorted(set(board_state.LISTINGS + (folder,))))   # an interrupted copy's
         return act(link, args)
-    except (FsError, LinkError, DeviceError, mpy.MpyError, sync.SyncError) as ex:
-        print("error: %s" % ex, file=sys.stderr)
-        return 1
     finally:
         if link is not None:
             link.close()

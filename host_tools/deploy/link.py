@@ -5,10 +5,19 @@ Entering the REPL never soft-resets (a boot.py or main.py that loops forever wou
 Every exec is one round trip; `round_trips` counts them (bench/deploy.py reports it per file).
 """
 import ast
+import os
+import stat
 import time
 
 TOOLS = ("mpremote", "ampy")
 RAW_HEADER = b"raw REPL; CTRL-B to exit\r\n"
+NOT_A_BOARD_S = 3.0       # silence (or talk unlike MicroPython's) this long: not a board (reported within 5 s)
+BUSY_BOARD_S = 40.0       # a board that answers but is slow to stop its main.py gets this long
+# What a MicroPython board says after Ctrl-C / Ctrl-A, or while it boots: MaixPy's _boot.py prints "[MaixPy] init
+# end", and our app's boot.py its safe-mode prompt (device/lib/startup.py) before main.py loads a model, during
+# which a Ctrl-C waits for the model's first frame.
+REPL_WORDS = (b">>>", b"raw REPL", b"MicroPython", b"Traceback", b"KeyboardInterrupt", b"MAIXPY", b"soft reboot",
+              b"[MaixPy]", b"for safe mode")
 
 
 class LinkError(RuntimeError):
@@ -32,6 +41,50 @@ class ExecTimeout(LinkError):
         self.seconds = seconds
 
 
+def _tool_errors() -> tuple:
+    """What the tools raise: mpremote's TransportError, pyserial's SerialException (Exception subclasses) and
+    ampy's PyboardError, which derives from BaseException."""
+    from ampy.pyboard import PyboardError
+    return (Exception, PyboardError)
+
+
+TOOL_ERRORS = _tool_errors()
+
+
+def _sounds_like_repl(heard: bytes) -> bool:
+    return any(w in heard for w in REPL_WORDS)
+
+
+def _open(port, tool, baud):
+    """The tool's transport on `port`; LinkError naming the port and the reason when it cannot be opened."""
+    if "://" not in port:
+        if not os.path.exists(port):
+            raise LinkError("%s: no such port (is the board plugged in? `python -m serial.tools.list_ports` lists "
+                            "the ports)" % port)
+        if not stat.S_ISCHR(os.stat(port).st_mode):
+            raise LinkError("%s: not a serial port" % port)
+        if not os.access(port, os.R_OK | os.W_OK):
+            raise LinkError("%s: no permission to open it (on Linux: join the dialout group)" % port)
+    try:
+        if tool == "mpremote":
+            from mpremote.transport_serial import SerialTransport
+            return SerialTransport(port, baudrate=baud)
+        from ampy.pyboard import Pyboard
+        return Pyboard(port, baudrate=baud)
+    except TOOL_ERRORS as e:
+        raise LinkError("%s: cannot open the port (%s)" % (port, _why_not(port, e))) from None
+
+
+def _why_not(port, e) -> str:
+    """mpremote says only "failed to access": pyserial's own error says why (not a tty, in use, ...)."""
+    import serial
+    try:
+        serial.serial_for_url(port, exclusive=True).close()
+    except Exception as ex:
+        return str(ex)
+    return "in use by another program" if "failed to access" in str(e) else str(e)
+
+
 class Link:
     def __init__(self, port, tool="mpremote", baud=115200, attempts=20):
         if tool not in TOOLS:
@@ -39,17 +92,15 @@ class Link:
         self.port, self.tool = port, tool
         self.round_trips = 0
         self.bytes_sent = 0
-        if tool == "mpremote":
-            from mpremote.transport_serial import SerialTransport
-            self._t = SerialTransport(port, baudrate=baud)
-            self.serial = self._t.serial
-        else:
-            from ampy.pyboard import Pyboard
-            self._t = Pyboard(port, baudrate=baud)
-            self.serial = self._t.serial
+        self._t = _open(port, tool, baud)
+        self.serial = self._t.serial
         # On a pty mpremote reads with no timeout at all; a bounded read lets a silent board be reported.
         self.serial.timeout = 0.5
-        self._enter_raw(attempts)
+        try:
+            self._enter_raw(attempts)
+        except BaseException:
+            self.serial.close()
+            raise
 
     def _read_until(self, ending: bytes, timeout: float) -> bytes:
         """Bytes up to and including `ending` (one at a time, so nothing after it is consumed)."""
@@ -71,23 +122,33 @@ class Link:
     def _enter_raw(self, attempts):
         """Ctrl-C (stop main.py) then Ctrl-A until the raw REPL header answers. A slow board may answer an
         earlier attempt late, so once in raw mode the line is drained and the header asked for once more: the
-        '>' after it is left for the tool, which reads it before each exec."""
-        last = b""
+        '>' after it is left for the tool, which reads it before each exec. A port that has said nothing a
+        MicroPython board says within NOT_A_BOARD_S is given up on; one that has gets BUSY_BOARD_S."""
+        start = time.monotonic()
+        heard = b""
         for i in range(attempts):
+            left = start + (BUSY_BOARD_S if _sounds_like_repl(heard) else NOT_A_BOARD_S) - time.monotonic()
+            if left <= 0:
+                break
             self.serial.write(b"\r\x03\x03")
             time.sleep(0.05 if i < 3 else 0.3)
-            self.serial.reset_input_buffer()
+            heard = (heard + self.serial.read(self.serial.in_waiting))[-4096:]   # what Ctrl-C got: a traceback, >>>
             self.serial.write(b"\r\x01")
-            last = self._read_until(RAW_HEADER, 1.0 if i < 3 else 2.0)
-            if last.endswith(RAW_HEADER):
+            got = self._read_until(RAW_HEADER, max(0.1, min(1.0 if i < 3 else 2.0, left)))
+            heard = (heard + got)[-4096:]
+            if got.endswith(RAW_HEADER):
                 self._drain()
                 self.serial.write(b"\x01")
                 if self._read_until(RAW_HEADER, 2.0).endswith(RAW_HEADER):
                     if self.tool == "mpremote":
                         self._t.in_raw_repl = True
                     return
-        raise LinkError("%s: no MaixPy raw REPL after %d tries (is the board in ISP mode, or the port wrong?); "
-                        "last heard: %r" % (self.port, attempts, last[-80:]))
+        if not _sounds_like_repl(heard):
+            raise LinkError("%s: not a MaixPy board: no answer like MicroPython's in %.0f s (%s; is it the right port, "
+                            "or is the board in ISP mode?)" % (self.port, time.monotonic() - start,
+                                                               "silent" if not heard else "heard %r" % heard[-40:]))
+        raise LinkError("%s: no MaixPy raw REPL after %.0f s (the board answers but does not give the raw REPL; "
+                        "press its reset button); last heard: %r" % (self.port, time.monotonic() - start, heard[-80:]))
 
     def exec(self, code: str, timeout=30) -> bytes:
         """Run code on the board; return its stdout. Raises DeviceError with the board's traceback."""
@@ -95,9 +156,7 @@ class Link:
         self.bytes_sent += len(code)
         try:
             out, err = self._t.exec_raw(code, timeout=timeout)
-        except Exception as e:  # both tools raise their own error types for a board that stops answering
-            if isinstance(e, DeviceError):
-                raise
+        except TOOL_ERRORS as e:  # both tools raise their own error types for a board that stops answering
             raise LinkError("%s: %s while running code on the board: %s" % (self.port, type(e).__name__, e)) \
                 from None
         if err:

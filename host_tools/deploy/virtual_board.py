@@ -9,7 +9,6 @@ stub's reboot command boots MaixPy again from the new flash image.
 State lives in a folder: flash.bin (the image), flash/ (the /flash SPIFFS files), sd/ (the /sd card, present
 only with --sd), isp.jsonl (one line per kflash session: frames, bytes, sectors written), board.log.
 """
-import argparse
 import json
 import os
 import signal
@@ -18,7 +17,10 @@ import threading
 import time
 from pathlib import Path
 
+from host_tools import outdir
+from host_tools.command import Failed
 from host_tools.deploy import isp as isp_mod
+from host_tools.deploy import ports
 from host_tools.deploy.repl import Repl
 from host_tools.deploy.serial_line import SerialLine
 from host_tools.files import write_atomic
@@ -231,25 +233,8 @@ class VirtualBoard:
         self._running = False
 
 
-PID_FILE = "board.pid"      # in the state folder while a board runs: `board press` signals it
-
-
-def press(argv) -> int:
-    """`python -m host_tools board press [--state DIR]`: press BOOT on the virtual board running there."""
-    ap = argparse.ArgumentParser(prog="python -m host_tools board press",
-                                 description="press the BOOT key of the running virtual Maix Bit")
-    ap.add_argument("--state", default="out/board", help="its state folder (default out/board)")
-    args = ap.parse_args(argv)
-    pid_file = Path(args.state) / PID_FILE
-    try:
-        pid = int(pid_file.read_text().split()[0])
-        os.kill(pid, signal.SIGUSR1)
-    except (OSError, ValueError, IndexError):
-        print("error: no virtual board is running with state in %s (start one with `make board`)" % args.state,
-              file=sys.stderr)
-        return 1
-    print("board: BOOT pressed (board process %d)" % pid)
-    return 0
+# What the board keeps in its --state folder; anything else there is refused (or kept, with --force).
+STATE_FILES = ("flash.bin", "flash/**", "sd/**", "usb/**", "isp.jsonl", "board.log", ports.ADVERT)
 
 
 def console_keys(runtime, stream):
@@ -259,25 +244,50 @@ def console_keys(runtime, stream):
             print("BOOT pressed" if runtime.press_now() else "the firmware is not running (ISP mode?)", flush=True)
 
 
-def main(argv) -> int:
-    if argv[1:2] == ["press"]:
-        return press(argv[2:])
-    ap = argparse.ArgumentParser(prog="python -m host_tools board", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--state", default="out/board", help="folder for flash.bin, flash/, sd/ (default out/board)")
+def add_arguments(ap):
+    ap.description = __doc__.split("\n\n")[0]
+    ap.add_argument("action", nargs="?", choices=("press",),
+                    help="press: press BOOT on the board already running with this --state (default: start a board)")
+    ap.add_argument("--state", default=str(ports.VIRTUAL_STATE),
+                    help="folder for flash.bin, flash/, sd/ and port.json (kept between runs)")
+    ap.add_argument("--force", action="store_true", help="use --state even when it holds other files (kept)")
     ap.add_argument("--sd", action="store_true", help="insert an SD card (state/sd) as /sd")
-    ap.add_argument("--frames", default=None, help="folder for the LCD frames the app shows (frame_NNN.png)")
+    ap.add_argument("--frames", default=None, help="folder for the LCD frames the app shows (frame_NNN.png; "
+                                                   "default: not saved)")
     ap.add_argument("--max-frames", type=int, default=None,
-                    help="park the app after this many frames until Ctrl-C or reset (saves the host's CPU)")
+                    help="park the app after this many frames until Ctrl-C or reset (saves the host's CPU; "
+                         "default: no limit)")
     ap.add_argument("--fast", action="store_true", help="do not hold board time to wall-clock time")
     ap.add_argument("--press", type=float, action="append", default=[], metavar="MS",
-                    help="press BOOT this many board ms after each power-on (repeatable); while it runs: "
-                         "`python -m host_tools board press`, or Enter in this terminal")
+                    help="press BOOT this many board ms after each power-on (repeatable; default: none); while it "
+                         "runs: `python -m host_tools board press`, or Enter in its terminal")
     ap.add_argument("--no-usb", dest="usb", action="store_false",
-                    help="do not serve the FUSE port with DTR/RTS that the kflash command line needs")
+                    help="do not serve the FUSE port with DTR/RTS that the kflash command line needs (default: served)")
     ap.add_argument("--camera", action="append", metavar="DIR|FILE",
                     help="image file or folder the camera sees (repeatable; default: digits, then photos)")
-    args = ap.parse_args(argv[1:])
+
+
+def press(state) -> int:
+    """`board press`: SIGUSR1 to the board process that advertises itself in `state`."""
+    running = ports.virtual(state)
+    if not running:
+        raise Failed("no virtual board is running with state in %s (start one with `make board`)" % state)
+    pid = json.loads((Path(state) / ports.ADVERT).read_text())["pid"]
+    os.kill(pid, signal.SIGUSR1)
+    print("board: BOOT pressed (board process %d)" % pid)
+    return 0
+
+
+def run(args) -> int:
+    if args.action == "press":
+        return press(args.state)
+    outdir.claim(args.state, STATE_FILES, force=args.force, option="--state", command="board")
+    if args.frames:
+        outdir.claim(args.frames, ("frame_*.png",), force=args.force, option="--frames", command="board")
     from host_tools.deploy.sim_runtime import SimRuntime  # the simulated firmware (imports numpy etc.)
+    from host_tools.sim.camera import default_sources
+    default_sources(64)     # the camera's scenes import scikit-image: done before the port is announced, so the
+    #                         board answers at once, as a powered board does (a slow one looks like no board)
 
     state = BoardState(args.state, sd=args.sd)
     runtime = SimRuntime(state, frames_out=args.frames, max_frames=args.max_frames, realtime=not args.fast,
@@ -291,10 +301,8 @@ def main(argv) -> int:
         except PortError as e:
             print("no kflash port with DTR/RTS (%s): kflash works through `python -m host_tools flash write`" % e,
                   flush=True)
-    print("state in %s; try: make deploy PORT=%s   or: python -m host_tools fs --port %s ls; stop with Ctrl-C"
-          % (state.folder, board.port, board.port), flush=True)
-    pid_file = state.folder / PID_FILE
-    pid_file.write_text("%d\n" % os.getpid())
+    print("state in %s; try: make deploy PORT=%s   or: python -m host_tools fs ls (finds this board); stop with "
+          "Ctrl-C" % (state.folder, board.port), flush=True)
 
     def stop(*_):
         board._running = False
@@ -304,14 +312,11 @@ def main(argv) -> int:
     if sys.stdin is not None and sys.stdin.isatty():
         print("press BOOT: Enter here, or `python -m host_tools board press --state %s`" % state.folder, flush=True)
         threading.Thread(target=console_keys, args=(runtime, sys.stdin), daemon=True).start()
+    ports.advertise(state.folder, board.port)
     try:
         board.serve()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:       # Ctrl-C is how this command is meant to end: exit 0
         pass
     finally:
-        pid_file.unlink(missing_ok=True)
+        ports.withdraw(state.folder)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))

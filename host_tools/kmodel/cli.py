@@ -1,8 +1,5 @@
 """`python -m host_tools kmodel info FILE` and `python -m host_tools kmodel run FILE --input X [...]`."""
-import argparse
 import json
-import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,8 +8,7 @@ import numpy as np
 from host_tools import framing as F
 from host_tools import manifest
 
-from host_tools.kmodel.errors import KmodelError
-from host_tools.kmodel.emulator import run
+from host_tools.kmodel.emulator import run as emulate
 from host_tools.kmodel.netinfo import format_netinfo, netinfo
 from host_tools.kmodel.reader import load
 from host_tools.kmodel.yolo import Box, draw_boxes, region_decode
@@ -172,7 +168,7 @@ def cmd_run(args) -> int:
     specs = input_specs(args.input)
     for spec in specs:
         inp = read_input(spec, model, st.framing)
-        outs = run(model, inp.x)
+        outs = emulate(model, inp.x)
         if args.json:
             print(json.dumps(result(model, inp, outs, st)), flush=True)
             continue
@@ -228,22 +224,20 @@ def _fmt(v):
     return "%.6f" % v if isinstance(v, (float, np.floating)) else str(int(v))
 
 
-def parser():
-    ap = argparse.ArgumentParser(prog="python -m host_tools kmodel",
-                                 description="inspect or execute a kmodel V3 file on the KPU emulator")
-    sub = ap.add_subparsers(dest="cmd", required=True)
+def add_arguments(ap):
+    sub = ap.add_subparsers(dest="action", required=True, metavar="{info,run}")
     p = sub.add_parser("info", help="layer summary and the memory the model needs")
-    p.add_argument("file")
+    p.add_argument("file", help="the .kmodel file")
     p.set_defaults(fn=cmd_info)
     p = sub.add_parser("run", help="run the model on one input")
-    p.add_argument("file")
+    p.add_argument("file", help="the .kmodel file")
     p.add_argument("--input", required=True, help="image file (seen as the board's camera sees it), folder of "
                                                   "images, raw .bin of input bytes, or comma-separated numbers")
     p.add_argument("--json", action="store_true", help="one JSON object per input per line: "
                                                        "{input, top: [{label, score}], boxes: [{label, score, x, y, "
                                                        "w, h}]}")
     p.add_argument("--labels", help="comma-separated names or a labels file (default: the manifest's)")
-    p.add_argument("--top", type=int, default=0, help="the top K outputs (default 5 with labels)")
+    p.add_argument("--top", type=int, default=0, help="the top K outputs (default 5 with labels, 0: all values)")
     p.add_argument("--max-values", type=int, default=64, help="values to print without labels")
     p.add_argument("--anchors", help="YOLOv2: comma-separated anchors (2 per anchor; default: the manifest's); "
                                      "prints boxes")
@@ -253,20 +247,7 @@ def parser():
                                                         "manifest's, else crop)")
     p.add_argument("--png", help="where to write the image with boxes (default <input>_boxes.png)")
     p.set_defaults(fn=cmd_run)
-    return ap
 
 
-def main(argv) -> int:
-    args = parser().parse_args(list(argv[1:]))
-    try:
-        return args.fn(args)
-    except BrokenPipeError:         # `... --json | head`: the reader has gone, nothing more to say
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except (KmodelError, manifest.ManifestError, ValueError, OSError) as e:
-        print("error: %s" % e, file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main(["kmodel"] + sys.argv[1:]))
+def run(args) -> int:
+    return args.fn(args)

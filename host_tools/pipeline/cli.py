@@ -12,24 +12,27 @@ def _log(msg):
 
 
 def cmd_check(args) -> int:
+    from host_tools import command
     from host_tools.pipeline import checker
     rc = 0
-    for f in args.files:
+    for f in args.files:           # an unreadable file: one error line, and the others are still checked
         try:
             rep = checker.check_file(f)
         except (OSError, ValueError) as e:
-            print("%s: %s" % (f, e), file=sys.stderr)
-            rc = 2
+            print("error: %s" % command.message(e), file=sys.stderr)
+            rc = command.FAILED
             continue
-        if args.json:
-            print(json.dumps({"source": rep.source, "ok": rep.ok,
-                              "findings": [vars(x) for x in rep.findings],
-                              "memory": vars(rep.memory), "advice": rep.advice}, indent=1))
-        else:
-            print(rep.text())
-        if not rep.ok:
-            rc = max(rc, 1)
+        rc = max(rc, _check_report(rep, args))
     return rc
+
+
+def _check_report(rep, args) -> int:
+    if args.json:
+        print(json.dumps({"source": rep.source, "ok": rep.ok, "findings": [vars(x) for x in rep.findings],
+                          "memory": vars(rep.memory), "advice": rep.advice}, indent=1))
+    else:
+        print(rep.text())
+    return 0 if rep.ok else 1
 
 
 def _compile(out_dir, name, kind, labels, anchors=(), threshold=0.5, nms=0.3):
@@ -43,7 +46,8 @@ def _compile(out_dir, name, kind, labels, anchors=(), threshold=0.5, nms=0.3):
 def cmd_models(args) -> int:
     from host_tools.files import write_atomic
     from host_tools.pipeline import checker
-    out = Path(args.out)
+    from host_tools import outdir
+    out = outdir.claim(args.out, outdir.MODEL_FILES, force=args.force, command="models").path
     out.mkdir(parents=True, exist_ok=True)
     only = args.only or list(DEMOS)
     built = []
@@ -62,8 +66,8 @@ def cmd_models(args) -> int:
         rep = checker.check_file(out / (name + "_int8.tflite"))
         _log(rep.text())
         if not rep.ok:
-            print("models: %s breaks K210 rules; not compiling it" % name, file=sys.stderr)
-            return 1
+            from host_tools.command import Failed
+            raise Failed("models: %s breaks K210 rules (the findings above); not compiling it" % name)
     if args.no_compile:
         _log("models: --no-compile given; kmodels not rebuilt")
         return 0
@@ -107,7 +111,8 @@ def cmd_train(args) -> int:
     kind = args.kind or userflow.detect_kind(args.data)
     req = userflow.Request(data=Path(args.data), kind=kind, name=args.name, out=args.out,
                            labels=tuple(x.strip() for x in args.labels.split(",")) if args.labels else (),
-                           deploy=args.deploy, strategy=args.strategy, settings=train_settings(args, kind))
+                           deploy=args.deploy, strategy=args.strategy, settings=train_settings(args, kind),
+                           force=args.force)
     return userflow.run(req, log=_log)
 
 
@@ -122,8 +127,7 @@ def cmd_quantize(args) -> int:
     root = Path(args.data)
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in datasets.IMAGE_EXTS)
     if not files:
-        print("quantize: %s holds no images for calibration" % root, file=sys.stderr)
-        return 2
+        raise datasets.DatasetError("--data %s: holds no images for calibration" % root)
 
     def views(paths):     # as the board's camera hands them to the KPU
         return np.stack([datasets.board_view(datasets.load_image(p), w, h, args.framing) for p in paths])
@@ -142,83 +146,93 @@ def cmd_quantize(args) -> int:
     return 0
 
 
-def parser(prog):
-    p = argparse.ArgumentParser(prog="python -m host_tools " + prog)
-    if prog in ("models", "train", "quantize", "check"):
-        p.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines")
-    if prog == "check":
-        p.add_argument("files", nargs="+", help=".keras / .h5 / .tflite model files")
-        p.add_argument("--json", action="store_true")
-    elif prog == "models":
-        p.add_argument("--out", default="models")
-        p.add_argument("--labels-file", default="labels.txt", help="where the demo classifier's labels go")
-        p.add_argument("--only", action="append", choices=DEMOS)
-        p.add_argument("--strategy", default="default", choices=("default", "mirrored", "multi-worker"))
-        p.add_argument("--no-compile", action="store_true", help="stop after the int8 tflite files")
-    elif prog == "train":
-        p.description = ("dataset -> Keras -> int8 tflite -> kmodel + manifest + report (-> board with --deploy). "
-                         "Every setting not given is chosen from the data.")
-        p.add_argument("--data", required=True, help="class subfolders of photos (classifier), or photos with "
-                                                     "Pascal VOC .xml / YOLO .txt annotations (detector)")
-        p.add_argument("--kind", choices=("classifier", "detector"), help="default: from the folder")
-        p.add_argument("--name", help="model name (default: the folder's name)")
-        p.add_argument("--out", help="where everything goes (default out/train/NAME)")
-        p.add_argument("--deploy", metavar="PORT", help="also put the model on the board at PORT (with the demo "
-                                                        "of the other kind when it has none)")
-        p.add_argument("--labels", help="detector class names, comma separated (default: the VOC names, or "
-                                        "classes.txt beside YOLO txt files)")
-        p.add_argument("--arch", choices=("small", "mobilenet"),
-                       help="network (default small; mobilenet with --weights)")
-        p.add_argument("--alpha", type=float, help="MobileNetV1 width (default 0.75)")
-        p.add_argument("--input", type=_size, help="input size: 64 or WxH (default: 64, 224 for mobilenet)")
-        p.add_argument("--weights", help="start from pretrained MobileNet weights: 'imagenet' (Keras downloads "
-                                         "them once) or a Keras no-top .h5 file")
-        p.add_argument("--framing", choices=("crop", "stretch"),
-                       help="how a photo becomes the input: crop to its aspect then resize (default), or stretch")
-        p.add_argument("--epochs", type=int, help="at most this many epochs (default: from the dataset size; "
-                                                  "early stopping ends sooner)")
-        p.add_argument("--batch", type=int)
-        p.add_argument("--lr", type=float, help="peak learning rate")
-        p.add_argument("--val", type=float, help="validation fraction (default 0.2, stratified)")
-        p.add_argument("--no-flip", action="store_true", help="no mirror images in augmentation (text, digits)")
-        p.add_argument("--seed", type=int)
-        p.add_argument("--strategy", default="default", choices=("default", "mirrored", "multi-worker"))
-    elif prog == "quantize":
-        p.add_argument("model", help="trained .keras model")
-        p.add_argument("--data", required=True, help="folder of calibration images (class subfolders give a "
-                                                     "float vs int8 accuracy report)")
-        p.add_argument("--count", type=int, default=200)
-        p.add_argument("--framing", choices=("crop", "stretch"), default="crop",
-                       help="how a photo becomes the input (as the model was trained)")
-        p.add_argument("--out")
-    return p
+# ------------------------------------------------------------------ arguments (the table in host_tools/__main__.py)
+
+def _verbose(p):
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines")
 
 
-def main(argv) -> int:
-    prog, rest = argv[0], argv[1:]
-    args = parser(prog).parse_args(rest)
-    from host_tools.pipeline import quiet
-    quiet.set_verbose(args.verbose)
-    quiet.import_tensorflow()
-    try:
-        return {"check": cmd_check, "models": cmd_models, "train": cmd_train, "quantize": cmd_quantize}[prog](args)
-    except KeyboardInterrupt:
-        print("%s: interrupted; files already written are complete, nothing is half written" % prog,
-              file=sys.stderr)
-        return 130
-    except _user_errors() as e:
-        print("%s: %s" % (prog, str(e).strip()), file=sys.stderr)
-        return 1
+def _strategy(p):
+    p.add_argument("--strategy", default="default", choices=("default", "mirrored", "multi-worker"),
+                   help="tf.distribute strategy")
 
 
-def _user_errors() -> tuple:
-    """What bad input raises (each message names the file, field, option or layer): one line, exit 1."""
-    from host_tools.compiler.errors import CompileError
-    from host_tools.deploy import flasher, sync
-    from host_tools.deploy.layout import PlanError
-    from host_tools.deploy.link import DeviceError, LinkError
-    from host_tools.manifest import ManifestError
-    from host_tools.pipeline import arch, datasets, defaults, detector, pretrained, quantize, userflow
-    return (CompileError, PlanError, ManifestError, arch.ArchError, datasets.DatasetError, defaults.ConfigError,
-            detector.DetectorError, pretrained.WeightsError, quantize.QuantizeError, userflow.FlowError,
-            sync.SyncError, LinkError, DeviceError, flasher.FlashError, OSError)
+def _with_tensorflow(fn):
+    """TensorFlow imported quietly (its start-up lines hidden unless --verbose) before the command runs."""
+    def run(args):
+        from host_tools.pipeline import quiet
+        quiet.set_verbose(args.verbose)
+        quiet.import_tensorflow()
+        return fn(args)
+    run.__name__ = fn.__name__
+    return run
+
+
+def add_check(p):
+    p.add_argument("files", nargs="+", help=".keras / .h5 / .tflite model files")
+    p.add_argument("--json", action="store_true", help="one JSON report per file")
+    _verbose(p)
+
+
+def add_models(p):
+    p.add_argument("--out", default="models", help="the models folder (replaces the demos' files only)")
+    p.add_argument("--force", action="store_true", help="write into --out even when it holds files that are not "
+                                                        "models (they are kept)")
+    p.add_argument("--labels-file", default="labels.txt", help="where the demo classifier's labels go")
+    p.add_argument("--only", action="append", choices=DEMOS, help="build only this demo (repeatable; default: "
+                                                                  "all)")
+    _strategy(p)
+    p.add_argument("--no-compile", action="store_true", help="faces: stop after the int8 tflite file")
+    _verbose(p)
+
+
+def add_train(p):
+    p.description = ("dataset -> Keras -> int8 tflite -> kmodel + manifest + report (-> board with --deploy). "
+                     "Every setting not given is chosen from the data. Exit 3: trained, but the model is not "
+                     "clearly better than chance (no kmodel or manifest written).")
+    p.add_argument("--data", required=True, help="class subfolders of photos (classifier), or photos with "
+                                                 "Pascal VOC .xml / YOLO .txt annotations (detector)")
+    p.add_argument("--kind", choices=("classifier", "detector"), help="default: from the folder")
+    p.add_argument("--name", help="model name (default: the folder's name)")
+    p.add_argument("--out", help="where everything goes (default out/train/NAME); it may hold only model files "
+                                 "unless --force")
+    p.add_argument("--force", action="store_true", help="write into --out even when it holds other files (they "
+                                                        "are kept)")
+    p.add_argument("--deploy", metavar="PORT", help="also put the model on the board at PORT (with the demo "
+                                                    "of the other kind when it has none; default: not deployed)")
+    p.add_argument("--labels", help="detector class names, comma separated (default: the VOC names, or "
+                                    "classes.txt beside YOLO txt files)")
+    p.add_argument("--arch", choices=("small", "mobilenet"),
+                   help="network (default small; mobilenet with --weights)")
+    p.add_argument("--alpha", type=float, help="MobileNetV1 width (default 0.75)")
+    p.add_argument("--input", type=_size, help="input size: 64 or WxH (default: 64, 224 for mobilenet)")
+    p.add_argument("--weights", help="start from pretrained MobileNet weights: 'imagenet' (Keras downloads "
+                                     "them once) or a Keras no-top .h5 file (default: none, from scratch)")
+    p.add_argument("--framing", choices=("crop", "stretch"),
+                   help="how a photo becomes the input: crop to its aspect then resize (default), or stretch")
+    p.add_argument("--epochs", type=int, help="at most this many epochs (default: from the dataset size; "
+                                              "early stopping ends sooner)")
+    p.add_argument("--batch", type=int, help="batch size (default: from the dataset size)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: from the architecture)")
+    p.add_argument("--val", type=float, help="validation fraction (default 0.2, stratified)")
+    p.add_argument("--no-flip", action="store_true", help="no mirror images in augmentation (text, digits)")
+    p.add_argument("--seed", type=int, help="random seed of the split, augmentation and weights (default 0)")
+    _strategy(p)
+    _verbose(p)
+
+
+def add_quantize(p):
+    p.add_argument("model", help="trained .keras model")
+    p.add_argument("--data", required=True, help="folder of calibration images (class subfolders give a "
+                                                 "float vs int8 accuracy report)")
+    p.add_argument("--count", type=int, default=200, help="calibration images used at most")
+    p.add_argument("--framing", choices=("crop", "stretch"), default="crop",
+                   help="how a photo becomes the input (as the model was trained)")
+    p.add_argument("--out", help="the int8 tflite to write (default: <model>_int8.tflite beside the model)")
+    _verbose(p)
+
+
+run_check = _with_tensorflow(cmd_check)
+run_models = _with_tensorflow(cmd_models)
+run_train = _with_tensorflow(cmd_train)
+run_quantize = _with_tensorflow(cmd_quantize)

@@ -1,154 +1,205 @@
-"""YOLOv2 training and evaluation: anchors, region targets, region loss, mAP through the firmware's decoder.
+"""YOLOv2 detector training that learns from a user's small set, and its validation mAP@0.5.
+
+    cfg = default_config(samples, labels)                # sizes, anchors from the boxes, epochs from the count
+    images, boxes = frames(samples, cfg)                 # each photo framed as the board frames the camera
+    model, hist = train_detector(cfg, x_tr, b_tr, val=(x_va, b_va))
+    map50(keras_predictor(model), x_va, b_va, cfg)       # or int8_predictor(tflite), kmodel_predictor(kmodel)
 
 Grid convention = the firmware's run_yolo2: a (C, H, W) map over an in_w x in_h input has cells of in_w/W by
-in_h/H pixels (240/7 = 34.3 px tall at 320x240, although the net's stride is 32), anchors are in cells, and
-each cell holds, anchor-major, (tx, ty, tw, th, objectness, class logits...). Evaluation decodes with
-host_tools.kmodel.yolo.region_decode, the one implementation of the firmware's decoder.
+in_h/H pixels (a 168-pixel-high input over 5 rows gives 33.6-pixel cells, although the net's stride is 32);
+anchors are in cells. Evaluation decodes with host_tools.kmodel.yolo.region_decode, the one implementation of
+the firmware's decoder, with the manifest's NMS.
 """
+from dataclasses import dataclass, field, replace
+
 import numpy as np
 
-FIRMWARE_ANCHORS = 5   # run_yolo2 derives classes = C / 5 - 5: it assumes 5 anchors
+from host_tools import framing as F
+from host_tools.pipeline import anchors as A
+from host_tools.pipeline.box_transforms import Augment
+from host_tools.pipeline.detection_metrics import average_precision, box_iou  # noqa: F401 (re-exported)
+from host_tools.pipeline.region_loss import LossScales
+
+INPUT_SIZE = (224, 168)   # (w, h): the whole 4:3 camera frame, at a size 2 CPU cores train in minutes
+THRESHOLD, NMS = 0.5, 0.3  # what the device uses (manifest)
+EVAL_THRESHOLD = 0.01     # mAP needs the low-score detections too
+STEPS, MIN_EPOCHS, MAX_EPOCHS = 1500, 15, 100   # default training length in optimizer steps, and its bounds
+SETTLE_FRAMES = 256       # training frames BatchNorm's statistics are measured on
 
 
 class DetectorError(ValueError):
     """Bad detector data or settings; the message names what is wrong."""
 
 
-def _shape_iou(wh, anchors):
-    inter = np.minimum(wh[:, None, 0], anchors[None, :, 0]) * np.minimum(wh[:, None, 1], anchors[None, :, 1])
-    return inter / (wh[:, None, 0] * wh[:, None, 1] + anchors[None, :, 0] * anchors[None, :, 1] - inter)
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Everything a detector training run needs; default_config chooses it from the data."""
+    labels: tuple
+    anchors: tuple                    # 2 * 5 floats, (w, h) in grid cells
+    input_size: tuple = INPUT_SIZE    # (w, h) pixels
+    framing: str = F.DEFAULT
+    backbone: str = "small"
+    alpha: float = 0.25               # MobileNet width (backbone "mobilenet")
+    epochs: int = 80                  # at most; early stopping on validation mAP ends sooner
+    batch: int = 8
+    lr: float = 3e-3                  # peak of the warm-up + cosine schedule
+    warmup: int = 3                   # epochs of linear warm-up
+    patience: int = 20                # epochs without a better validation mAP before stopping
+    validate_every: int = 5           # epochs between validation mAP measurements ...
+    validate_from: float = 0.3        # ... from this part of the epochs on (early ones are never the best)
+    bn_momentum: float = 0.9          # BatchNorm moving averages that follow a few dozen steps
+    augment: Augment = field(default_factory=Augment)
+    loss: LossScales = field(default_factory=LossScales)
+    threshold: float = THRESHOLD
+    nms: float = NMS
+    val_fraction: float = 0.2         # photos held out for validation (split)
+    seed: int = 0
+
+    @property
+    def classes(self):
+        return len(self.labels)
+
+    @property
+    def grid(self):
+        """(W, H) of the region map: the backbone's stride-2 first conv (ceil) then four 2x2 pools (floor)."""
+        return tuple(((s + 1) // 2) // 16 for s in self.input_size)
+
+    def build(self, name="detector"):
+        """The Keras YOLOv2 model for this configuration (arch.yolo_v2), BatchNorm momentum set."""
+        import keras
+
+        from host_tools.pipeline import arch
+        w, h = self.input_size
+        model = arch.yolo_v2(list(self.anchors), self.classes, (h, w), backbone=self.backbone, alpha=self.alpha,
+                             name=name)
+        if tuple(model.output_shape[1:3]) != (self.grid[1], self.grid[0]):
+            raise DetectorError("%s: output grid %s is not the %dx%d the configuration expects"
+                                % (name, model.output_shape[1:3], *self.grid))
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = self.bn_momentum
+        return model
 
 
-def kmeans_anchors(boxes, grid, frame, k=FIRMWARE_ANCHORS, iters=100):
-    """k anchors (w, h in cells, flattened, sorted by area) by IoU k-means over the training boxes; deterministic."""
-    (gw, gh), (fw, fh) = grid, frame
-    wh = np.array([((b.x1 - b.x0) * gw / fw, (b.y1 - b.y0) * gh / fh) for bs in boxes for b in bs], np.float64)
-    if len(wh) < k:
-        raise DetectorError("need at least %d boxes to choose %d anchors, got %d" % (k, k, len(wh)))
-    order = np.argsort(wh[:, 0] * wh[:, 1])
-    centers = wh[order[((np.arange(k) + 0.5) * len(wh) / k).astype(int)]]
-    for _ in range(iters):
-        assign = _shape_iou(wh, centers).argmax(1)
-        new = np.array([wh[assign == j].mean(0) if (assign == j).any() else centers[j] for j in range(k)])
-        if np.allclose(new, centers):
-            break
-        centers = new
-    centers = centers[np.argsort(centers[:, 0] * centers[:, 1])]
-    return [round(float(v), 4) for v in centers.reshape(-1)]
+def config_from_manifest(man) -> DetectorConfig:
+    """The decoding settings of a compiled detector (labels, anchors, input size, threshold, NMS, framing)."""
+    return DetectorConfig(labels=tuple(man.labels), anchors=tuple(man.anchors),
+                          input_size=(man.input["w"], man.input["h"]), framing=man.framing,
+                          threshold=man.threshold, nms=man.nms)
 
 
-def targets(boxes_per_image, anchors, grid, frame, classes=1):
-    """Region targets (N, H, W, A*(6+classes)): per anchor (fx, fy, tw, th, responsible, weight, one-hot...)."""
-    (gw, gh), (fw, fh) = grid, frame
-    anc = np.asarray(anchors, np.float64).reshape(-1, 2)
-    A, D = len(anc), 6 + classes
-    y = np.zeros((len(boxes_per_image), gh, gw, A, D), np.float32)
-    for n, bs in enumerate(boxes_per_image):
-        for b in bs:
-            if not 0 <= b.cls < classes:
-                raise DetectorError("image %d: box class %d outside 0..%d" % (n, b.cls, classes - 1))
-            bw, bh = (b.x1 - b.x0) * gw / fw, (b.y1 - b.y0) * gh / fh
-            if bw <= 0 or bh <= 0:
-                raise DetectorError("image %d: empty box %s" % (n, b))
-            cx, cy = (b.x0 + b.x1) / 2 * gw / fw, (b.y0 + b.y1) / 2 * gh / fh
-            col, row = min(int(cx), gw - 1), min(int(cy), gh - 1)
-            a = int(_shape_iou(np.array([[bw, bh]]), anc)[0].argmax())
-            y[n, row, col, a, :6] = (np.clip(cx - col, 0, 1), np.clip(cy - row, 0, 1), np.log(bw / anc[a, 0]),
-                                     np.log(bh / anc[a, 1]), 1.0, 2.0 - bw * bh / (gw * gh))
-            y[n, row, col, a, 6 + b.cls] = 1.0
-    return y.reshape(len(boxes_per_image), gh, gw, A * D)
+def source_size(sample):
+    """(w, h) of a DetectionSample's photo, read from its header."""
+    from PIL import Image
+    try:
+        with Image.open(sample.image) as im:
+            return im.size
+    except OSError as e:
+        raise DetectorError("%s: cannot read image: %s" % (sample.image, e)) from None
 
 
-def region_loss(anchors, classes=1, obj_scale=5.0, noobj_scale=1.0, coord_scale=2.0, ignore_iou=0.6):
-    """YOLOv2 region loss for the layout of `targets`; predictions whose box already overlaps a ground truth by
-    more than ignore_iou are not pushed towards background."""
-    import tensorflow as tf
-    anc = tf.constant(np.asarray(anchors, np.float32).reshape(1, 1, 1, -1, 2))
-    A = len(anchors) // 2
-
-    def loss(y_true, y_pred):
-        shp = tf.shape(y_pred)
-        n, gh, gw = shp[0], shp[1], shp[2]
-        p = tf.reshape(y_pred, (n, gh, gw, A, 5 + classes))
-        t = tf.reshape(y_true, (n, gh, gw, A, 6 + classes))
-        mask, weight = t[..., 4], t[..., 5]
-        gwf, ghf = tf.cast(gw, tf.float32), tf.cast(gh, tf.float32)
-        col = tf.cast(tf.reshape(tf.range(gw), (1, 1, -1, 1)), tf.float32)
-        row = tf.cast(tf.reshape(tf.range(gh), (1, -1, 1, 1)), tf.float32)
-
-        def boxes(fx, fy, tw, th):  # (x0, y0, x1, y1) as frame fractions
-            cx, cy = (col + fx) / gwf, (row + fy) / ghf
-            w, h = tf.exp(tf.minimum(tw, 8.0)) * anc[..., 0] / gwf, tf.exp(tf.minimum(th, 8.0)) * anc[..., 1] / ghf
-            return tf.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], -1)
-
-        sx, sy, so = tf.sigmoid(p[..., 0]), tf.sigmoid(p[..., 1]), tf.sigmoid(p[..., 4])
-        pb = tf.reshape(boxes(sx, sy, p[..., 2], p[..., 3]), (n, -1, 1, 4))
-        tb = tf.reshape(boxes(t[..., 0], t[..., 1], t[..., 2], t[..., 3]), (n, 1, -1, 4))
-        iw = tf.maximum(tf.minimum(pb[..., 2], tb[..., 2]) - tf.maximum(pb[..., 0], tb[..., 0]), 0.0)
-        ih = tf.maximum(tf.minimum(pb[..., 3], tb[..., 3]) - tf.maximum(pb[..., 1], tb[..., 1]), 0.0)
-        inter = iw * ih
-        union = ((pb[..., 2] - pb[..., 0]) * (pb[..., 3] - pb[..., 1]) +
-                 (tb[..., 2] - tb[..., 0]) * (tb[..., 3] - tb[..., 1]) - inter)
-        iou = inter / tf.maximum(union, 1e-9) * tf.reshape(mask, (n, 1, -1))
-        ignore = tf.cast(tf.reshape(tf.reduce_max(iou, -1), tf.shape(mask)) < ignore_iou, tf.float32)
-        coord = mask * weight * ((sx - t[..., 0]) ** 2 + (sy - t[..., 1]) ** 2 +
-                                 (p[..., 2] - t[..., 2]) ** 2 + (p[..., 3] - t[..., 3]) ** 2)
-        obj = mask * (so - 1.0) ** 2
-        noobj = (1.0 - mask) * ignore * so ** 2
-        total = coord_scale * coord + obj_scale * obj + noobj_scale * noobj
-        if classes > 1:
-            ce = tf.nn.softmax_cross_entropy_with_logits(t[..., 6:], p[..., 5:])
-            total += mask * ce
-        return tf.reduce_sum(total, axis=[1, 2, 3])
-
-    return loss
+def default_config(samples, labels, **overrides) -> DetectorConfig:
+    """The configuration for a user's DetectionSamples: anchors by k-means on the boxes as the model will see
+    them (framed, in grid cells), epochs scaled to the set's size. `overrides` are DetectorConfig fields the user
+    gave (input_size, epochs, batch, lr, framing, backbone, ...); the rest are chosen here."""
+    from host_tools.pipeline.box_transforms import frame_boxes
+    probe = DetectorConfig(labels=tuple(labels), anchors=(), **_checked(overrides))
+    w, h = probe.input_size
+    framed = [frame_boxes(s.boxes, source_size(s), w, h, probe.framing) for s in samples]
+    return config_for(framed, labels, **overrides)
 
 
-def augment(image, boxes, rng, max_shift=(48, 36), flip=True):
-    """Random horizontal flip and shift (edge pixels fill the exposed border) of one frame and its boxes; boxes
-    whose centre leaves the frame are dropped, the rest clipped. Keeps a fixed set of frames from being learnt
-    by heart (placement, background)."""
-    from host_tools.pipeline.datasets import Box
-    h, w = image.shape[:2]
-    out = image[:, ::-1] if flip and rng.random() < 0.5 else image
-    bs = [Box(w - b.x1, b.y0, w - b.x0, b.y1, b.cls) for b in boxes] if out is not image else list(boxes)
-    dx, dy = int(rng.integers(-max_shift[0], max_shift[0] + 1)), int(rng.integers(-max_shift[1], max_shift[1] + 1))
-    ys = np.clip(np.arange(h) - dy, 0, h - 1)
-    xs = np.clip(np.arange(w) - dx, 0, w - 1)
-    out = out[ys][:, xs]
-    kept = []
-    for b in bs:
-        b = Box(b.x0 + dx, b.y0 + dy, b.x1 + dx, b.y1 + dy, b.cls)
-        cx, cy = (b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2
-        if 0 <= cx < w and 0 <= cy < h:
-            kept.append(Box(max(b.x0, 0), max(b.y0, 0), min(b.x1, w), min(b.y1, h), b.cls))
-    return out, kept
+def config_for(framed_boxes, labels, **overrides) -> DetectorConfig:
+    """DetectorConfig from boxes already in model-input pixels (one list per image): anchors from them, and
+    unless given, epochs for about STEPS optimizer steps (small sets get more passes, big ones fewer)."""
+    if not labels:
+        raise DetectorError("a detector needs at least one label")
+    overrides = _checked(overrides)
+    cfg = DetectorConfig(labels=tuple(labels), anchors=(), **overrides)
+    if not sum(len(b) for b in framed_boxes):
+        raise DetectorError("no boxes to learn from: every annotated object falls outside the framed %dx%d region"
+                            % cfg.input_size if framed_boxes else "no annotated images")
+    try:
+        anchors = tuple(A.kmeans(framed_boxes, cfg.grid, cfg.input_size))
+    except A.AnchorError as e:
+        raise DetectorError(str(e)) from None
+    changes = {"anchors": anchors}
+    if "epochs" not in overrides:
+        steps_per_epoch = max(1, int(np.ceil(len(framed_boxes) * (1 - cfg.val_fraction) / cfg.batch)))
+        changes["epochs"] = int(np.clip(round(STEPS / steps_per_epoch), MIN_EPOCHS, MAX_EPOCHS))
+    return replace(cfg, **changes)
 
 
-def _batches(images, boxes, anchors, grid, frame, classes, batch_size, seed, aug):
+def _checked(overrides):
+    """The overrides as DetectorConfig takes them: known names only; a side or (w, h) for input_size."""
+    unknown = sorted(set(overrides) - set(DetectorConfig.__dataclass_fields__) - {"labels", "anchors"})
+    if unknown:
+        raise DetectorError("unknown detector setting(s): %s" % ", ".join(unknown))
+    out = dict(overrides)
+    if "input_size" in out:
+        size = out["input_size"]
+        w, h = (size, size) if isinstance(size, int) else tuple(size)
+        if w < 32 or h < 32:
+            raise DetectorError("input size %dx%d: a detector needs at least 32x32 (one grid cell)" % (w, h))
+        out["input_size"] = (int(w), int(h))
+    if "framing" in out:
+        F.check(out["framing"], "framing")
+    return out
+
+
+def frames(samples, cfg: DetectorConfig, log=None):
+    """(images (N, h, w, 3) uint8, boxes [Box lists]) of the samples, each photo framed by cfg's rule."""
+    from host_tools.pipeline import box_transforms, datasets
+    w, h = cfg.input_size
+    images, boxes = [], []
+    for s in samples:
+        img, bs = box_transforms.frame(datasets.load_image(s.image), s.boxes, w, h, cfg.framing)
+        images.append(img)
+        boxes.append(bs)
+    return np.stack(images), boxes
+
+
+def split(n, val_fraction=0.2, seed=0):
+    """Fixed train / validation indices of n images (at least one of each)."""
+    if n < 2:
+        raise DetectorError("need at least 2 annotated images to hold one out for validation, got %d" % n)
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = min(n - 1, max(1, int(round(n * val_fraction))))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+# ---------------------------------------------------------------- training
+
+def _batches(cfg, images, boxes, seed):
     """A keras PyDataset: a new shuffle and a new augmentation of every frame each epoch, targets per batch."""
     import keras
 
+    from host_tools.pipeline.box_transforms import augment, mosaic
+    from host_tools.pipeline.region_loss import targets
     from host_tools.pipeline.train import to_input
 
     class Batches(keras.utils.PyDataset):
         def __init__(self):
             super().__init__()
             self.epoch = 0
-            self.order = np.random.default_rng(seed).permutation(len(images))
+            self.order = np.random.default_rng((seed, 0)).permutation(len(images))
 
         def __len__(self):
-            return int(np.ceil(len(images) / batch_size))
+            return int(np.ceil(len(images) / cfg.batch))
 
         def __getitem__(self, i):
-            idx = self.order[i * batch_size:(i + 1) * batch_size]
+            idx = self.order[i * cfg.batch:(i + 1) * cfg.batch]
             rng = np.random.default_rng((seed, self.epoch, i))
             xs, bs = [], []
             for k in idx:
-                x, b = augment(images[k], boxes[k], rng) if aug else (images[k], boxes[k])
+                x, b = augment(images[k], boxes[k], rng, cfg.augment)
+                if rng.random() < cfg.augment.mosaic:
+                    others = rng.integers(0, len(images), 3)
+                    x, b = mosaic([(x, b)] + [augment(images[j], boxes[j], rng, cfg.augment) for j in others], rng)
                 xs.append(x)
                 bs.append(b)
-            return to_input(np.stack(xs)), targets(bs, anchors, grid, frame, classes)
+            return to_input(np.stack(xs)), targets(bs, cfg.anchors, cfg.grid, cfg.input_size, cfg.classes,
+                                                   cfg.loss.assign_iou)
 
         def on_epoch_end(self):
             self.epoch += 1
@@ -157,77 +208,135 @@ def _batches(images, boxes, anchors, grid, frame, classes, batch_size, seed, aug
     return Batches()
 
 
-def train_detector(build_model, images, boxes, anchors, *, frame, epochs, batch_size=16, lr=2e-3, classes=1,
-                   strategy="default", seed=0, desc="detector", aug=True):
-    """Fit a YOLOv2 model on uint8 frames with their boxes (flipped and shifted anew each epoch when aug).
-    Returns (model, history)."""
+def _schedule(cfg, steps_per_epoch):
+    import keras
+    total = steps_per_epoch * cfg.epochs
+    warm = min(steps_per_epoch * cfg.warmup, total // 2)
+    return keras.optimizers.schedules.CosineDecay(cfg.lr / 10, max(total - warm, 1), alpha=0.01,
+                                                  warmup_target=cfg.lr, warmup_steps=warm)
+
+
+def _init_region_bias(model, cfg, prior=0.01):
+    """Objectness starts at `prior` (logit bias) so the first steps are not spent silencing the background."""
+    layer = model.get_layer("region")
+    kernel, bias = layer.get_weights()
+    bias[4::5 + cfg.classes] = np.log(prior / (1 - prior))
+    layer.set_weights([kernel, bias])
+
+
+def train_detector(cfg: DetectorConfig, images, boxes, *, strategy="default", seed=0, desc="detector", val=None,
+                   name="detector"):
+    """Fit a YOLOv2 model on uint8 frames (N, h, w, 3) with their boxes (model-input pixels), augmented anew
+    each epoch. With val=(images, boxes): validation mAP@0.5 every cfg.validate_every epochs, early stopping
+    after cfg.patience epochs without improvement, the best weights kept. BatchNorm statistics are settled on
+    (up to SETTLE_FRAMES of) the training frames before each validation and at the end.
+
+    Returns (model, history): history has the per-epoch "loss", and with val "val_epochs", "val_map50",
+    "best_epoch", "best_map50"; "epochs_run" always."""
     import keras
 
     from host_tools.pipeline import train
+    from host_tools.pipeline.region_loss import region_loss
+    images = np.asarray(images)
+    if images.shape[1:3] != (cfg.input_size[1], cfg.input_size[0]):
+        raise DetectorError("images are %dx%d, the configuration's input is %dx%d"
+                            % (images.shape[2], images.shape[1], *cfg.input_size))
+    if not sum(len(b) for b in boxes):
+        raise DetectorError("no boxes to learn from")
     train.set_seeds(seed)
     strat = train.get_strategy(strategy)
+    data = _batches(cfg, images, boxes, seed)
     with strat.scope():
-        model = build_model()
-        _, gh, gw, _ = model.output_shape
-        steps = int(np.ceil(len(images) / batch_size)) * epochs
-        model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(lr, steps, alpha=0.02)),
-                      loss=region_loss(anchors, classes))
-    data = _batches(images, boxes, anchors, (gw, gh), frame, classes, batch_size, seed, aug)
-    hist = model.fit(data, epochs=epochs, verbose=0, callbacks=[train.progress_callback(epochs, desc)])
-    return model, {k: [float(v) for v in vs] for k, vs in hist.history.items()}
+        model = cfg.build(name)
+        _init_region_bias(model, cfg)
+        model.compile(optimizer=keras.optimizers.Adam(_schedule(cfg, len(data))),
+                      loss=region_loss(cfg.anchors, cfg.classes, cfg.loss))
+    settle = _settler(model, images, seed)
+    state = {"val_epochs": [], "val_map50": [], "best_epoch": 0, "gain_epoch": 0, "best_map50": -1.0, "best": None}
+    callbacks = [train.progress_callback(cfg.epochs, desc)]
+    if val is not None:
+        callbacks.insert(0, _validation(cfg, settle, val, state))
+    hist = model.fit(data, epochs=cfg.epochs, verbose=0, callbacks=callbacks)
+    if state["best"] is not None:
+        model.set_weights(state["best"])
+    else:
+        settle()
+    out = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
+    out["epochs_run"] = len(out.get("loss", []))
+    if val is not None:
+        out.update({k: state[k] for k in ("val_epochs", "val_map50", "best_epoch", "best_map50")})
+    return model, out
 
 
-def decode(out_hwc, anchors, threshold, nms, frame):
+def _settler(model, images, seed):
+    """settle(): BatchNorm moving statistics from a fixed sample of the un-augmented training frames."""
+    from host_tools.pipeline.train import BatchNormSettler
+    pick = np.sort(np.random.default_rng(seed).permutation(len(images))[:SETTLE_FRAMES])
+    settler = BatchNormSettler(model)
+    return lambda: settler(images[pick])
+
+
+def _validation(cfg, settle, val, state):
+    """Keras callback: validation mAP@0.5 every few epochs (BatchNorm settled first), the best weights kept
+    (ties go to the later, longer-trained ones), training stopped after cfg.patience epochs without a gain."""
+    import keras
+    val_images, val_boxes = val
+
+    class Validation(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            done, st = epoch + 1, state
+            if done != cfg.epochs and (done % cfg.validate_every or done < cfg.validate_from * cfg.epochs):
+                return
+            settle()
+            m = map50(keras_predictor(self.model), val_images, val_boxes, cfg)
+            st["val_epochs"].append(done)
+            st["val_map50"].append(m)
+            if logs is not None:
+                logs["val_map50"] = m
+            if m > st["best_map50"]:
+                st["gain_epoch"] = done
+            if m >= st["best_map50"]:
+                st["best_map50"], st["best_epoch"], st["best"] = m, done, self.model.get_weights()
+            if done - st["gain_epoch"] >= cfg.patience:
+                self.model.stop_training = True
+
+    return Validation()
+
+
+# ---------------------------------------------------------------- evaluation
+
+def decode(out_hwc, cfg: DetectorConfig, threshold=None):
     """Boxes from one (H, W, C) model output, through the firmware's decoder (the map transposed to (C, H, W))."""
     from host_tools.kmodel.yolo import region_decode
-    return region_decode(np.transpose(np.asarray(out_hwc, np.float32), (2, 0, 1)), anchors, threshold, nms, *frame)
+    return region_decode(np.transpose(np.asarray(out_hwc, np.float32), (2, 0, 1)), list(cfg.anchors),
+                         cfg.threshold if threshold is None else threshold, cfg.nms, *cfg.input_size)
 
 
-def box_iou(a, b):
-    """IoU of two (x0, y0, x1, y1) tuples."""
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
-
-def average_precision(detections, truths, classes=1, iou=0.5):
-    """VOC all-point AP per class and its mean. detections[i]: firmware boxes of image i; truths[i]: Box list."""
-    aps = []
-    for c in range(classes):
-        dets = [(d.value, i, (d.x, d.y, d.x + d.w, d.y + d.h)) for i, ds in enumerate(detections) for d in ds
-                if d.classid == c]
-        gts = {i: [(b.x0, b.y0, b.x1, b.y1) for b in bs if b.cls == c] for i, bs in enumerate(truths)}
-        n_gt = sum(len(g) for g in gts.values())
-        if n_gt == 0:
-            continue
-        used = {i: [False] * len(g) for i, g in gts.items()}
-        tp = []
-        for _, i, box in sorted(dets, key=lambda d: -d[0]):
-            ious = [box_iou(box, g) for g in gts[i]]
-            j = int(np.argmax(ious)) if ious else -1
-            hit = j >= 0 and ious[j] >= iou and not used[i][j]
-            if hit:
-                used[i][j] = True
-            tp.append(hit)
-        tp = np.array(tp, dtype=np.float64)
-        ctp, cfp = np.cumsum(tp), np.cumsum(1 - tp)
-        rec = ctp / n_gt
-        prec = ctp / np.maximum(ctp + cfp, 1e-9)
-        mrec = np.concatenate([[0.0], rec, [1.0]])
-        mpre = np.concatenate([[0.0], prec, [0.0]])
-        for k in range(len(mpre) - 2, -1, -1):
-            mpre[k] = max(mpre[k], mpre[k + 1])
-        idx = np.flatnonzero(mrec[1:] != mrec[:-1])
-        aps.append(float(np.sum((mrec[idx + 1] - mrec[idx]) * mpre[idx + 1])))
-    return float(np.mean(aps)) if aps else 0.0, aps
-
-
-def evaluate(outputs_hwc, truths, anchors, frame, threshold=0.05, nms=0.3, classes=1):
-    """mAP@0.5 (and recall / precision at `threshold`) of model outputs against ground-truth boxes."""
-    dets = [decode(o, anchors, threshold, nms, frame) for o in outputs_hwc]
-    m, aps = average_precision(dets, truths, classes)
+def evaluate(outputs_hwc, truths, cfg: DetectorConfig, threshold=EVAL_THRESHOLD):
+    """mAP@0.5 and counts of model outputs (N, H, W, C) against the true boxes (model-input pixels)."""
+    dets = [decode(o, cfg, threshold) for o in outputs_hwc]
+    m, aps = average_precision(dets, truths, cfg.classes)
     return {"map50": m, "ap50": aps, "detections": int(sum(len(d) for d in dets)),
             "truths": int(sum(len(t) for t in truths))}
+
+
+def map50(predict, images, boxes, cfg: DetectorConfig) -> float:
+    """Validation mAP@0.5: `predict` maps uint8 frames (N, h, w, 3) to raw region maps (N, H, W, C) (float;
+    from Keras, LiteRT int8 or the kmodel emulator), decoded like the firmware with the manifest's NMS."""
+    return evaluate(predict(np.asarray(images)), boxes, cfg)["map50"]
+
+
+def keras_predictor(model):
+    from host_tools.pipeline.train import predict
+    return lambda x: predict(model, x)
+
+
+def int8_predictor(tflite_bytes):
+    from host_tools.pipeline.quantize import run_int8
+    return lambda x: run_int8(tflite_bytes, x)
+
+
+def kmodel_predictor(km, progress=False):
+    """The KPU emulator on each frame's planar bytes (what the board hands the KPU), outputs as (N, H, W, C)."""
+    from host_tools.pipeline.evaluate import kmodel_outputs
+    return lambda x: kmodel_outputs(km, x, "kmodel on validation", progress).transpose(0, 2, 3, 1)

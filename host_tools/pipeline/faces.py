@@ -12,6 +12,7 @@ from host_tools.pipeline.datasets import Box
 BACKGROUNDS = ("coffee", "chelsea", "rocket", "coins", "moon", "page", "text", "immunohistochemistry",
                "hubble_deep_field", "brick", "grass", "gravel", "colorwheel", "retina", "logo")
 HELD_OUT_PHOTOS = ("astronaut", "camera")
+NEGATIVE_TEST_PHOTOS = ("chelsea", "coffee", "rocket")   # the demo must box nothing in them
 TRAIN_FACES, TEST_FACES = range(0, 80), range(80, 100)
 TRAIN_NONFACES, TEST_NONFACES = range(100, 180), range(180, 200)
 FRAME = (320, 240)  # (w, h): what the device feeds the detector
@@ -21,6 +22,11 @@ HAIR = ((30, 24, 20), (70, 45, 30), (120, 85, 50), (175, 140, 90), (140, 135, 13
 # annotated by hand in the style of the lfw crops (square; eyes at 1/3 of the height, mouth at 0.7, chin at
 # the bottom; measured on the photo: eyes y 64, mouth y 91, chin y 105, cheeks x 111..165).
 ASTRONAUT_FACE = Box(103, 41, 175, 112)
+
+
+def test_photo(name):
+    """A scikit-image photo by name as uint8 RGB."""
+    return _photo(name)
 
 
 def _photo(name):

@@ -34,6 +34,7 @@ class Request:
     strategy: str = "default"
     settings: dict = field(default_factory=dict)   # user-given training settings (defaults.py / detector.py)
     progress: bool = True
+    force: bool = False          # write into an --out that holds other files (they are kept)
 
 
 def model_name(folder) -> str:
@@ -77,6 +78,8 @@ def run(req: Request, log=print) -> int:
     kind = req.kind or detect_kind(req.data)
     name = req.name or model_name(req.data)
     out = Path(req.out) if req.out else Path("out") / "train" / name
+    from host_tools import outdir
+    outdir.claim(out, outdir.MODEL_FILES, force=req.force, command="train")   # replaces <name>'s files only
     log("train: %s from %s -> %s" % (kind, req.data, out))
     if kind == "classifier":
         result = _classifier(req, name, out, log)

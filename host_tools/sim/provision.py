@@ -13,11 +13,15 @@ from host_tools import manifest as mf
 from host_tools.k210 import firmware, flash
 
 
+def check_app(device_dir):
+    if not (Path(device_dir) / "main.py").is_file():
+        raise FileNotFoundError("%s: no main.py (the device app folder)" % device_dir)
+
+
 def install_app(board, device_dir="device") -> list:
     """Copy the device app onto the board; returns the device paths written."""
     device_dir = Path(device_dir)
-    if not (device_dir / "main.py").is_file():
-        raise FileNotFoundError("%s: no main.py (the device app folder)" % device_dir)
+    check_app(device_dir)
     root, mount = (board.sd_root, "/sd") if board.sd_root is not None else (board.flash_root, "/flash")
     files = sorted(device_dir.glob("*.py")) + sorted((device_dir / "lib").glob("*.py"))
     seen = {}

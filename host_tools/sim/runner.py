@@ -3,20 +3,22 @@
 Writes to the output folder: frames/NNNN.png (every LCD update that was a displayed frame, sampled down to at
 most `max_pngs`), sim.gif (animated, timed by the board's clock), sim.log (the REPL console plus a summary).
 """
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
+from host_tools import outdir
 from host_tools.files import write_atomic
 from host_tools.sim.board import Board
 from host_tools.sim.camera import default_sources, digit_glyph, load_sources
-from host_tools.sim.provision import demo_manifests, fixture_manifests, install_app, install_models
+from host_tools.sim.provision import check_app, demo_manifests, fixture_manifests, install_app, install_models
 from host_tools.sim.session import Session
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "kmodel"
+# What a run writes in its output folder; a rerun replaces these and keeps everything else.
+WRITES = ("frames/[0-9][0-9][0-9][0-9].png", "sim.gif", "sim.log", "board/**", "fixture-models/**")
 
 
 @dataclass
@@ -53,18 +55,20 @@ def _pick_models(models_dir, work_dir, say) -> list:
 
 def run_app(out_dir="out/sim", device_dir="device", models_dir="models", manifests=None, frames=None, seconds=20.0,
             presses=None, profile="full", sd=False, camera=None, hold_ms=2500.0, max_pngs=400, gif_max=300,
-            echo=None, sensor="ov2640") -> RunResult:
+            echo=None, sensor="ov2640", force=False) -> RunResult:
     """Boot device_dir's app on a fresh virtual board with the given models and record the LCD.
 
     frames / seconds: stop after that many displayed frames or that much board time (whichever first).
     presses: BOOT presses as board milliseconds (default: one press in the middle of the run: one mode switch).
     camera: image files/folders/arrays (default: scikit-image photos and rendered digits).
     sensor: the camera sensor model, "ov2640" (the Maix Bit default) or "gc0328".
+    force: write into an output folder that holds files a run does not write (they are kept).
     """
-    out_dir = Path(out_dir)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    (out_dir / "frames").mkdir(parents=True)
+    out = outdir.claim(out_dir, WRITES, force=force, command="sim")
+    check_app(device_dir)
+    camera_sources = load_sources(camera) if camera is not None else None
+    out_dir = out.prepare()
+    (out_dir / "frames").mkdir(exist_ok=True)
     notes = []
 
     def say(text):
@@ -79,7 +83,7 @@ def run_app(out_dir="out/sim", device_dir="device", models_dir="models", manifes
         m = mf.load(p)
         if m.kind == "classifier":
             glyph = digit_glyph(m.input["w"], m.input["h"], m.framing)
-    sources = load_sources(camera) if camera is not None else default_sources(glyph)
+    sources = camera_sources if camera_sources is not None else default_sources(glyph)
     board = Board(flash_root=out_dir / "board" / "flash", sd_root=(out_dir / "board" / "sd") if sd else None,
                   profile=profile, camera=sources, hold_ms=hold_ms, keep_frames=100000, console_echo=echo,
                   sensor=sensor)
