@@ -79,14 +79,25 @@ def test_deploy_end_to_end_then_nothing_to_do(board, tmp_path, capsys):
         b = np.asarray(Image.open(frames / ("frame_%03d.png" % i)))
         assert a.shape == b.shape and np.array_equal(a, b), "frame %d differs from make sim's" % i
 
-    # nothing changed: no ISP session, no file written, and it says so
+    # nothing changed: no ISP session, no file written, no reset (the app runs on), and it says so
     before = {p.name: p.stat().st_mtime_ns for p in (board.state / "flash").iterdir()}
+    resets = resets_of(board)
     assert cli(args) == 0
     text = capsys.readouterr().out
     assert "flash: nothing changed" in text and "no sector written" in text
     assert "nothing copied" in text
+    assert "no reset: nothing changed; the app runs on" in text and "machine.reset()" not in text
     assert len(isp_sessions(board)) == 1
     assert {p.name: p.stat().st_mtime_ns for p in (board.state / "flash").iterdir()} == before
+    assert resets_of(board) == resets
+    # --reset forces one
+    assert cli(args + ["--reset"]) == 0
+    assert "reset: machine.reset()" in capsys.readouterr().out
+    assert board.wait_for(lambda: resets_of(board) == resets + 1)
+
+
+def resets_of(board) -> int:
+    return (board.state / "board.log").read_text().count("machine.reset()")
 
 
 def test_changed_model_flashes_only_its_changed_blocks(board, tmp_path, capsys):
