@@ -190,3 +190,28 @@ def test_a_main_py_that_loops_forever_does_not_block_sync(board, tmp_path, capsy
     assert cli(["sync", "--port", board.port, "--device", str(dev)]) == 0
     assert "copied 1 files" in capsys.readouterr().out
     assert (board.state / "flash" / "main.py").read_text() == "print('new app')\n"
+
+
+def test_a_later_plan_never_overwrites_what_the_board_lists(board, tmp_path, capsys):
+    """The issue's case: a model pinned at 0x200000 by one deploy, then another plan that would put its model at
+    0x300000, inside it. The board's models.json is read first: the pin is refused naming both and the listing,
+    nothing is flashed; unpinned, the new model goes around the listed one."""
+    from test_deploy_support import make_model
+    big = pattern(0x120000, 1)                                  # 0x200000-0x320000
+    make_model(tmp_path / "a", "big", big)
+    make_model(tmp_path / "b", "y", pattern(0x3000, 2))
+    base = ["deploy", "--port", board.port, "--out", str(tmp_path / "o")]
+    assert cli(base + ["--models", str(tmp_path / "a"), "--pin", "big=0x200000"]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert board.wait_for(lambda: len(isp_sessions(board)) == 1)
+    assert cli(base + ["--models", str(tmp_path / "b"), "--pin", "y=0x300000"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("error: y: 0x300000-0x303000 would overwrite big at 0x200000-0x320000, which the board still "
+                   "lists in /flash/models.json"), err
+    assert len(isp_sessions(board)) == 1
+    assert cli(base + ["--models", str(tmp_path / "b")]) == 0, capsys.readouterr().err
+    plan = json.loads((tmp_path / "o" / "flash-plan.json").read_text())
+    y = next(r for r in plan["models"] if r["name"] == "y")
+    assert y["offset"] >= 0x320000
+    flash = (board.state / "flash.bin").read_bytes()
+    assert flash[0x200000:0x200000 + len(big)] == big
