@@ -173,3 +173,29 @@ def test_the_usb_port_is_unmounted_even_when_the_board_is_killed(tmp_path):
     b.proc.wait()
     assert wait(lambda: not os.path.ismount(str(usb)), 10)
     b.close()
+
+
+def test_without_fuse_the_board_says_why_and_what_works(board, tmp_path, monkeypatch):
+    from host_tools.deploy import fuse_port, virtual_board
+    monkeypatch.setattr(fuse_port.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(fuse_port, "_fusermount", lambda: None)
+    line = virtual_board.usb_port(board, tmp_path / "usb")
+    assert line == ("no kflash port with DTR/RTS (not root and no fusermount3 (install the fuse3 package)): the "
+                    "kflash command line cannot reset this board; `python -m host_tools flash write` and `deploy` "
+                    "drive kflash over the pty")
+    assert not (tmp_path / "usb").exists()
+
+
+def test_our_flasher_never_reports_success_after_greeting_fail(tmp_path):
+    """A port where no ISP answers (a bare pty): kflash says "Greeting fail" and the flasher raises, naming the
+    port and kflash's reason; `flash write` then exits 1 with that one line."""
+    import pty
+    master, slave = pty.openpty()
+    port = os.ttyname(slave)
+    pkg = kfpkg.write(tmp_path / "z.kfpkg", [kfpkg.Entry(0x300000, "a.kmodel", b"abc", False)])
+    try:
+        with pytest.raises(flasher.FlashError, match=r"kflash failed on %s: .*Greeting fail" % port):
+            flasher.flash(pkg, port, board="bit", baud=115200)
+    finally:
+        os.close(master)
+        os.close(slave)

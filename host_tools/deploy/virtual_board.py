@@ -267,6 +267,16 @@ def add_arguments(ap):
                     help="image file or folder the camera sees (repeatable; default: digits, then photos)")
 
 
+def usb_port(board, folder) -> str:
+    """Serve the FUSE port with DTR/RTS; the line saying where it is, or why there is none and what works."""
+    from host_tools.deploy.fuse_port import PortError
+    try:
+        return "kflash port (with DTR/RTS): %s" % board.serve_usb(folder)
+    except PortError as e:
+        return ("no kflash port with DTR/RTS (%s): the kflash command line cannot reset this board; `python -m "
+                "host_tools flash write` and `deploy` drive kflash over the pty" % e)
+
+
 def press(state) -> int:
     """`board press`: SIGUSR1 to the board process that advertises itself in `state`."""
     running = ports.virtual(state)
@@ -295,12 +305,7 @@ def run(args) -> int:
     board = VirtualBoard(state, runtime)
     print("virtual Maix Bit on port %s" % board.port, flush=True)
     if args.usb:
-        from host_tools.deploy.fuse_port import PortError
-        try:
-            print("kflash port (with DTR/RTS): %s" % board.serve_usb(state.folder / "usb"), flush=True)
-        except PortError as e:
-            print("no kflash port with DTR/RTS (%s): kflash works through `python -m host_tools flash write`" % e,
-                  flush=True)
+        print(usb_port(board, state.folder / "usb"), flush=True)
     print("state in %s; try: make deploy PORT=%s   or: python -m host_tools fs ls (finds this board); stop with "
           "Ctrl-C" % (state.folder, board.port), flush=True)
 
