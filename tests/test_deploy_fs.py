@@ -246,3 +246,11 @@ def test_repl_without_a_terminal_says_so(board):
                        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.startswith("error: fs repl needs a terminal") and r.stderr.count("\n") == 1
+
+
+def test_a_connection_removes_what_an_interrupted_copy_left(board, capsys):
+    (board.state / "flash" / "cut.py.part").write_bytes(b"half a fi")
+    (board.state / "sd" / "cut.py.part").write_bytes(b"half")
+    assert fs(board, "ls", "/flash") == 0
+    assert ".part" not in capsys.readouterr().out
+    assert not (board.state / "flash" / "cut.py.part").exists() and not (board.state / "sd" / "cut.py.part").exists()

@@ -16,15 +16,10 @@ from host_tools.k210.flash import SPIFFS_OFFSET
 PART = ".part"
 LISTINGS = ("/flash", "/sd")
 
-SNIPPET = """
-import uos as _os, sys as _sys
-_r={'fw':None,'lists':{},'parts':[],'app':False}
-try:
- from Maix import utils as _u
- _r['fw']=bytes(_u.flash_read(0,5))
-except Exception:
- pass
-for _d in %r:
+# Board code: remove the *.part files in the folders _ds; their paths in _gone.
+SWEEP = """
+_gone=[]
+for _d in _ds:
  try:
   _ns=_os.listdir(_d)
  except OSError:
@@ -33,20 +28,29 @@ for _d in %r:
   if _n.endswith(%r):
    try:
     _os.remove(_d+'/'+_n)
-    _r['parts'].append(_d+'/'+_n)
+    _gone.append(_d+'/'+_n)
    except OSError:
     pass
- if 'models.json' in _ns:
-  try:
-   _f=open(_d+'/models.json')
-   _r['lists'][_d]=_f.read()
-   _f.close()
-  except OSError:
-   pass
+""" % PART
+
+SNIPPET = "import uos as _os, sys as _sys\n_ds=%r\n" % (LISTINGS,) + SWEEP + """
+_r={'fw':None,'lists':{},'parts':_gone,'app':False}
+try:
+ from Maix import utils as _u
+ _r['fw']=bytes(_u.flash_read(0,5))
+except Exception:
+ pass
+for _d in _ds:
+ try:
+  _f=open(_d+'/models.json')
+  _r['lists'][_d]=_f.read()
+  _f.close()
+ except OSError:
+  pass
 _a=_sys.modules.get('app')
 _r['app']=_a is not None and getattr(_a,'current',None) is not None
 print(repr(_r))
-""" % (LISTINGS, PART)
+"""
 
 
 @dataclass(frozen=True)
@@ -124,22 +128,7 @@ def extent_of_unsized(link: Link, listed: list) -> list:
 
 def remove_parts(link: Link, folders=LISTINGS) -> list:
     """Remove the *.part files an interrupted copy left in these board folders; returns their paths."""
-    code = """import uos as _os
-_r=[]
-for _d in %r:
- try:
-  _ns=_os.listdir(_d)
- except OSError:
-  continue
- for _n in _ns:
-  if _n.endswith(%r):
-   try:
-    _os.remove(_d+'/'+_n)
-    _r.append(_d+'/'+_n)
-   except OSError:
-    pass
-print(repr(_r))
-""" % (tuple(folders), PART)
+    code = "import uos as _os\n_ds=%r\n" % (tuple(folders),) + SWEEP + "print(repr(_gone))"
     return ast.literal_eval(link.exec(code).decode().strip())
 
 
