@@ -23,7 +23,7 @@ from host_tools.sim.provision import fixture_manifests
 from conftest import FIXTURES, fixture_file
 from test_deploy_support import ROOT, VirtualBoardProcess
 
-POINTS = 20              # interruption moments per signal in make test-slow
+POINTS = 22              # interruption moments per signal in make test-slow
 QUICK = (0.35, 0.75)     # fractions of the deploy's run in make test
 
 # boot.py's bring-up (our Ctrl-C may have cut it short), then one frame in each mode through the app itself, as
@@ -155,14 +155,17 @@ def timeline(versions, tmp_path_factory):
         board.close()
 
 
-def moments(timeline):
-    """Each line of the deploy, at once and halfway to the next line: (line index, delay s, what it is)."""
+def moments(timeline, n=POINTS):
+    """n moments spread evenly over the deploy's run, from the candidates: each line it prints, at once and
+    halfway to the next line: (line index, delay s, what it is)."""
     out = []
     for i, (t, text) in enumerate(timeline):
         gap = timeline[i + 1][0] - t if i + 1 < len(timeline) else 0.2
         out.append((i, 0.0, text))
         out.append((i, gap / 2, "halfway after: " + text))
-    return out
+    if len(out) <= n:
+        return out
+    return [out[round(k * (len(out) - 1) / (n - 1))] for k in range(n)]
 
 
 def interrupt_and_recover(versions, tmp_path, sig, line, delay):
