@@ -96,6 +96,13 @@ def layers_vs_litert(name, images):
     return [(L.op_index, L.op, L.post is not None, off[id(L)] / total[id(L)]) for L in conv if total[id(L)]]
 
 
+def _report_figures(rep, key):
+    """(float, int8) of a report: a `train` report's "val", or the older float_<key> / int8_<key>."""
+    if "val" in rep:
+        return rep["val"]["float"], rep["val"]["int8"]
+    return rep["float_" + key], rep["int8_" + key]
+
+
 def write_report(name, figures):
     """Add the kmodel figures to models/<name>_report.json and its .md (a section of their own)."""
     path = MODELS / (name + "_report.json")
@@ -136,7 +143,7 @@ def main(argv=None) -> int:
                      "%.3f%% of outputs off LiteRT (LiteRT's mAP on these %d images %.4f)"
                      % (100 * fig["outputs_off_litert"], a.faces, fig["litert_map50"]))
             print("%s, %s (%s): %s %.4f, %s; float %.4f, int8 tflite %.4f"
-                  % (name, label, envelope_state(km), key, fig[key], agree, rep["float_" + key], rep["int8_" + key]))
+                  % (name, label, envelope_state(km), key, fig[key], agree, *_report_figures(rep, key)))
             if label == "committed kmodel" or (a.compare and label.startswith(str(a.compare))):
                 tag = "kmodel_" if label == "committed kmodel" else "kmodel_before_"
                 recorded.update({tag + k: v for k, v in fig.items()}, **{tag + "envelope": envelope_state(km)})

@@ -56,12 +56,8 @@ def test_demo_kmodel_is_what_the_compiler_makes_and_runs_on_stock_firmware(name)
 @pytest.mark.slow
 def test_digits_kmodel_matches_litert_and_keeps_float_accuracy():
     from host_tools.pipeline import demo_digits
-    from host_tools.pipeline.datasets import split_indices
-    from host_tools.digits import load_digits, render_dataset
     p = _files("digits")
-    images, labels = load_digits()
-    _, va = split_indices(labels, 0.2, demo_digits.SEED)
-    x, y = render_dataset(images[va], labels[va], demo_digits.INPUT_SIZE, demo_digits.SEED + 1000)
+    x, y = demo_digits.validation_set()
     ref, step = _litert(p["tflite"], x)
     got = _kpu(load(p["kmodel"]), x)
     ref, got = ref.reshape(len(x), -1), got.reshape(len(x), -1)
@@ -72,8 +68,8 @@ def test_digits_kmodel_matches_litert_and_keeps_float_accuracy():
     report = json.loads((MODELS / "digits_report.json").read_text())
     acc = float((top == y).mean())
     print("digits: kmodel accuracy %.2f%%, float %.2f%%, int8 tflite %.2f%%, top-1 same as LiteRT %.2f%%"
-          % (100 * acc, 100 * report["float_accuracy"], 100 * report["int8_accuracy"], 100 * same.mean()))
-    assert acc >= report["float_accuracy"] - 0.01
+          % (100 * acc, 100 * report["val"]["float"], 100 * report["val"]["int8"], 100 * same.mean()))
+    assert acc == pytest.approx(report["val"]["kmodel"], abs=1e-9) and acc >= report["val"]["float"] - 0.01
 
 
 def _iou(a, b):

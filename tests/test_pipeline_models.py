@@ -30,8 +30,10 @@ def _demo_kmodel(name):
 
 
 def test_digits_report_figures():
+    """The demo is made by the user's pipeline: its report is a `train` report."""
     rep = json.loads(_bytes("digits_report.json"))
-    assert rep["float_accuracy"] >= 0.97 and rep["int8_accuracy"] >= 0.965
+    assert (rep["kind"], rep["metric"], rep["useful"], rep["framing"]) == ("classifier", "accuracy", True, "crop")
+    assert rep["val"]["float"] >= 0.97 and rep["val"]["int8"] >= 0.965 and rep["val"]["kmodel"] >= 0.965
 
 
 def test_digits_int8_tflite_accuracy_on_the_validation_split():
@@ -43,7 +45,7 @@ def test_digits_int8_tflite_accuracy_on_the_validation_split():
     assert len(y) > 300
     acc = float((run_int8(tfl, x).argmax(1) == y).mean())
     assert acc >= 0.965
-    assert acc == pytest.approx(json.loads(_bytes("digits_report.json"))["int8_accuracy"], abs=1e-9)
+    assert acc == pytest.approx(json.loads(_bytes("digits_report.json"))["val"]["int8"], abs=1e-9)
 
 
 @pytest.fixture(scope="module")

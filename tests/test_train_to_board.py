@@ -41,7 +41,7 @@ def test_train_deploy_runs_the_new_classifier_and_boot_switches_to_the_detector(
     data = colour_photos(tmp_path / "my_things")
     vb = VirtualBoardProcess(tmp_path / "board", ["--frames", str(tmp_path / "frames"), "--max-frames", "2"])
     try:
-        assert cli(["train", "--data", str(data), "--epochs", "4", "--out", str(tmp_path / "out"),
+        assert cli(["train", "--data", str(data), "--epochs", "3", "--out", str(tmp_path / "out"),
                     "--deploy", vb.port]) == 0
         assert vb.wait_for(lambda: (tmp_path / "frames" / "frame_001.png").exists(), 120), \
             (tmp_path / "board" / "board.log").read_text()

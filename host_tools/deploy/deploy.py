@@ -38,6 +38,7 @@ def find_manifests(models_dir) -> list:
 
 
 DEMO_MODELS = Path(__file__).resolve().parents[2] / "models"   # the shipped demos (`make models`)
+DEVICE_APP = Path(__file__).resolve().parents[2] / "device"     # the app, wherever the command runs from
 KINDS = ("classifier", "detector")
 
 

@@ -147,13 +147,13 @@ def result(model, inp: Input, outs, st: RunSettings) -> dict:
         c, h, w = model.input_shape
         rx, ry, rw, rh = inp.region if inp.region is not None else (0, 0, w, h)
         for b in region_decode(o, st.anchors, st.threshold, st.nms, w, h):
-            out["boxes"].append({"label": _label(st.labels, b.classid), "score": round(float(b.value), 6),
+            out["boxes"].append({"label": _label(st.labels, b.classid), "score": float(b.value),
                                  "x": int(round(rx + b.x * rw / w)), "y": int(round(ry + b.y * rh / h)),
                                  "w": int(round(b.w * rw / w)), "h": int(round(b.h * rh / h))})
         return out
     flat = outs[0].reshape(-1).astype(np.float64)
     for j in np.argsort(-flat, kind="stable")[:min(st.top, flat.size)]:
-        out["top"].append({"label": _label(st.labels, j), "score": round(float(flat[j]), 6)})
+        out["top"].append({"label": _label(st.labels, j), "score": float(flat[j])})
     return out
 
 

@@ -53,6 +53,7 @@ def progress_callback(total_epochs, desc):
     return _Progress()
 
 
+SETTLE_IMAGES = 1024  # BatchNorm statistics are measured on at most this many training photos
 MIN_GAIN = 0.98      # a validation loss must drop by 2% to count as progress when the accuracy stays the same
 
 
@@ -147,6 +148,9 @@ class _BestOnValidation:
 
         self.data, self.patience, self.history, self.phase = data, patience, history, phase
         self.settle = None
+        views = data.x_train_view         # plenty for the statistics, and cheap to run every epoch
+        self.views = views if len(views) <= SETTLE_IMAGES else \
+            views[np.sort(np.random.default_rng(0).choice(len(views), SETTLE_IMAGES, replace=False))]
         self.best, self.best_weights, self.best_epoch, self.wait = None, None, -1, 0
         if prior is not None:       # a later phase only replaces the weights when it does better
             self.best, self.best_weights, self.best_epoch = prior.best, prior.best_weights, prior.best_epoch
@@ -155,7 +159,7 @@ class _BestOnValidation:
     def epoch_end(self, model, epoch, logs):
         if self.settle is None:
             self.settle = BatchNormSettler(model)
-        self.settle(self.data.x_train_view)
+        self.settle(self.views)
         p = predict(model, self.data.x_val)
         y = self.data.y_val
         acc = float((p.argmax(1) == y).mean())
