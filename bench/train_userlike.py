@@ -77,9 +77,9 @@ def main(argv=None) -> int:
         print("%-8s %s photos (%s train / %s val): exit %d, wall %.0f s, CPU %.0f s" % (
             name, (n_tr or 0) + (n_va or 0), n_tr, n_va, r["rc"], r["wall"], r["cpu"]))
         if val:
-            print("         validation %s: float %.3f, int8 %.3f, kmodel %.3f; chance %.3f; epochs %s (best %s)" % (
-                rep["metric"], val["float"], val["int8"], val["kmodel"], rep.get("chance", 0.0),
-                rep.get("epochs_run"), rep.get("best_epoch")))
+            epochs = "; epochs %s (best %s)" % (rep["epochs_run"], rep.get("best_epoch")) if "epochs_run" in rep else ""
+            print("         validation %s: float %.3f, int8 %.3f, kmodel %.3f; chance %.3f%s" % (
+                rep["metric"], val["float"], val["int8"], val["kmodel"], rep.get("chance", 0.0), epochs))
             print("         stages (s): %s" % ", ".join("%s %.0f" % kv for kv in rep.get("seconds", {}).items()))
         if r["err"]:
             print("         %s" % r["err"][0])

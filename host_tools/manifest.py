@@ -17,6 +17,7 @@ KINDS = ("classifier", "detector")
 LOADS = ("ram", "flash")
 INPUT_FORMATS = ("planar_u8", "float")
 OUTPUT_TYPES = ("B", "f")  # the fmap typecodes the firmware hands over
+KMODEL_VERSIONS = (3, 4)   # what MaixPy loads (V4 on builds with V4 support)
 
 
 class ManifestError(ValueError):
@@ -28,7 +29,7 @@ class Manifest:
     name: str
     kind: str                      # "classifier" | "detector"
     kmodel: str                    # file name of the little-endian kmodel, relative to the manifest
-    kmodel_version: int            # 3
+    kmodel_version: int            # 3, or 4 (nncase v0.2: full firmware builds only, kpu.set_outputs on the device)
     sha256: str                    # of the kmodel file
     size: int                      # bytes of the kmodel file
     input: dict                    # {"w": int, "h": int, "c": int, "format": "planar_u8" | "float"}
@@ -95,6 +96,9 @@ def validate(d: dict, where: str = "manifest") -> Manifest:
         _need(d, k, str, where)
     for k in ("kmodel_version", "size"):
         _need(d, k, int, where)
+    if d["kmodel_version"] not in KMODEL_VERSIONS:
+        raise ManifestError("%s: field 'kmodel_version' is %r, expected one of %s"
+                            % (where, d["kmodel_version"], KMODEL_VERSIONS))
     _need(d, "labels", list, where)
     _need(d, "memory", dict, where)
     _need(d, "fits", dict, where)
@@ -171,7 +175,8 @@ def flash_file(manifest_path, m: Manifest) -> Path:
 
 # ---- the device's view: models.json ----
 
-DEVICE_FIELDS = ("name", "kind", "input", "outputs", "labels", "anchors", "threshold", "nms", "load", "framing")
+DEVICE_FIELDS = ("name", "kind", "input", "outputs", "labels", "anchors", "threshold", "nms", "load", "framing",
+                 "kmodel_version")
 # A flash source also says what its bytes are: size and sha256 (the deployer's record of what the board's flash
 # holds, so a later plan never overwrites a model the board still lists) and the first HEAD_BYTES as hex (the
 # device compares them with the flash before loading: a model not where models.json says is named, not loaded).

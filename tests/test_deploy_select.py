@@ -61,6 +61,22 @@ def test_flash_plan_orders_models_json_so_the_app_runs_the_choice(tmp_path, demo
     assert "the app runs classifier birds" in capsys.readouterr().out
 
 
+def test_make_deploy_passes_models_and_the_choice_to_deploy():
+    """`make deploy MODELS=... CLASSIFIER=... DETECTOR=...` is `deploy --models ... --classifier ... --detector ...`."""
+    import shlex
+    import subprocess
+    from host_tools.__main__ import parser
+    from test_deploy_support import ROOT
+    r = subprocess.run(["make", "-s", "-n", "deploy", "MODELS=out/train/a out/train/b", "CLASSIFIER=birds",
+                        "DETECTOR=coins", "PORT=/dev/pts/9"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    line = [ln for ln in r.stdout.replace("\\\n", " ").splitlines() if "host_tools deploy" in ln][-1]
+    argv = shlex.split(line)
+    args = parser("deploy").parse_args(argv[argv.index("deploy") + 1:])
+    assert (args.models, args.classifier, args.detector, args.port) == \
+        (["out/train/a", "out/train/b"], "birds", "coins", "/dev/pts/9")
+
+
 # ---- a broken or missing manifest is a refusal naming the file: never dropped, never replaced by a demo ----
 
 def broken_folders(tmp_path):

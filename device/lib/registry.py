@@ -54,6 +54,9 @@ def check_entry(d, where):
         path = _need(src, "path", (str,), where + " source")
         if ".kmodel" not in path:
             raise RegistryError("%s: field 'source.path' must name a .kmodel file, got %r" % (where, path))
+    version = d.get("kmodel_version", 3)
+    if version not in (3, 4):
+        raise RegistryError("%s: field 'kmodel_version' is %r, expected 3 or 4" % (where, version))
     load = d.get("load", "ram")
     if load not in ("ram", "flash"):
         raise RegistryError("%s: field 'load' is %r, expected ram or flash" % (where, load))
@@ -78,6 +81,12 @@ def check_entry(d, where):
     outs = _need(d, "outputs", (list,), where)
     if not outs:
         raise RegistryError("%s: field 'outputs' is empty" % where)
+    shapes = []
+    for i in range(len(outs)):
+        shp = outs[i].get("shape") if isinstance(outs[i], dict) else None
+        if not isinstance(shp, list) or len(shp) != 3 or not all(isinstance(v, int) and v > 0 for v in shp):
+            raise RegistryError("%s: field 'outputs[%d].shape' must be [c, h, w], got %r" % (where, i, shp))
+        shapes.append(tuple(shp))
     labels = _need(d, "labels", (list,), where)
     for i in range(len(labels)):
         if not isinstance(labels[i], str):
@@ -95,6 +104,7 @@ def check_entry(d, where):
         "w": inp["w"], "h": inp["h"], "c": inp["c"], "framing": framing,
         "labels": labels, "anchors": tuple([float(a) for a in anchors]),
         "threshold": _number(d, "threshold", where), "nms": _number(d, "nms", where),
+        "kmodel_version": version, "out_shapes": shapes,
     }
 
 

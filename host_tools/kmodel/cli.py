@@ -1,4 +1,5 @@
 """`python -m host_tools kmodel info FILE` and `python -m host_tools kmodel run FILE --input X [...]`."""
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -8,6 +9,7 @@ import numpy as np
 from host_tools import framing as F
 from host_tools import manifest
 
+from host_tools.kmodel import board_time
 from host_tools.kmodel.emulator import run as emulate
 from host_tools.kmodel.netinfo import format_netinfo, netinfo
 from host_tools.kmodel.reader import load
@@ -110,7 +112,19 @@ def _floats(spec):
 
 
 def cmd_info(args) -> int:
-    print(format_netinfo(netinfo(load(args.file))))
+    if args.spi_speed <= 0:
+        from host_tools.command import UsageError
+        raise UsageError("--spi-speed %d: give kpu.load_flash's SPI clock in Hz, e.g. 80000000" % args.spi_speed)
+    model = load(args.file)
+    info, pred = netinfo(model), board_time.predict(model, args.spi_speed)
+    if args.json:
+        d = dataclasses.asdict(info)
+        d["envelope"] = {str(i): [str(e) for e in bad] for i, bad in info.envelope.items()}
+        d.update(predicted_ms=pred.as_dict(), predicted_layer_ms=[round(t, 3) for t in pred.layers])
+        print(json.dumps(d))
+    else:
+        print(format_netinfo(info))
+        print(board_time.format_prediction(pred, args.spi_speed))
     return 0
 
 
@@ -228,6 +242,10 @@ def add_arguments(ap):
     sub = ap.add_subparsers(dest="action", required=True, metavar="{info,run}")
     p = sub.add_parser("info", help="layer summary and the memory the model needs")
     p.add_argument("file", help="the .kmodel file")
+    p.add_argument("--json", action="store_true", help="the summary as one JSON object, with predicted_ms: "
+                                                       "{ram, load_flash_dual, load_flash_single, load}")
+    p.add_argument("--spi-speed", type=int, default=board_time.LOAD_FLASH_SPI_HZ,
+                   help="kpu.load_flash's spi_speed for the predictions")
     p.set_defaults(fn=cmd_info)
     p = sub.add_parser("run", help="run the model on one input")
     p.add_argument("file", help="the .kmodel file")

@@ -55,6 +55,7 @@ def progress_callback(total_epochs, desc):
 
 SETTLE_IMAGES = 1024  # BatchNorm statistics are measured on at most this many training photos
 MIN_GAIN = 0.98      # a validation loss must drop by 2% to count as progress when the accuracy stays the same
+LOSS_FLOOR = 0.01    # ... and be above this: every photo right at ~99% confidence leaves nothing worth more epochs
 
 
 class _Views:
@@ -165,12 +166,16 @@ class _BestOnValidation:
         acc = float((p.argmax(1) == y).mean())
         loss = float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-7, 1.0)).mean())
         logs["val_accuracy"], logs["val_loss"] = acc, loss
+        # for the verdict's correction for keeping the best epoch: epochs that answer every validation photo alike
+        # are one look, not many (evaluate.classifier_verdict)
+        self.history.setdefault("val_answers", set()).add(p.argmax(1).astype(np.int32).tobytes())
         for k in ("loss", "accuracy", "val_loss", "val_accuracy"):
             self.history.setdefault(k, []).append(float(logs.get(k, np.nan)))
         self.history.setdefault("phase", []).append(self.phase)
-        # better: more right, or as many right with a clearly lower loss
+        # better: more right, or as many right with a clearly lower loss (while the loss is above the floor)
         key = (acc, -loss)
-        if self.best is None or acc > self.best[0] or (acc == self.best[0] and loss < -self.best[1] * MIN_GAIN):
+        if self.best is None or acc > self.best[0] or (acc == self.best[0] and loss < -self.best[1] * MIN_GAIN
+                                                       and -self.best[1] > LOSS_FLOOR):
             self.best, self.best_weights, self.wait = key, model.get_weights(), 0
             self.best_epoch = len(self.history["phase"]) - 1
         else:
@@ -201,7 +206,8 @@ def train_classifier(build_model, data, cfg, *, strategy="default", desc="train"
     From scratch: one run. With pretrained weights (cfg.transfer): the base frozen while the new head learns
     (cfg.head_epochs), then the whole net fine-tuned at cfg.fine_tune_lr with its BatchNorm layers kept frozen,
     as Keras advises for fine-tuning. Returns (model with the best validation weights, history dict: per epoch
-    loss / accuracy on augmented views, val_loss / val_accuracy, phase; best_epoch; trainable_weights per phase).
+    loss / accuracy on augmented views, val_loss / val_accuracy, phase; best_epoch; trainable_weights per phase;
+    val_answers: the distinct answer sets on the validation photos over all epochs).
     """
     import keras
 

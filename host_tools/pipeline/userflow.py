@@ -154,7 +154,7 @@ def classifier_run(name, data, cfg, out, log, strategy="default", progress=True,
         stage("evaluate")
         figs = evaluate.classifier_figures(model, tfl, kmodel.load(staged.kmodel), data.x_val, data.y_val, progress)
         verdict = evaluate.classifier_verdict(figs["val"]["kmodel"], data.y_val, len(names),
-                                              looks=len(hist["phase"]))
+                                              looks=len(hist["val_answers"]))
         train_acc = float((train.predict(model, data.x_train_view).argmax(1) == data.y_train[:len(
             data.x_train_view)]).mean())
         cm = train.confusion_matrix(data.y_val, figs["pred_kmodel"], len(names))
@@ -170,7 +170,8 @@ def classifier_run(name, data, cfg, out, log, strategy="default", progress=True,
             "per_class_val_accuracy": {n: float(cm[i, i] / max(cm[i].sum(), 1)) for i, n in enumerate(names)},
             "confusion_kmodel": cm.tolist(), "kmodel_int8_top1_agreement": figs["kmodel_int8_top1_agreement"],
             "settings": _settings(cfg), "strategy": strategy, "epochs_run": len(hist["phase"]),
-            "best_epoch": hist["best_epoch"] + 1, "trainable_weights": hist["trainable_weights"],
+            "best_epoch": hist["best_epoch"] + 1, "val_answer_sets": len(hist["val_answers"]),
+            "trainable_weights": hist["trainable_weights"],
             "seconds": stage.seconds,
             "files": {"keras": files_written["keras"].name, "tflite": files_written["tflite"].name},
         }

@@ -75,15 +75,21 @@ VOC = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "c
 YOLO20_ANCHORS = [1.08, 1.19, 3.42, 4.41, 6.63, 11.38, 9.42, 5.11, 16.62, 10.52]
 
 
-def fixture_manifests(fixtures_dir, out_dir) -> list:
-    """Manifests (written to out_dir, kmodels copied beside them) for the mnist classifier and yolo20 detector
-    fixtures; [] when the fixtures are absent."""
+FIXTURE_MODELS = {
+    "mnist": ("classifier", "maixpy-mnist/mnist.kmodel", [str(i) for i in range(10)], [], 0.5, 0.3),
+    "yolo20": ("detector", "nncase-yolo20/yolo.kmodel", VOC, YOLO20_ANCHORS, 0.5, 0.2),
+    "yolo20v4": ("detector", "nncase-v4-yolo20/yolo.kmodel", VOC, YOLO20_ANCHORS, 0.5, 0.2),     # kmodel V4
+}
+
+
+def fixture_manifests(fixtures_dir, out_dir, names=("mnist", "yolo20")) -> list:
+    """Manifests (written to out_dir, kmodels copied beside them) for fixture models (FIXTURE_MODELS; by default
+    the mnist classifier and the yolo20 detector); [] when the fixtures are absent."""
     from host_tools.kmodel import load as kload, netinfo
     fixtures_dir, out_dir = Path(fixtures_dir), Path(out_dir)
-    specs = [("mnist", "classifier", "maixpy-mnist/mnist.kmodel", [str(i) for i in range(10)], [], 0.5, 0.3),
-             ("yolo20", "detector", "nncase-yolo20/yolo.kmodel", VOC, YOLO20_ANCHORS, 0.5, 0.2)]
     out = []
-    for name, kind, rel, labels, anchors, thr, nms in specs:
+    for name in names:
+        kind, rel, labels, anchors, thr, nms = FIXTURE_MODELS[name]
         src = fixtures_dir / rel
         if not src.is_file():
             continue
@@ -94,7 +100,7 @@ def fixture_manifests(fixtures_dir, out_dir) -> list:
         ni = netinfo(km)
         c, h, w = km.input_shape
         m = mf.Manifest(
-            name=name, kind=kind, kmodel=dst.name, kmodel_version=3, sha256=mf.sha256_file(dst), size=km.size,
+            name=name, kind=kind, kmodel=dst.name, kmodel_version=km.version, sha256=mf.sha256_file(dst), size=km.size,
             input={"w": w, "h": h, "c": c, "format": "float" if km.input_is_float else "planar_u8"},
             outputs=[{"shape": list(s), "type": t} for s, t in zip(km.output_shapes, km.output_typecodes)],
             labels=labels, memory={"main_mem": ni.main_mem, "kpu_ram": ni.kpu_ram, "weights": ni.weights,
