@@ -233,6 +233,7 @@ def test_run_timeout_stops_a_busy_loop_and_the_board_stays_usable(board, capsys)
 
 def test_reset_soft_and_hard(board, capsys):
     log = board.state / "board.log"
+    assert board.wait_for(lambda: log.exists() and "boot (power on)" in log.read_text(), 20)   # its first boot
     boots = log.read_text().count("boot (power on)")
     assert fs(board, "reset") == 0
     assert "soft reboot" in capsys.readouterr().out

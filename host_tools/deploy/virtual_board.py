@@ -277,6 +277,15 @@ def usb_port(board, folder) -> str:
                 "host_tools flash write` and `deploy` drive kflash over the pty" % e)
 
 
+def warm_emulator():
+    """Load the emulator's kernels (numba, from the cache `make venv` fills) before the port is announced, by
+    running the shipped demo kmodels once: the app's first kpu.forward then takes milliseconds, as on the board,
+    instead of seconds during which a Ctrl-C (deploy, fs) would wait as if no board were there."""
+    from host_tools.deploy.deploy import DEMO_MODELS
+    from host_tools.kmodel.warm import warm
+    warm(sorted(DEMO_MODELS.glob("*.kmodel")))
+
+
 def press(state) -> int:
     """`board press`: SIGUSR1 to the board process that advertises itself in `state`."""
     running = ports.virtual(state)
@@ -298,6 +307,7 @@ def run(args) -> int:
     from host_tools.sim.camera import default_sources
     default_sources(64)     # the camera's scenes import scikit-image: done before the port is announced, so the
     #                         board answers at once, as a powered board does (a slow one looks like no board)
+    warm_emulator()
 
     state = BoardState(args.state, sd=args.sd)
     runtime = SimRuntime(state, frames_out=args.frames, max_frames=args.max_frames, realtime=not args.fast,
