@@ -87,10 +87,15 @@ def check_entry(d, where):
         if not isinstance(shp, list) or len(shp) != 3 or not all(isinstance(v, int) and v > 0 for v in shp):
             raise RegistryError("%s: field 'outputs[%d].shape' must be [c, h, w], got %r" % (where, i, shp))
         shapes.append(tuple(shp))
-    labels = _need(d, "labels", (list,), where)
-    for i in range(len(labels)):
-        if not isinstance(labels[i], str):
-            raise RegistryError("%s: field 'labels[%d]' is not a string" % (where, i))
+    labels = _need(d, "labels", (list, str), where)
+    if isinstance(labels, str):
+        # a labels file on the board, one label per line (read_labels reads it), as the seed's scripts keep them
+        if not labels.endswith(".txt"):
+            raise RegistryError("%s: field 'labels' names %r: a labels file must be a .txt" % (where, labels))
+    else:
+        for i in range(len(labels)):
+            if not isinstance(labels[i], str):
+                raise RegistryError("%s: field 'labels[%d]' is not a string" % (where, i))
     anchors = d.get("anchors", [])
     if not isinstance(anchors, list):
         raise RegistryError("%s: field 'anchors' must be a list" % where)
@@ -168,16 +173,38 @@ def check_flash(entries, problems, flash_read=None):
     return good, problems
 
 
+def _text(path):
+    f = open(path)
+    try:
+        return f.read()
+    finally:
+        f.close()
+
+
+def read_labels(entries, problems):
+    """Entries whose 'labels' names a file get its lines (one label each, blank lines skipped); an entry whose
+    file cannot be read becomes a problem of its kind, so the other mode still runs."""
+    good = []
+    for e in entries:
+        name = e["labels"]
+        if isinstance(name, str):
+            try:
+                text = _text(name)
+            except OSError as err:
+                problems.append((e["kind"], "%s: labels file %s: cannot read (%s)" % (e["name"], name, err)))
+                continue
+            e["labels"] = [ln.strip() for ln in text.split("\n") if ln.strip()]
+        good.append(e)
+    return good, problems
+
+
 def read(path="models.json"):
     """parse() of the file at path (relative to the current directory, /flash or /sd, like the firmware), each
-    flash model checked against the flash (check_flash)."""
+    flash model checked against the flash (check_flash), labels files read (read_labels)."""
     try:
-        f = open(path)
-        try:
-            text = f.read()
-        finally:
-            f.close()
+        text = _text(path)
     except OSError as e:
         return [], [(None, "%s: cannot read (%s)" % (path, e))]
     entries, problems = parse(text, path)
-    return check_flash(entries, problems)
+    entries, problems = check_flash(entries, problems)
+    return read_labels(entries, problems)

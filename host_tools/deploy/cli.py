@@ -2,8 +2,9 @@
 from pathlib import Path
 
 from host_tools import outdir
+from host_tools.command import UsageError
 from host_tools.deploy import deploy as deploy_mod
-from host_tools.deploy import board_state, flash_update, flasher, kfpkg, layout, ports, sync
+from host_tools.deploy import board_state, flash_update, flasher, kfpkg, layout, ports, sync, vendor_kfpkg
 from host_tools.deploy.link import Link
 from host_tools.files import write_atomic
 
@@ -75,11 +76,22 @@ def add_flash(ap):
     ap.add_argument("--firmware-size", type=int, default=None,
                     help="size of the board's firmware .bin, when planning without --firmware (default: 0, or "
                          "what the board says with write)")
+    ap.add_argument("--kfpkg", metavar="FILE", help="plan or write this .kfpkg (a MaixPy release, a vendor's model "
+                                                    "package) instead of the models: checked like our plan (4 KiB "
+                                                    "aligned, no overlap, below SPIFFS), repacked into --out")
+    ap.add_argument("--allow-spiffs", action="store_true", help="with --kfpkg: let it write over SPIFFS (the "
+                                                               "board's /flash files)")
     ap.set_defaults(command="flash")
 
 
 def run_flash(args):
     out = _out(args)
+    if args.kfpkg:
+        if args.action == "kfpkg":
+            raise UsageError("flash kfpkg --kfpkg: give plan (check it) or write (flash it)")
+        vendor_kfpkg.flash_package(args.kfpkg, ports.resolve(args.port) if args.action == "write" else None,
+                                   board=args.board, baud=args.baud, allow_spiffs=args.allow_spiffs, out_dir=out)
+        return 0
     manifests = _selected(args)
     fw_size = args.firmware_size
     port = ports.resolve(args.port) if args.action == "write" else None

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from host_tools import manifest as mf
 from host_tools.deploy import board_state, flash_update, flasher, kfpkg, layout, sdcard, sync
 from host_tools.deploy.link import Link, LinkError
 from host_tools.files import write_atomic
@@ -33,7 +34,6 @@ class DeployReport:
 
 def find_manifests(models_dir) -> list:
     """The model manifests in a folder (manifest.find: a broken one is refused, never dropped)."""
-    from host_tools import manifest as mf
     return mf.find(models_dir)
 
 
@@ -183,6 +183,7 @@ def deploy(port, board="bit", firmware=None, models_dir="models", device_dir="de
         raise sync.SyncError("%s: device/ must not hold models.json, deploy writes it from the plan"
                              % files["models.json"])
     files["models.json"] = models_json.encode()
+    files.update(mf.board_files(manifests))          # labels files the models.json names
     report.files = sync.sync(link, files, target, log=log)
     log(report.files.summary())
     sdcard.install(link, card, log)

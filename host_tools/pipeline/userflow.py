@@ -239,7 +239,8 @@ def _detector(req, name, out, log):
             "nms": cfg.nms, "data": str(req.data), "framing": cfg.framing,
             "photos": {"train": int(len(tr)), "val": int(len(va))},
             "boxes": {"train": int(sum(len(b) for b in b_tr)), "val": int(sum(len(b) for b in b_va))},
-            "settings": _settings(cfg), "seconds": stage.seconds,
+            "settings": _settings(cfg), "seconds": stage.seconds, "epochs_run": hist["epochs_run"],
+            "best_epoch": hist["best_epoch"], "val_curve": dict(zip(hist["val_epochs"], hist["val_map50"])),
             "files": {"keras": files_written["keras"].name, "tflite": files_written["tflite"].name},
         }
         _finish(out, staged, verdict, rep)
