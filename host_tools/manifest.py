@@ -125,6 +125,28 @@ def load(path) -> Manifest:
     return validate(d, str(path))
 
 
+def find(folder) -> list:
+    """The model manifests in a folder, sorted: every *.json naming a kmodel. Other JSON (training reports) is
+    not one. Never a silent drop: ManifestError names a *.json that is not valid JSON, a manifest that does not
+    validate, and a *.kmodel that no manifest names (it would otherwise vanish from the plan unsaid)."""
+    folder = Path(folder)
+    out, named = [], set()
+    for p in sorted(folder.glob("*.json")):
+        try:
+            d = json.loads(p.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ManifestError("%s: not a readable JSON file (%s); fix or move it" % (p, e)) from None
+        if isinstance(d, dict) and "kmodel" in d:
+            m = validate(d, str(p))
+            out.append(p)
+            named.update({m.kmodel, m.big_endian})
+    for k in sorted(folder.glob("*.kmodel")):
+        if k.name not in named:
+            raise ManifestError("%s: no manifest names this kmodel (expected %s beside it, as `compile` and `train` "
+                                "write it)" % (k, k.with_suffix(".json").name))
+    return out
+
+
 def save(path, m: Manifest) -> Path:
     validate(json.loads(m.to_json()), str(path))  # never write what we could not read back
     return write_atomic(path, m.to_json())
@@ -204,10 +226,24 @@ def board_files(manifest_paths) -> dict:
 
 DEVICE_FIELDS = ("name", "kind", "input", "outputs", "labels", "anchors", "threshold", "nms", "load", "framing",
                  "kmodel_version")
+# A flash source also says what its bytes are: size and sha256 (the deployer's record of what the board's flash
+# holds, so a later plan never overwrites a model the board still lists) and the first HEAD_BYTES as hex (the
+# device compares them with the flash before loading: a model not where models.json says is named, not loaded).
+HEAD_BYTES = 64
 
 
-def device_entry(m: Manifest, flash_offset: int = None, path: str = None) -> dict:
-    """One model as device/lib/registry.py reads it: where it lives on the board plus what the app needs."""
+def flash_source(offset: int, stored: bytes = None) -> dict:
+    """models.json's `source` for a model stored at `offset`; `stored`: the bytes there (the kmodel, or its
+    big-endian copy for load_flash)."""
+    src = {"flash": int(offset)}
+    if stored is not None:
+        src.update(size=len(stored), sha256=hashlib.sha256(stored).hexdigest(), head=bytes(stored[:HEAD_BYTES]).hex())
+    return src
+
+
+def device_entry(m: Manifest, flash_offset: int = None, path: str = None, stored: bytes = None) -> dict:
+    """One model as device/lib/registry.py reads it: where it lives on the board plus what the app needs.
+    stored: for a flash model, the bytes at flash_offset (see flash_source)."""
     if (flash_offset is None) == (path is None):
         raise ManifestError("%s: give exactly one of flash offset or file path" % m.name)
     if m.load == "flash" and flash_offset is None:
@@ -215,7 +251,7 @@ def device_entry(m: Manifest, flash_offset: int = None, path: str = None) -> dic
     entry = {k: getattr(m, k) for k in DEVICE_FIELDS}
     if m.labels_file:
         entry["labels"] = m.labels_file        # the device reads the labels from this file (registry.py)
-    entry["source"] = {"flash": int(flash_offset)} if flash_offset is not None else {"path": path}
+    entry["source"] = flash_source(flash_offset, stored) if flash_offset is not None else {"path": path}
     return entry
 
 

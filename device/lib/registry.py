@@ -1,5 +1,6 @@
 # The model registry: models.json (written by host_tools/manifest.py device_manifest()) read and checked on the
 # device. A bad entry never stops the app: it becomes a problem message for its mode and the other mode runs.
+import ubinascii
 import ujson
 
 SCHEMA = 1
@@ -7,6 +8,7 @@ KINDS = ("classifier", "detector")
 FRAMINGS = ("crop", "stretch")  # host_tools/framing.py: how the camera frame becomes the model input
 MAX_W = 320  # the KPU takes camera input up to QVGA
 MAX_H = 240
+MAX_HEAD = 256  # bytes of a model's start that models.json may give to compare with the flash
 
 
 class RegistryError(ValueError):
@@ -45,6 +47,9 @@ def check_entry(d, where):
         off = _need(src, "flash", (int,), where + " source")
         if off <= 0:
             raise RegistryError("%s: field 'source.flash' must be > 0, got %r" % (where, off))
+        head = src.get("head", "")
+        if not isinstance(head, str) or len(head) % 2 or len(head) > 2 * MAX_HEAD:
+            raise RegistryError("%s: field 'source.head' must be hex text of at most %d bytes" % (where, MAX_HEAD))
     else:
         path = _need(src, "path", (str,), where + " source")
         if ".kmodel" not in path:
@@ -137,6 +142,37 @@ def parse(text, where="models.json"):
     return entries, problems
 
 
+def flash_problem(e, flash_read):
+    """None, or why entry e's model is not in flash: the first bytes at its offset must be its 'head'. A deploy
+    cut short, or another tool, may have left other bytes there; kpu.load would then fail or run garbage."""
+    src = e["source"]
+    head = src.get("head")
+    if "flash" not in src or not head:
+        return None
+    try:
+        got = ubinascii.hexlify(flash_read(src["flash"], len(head) // 2)).decode()
+    except Exception:
+        got = None
+    if got != head.lower():
+        return "model %s not at 0x%X (deploy interrupted?)" % (e["name"], src["flash"])
+    return None
+
+
+def check_flash(entries, problems, flash_read=None):
+    """The entries whose model is where models.json says; the others become problems of their kind."""
+    if flash_read is None:
+        from Maix import utils
+        flash_read = utils.flash_read
+    good = []
+    for e in entries:
+        msg = flash_problem(e, flash_read)
+        if msg is None:
+            good.append(e)
+        else:
+            problems.append((e["kind"], msg))
+    return good, problems
+
+
 def _text(path):
     f = open(path)
     try:
@@ -163,11 +199,12 @@ def read_labels(entries, problems):
 
 
 def read(path="models.json"):
-    """parse() of the file at path (relative to the current directory, /flash or /sd, like the firmware), with
-    labels files read (read_labels)."""
+    """parse() of the file at path (relative to the current directory, /flash or /sd, like the firmware), each
+    flash model checked against the flash (check_flash), labels files read (read_labels)."""
     try:
         text = _text(path)
     except OSError as e:
         return [], [(None, "%s: cannot read (%s)" % (path, e))]
     entries, problems = parse(text, path)
+    entries, problems = check_flash(entries, problems)
     return read_labels(entries, problems)

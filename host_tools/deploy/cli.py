@@ -4,7 +4,7 @@ from pathlib import Path
 from host_tools import outdir
 from host_tools.command import UsageError
 from host_tools.deploy import deploy as deploy_mod
-from host_tools.deploy import flash_update, flasher, kfpkg, layout, ports, sync, vendor_kfpkg
+from host_tools.deploy import board_state, flash_update, flasher, kfpkg, layout, ports, sync, vendor_kfpkg
 from host_tools.deploy.link import Link
 from host_tools.files import write_atomic
 
@@ -48,6 +48,8 @@ def add_deploy(ap):
     _flash_args(ap)
     ap.add_argument("--device", default="device", help="device code folder")
     ap.add_argument("--target", default="/flash", choices=sync.FILESYSTEMS, help="file system for the app")
+    ap.add_argument("--reset", action="store_true",
+                    help="reset the board at the end even when nothing changed (default: only when something did)")
     ap.set_defaults(command="deploy")
 
 
@@ -56,7 +58,7 @@ def run_deploy(args):
     manifests = _selected(args)
     deploy_mod.deploy(ports.resolve(args.port), board=args.board, firmware=args.firmware, manifests=manifests,
                       device_dir=args.device, target=args.target, tool=args.tool, baud=args.baud,
-                      pins=layout.parse_pins(args.pin), out_dir=out)
+                      pins=layout.parse_pins(args.pin), out_dir=out, reset=args.reset)
     return 0
 
 
@@ -94,10 +96,15 @@ def run_flash(args):
     fw_size = args.firmware_size
     port = ports.resolve(args.port) if args.action == "write" else None
     link = Link(port, args.tool) if port is not None else None
+    listed = ()
     try:
-        if link is not None and args.firmware is None and fw_size is None:
-            fw_size = flash_update.board_firmware_size(link)
-        plan = layout.plan(manifests, firmware=args.firmware, firmware_size=fw_size, pins=layout.parse_pins(args.pin))
+        if link is not None:
+            on_board = board_state.read(link)     # what the board lists is never overwritten (layout.plan)
+            listed = on_board.listed
+            if args.firmware is None and fw_size is None:
+                fw_size = on_board.firmware_size
+        plan = layout.plan(manifests, firmware=args.firmware, firmware_size=fw_size, pins=layout.parse_pins(args.pin),
+                           board=listed)
         plan.save(out / "flash-plan.json")
         write_atomic(out / "models.json", plan.device_models_json())
         for r in plan.regions():

@@ -43,9 +43,11 @@ def install_models(board, manifest_paths) -> str:
         ms = [(p, mf.load(p)) for p in manifest_paths]
         files = {m.name: mf.flash_file(p, m) for p, m in ms}
         offsets = flash.place([(m.name, files[m.name].stat().st_size) for _, m in ms])
+        stored = {m.name: files[m.name].read_bytes() for _, m in ms}
         for _, m in ms:
-            board.write_flash(offsets[m.name], files[m.name].read_bytes())
-        text = mf.device_manifest([mf.device_entry(m, flash_offset=offsets[m.name]) for _, m in ms])
+            board.write_flash(offsets[m.name], stored[m.name])
+        text = mf.device_manifest([mf.device_entry(m, flash_offset=offsets[m.name], stored=stored[m.name])
+                                   for _, m in ms])
         (board.flash_root / "models.json").write_text(text)
         _put(board.flash_root, mf.board_files(manifest_paths))
         return text
@@ -70,15 +72,9 @@ def _put(root, files):
 
 
 def demo_manifests(models_dir="models") -> list:
-    """The shipped demo models: every models/*.json manifest (sorted, classifier first)."""
-    paths = sorted(Path(models_dir).glob("*.json"))
-    ms = []
-    for p in paths:
-        try:
-            m = mf.load(p)
-        except mf.ManifestError:
-            continue             # not a model manifest (e.g. a training report)
-        ms.append((0 if m.kind == "classifier" else 1, p))
+    """The model manifests in models_dir (classifier first); a broken manifest is a ManifestError naming it, never
+    skipped (the simulation would otherwise run some other model without a word)."""
+    ms = [(0 if mf.load(p).kind == "classifier" else 1, p) for p in mf.find(models_dir)]
     return [p for _, p in sorted(ms)]
 
 
