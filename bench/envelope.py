@@ -3,9 +3,9 @@ renders; mAP@0.5 on the faces held-out composites) beside the float and int8 tfl
 models/*_report.json; and where the KPU's arithmetic and LiteRT's differ: the model outputs, and each conv layer
 given LiteRT's own input map (so nothing carries over from the layers before).
 
-    .venv/bin/python bench/envelope.py [--faces 200] [--compare DIR] [--units-max N] [--write-report]
+    .venv/bin/python bench/envelope.py [--faces 200] [--compare DIR] [--units-max N [N ...]] [--write-report]
 
---compare DIR also measures DIR/<name>.kmodel (e.g. what an earlier compiler made); --units-max N compiles the
+--compare DIR also measures DIR/<name>.kmodel (e.g. what an earlier compiler made); --units-max N ... compiles the
 committed tflites with at most N BN units per output step (kpu_arith.units_per_step; nncase's rule is 1024) and
 measures that too; --write-report records the figures in models/<name>_report.{json,md} (the committed kmodel's,
 and DIR's as "before").
@@ -120,20 +120,25 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--faces", type=int, default=200, help="held-out composites (the report's mAP uses 200)")
     ap.add_argument("--compare", type=Path, help="also measure DIR/<name>.kmodel")
-    ap.add_argument("--units-max", type=float, help="also measure the tflites compiled with at most N units per step")
+    ap.add_argument("--units-max", type=float, nargs="+", metavar="N",
+                    help="also measure the tflites compiled with at most N units per step (each N)")
     ap.add_argument("--write-report", action="store_true")
     a = ap.parse_args(argv)
     from host_tools.compiler import compile_tflite, kpu_arith
     from host_tools.kmodel import load
+    from host_tools.manifest import sha256_file
     for name in ("digits", "faces"):
         rep = json.loads((MODELS / (name + "_report.json")).read_text())
         key = "accuracy" if name == "digits" else "map50"
         kmodels = [("committed kmodel", load(MODELS / (name + ".kmodel")))]
+        shas = {"committed kmodel": sha256_file(MODELS / (name + ".kmodel"))}
         if a.compare:
-            kmodels.append(("%s/%s.kmodel" % (a.compare, name), load(a.compare / (name + ".kmodel"))))
-        if a.units_max:
-            kpu_arith.UNITS_PER_STEP_MAX = a.units_max
-            kmodels.append(("compiled with <= %g units per step" % a.units_max,
+            label = "%s/%s.kmodel" % (a.compare, name)
+            kmodels.append((label, load(a.compare / (name + ".kmodel"))))
+            shas[label] = sha256_file(a.compare / (name + ".kmodel"))
+        for cap in a.units_max or ():
+            kpu_arith.UNITS_PER_STEP_MAX = cap
+            kmodels.append(("compiled with <= %g units per step" % cap,
                             compile_tflite(MODELS / (name + "_int8.tflite")).kmodel))
             kpu_arith.UNITS_PER_STEP_MAX = float("inf")
         recorded = {}
@@ -146,7 +151,8 @@ def main(argv=None) -> int:
                   % (name, label, envelope_state(km), key, fig[key], agree, *_report_figures(rep, key)))
             if label == "committed kmodel" or (a.compare and label.startswith(str(a.compare))):
                 tag = "kmodel_" if label == "committed kmodel" else "kmodel_before_"
-                recorded.update({tag + k: v for k, v in fig.items()}, **{tag + "envelope": envelope_state(km)})
+                recorded.update({tag + k: v for k, v in fig.items()}, **{tag + "envelope": envelope_state(km),
+                                                                         tag + "sha256": shas[label]})
         if a.write_report:
             write_report(name, recorded)
         if name == "digits":

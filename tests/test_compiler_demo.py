@@ -117,3 +117,20 @@ def test_faces_kmodel_finds_what_litert_finds():
     # LiteRT's own two kernel sets differ by such steps more often than the kmodel and LiteRT do.
     assert same >= 0.99 and same >= same_alt
     assert loose == 1.0
+
+
+@pytest.mark.parametrize("name", ["digits", "faces"])
+def test_demo_report_holds_figures_of_the_committed_kmodel(name):
+    """models/<name>_report.json gives the kmodel's accuracy on the KPU emulator beside float: from the run that
+    wrote the kmodel (the pipeline's "val") or measured on it since (bench/envelope.py's section, naming the
+    kmodel's sha256). Figures of another kmodel are stale: a rebuilt demo needs them measured again."""
+    p = _files(name)
+    rep = json.loads((MODELS / (name + "_report.json")).read_text())
+    section = rep.get("kmodel_emulator")
+    if section is not None:
+        assert section.get("kmodel_sha256") == M.sha256_file(p["kmodel"]), \
+            "models/%s_report.json: its kmodel_emulator figures are of another kmodel (.venv/bin/python " \
+            "bench/envelope.py --write-report)" % name
+        assert section["kmodel_envelope"] == "inside the envelope"
+    assert "kmodel" in rep.get("val", {}) or section is not None, \
+        "models/%s_report.json: no figure of the kmodel on the emulator (bench/envelope.py --write-report)" % name

@@ -109,7 +109,7 @@ def test_mutants_give_only_kmodel_error(name):
     _fuzz(name, 150)
 
 
-@pytest.mark.slow
+@pytest.mark.heavy       # 800 mutants per file (78 s CPU for the four): make test runs 150 each
 @pytest.mark.parametrize("name", ["iris", "mnist", "cifar", "yolo"])
 def test_mutants_give_only_kmodel_error_long(name):
     _fuzz(name, 800)

