@@ -159,7 +159,12 @@ def test_the_page_drives_the_virtual_board(studio, browser, tmp_path):
     wait(lambda: text(d, "editor-status").startswith("saved"), 30, "screen.py saved")
     shot(d, "editor")
     d.find_element("id", "reset").click()
-    wait(lambda: says_anywhere_on_row(lcd(d), "frames/s", FPS_ROW, WHITE), 60, "'frames/s' on the LCD after reset")
+    try:
+        wait(lambda: says_anywhere_on_row(lcd(d), "frames/s", FPS_ROW, WHITE), 60, "'frames/s' on the LCD after reset")
+    except AssertionError:
+        Image.fromarray(lcd(d)).save(tmp_path / "lcd.png")
+        raise AssertionError("no 'frames/s' on the LCD (%s); state: %s; console: %s"
+                             % (tmp_path / "lcd.png", text(d, "state-mode"), text(d, "notices")[-600:]))
 
     # a new script, run, its output in the console
     d.find_element("id", "new").click()

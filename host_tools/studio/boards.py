@@ -63,7 +63,7 @@ class StudioRuntime(SimRuntime):
     def __init__(self, state, camera=None, **kw):
         super().__init__(state, **kw)
         self.session = None
-        self.camera = camera            # (sources, hold_ms) or None: the board's default scenes
+        self.view = camera              # (sources, hold_ms) or None (SimRuntime.camera is its own)
         self.console = ""
         self.held_at_reset = False      # the next power-on starts with BOOT held
         self.isp = False                # this power-on had BOOT held: the ROM's ISP mode, no MaixPy
@@ -80,8 +80,8 @@ class StudioRuntime(SimRuntime):
 
     def new_session(self, write, hard):
         ss = super().new_session(self._tee(write), hard)
-        if hard and self.camera is not None:
-            show(ss.run.board, self.camera)
+        if hard and self.view is not None:
+            show(ss.run.board, self.view)
         if hard:
             self.isp = self.held_at_reset
         if hard and self.held_at_reset:
@@ -126,7 +126,7 @@ class VirtualBackend:
 
     def set_camera(self, camera):
         """camera: (sources, hold_ms or None)."""
-        self.runtime.camera = camera
+        self.runtime.view = camera
         board, _ = self._sim()
         if board is not None:
             show(board, camera)

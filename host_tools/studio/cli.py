@@ -83,7 +83,12 @@ def run(args) -> int:
         outdir.claim(args.state, STATE_FILES, force=args.force, option="--state", command="studio")
         facts = provision(args.state, args.device, args.models, args.sd)
         backend = VirtualBackend(args.state, camera=args.camera, sd=args.sd)
-    studio = Studio(backend, BoardFiles(backend.port), host_manifests=facts)
+    files = BoardFiles(backend.port)
+    if backend.virtual:
+        import threading
+        stop = threading.Event()
+        threading.Thread(target=files.drain_while_idle, args=(stop,), daemon=True).start()
+    studio = Studio(backend, files, host_manifests=facts)
     return serve(studio, args.http_port)
 
 

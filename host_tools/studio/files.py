@@ -34,6 +34,22 @@ class BoardFiles:
             finally:
                 link.close(reset=reset)
 
+    def drain_while_idle(self, stop: threading.Event) -> None:
+        """Read and drop what the board prints while no action holds the link (the virtual board's console
+        already reaches the page): a pty nobody reads fills up, and the firmware then waits on every write."""
+        import serial
+        line = serial.Serial(self.port, timeout=0)
+        try:
+            while not stop.is_set():
+                if self.lock.acquire(timeout=0.2):
+                    try:
+                        line.read(65536)
+                    finally:
+                        self.lock.release()
+                stop.wait(0.05)
+        finally:
+            line.close()
+
     def tree(self) -> dict:
         """{"/flash": [(name, size, is_dir)], "/sd": [...] or None when no card is in}."""
         def work(link):
