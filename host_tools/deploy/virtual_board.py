@@ -207,16 +207,16 @@ def run(args) -> int:
     runtime = SimRuntime(state, frames_out=args.frames, max_frames=args.max_frames, realtime=not args.fast,
                          presses=args.press)
     board = VirtualBoard(state, runtime)
-    print("virtual Maix Bit on port %s" % board.port, flush=True)
-    print("state in %s; try: make deploy PORT=%s   or: python -m host_tools fs ls (finds this board); stop with "
-          "Ctrl-C" % (state.folder, board.port), flush=True)
 
     def stop(*_):
         board._running = False
 
     signal.signal(signal.SIGTERM, stop)
-    ports.advertise(state.folder, board.port)
+    ports.advertise(state.folder, board.port)      # first: whoever reads the port line can find it there
     try:
+        print("virtual Maix Bit on port %s" % board.port, flush=True)
+        print("state in %s; try: make deploy PORT=%s   or: python -m host_tools fs ls (finds this board); stop "
+              "with Ctrl-C" % (state.folder, board.port), flush=True)
         board.serve()
     except KeyboardInterrupt:       # Ctrl-C is how this command is meant to end: exit 0
         pass
