@@ -93,15 +93,16 @@ CASES = [
     ("quantize-missing-model", ["quantize", "{T}/none.keras", "--data", "{T}/pics"], FAILED, ["none.keras"]),
     ("sim-out-foreign", ["sim", "--out", "{T}/foreign", "--seconds", "1"], FAILED, ["notes.txt", "--force"]),
     ("sim-out-checkout", ["sim", "--out", str(ROOT), "--seconds", "1"], FAILED, ["checkout"]),
-    ("sim-missing-camera", ["sim", "--out", "{T}/s", "--camera", "{T}/none.png"], FAILED, ["none.png"]),
+    ("sim-missing-camera", ["sim", "--out", "{T}/s", "--device", str(ROOT / "device"), "--models", str(MODELS),
+                            "--camera", "{T}/none.png"], FAILED, ["none.png"]),
     ("sim-missing-device", ["sim", "--out", "{T}/s", "--device", "{T}/empty"], FAILED, ["empty", "main.py"]),
     ("sim-bad-seconds", ["sim", "--seconds", "soon"], USAGE, ["--seconds"]),
     ("flash-missing-models", ["flash", "plan", "--models", "{T}/none", "--out", "{T}/d"], FAILED, ["none"]),
     ("flash-broken-manifest", ["flash", "plan", "--models", "{T}/broken_manifest", "--out", "{T}/d"], FAILED,
      ["m.json"]),
-    ("flash-bad-pin", ["flash", "plan", "--pin", "digits", "--out", "{T}/d"], FAILED, ["digits"]),
+    ("flash-bad-pin", ["flash", "plan", "--models", str(MODELS), "--pin", "digits", "--out", "{T}/d"], FAILED, ["digits"]),
     ("flash-unknown-action", ["flash", "burn"], USAGE, ["burn"]),
-    ("deploy-missing-port", ["deploy", "--port", "{T}/ttyUSB9", "--out", "{T}/d"], FAILED, ["ttyUSB9"]),
+    ("deploy-missing-port", ["deploy", "--models", str(MODELS), "--port", "{T}/ttyUSB9", "--out", "{T}/d"], FAILED, ["ttyUSB9"]),
     ("fs-no-board", ["fs", "ls", "/flash"], FAILED, ["no board found", "--port"]),
     ("fs-port-is-a-file", ["fs", "--port", "{T}/notes.txt", "ls"], FAILED, ["notes.txt", "not a serial port"]),
     ("board-state-is-a-file", ["board", "--state", "{T}/a_file"], FAILED, ["a_file", "--state"]),
@@ -189,7 +190,8 @@ def test_bad_input_on_the_board(case, board, user, capsys, monkeypatch):
 def test_sim_out_keeps_a_foreign_file_with_force(user, capsys):
     """--force writes beside a file the command did not write, and a rerun replaces only its own files."""
     out = user / "foreign"
-    args = ["sim", "--out", str(out), "--seconds", "0.5", "--quiet", "--force"]
+    args = ["sim", "--out", str(out), "--device", str(ROOT / "device"), "--models", str(MODELS), "--seconds", "0.5",
+            "--quiet", "--force"]
     assert main(args) == 0
     assert (out / "notes.txt").read_text() == "keep me\n" and (out / "sim.log").is_file()
     (out / "frames" / "9999.png").write_bytes(b"stale frame of an earlier run")
