@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[train,dev]'
+	$(PY) -m host_tools.kmodel.warm models/*.kmodel
 	touch $@
 
 # The app on the virtual Maix Bit with the shipped demo models (headless, scripted mode switch).

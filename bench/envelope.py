@@ -3,9 +3,9 @@ renders; mAP@0.5 on the faces held-out composites) beside the float and int8 tfl
 models/*_report.json; and where the KPU's arithmetic and LiteRT's differ: the model outputs, and each conv layer
 given LiteRT's own input map (so nothing carries over from the layers before).
 
-    .venv/bin/python bench/envelope.py [--faces 200] [--compare DIR] [--units-max N] [--write-report]
+    .venv/bin/python bench/envelope.py [--faces 200] [--compare DIR] [--units-max N [N ...]] [--write-report]
 
---compare DIR also measures DIR/<name>.kmodel (e.g. what an earlier compiler made); --units-max N compiles the
+--compare DIR also measures DIR/<name>.kmodel (e.g. what an earlier compiler made); --units-max N ... compiles the
 committed tflites with at most N BN units per output step (kpu_arith.units_per_step; nncase's rule is 1024) and
 measures that too; --write-report records the figures in models/<name>_report.{json,md} (the committed kmodel's,
 and DIR's as "before").
@@ -96,6 +96,13 @@ def layers_vs_litert(name, images):
     return [(L.op_index, L.op, L.post is not None, off[id(L)] / total[id(L)]) for L in conv if total[id(L)]]
 
 
+def _report_figures(rep, key):
+    """(float, int8) of a report: a `train` report's "val", or the older float_<key> / int8_<key>."""
+    if "val" in rep:
+        return rep["val"]["float"], rep["val"]["int8"]
+    return rep["float_" + key], rep["int8_" + key]
+
+
 def write_report(name, figures):
     """Add the kmodel figures to models/<name>_report.json and its .md (a section of their own)."""
     path = MODELS / (name + "_report.json")
@@ -113,20 +120,25 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--faces", type=int, default=200, help="held-out composites (the report's mAP uses 200)")
     ap.add_argument("--compare", type=Path, help="also measure DIR/<name>.kmodel")
-    ap.add_argument("--units-max", type=float, help="also measure the tflites compiled with at most N units per step")
+    ap.add_argument("--units-max", type=float, nargs="+", metavar="N",
+                    help="also measure the tflites compiled with at most N units per step (each N)")
     ap.add_argument("--write-report", action="store_true")
     a = ap.parse_args(argv)
     from host_tools.compiler import compile_tflite, kpu_arith
     from host_tools.kmodel import load
+    from host_tools.manifest import sha256_file
     for name in ("digits", "faces"):
         rep = json.loads((MODELS / (name + "_report.json")).read_text())
         key = "accuracy" if name == "digits" else "map50"
         kmodels = [("committed kmodel", load(MODELS / (name + ".kmodel")))]
+        shas = {"committed kmodel": sha256_file(MODELS / (name + ".kmodel"))}
         if a.compare:
-            kmodels.append(("%s/%s.kmodel" % (a.compare, name), load(a.compare / (name + ".kmodel"))))
-        if a.units_max:
-            kpu_arith.UNITS_PER_STEP_MAX = a.units_max
-            kmodels.append(("compiled with <= %g units per step" % a.units_max,
+            label = "%s/%s.kmodel" % (a.compare, name)
+            kmodels.append((label, load(a.compare / (name + ".kmodel"))))
+            shas[label] = sha256_file(a.compare / (name + ".kmodel"))
+        for cap in a.units_max or ():
+            kpu_arith.UNITS_PER_STEP_MAX = cap
+            kmodels.append(("compiled with <= %g units per step" % cap,
                             compile_tflite(MODELS / (name + "_int8.tflite")).kmodel))
             kpu_arith.UNITS_PER_STEP_MAX = float("inf")
         recorded = {}
@@ -136,10 +148,11 @@ def main(argv=None) -> int:
                      "%.3f%% of outputs off LiteRT (LiteRT's mAP on these %d images %.4f)"
                      % (100 * fig["outputs_off_litert"], a.faces, fig["litert_map50"]))
             print("%s, %s (%s): %s %.4f, %s; float %.4f, int8 tflite %.4f"
-                  % (name, label, envelope_state(km), key, fig[key], agree, rep["float_" + key], rep["int8_" + key]))
+                  % (name, label, envelope_state(km), key, fig[key], agree, *_report_figures(rep, key)))
             if label == "committed kmodel" or (a.compare and label.startswith(str(a.compare))):
                 tag = "kmodel_" if label == "committed kmodel" else "kmodel_before_"
-                recorded.update({tag + k: v for k, v in fig.items()}, **{tag + "envelope": envelope_state(km)})
+                recorded.update({tag + k: v for k, v in fig.items()}, **{tag + "envelope": envelope_state(km),
+                                                                         tag + "sha256": shas[label]})
         if a.write_report:
             write_report(name, recorded)
         if name == "digits":

@@ -11,12 +11,14 @@ from pathlib import Path
 
 from host_tools import framing as F
 from host_tools.files import write_atomic
+from host_tools.k210 import firmware
 
 SCHEMA = 1
 KINDS = ("classifier", "detector")
 LOADS = ("ram", "flash")
 INPUT_FORMATS = ("planar_u8", "float")
 OUTPUT_TYPES = ("B", "f")  # the fmap typecodes the firmware hands over
+KMODEL_VERSIONS = (3, 4)   # what MaixPy loads (V4 on builds with V4 support)
 
 
 class ManifestError(ValueError):
@@ -28,7 +30,7 @@ class Manifest:
     name: str
     kind: str                      # "classifier" | "detector"
     kmodel: str                    # file name of the little-endian kmodel, relative to the manifest
-    kmodel_version: int            # 3
+    kmodel_version: int            # 3, or 4 (nncase v0.2: full firmware builds only, kpu.set_outputs on the device)
     sha256: str                    # of the kmodel file
     size: int                      # bytes of the kmodel file
     input: dict                    # {"w": int, "h": int, "c": int, "format": "planar_u8" | "float"}
@@ -42,6 +44,8 @@ class Manifest:
     nms: float = 0.3
     framing: str = F.DEFAULT       # how a camera frame or photo becomes the input (host_tools/framing.py)
     big_endian: str = ""           # file name of the big-endian copy for kpu.load_flash, "" when none
+    labels_file: str = ""          # a labels file beside the manifest (one per line, = labels) that goes onto the
+                                   # board; models.json then names it instead of listing the labels
     schema: int = SCHEMA
 
     def to_json(self) -> str:
@@ -95,7 +99,14 @@ def validate(d: dict, where: str = "manifest") -> Manifest:
         _need(d, k, str, where)
     for k in ("kmodel_version", "size"):
         _need(d, k, int, where)
+    if d["kmodel_version"] not in KMODEL_VERSIONS:
+        raise ManifestError("%s: field 'kmodel_version' is %r, expected one of %s"
+                            % (where, d["kmodel_version"], KMODEL_VERSIONS))
     _need(d, "labels", list, where)
+    lf = d.get("labels_file", "")
+    if not isinstance(lf, str) or "/" in lf or "\\" in lf or (lf and not lf.endswith(".txt")):
+        raise ManifestError("%s: field 'labels_file' must be a .txt file name beside the manifest, got %r"
+                            % (where, lf))
     _need(d, "memory", dict, where)
     _need(d, "fits", dict, where)
     known = set(Manifest.__dataclass_fields__)
@@ -114,6 +125,28 @@ def load(path) -> Manifest:
     return validate(d, str(path))
 
 
+def find(folder) -> list:
+    """The model manifests in a folder, sorted: every *.json naming a kmodel. Other JSON (training reports) is
+    not one. Never a silent drop: ManifestError names a *.json that is not valid JSON, a manifest that does not
+    validate, and a *.kmodel that no manifest names (it would otherwise vanish from the plan unsaid)."""
+    folder = Path(folder)
+    out, named = [], set()
+    for p in sorted(folder.glob("*.json")):
+        try:
+            d = json.loads(p.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ManifestError("%s: not a readable JSON file (%s); fix or move it" % (p, e)) from None
+        if isinstance(d, dict) and "kmodel" in d:
+            m = validate(d, str(p))
+            out.append(p)
+            named.update({m.kmodel, m.big_endian})
+    for k in sorted(folder.glob("*.kmodel")):
+        if k.name not in named:
+            raise ManifestError("%s: no manifest names this kmodel (expected %s beside it, as `compile` and `train` "
+                                "write it)" % (k, k.with_suffix(".json").name))
+    return out
+
+
 def save(path, m: Manifest) -> Path:
     validate(json.loads(m.to_json()), str(path))  # never write what we could not read back
     return write_atomic(path, m.to_json())
@@ -121,6 +154,18 @@ def save(path, m: Manifest) -> Path:
 
 def sha256_file(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def summary(m: Manifest, kmodel_file) -> str:
+    """What `compile` and `model add` print of the model they wrote: file, shapes, memory, the firmware it needs."""
+    mem = m.memory
+    fit = firmware.Verdict(next(b for b in firmware.BUILDS if m.fits.get(b)), m.load, m.fits)
+    return ("%s: %s (kmodel V%d, %d bytes), input %dx%dx%d%s, outputs %s\n"
+            "  main memory %d B, KPU RAM %d B, weights %d B, system heap %d B; runs on %s%s" % (
+                m.name, kmodel_file, m.kmodel_version, m.size, m.input["w"], m.input["h"], m.input["c"],
+                "" if m.input.get("format", "planar_u8") == "planar_u8" else " " + m.input["format"],
+                ", ".join("x".join(map(str, o["shape"])) for o in m.outputs), mem["main_mem"], mem["kpu_ram"],
+                mem["weights"], mem["heap"], fit.text(), ", big-endian copy %s" % m.big_endian if m.big_endian else ""))
 
 
 def kmodel_path(manifest_path, m: Manifest) -> Path:
@@ -147,19 +192,66 @@ def flash_file(manifest_path, m: Manifest) -> Path:
     return be
 
 
+def labels_file_text(manifest_path, m: Manifest) -> bytes:
+    """The bytes of a model's labels file (labels_file), checked against its labels: one per line."""
+    p = Path(manifest_path).parent / m.labels_file
+    try:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ManifestError("%s: labels file %s: cannot read (%s)" % (m.name, p, getattr(e, "strerror", e))) \
+            from None
+    if [ln.strip() for ln in text.splitlines() if ln.strip()] != list(m.labels):
+        raise ManifestError("%s: labels file %s does not hold the manifest's %d labels, one per line"
+                            % (m.name, p, len(m.labels)))
+    return text.encode()
+
+
+def board_files(manifest_paths) -> dict:
+    """{board file name: bytes} the models need beside models.json: their labels files. ManifestError for two
+    models naming one file with different contents (the board's /flash is one flat folder)."""
+    out, owner = {}, {}
+    for p in manifest_paths:
+        m = load(p)
+        if not m.labels_file:
+            continue
+        data = labels_file_text(p, m)
+        if m.labels_file in out and out[m.labels_file] != data:
+            raise ManifestError("%s and %s both put a different %s on the board; rename one (field labels_file)"
+                                % (owner[m.labels_file], m.name, m.labels_file))
+        out[m.labels_file], owner[m.labels_file] = data, m.name
+    return out
+
+
 # ---- the device's view: models.json ----
 
-DEVICE_FIELDS = ("name", "kind", "input", "outputs", "labels", "anchors", "threshold", "nms", "load", "framing")
+DEVICE_FIELDS = ("name", "kind", "input", "outputs", "labels", "anchors", "threshold", "nms", "load", "framing",
+                 "kmodel_version")
+# A flash source also says what its bytes are: size and sha256 (the deployer's record of what the board's flash
+# holds, so a later plan never overwrites a model the board still lists) and the first HEAD_BYTES as hex (the
+# device compares them with the flash before loading: a model not where models.json says is named, not loaded).
+HEAD_BYTES = 64
 
 
-def device_entry(m: Manifest, flash_offset: int = None, path: str = None) -> dict:
-    """One model as device/lib/registry.py reads it: where it lives on the board plus what the app needs."""
+def flash_source(offset: int, stored: bytes = None) -> dict:
+    """models.json's `source` for a model stored at `offset`; `stored`: the bytes there (the kmodel, or its
+    big-endian copy for load_flash)."""
+    src = {"flash": int(offset)}
+    if stored is not None:
+        src.update(size=len(stored), sha256=hashlib.sha256(stored).hexdigest(), head=bytes(stored[:HEAD_BYTES]).hex())
+    return src
+
+
+def device_entry(m: Manifest, flash_offset: int = None, path: str = None, stored: bytes = None) -> dict:
+    """One model as device/lib/registry.py reads it: where it lives on the board plus what the app needs.
+    stored: for a flash model, the bytes at flash_offset (see flash_source)."""
     if (flash_offset is None) == (path is None):
         raise ManifestError("%s: give exactly one of flash offset or file path" % m.name)
     if m.load == "flash" and flash_offset is None:
         raise ManifestError("%s: load 'flash' needs a flash offset (kpu.load_flash reads flash)" % m.name)
     entry = {k: getattr(m, k) for k in DEVICE_FIELDS}
-    entry["source"] = {"flash": int(flash_offset)} if flash_offset is not None else {"path": path}
+    if m.labels_file:
+        entry["labels"] = m.labels_file        # the device reads the labels from this file (registry.py)
+    entry["source"] = flash_source(flash_offset, stored) if flash_offset is not None else {"path": path}
     return entry
 
 

@@ -12,8 +12,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCE_FOLDERS = ("host_tools", "device", "tests", "bench", "docs", ".ci", ".git")
 
 # What the model pipeline writes beside a model (compile, train, models): kmodels, manifests, Keras and tflite
-# files, reports and their plots, and the compiler's private staging folder.
-MODEL_FILES = ("*.kmodel", "*.json", "*.tflite", "*.keras", "*.h5", "*_report.md", "*.png", ".*.compiling/**")
+# files, reports and their plots, labels files for the board (model add), and the compiler's private staging
+# folder.
+MODEL_FILES = ("*.kmodel", "*.json", "*.tflite", "*.keras", "*.h5", "*_report.md", "*.png", "*_labels.txt",
+               ".*.compiling/**")
 
 
 class OutError(ValueError):

@@ -79,14 +79,25 @@ def test_deploy_end_to_end_then_nothing_to_do(board, tmp_path, capsys):
         b = np.asarray(Image.open(frames / ("frame_%03d.png" % i)))
         assert a.shape == b.shape and np.array_equal(a, b), "frame %d differs from make sim's" % i
 
-    # nothing changed: no ISP session, no file written, and it says so
+    # nothing changed: no ISP session, no file written, no reset (the app runs on), and it says so
     before = {p.name: p.stat().st_mtime_ns for p in (board.state / "flash").iterdir()}
+    resets = resets_of(board)
     assert cli(args) == 0
     text = capsys.readouterr().out
     assert "flash: nothing changed" in text and "no sector written" in text
     assert "nothing copied" in text
+    assert "no reset: nothing changed; the app runs on" in text and "machine.reset()" not in text
     assert len(isp_sessions(board)) == 1
     assert {p.name: p.stat().st_mtime_ns for p in (board.state / "flash").iterdir()} == before
+    assert resets_of(board) == resets
+    # --reset forces one
+    assert cli(args + ["--reset"]) == 0
+    assert "reset: machine.reset()" in capsys.readouterr().out
+    assert board.wait_for(lambda: resets_of(board) == resets + 1)
+
+
+def resets_of(board) -> int:
+    return (board.state / "board.log").read_text().count("machine.reset()")
 
 
 def test_changed_model_flashes_only_its_changed_blocks(board, tmp_path, capsys):
@@ -179,3 +190,28 @@ def test_a_main_py_that_loops_forever_does_not_block_sync(board, tmp_path, capsy
     assert cli(["sync", "--port", board.port, "--device", str(dev)]) == 0
     assert "copied 1 files" in capsys.readouterr().out
     assert (board.state / "flash" / "main.py").read_text() == "print('new app')\n"
+
+
+def test_a_later_plan_never_overwrites_what_the_board_lists(board, tmp_path, capsys):
+    """The issue's case: a model pinned at 0x200000 by one deploy, then another plan that would put its model at
+    0x300000, inside it. The board's models.json is read first: the pin is refused naming both and the listing,
+    nothing is flashed; unpinned, the new model goes around the listed one."""
+    from test_deploy_support import make_model
+    big = pattern(0x120000, 1)                                  # 0x200000-0x320000
+    make_model(tmp_path / "a", "big", big)
+    make_model(tmp_path / "b", "y", pattern(0x3000, 2))
+    base = ["deploy", "--port", board.port, "--out", str(tmp_path / "o")]
+    assert cli(base + ["--models", str(tmp_path / "a"), "--pin", "big=0x200000"]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert board.wait_for(lambda: len(isp_sessions(board)) == 1)
+    assert cli(base + ["--models", str(tmp_path / "b"), "--pin", "y=0x300000"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("error: y: 0x300000-0x303000 would overwrite big at 0x200000-0x320000, which the board still "
+                   "lists in /flash/models.json"), err
+    assert len(isp_sessions(board)) == 1
+    assert cli(base + ["--models", str(tmp_path / "b")]) == 0, capsys.readouterr().err
+    plan = json.loads((tmp_path / "o" / "flash-plan.json").read_text())
+    y = next(r for r in plan["models"] if r["name"] == "y")
+    assert y["offset"] >= 0x320000
+    flash = (board.state / "flash.bin").read_bytes()
+    assert flash[0x200000:0x200000 + len(big)] == big

@@ -43,7 +43,7 @@ def test_put_ls_cat_get_run_rm(board, tmp_path, capsys, root, folder):
     assert fs(board, "rm", root + "/hello.py") == 0
     assert not (board.state / folder / "hello.py").exists()
     assert fs(board, "rm", root + "/hello.py") == 1
-    assert "ENOENT" in capsys.readouterr().err
+    assert capsys.readouterr().err == "error: no such file %s/hello.py\n" % root
 
 
 def test_edit_round_trip_with_a_scripted_editor(board, tmp_path, capsys, monkeypatch):
@@ -78,7 +78,7 @@ def test_put_mpy_and_spiffs_has_no_folders(board, tmp_path, capsys):
     data = (board.state / "flash" / "lib1.mpy").read_bytes()
     assert data[:2] == b"M\x04"                                 # mpy format 4: what MaixPy loads
     assert fs(board, "put", src, "/flash/sub/lib1.py") == 1     # SPIFFS: no directories
-    assert "ENOENT" in capsys.readouterr().err
+    assert "/flash/sub/lib1.py: /flash is SPIFFS, which has no folders" in capsys.readouterr().err
     (board.state / "sd" / "sub").mkdir()
     assert fs(board, "put", src, "/sd/sub/lib1.py") == 0        # FAT on the card has them
     assert (board.state / "sd" / "sub" / "lib1.py").read_text() == src.read_text()
@@ -134,3 +134,124 @@ def test_fs_repl_is_mpremotes_terminal_without_a_reset(board):
         if p.poll() is None:
             p.kill()
         os.close(m)
+
+
+def one_line_error(capsys, text):
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err == "error: %s\n" % text, err
+
+
+def test_new_edit_creates_rm_and_the_file_systems_themselves(board, tmp_path, capsys, monkeypatch):
+    assert fs(board, "new", "/flash/fresh.py") == 0
+    assert (board.state / "flash" / "fresh.py").read_bytes() == b""
+    assert fs(board, "new", "/flash/fresh.py") == 1
+    one_line_error(capsys, "/flash/fresh.py already exists (fs edit /flash/fresh.py changes it)")
+    editor = tmp_path / "ed.py"
+    editor.write_text("#!%s\nimport sys\nopen(sys.argv[1], 'a').write('x = 1\\n')\n" % sys.executable)
+    editor.chmod(0o755)
+    monkeypatch.setenv("EDITOR", str(editor))
+    monkeypatch.delenv("VISUAL", raising=False)
+    assert fs(board, "edit", "/sd/made.py") == 0                  # edit creates a missing file
+    assert "created /sd/made.py" in capsys.readouterr().out
+    assert (board.state / "sd" / "made.py").read_text() == "x = 1\n"
+    assert fs(board, "rm", "/flash") == 1                         # not the board's ENOENT
+    one_line_error(capsys, "/flash is a file system, not a file: remove the files in it one by one (fs ls /flash)")
+    assert fs(board, "cat", "/flash/nope.py") == 1
+    one_line_error(capsys, "no such file /flash/nope.py")
+    assert fs(board, "ls", "/sd/nope") == 1
+    one_line_error(capsys, "no such folder /sd/nope")
+    assert fs(board, "put", tmp_path / "missing.py") == 1
+    one_line_error(capsys, "no such file %s (on this computer)" % (tmp_path / "missing.py"))
+    assert fs(board, "get", "/sd/made.py", tmp_path / "no" / "where.py") == 1
+    one_line_error(capsys, "no such folder %s (on this computer) to put where.py in" % (tmp_path / "no"))
+    for name in ("fresh.py",):
+        assert fs(board, "rm", "/flash/" + name) == 0
+    assert fs(board, "rm", "/sd/made.py") == 0
+
+
+def test_mkdir_rmdir_on_the_card_and_a_clear_no_on_spiffs(board, tmp_path, capsys):
+    assert fs(board, "mkdir", "/sd/data") == 0
+    assert (board.state / "sd" / "data").is_dir()
+    assert fs(board, "mkdir", "/sd/data") == 1
+    one_line_error(capsys, "/sd/data already exists")
+    src = tmp_path / "a.txt"
+    src.write_text("a")
+    assert fs(board, "put", src, "/sd/data/a.txt") == 0
+    assert fs(board, "ls", "/sd") == 0
+    assert "   <dir>  data/" in capsys.readouterr().out
+    assert fs(board, "rmdir", "/sd/data") == 1
+    one_line_error(capsys, "/sd/data is not empty (remove its files first)")
+    assert fs(board, "rm", "/sd/data") == 1
+    one_line_error(capsys, "/sd/data is a folder: fs rmdir /sd/data removes it when it is empty")
+    assert fs(board, "rm", "/sd/data/a.txt") == 0 and fs(board, "rmdir", "/sd/data") == 0
+    assert not (board.state / "sd" / "data").exists()
+    assert fs(board, "rmdir", "/sd/data") == 1
+    one_line_error(capsys, "no such folder /sd/data")
+    for action in ("mkdir", "rmdir"):
+        assert fs(board, action, "/flash/lib") == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: cannot ") and "/flash is SPIFFS, which has no folders" in err
+
+
+def test_run_streams_output_keeps_it_on_an_error_and_names_the_line(board, tmp_path, capsys):
+    (board.state / "flash" / "bad.py").write_text("print('before')\nprint('still')\nx = 1 // 0\n")
+    assert fs(board, "run", "/flash/bad.py") == 1
+    cap = capsys.readouterr()
+    assert cap.out == "before\nstill\n"                          # what it printed before the error
+    assert cap.err.startswith("error: /flash/bad.py, line 3: ZeroDivisionError: ") and cap.err.count("\n") == 1
+
+
+def test_run_streams_as_it_comes(board, tmp_path):
+    # each line after about a second of the board's CPU (sleeps would pass at once: REPL code is not paced)
+    (board.state / "flash" / "slow.py").write_text(
+        "for i in range(3):\n    print('tick', i)\n    n = 0\n    while n < 2000000:\n        n += 1\n")
+    p = subprocess.Popen([sys.executable, "-m", "host_tools", "fs", "--port", board.port, "run", "/flash/slow.py"],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ,
+                                                                                          PYTHONUNBUFFERED="1"))
+    seen = []
+    for line in p.stdout:
+        seen.append((time.monotonic(), line))
+    assert p.wait(60) == 0, p.stderr.read()
+    assert [x for _, x in seen] == [b"tick 0\n", b"tick 1\n", b"tick 2\n"]
+    assert seen[2][0] - seen[0][0] > 0.5                         # printed as it came, not all at the end
+
+
+def test_run_timeout_stops_a_busy_loop_and_the_board_stays_usable(board, capsys):
+    (board.state / "flash" / "spin.py").write_text("print('spinning')\nwhile True:\n    pass\n")
+    t0 = time.monotonic()
+    assert fs(board, "run", "--timeout", "2", "/flash/spin.py") == 1
+    took = time.monotonic() - t0
+    cap = capsys.readouterr()
+    assert cap.out == "spinning\n"
+    assert cap.err == "error: /flash/spin.py: still running after 2 s: stopped with Ctrl-C, the board is ready\n"
+    assert took < 10, took
+    t0 = time.monotonic()
+    assert fs(board, "ls", "/flash") == 0 and time.monotonic() - t0 < 5
+    assert "spin.py" in capsys.readouterr().out
+
+
+def test_reset_soft_and_hard(board, capsys):
+    log = board.state / "board.log"
+    assert board.wait_for(lambda: log.exists() and "boot (power on)" in log.read_text(), 20)   # its first boot
+    boots = log.read_text().count("boot (power on)")
+    assert fs(board, "reset") == 0
+    assert "soft reboot" in capsys.readouterr().out
+    assert fs(board, "reset", "--hard") == 0
+    assert board.wait_for(lambda: log.read_text().count("boot (power on)") == boots + 1, 10)
+    assert fs(board, "ls", "/flash") == 0                         # and it answers again
+
+
+def test_repl_without_a_terminal_says_so(board):
+    r = subprocess.run([sys.executable, "-m", "host_tools", "fs", "--port", board.port, "repl"], cwd=ROOT,
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("error: fs repl needs a terminal") and r.stderr.count("\n") == 1
+
+
+def test_a_connection_removes_what_an_interrupted_copy_left(board, capsys):
+    (board.state / "flash" / "cut.py.part").write_bytes(b"half a fi")
+    (board.state / "sd" / "cut.py.part").write_bytes(b"half")
+    assert fs(board, "ls", "/flash") == 0
+    assert ".part" not in capsys.readouterr().out
+    assert not (board.state / "flash" / "cut.py.part").exists() and not (board.state / "sd" / "cut.py.part").exists()

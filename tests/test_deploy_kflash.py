@@ -1,5 +1,6 @@
 """Unmodified kflash 1.1.6 (as a library) flashes a .kfpkg into the virtual Maix Bit over a pty."""
 import json
+import os
 import threading
 import time
 
@@ -122,3 +123,79 @@ def test_isp_stub_checks_crc_erases_and_refuses_out_of_range_writes():
     assert isp.feed(_frame(0xD8, 0, b"")) == b"\xc0\xd8\xe0\xc0"                    # 0, 0: chip erase
     assert flash == b"\xff" * len(flash)
     assert isp.feed(b"\xc0\xd5" + bytes(11) + b"\xc0") == b"\xc0\xd5\xe0\xc0" and isp.stats.rebooted
+
+
+def test_unmodified_kflash_command_line_through_the_boards_usb_port(tmp_path):
+    """`kflash -p PORT -B bit -b 1500000 -n X.kfpkg`, the console script as installed, against `make board`: it
+    resets the board into ISP with DTR/RTS on the FUSE port and the bytes land."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    from host_tools.deploy import fuse_port
+    from test_deploy_support import VirtualBoardProcess
+    why = fuse_port.available()
+    if why:
+        pytest.skip("no FUSE serial port here: %s" % why)
+    b = VirtualBoardProcess(tmp_path / "board", ["--fast"])
+    try:
+        usb = b.proc.stdout.readline().split()[-1]
+        assert usb.endswith("/usb/ttyUSB0")
+        fw, model = pattern(60_000, 4), pattern(100_000, 5)
+        pkg = kfpkg.write(tmp_path / "x.kfpkg", [kfpkg.Entry(0, "fw.bin", fw, True),
+                                                 kfpkg.Entry(0x300000, "a.kmodel", model, False)])
+        kflash_cli = Path(sys.executable).parent / "kflash"
+        r = subprocess.run([str(kflash_cli), "-p", usb, "-B", "bit", "-b", "1500000", "-n", str(pkg)],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and "Greeting fail" not in r.stdout, r.stdout[-2000:]
+        assert "Rebooting" in r.stdout
+        assert b.wait_for(lambda: (b.state / "isp.jsonl").exists(), 10)
+        flash = (b.state / "flash.bin").read_bytes()
+        assert flash[:len(fw) + 37] == flash_map.firmware_image(fw)
+        assert flash[0x300000:0x300000 + len(model)] == model
+        log = (b.state / "board.log").read_text()
+        assert "reset held (RTS)" in log and "reset into ISP" in log      # through the modem lines
+    finally:
+        b.close()
+    assert not os.path.ismount(str(tmp_path / "board" / "usb"))          # unmounted with the board
+
+
+def test_the_usb_port_is_unmounted_even_when_the_board_is_killed(tmp_path):
+    import signal
+    from host_tools.deploy import fuse_port
+    from test_deploy_support import VirtualBoardProcess
+    if fuse_port.available():
+        pytest.skip("no FUSE serial port here: %s" % fuse_port.available())
+    b = VirtualBoardProcess(tmp_path / "board", ["--fast"])
+    b.proc.stdout.readline()
+    usb = tmp_path / "board" / "usb"
+    assert os.path.ismount(str(usb))
+    b.proc.send_signal(signal.SIGKILL)
+    b.proc.wait()
+    assert wait(lambda: not os.path.ismount(str(usb)), 10)
+    b.close()
+
+
+def test_without_fuse_the_board_says_why_and_what_works(board, tmp_path, monkeypatch):
+    from host_tools.deploy import fuse_port, virtual_board
+    monkeypatch.setattr(fuse_port.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(fuse_port, "_fusermount", lambda: None)
+    line = virtual_board.usb_port(board, tmp_path / "usb")
+    assert line == ("no kflash port with DTR/RTS (not root and no fusermount3 (install the fuse3 package)): the "
+                    "kflash command line cannot reset this board; `python -m host_tools flash write` and `deploy` "
+                    "drive kflash over the pty")
+    assert not (tmp_path / "usb").exists()
+
+
+def test_our_flasher_never_reports_success_after_greeting_fail(tmp_path):
+    """A port where no ISP answers (a bare pty): kflash says "Greeting fail" and the flasher raises, naming the
+    port and kflash's reason; `flash write` then exits 1 with that one line."""
+    import pty
+    master, slave = pty.openpty()
+    port = os.ttyname(slave)
+    pkg = kfpkg.write(tmp_path / "z.kfpkg", [kfpkg.Entry(0x300000, "a.kmodel", b"abc", False)])
+    try:
+        with pytest.raises(flasher.FlashError, match=r"kflash failed on %s: .*Greeting fail" % port):
+            flasher.flash(pkg, port, board="bit", baud=115200)
+    finally:
+        os.close(master)
+        os.close(slave)

@@ -49,7 +49,9 @@ def test_big_endian_copy_is_what_load_flash_gets(tmp_path):
     r = p.models[0]
     assert r.load == "flash" and r.data() == be
     models = json.loads(p.device_models_json())
-    assert models["models"][0]["source"] == {"flash": r.offset}
+    import hashlib
+    assert models["models"][0]["source"] == {"flash": r.offset, "size": 3000, "sha256": hashlib.sha256(be).hexdigest(),
+                                             "head": be[:64].hex()}       # the big-endian bytes load_flash reads
     assert models["models"][0]["load"] == "flash"
 
 
@@ -147,3 +149,54 @@ def test_literal_picks_the_shorter_encoding():
     assert "a2b_base64" in lit and len(lit) < 1.4 * len(binary)
     import base64
     assert base64.b64decode(lit.split("(")[-1].strip(")'")) == binary
+
+
+# ---- plans that know the board: what its models.json lists is never overwritten while it is listed ----
+
+def listed(name, offset, data, listing="/flash/models.json"):
+    import hashlib
+    from host_tools.deploy.board_state import Listed
+    return Listed(name, offset, len(data), hashlib.sha256(data).hexdigest(), listing)
+
+
+def test_changed_model_goes_beside_the_listed_one_and_unchanged_ones_stay(tmp_path):
+    a1, b = pattern(0x5000, 1), pattern(0x3000, 2)
+    board = [listed("a", 0x300000, a1), listed("b", 0x305000, b)]
+    pa = make_model(tmp_path, "a", pattern(0x5000, 3))          # a new version of a
+    pb = make_model(tmp_path, "b", b)
+    p = layout.plan([pa, pb], firmware_size=10, board=board)
+    got = {r.name: r.offset for r in p.models}
+    assert got["b"] == 0x305000 and p.kept == ["b"]            # same bytes: not moved, not written
+    assert got["a"] >= 0x308000 and not p.overwrites          # A/B: the running a stays intact until models.json
+    # the next deploy (board now lists the new a) reuses the old a's space for a third version
+    board2 = [listed("a", got["a"], pattern(0x5000, 3)), listed("b", 0x305000, b)]
+    pa3 = make_model(tmp_path, "a", pattern(0x5000, 4))
+    p3 = layout.plan([pa3, pb], firmware_size=10, board=board2)
+    assert {r.name: r.offset for r in p3.models}["a"] == 0x300000
+
+
+def test_a_model_the_board_lists_is_never_overwritten_by_another_plan(tmp_path):
+    pinned = pattern(0x280000, 1)                              # pinned at 0x200000 by an earlier plan
+    board = [listed("big", 0x200000, pinned)]
+    y = make_model(tmp_path, "y", pattern(0x1000, 2))
+    p = layout.plan([y], firmware_size=10, model_base=0x200000, board=board)
+    assert p.models[0].offset == 0x480000                       # around it, not at 0x200000 or 0x300000
+    with pytest.raises(flash.PlanError, match=r"y: 0x300000-0x301000 would overwrite big at 0x200000-0x480000, "
+                                              r"which the board still lists in /flash/models.json"):
+        layout.plan([y], firmware_size=10, pins={"y": 0x300000}, board=board)
+    # the same model by name replaces it: that is the user's intent
+    big2 = make_model(tmp_path, "big", pattern(0x280000, 3))
+    p = layout.plan([big2], firmware_size=10, pins={"big": 0x200000}, board=board)
+    assert [x.name for x in p.overwrites] == ["big"]
+
+
+def test_replaced_in_place_only_when_there_is_no_room_beside(tmp_path):
+    room = flash.SPIFFS_OFFSET - 0x300000
+    old = pattern(room * 3 // 5, 1)
+    board = [listed("huge", 0x300000, old)]
+    new = make_model(tmp_path, "huge", pattern(room * 3 // 5, 2))
+    p = layout.plan([new], firmware_size=10, board=board)
+    assert p.models[0].offset == 0x300000 and [x.name for x in p.overwrites] == ["huge"]
+    other = make_model(tmp_path / "o", "other", pattern(room * 3 // 5, 3))
+    with pytest.raises(flash.PlanError, match=r"other: \d+ bytes do not fit.*huge, which the board still lists"):
+        layout.plan([other], firmware_size=10, board=board)

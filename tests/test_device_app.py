@@ -211,6 +211,22 @@ def test_wrong_input_size_raises_the_check_error_and_the_detector_takes_over(tmp
     assert s.loaded_models() == 1 and r.error is None
 
 
+def test_a_model_not_at_its_flash_offset_is_named_and_never_loaded(tmp_path, models):
+    # what an interrupted deploy (or another tool) can leave: other bytes where models.json puts the detector
+    board = make_board(tmp_path, models)
+    doc = json.loads((board.flash_root / "models.json").read_text())
+    det = doc["models"][1]["source"]
+    assert len(det["head"]) == 2 * mf.HEAD_BYTES and det["size"] > 0
+    board.write_flash(det["flash"], bytes(64))
+    board.press(at_ms=START + 1000)
+    s, r, app = boot(board, START + 2000)
+    msg = "model yolo20 not at 0x%X (deploy interrupted?)" % det["flash"]
+    assert board.console_text().count(msg) == 2            # at start, and again on the press
+    assert "check img format" not in board.console_text() and "load error" not in board.console_text()
+    assert loads(board) == ["mnist"]                       # never handed to kpu.load
+    assert held(app) == "mnist" and isinstance(app.result, tuple) and r.error is None
+
+
 @pytest.mark.slow
 def test_soak_1000_switches_returns_the_heap_and_never_holds_two_models(tmp_path, models):
     board = make_board(tmp_path, models)

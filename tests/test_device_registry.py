@@ -66,6 +66,8 @@ BAD = [
     (lambda e: e["input"].update(w=True), 0, "field 'w' has the wrong type"),
     (lambda e: e.update(threshold=1.5), 1, "field 'threshold' must be a number in [0, 1]"),
     (lambda e: e.update(labels=["a", 3]), 0, "field 'labels[1]' is not a string"),
+    (lambda e: e.update(labels="main.py"), 0, "field 'labels' names 'main.py': a labels file must be a .txt"),
+    (lambda e: e.update(labels=7), 0, "field 'labels' has the wrong type"),
     (lambda e: e.update(outputs=[]), 0, "field 'outputs' is empty"),
     (lambda e: e.pop("name"), 0, "missing field 'name'"),
 ]

@@ -75,3 +75,84 @@ def test_cli_reports_a_broken_file(capsys, tmp_path):
     assert host_main(["kmodel", "info", str(p)]) == 1
     err = capsys.readouterr().err
     assert "v5.kmodel" in err and "2015" in err
+
+
+def _json_lines(capsys):
+    import json
+    return [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+
+
+def test_run_json_reads_the_manifest_and_puts_boxes_in_the_photos_pixels(tmp_path, capsys):
+    from PIL import Image
+    from host_tools.sim.provision import fixture_manifests
+    from conftest import FIXTURES
+    dog = fixture_file("nncase-yolo20", "dog.bmp")
+    fixture_file("maixpy-mnist", "mnist.kmodel")
+    fixture_manifests(FIXTURES, tmp_path / "m")            # kmodels with their manifests beside them
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.open(dog).save(photos / "a_dog.png")
+    tall = Image.new("RGB", (320, 320), (128, 128, 128))
+    tall.paste(Image.open(dog), (0, 40))      # a taller photo: the camera's 4:3 frame is its middle, the dog
+    tall.save(photos / "b_dog_tall.png")
+    assert host_main(["kmodel", "run", str(tmp_path / "m" / "yolo20.kmodel"), "--input", str(photos), "--json"]) == 0
+    small, tall = _json_lines(capsys)
+    assert small["input"].endswith("a_dog.png") and small["top"] == []
+    assert sorted(b["label"] for b in small["boxes"]) == ["bicycle", "car", "dog"]   # labels, anchors from it
+    assert tall["boxes"] == [dict(b, y=b["y"] + 40) for b in small["boxes"]]        # in the tall photo's pixels
+    # the command line still wins over the manifest
+    assert host_main(["kmodel", "run", str(tmp_path / "m" / "yolo20.kmodel"), "--input", str(dog), "--json",
+                      "--threshold", "0.99"]) == 0
+    assert _json_lines(capsys)[0]["boxes"] == []
+
+
+def test_run_json_on_a_photo_gives_what_the_app_gets_from_its_camera(tmp_path, capsys):
+    """The same photo through `kmodel run --json` and through the simulated board's camera into the device app:
+    the same class with the same score, the same boxes."""
+    from PIL import Image
+    from conftest import FIXTURES, ROOT
+    from host_tools.sim import Board, Session
+    from host_tools.sim.camera import photo
+    from host_tools.sim.provision import fixture_manifests, install_app, install_models
+    dog = fixture_file("nncase-yolo20", "dog.bmp")
+    fixture_file("maixpy-mnist", "mnist.kmodel")
+    manifests = fixture_manifests(FIXTURES, tmp_path / "m")
+    astronaut = photo("astronaut")
+    Image.fromarray(astronaut).save(tmp_path / "astronaut.png")
+    assert host_main(["kmodel", "run", str(tmp_path / "m" / "mnist.kmodel"), "--input",
+                      str(tmp_path / "astronaut.png"), "--json"]) == 0
+    cls = _json_lines(capsys)[0]
+    assert host_main(["kmodel", "run", str(tmp_path / "m" / "yolo20.kmodel"), "--input", str(dog), "--json"]) == 0
+    det = _json_lines(capsys)[0]
+
+    board = Board(flash_root=tmp_path / "flash", hold_ms=1000,
+                  camera=[("astronaut", astronaut), ("dog", np.asarray(Image.open(dog).convert("RGB")))])
+    install_app(board, ROOT / "device")
+    install_models(board, manifests)
+    s = Session(board)
+    kpu_inputs = []             # every AI buffer the app hands the KPU, by model input shape
+    kpu = s.module("KPU")
+    for fn in ("forward", "run_yolo2"):
+        def rec(task, img, *rest, _real=getattr(kpu, fn)):
+            kpu_inputs.append(np.array(img._ai, copy=True))
+            return _real(task, img, *rest)
+        setattr(kpu, fn, rec)
+    s.exec("import lcd, camera\nlcd.init()\ncamera.start()\nimport app\na = app.App()\na.start()")
+    a = s.main_globals["a"]
+    seen = {}
+    while board.clock.ms < 1900:
+        scene = board.camera.sources[board.camera.index_at(board.clock.ms + 20)][0]
+        if scene == "dog" and a.mode == 0:
+            s.exec("a.enter(1)")
+        s.exec("a.frame()")
+        if a.result is not None:
+            seen[(scene, a.slots[a.mode].kind)] = a.result
+    # the same bytes reach the KPU: kmodel run's input from the photo file, the app's from its camera frame
+    from host_tools.kmodel.cli import read_input
+    for km, image in (("mnist.kmodel", tmp_path / "astronaut.png"), ("yolo20.kmodel", dog)):
+        want = read_input(str(image), load(tmp_path / "m" / km)).x
+        assert any(x.shape == want.shape and np.array_equal(x, want) for x in kpu_inputs), km
+    label, score = seen[("astronaut", "classifier")]
+    assert {"label": label, "score": score} == cls["top"][0]
+    boxes = sorted(seen[("dog", "detector")])
+    assert boxes == sorted((b["label"], b["score"], b["x"], b["y"], b["w"], b["h"]) for b in det["boxes"])

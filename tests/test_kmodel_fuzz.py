@@ -42,12 +42,17 @@ def fixture(name):
     return _cache[name]
 
 
+KINDS = ("u32", "u32", "byte", "bitflip", "truncate", "extend", "cut")     # u32 twice: twice as likely
+
+
 @st.composite
-def mutants(draw, name):
-    data, spots = fixture(name)
+def mutants(draw, name, source=None, kinds=KINDS):
+    """A mutant of fixture `name` (source(name) gives its bytes and structure offsets; this file's fixture
+    by default): 1 to 4 edits of the given kinds."""
+    data, spots = (source or fixture)(name)
     b = bytearray(data)
     for _ in range(draw(st.integers(1, 4))):
-        kind = draw(st.sampled_from(["u32", "u32", "byte", "bitflip", "truncate", "extend", "cut"]))
+        kind = draw(st.sampled_from(kinds))
         pos = draw(st.one_of(st.sampled_from(spots), st.integers(0, max(len(b) - 1, 0))))
         if kind == "u32" and pos + 4 <= len(b):
             v = draw(st.one_of(st.sampled_from(INTERESTING), st.integers(0, 0xFFFFFFFF)))
@@ -89,13 +94,13 @@ def check_one(name, blob):
     assert len(outs) == len(m.outputs)
 
 
-def _fuzz(name, examples):
+def _fuzz(name, examples, source=None, kinds=KINDS):
     @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(st.data())
     def inner(data):
         with np.errstate(all="ignore"):
-            check_one(name, data.draw(mutants(name)))
+            check_one(name, data.draw(mutants(name, source, kinds)))
     inner()
 
 
@@ -104,7 +109,7 @@ def test_mutants_give_only_kmodel_error(name):
     _fuzz(name, 150)
 
 
-@pytest.mark.slow
+@pytest.mark.heavy       # 800 mutants per file (78 s CPU for the four): make test runs 150 each
 @pytest.mark.parametrize("name", ["iris", "mnist", "cifar", "yolo"])
 def test_mutants_give_only_kmodel_error_long(name):
     _fuzz(name, 800)

@@ -52,12 +52,12 @@ def test_encode_refuses_values_that_do_not_fit():
         R.encode_reg(R.ConvValue(arg_x=1 << 23))
 
 
-def test_v4_and_v5_refused_with_firmware_codes():
-    v4 = struct.pack("<4I", 0x4B4D444C, 4, 0, 1) + bytes(64)
+def test_v5_refused_with_firmware_code_and_a_broken_v4_is_a_format_error():
+    v4 = struct.pack("<4I", 0x4B4D444C, 4, 0, 1) + bytes(64)       # V4 goes to reader_v4: no nodes here
     v5 = struct.pack("<4I", 0x4B4D444C, 5, 0, 1) + bytes(64)
     with pytest.raises(KmodelError) as e:
         parse(v4, "m.kmodel")
-    assert e.value.code == 2002 and e.value.version == 4 and "m.kmodel" in str(e.value)
+    assert e.value.code == 2003 and e.value.version == 4 and e.value.field == "nodes" and "m.kmodel" in str(e.value)
     with pytest.raises(KmodelError) as e:
         parse(v5)
     assert e.value.code == 2015 and e.value.field == "version"

@@ -1,5 +1,7 @@
 """Detector training pieces: region targets follow the firmware decoder, the loss trains what it decodes, anchors
 from the boxes, boxes that move with their image, and the AP arithmetic."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -21,16 +23,20 @@ def _logit(p):
     return np.log(p / (1 - p))
 
 
+SURE = float(_logit(1 - region_loss.LossScales().smooth))   # the objectness logit the smoothed loss wants
+
+
 def _perfect_output(y, classes=1):
-    """The raw map a perfect network would give for targets y: logits of the cell offsets, tw/th as they are."""
+    """The raw map a perfect network would give for targets y: logits of the cell offsets, tw/th as they are,
+    objectness at the loss's optimum."""
     gh, gw = y.shape[1:3]
     t = y[0].reshape(gh, gw, 5, 6 + classes)
     out = np.zeros((gh, gw, 5, 5 + classes), np.float32)
-    out[..., 4] = -12.0
+    out[..., 4] = -SURE
     m = t[..., 4] > 0
     out[m, 0], out[m, 1] = _logit(t[m, 0]), _logit(t[m, 1])
     out[m, 2], out[m, 3] = t[m, 2], t[m, 3]
-    out[m, 4] = 12.0
+    out[m, 4] = SURE
     out[m, 5:] = np.where(t[m, 6:] > 0, 8.0, -8.0)
     return out.reshape(gh, gw, -1)
 
@@ -71,17 +77,39 @@ def test_loss_is_smallest_at_the_targets_and_grows_with_each_error():
     y = region_loss.targets([[box]], ANCHORS, GRID, FRAME)
     best = _perfect_output(y)[None]
     base = _loss(y, best)
-    assert base < 0.01
     cell = np.argwhere(y[0].reshape(7, 10, 5, 7)[..., 4] > 0)[0]
     r, c, a = cell
-    for ch, delta in ((0, 1.0), (1, -1.0), (2, 0.5), (3, -0.5), (4, -14.0)):   # x, y, w, h, objectness off
+    for ch, delta in ((0, 1.0), (1, -1.0), (2, 0.5), (3, -0.5), (4, -6.0), (4, 3.0)):   # x, y, w, h, objectness
         worse = best.copy().reshape(1, 7, 10, 5, 6)
         worse[0, r, c, a, ch] += delta
-        assert _loss(y, worse.reshape(best.shape)) > base + 0.05, ch
-    # a confident prediction where there is nothing
-    fp = best.copy().reshape(1, 7, 10, 5, 6)
-    fp[0, 0, 9, 0, 4] = 6.0
-    assert _loss(y, fp.reshape(best.shape)) > base + 5
+        assert _loss(y, worse.reshape(best.shape)) > base + 0.05, (ch, delta)
+    # a confident prediction where there is nothing; and a background pushed past the smoothed target
+    for z, extra in ((6.0, 5.0), (-12.0, 0.05)):
+        fp = best.copy().reshape(1, 7, 10, 5, 6)
+        fp[0, 0, 9, 0, 4] = z
+        assert _loss(y, fp.reshape(best.shape)) > base + extra, z
+
+
+def test_giou_term_counts_overlap_alike_for_small_and_large_boxes():
+    """The same relative shift costs a small and a large box the same GIoU term (squared cell offsets would
+    charge the large box more): with only that term, the two losses are equal."""
+    only_giou = region_loss.LossScales(obj=0, noobj=0, coord=0, giou=1.0)
+    costs = []
+    for box in (Box(100, 50, 130, 80), Box(60, 30, 180, 150)):
+        y = region_loss.targets([[box]], ANCHORS, GRID, FRAME)
+        out = _perfect_output(y).reshape(7, 10, 5, 6)
+        r, c, a = np.argwhere(y[0].reshape(7, 10, 5, 7)[..., 4] > 0)[0]
+        out[r, c, a, 2] += np.log(1.2)                       # 20% too wide
+        costs.append(_loss(y, out.reshape(1, 7, 10, 30), scales=only_giou))
+    assert costs[0] == pytest.approx(costs[1], rel=1e-3) and costs[0] > 0.1
+    # a prediction beside its box (no overlap) still has a gradient: GIoU < 0, the term above 1
+    box = Box(100, 50, 130, 80)
+    y = region_loss.targets([[box]], ANCHORS, GRID, FRAME)
+    out = _perfect_output(y).reshape(7, 10, 5, 6)
+    r, c, a = np.argwhere(y[0].reshape(7, 10, 5, 7)[..., 4] > 0)[0]
+    out[r, c, a, 2:4] -= np.log(3.0)                      # a third of the size ...
+    out[r, c, a, 0] = -8.0                                # ... at the cell's left edge: clear of the box
+    assert _loss(y, out.reshape(1, 7, 10, 30), scales=only_giou) > 1.1
 
 
 def test_loss_ignores_background_predictions_that_already_overlap_a_true_box():
@@ -98,8 +126,11 @@ def test_loss_ignores_background_predictions_that_already_overlap_a_true_box():
     out[r, c, other, 4] = 4.0                              # confident duplicate of the true box
     with_dup = _loss(y, out.reshape(1, 7, 10, 30))
     base = _loss(y, _perfect_output(y)[None])
-    assert with_dup == pytest.approx(base, abs=1e-3)
-    strict = region_loss.LossScales(ignore_iou=1.01)       # no ignoring: the duplicate costs softplus(4)
+    # ignored: it no longer pays even the small background cost it paid at the optimum's -SURE
+    s = region_loss.LossScales().smooth
+    at_rest = s * np.log1p(np.exp(SURE)) + (1 - s) * np.log1p(np.exp(-SURE))
+    assert with_dup == pytest.approx(base - at_rest, abs=1e-3)
+    strict = region_loss.LossScales(ignore_iou=1.01)       # no ignoring: the duplicate costs about softplus(4)
     assert _loss(y, out.reshape(1, 7, 10, 30), scales=strict) > base + 3.5
 
 
@@ -160,13 +191,29 @@ def test_augmented_boxes_follow_the_pixels():
     assert seen > 15
 
 
-def test_colour_changes_leave_boxes_alone():
+def test_light_changes_pixels_only():
+    """The camera light of a batch changes the pixels, in RGB565 steps; the geometry (and so the boxes) stays."""
     rng = np.random.default_rng(1)
-    img = np.full((60, 80, 3), 100, np.uint8)
-    box = Box(10, 10, 30, 40)
-    photometric = Augment(flip=False, zoom=(1.0, 1.0), shift=0.0)
-    out, boxes = box_transforms.augment(img, [box], rng, photometric)
-    assert boxes == [box] and not np.array_equal(out, img)
+    img = np.zeros((2, 60, 80, 3), np.uint8)
+    img[:, 10:40, 10:30] = 200
+    out = box_transforms.light(img, rng, Augment())
+    assert out.shape == img.shape and not np.array_equal(out, img)
+    assert np.all(out[..., 0] % 8 == out[..., 0] >> 5)       # 5-bit red widened as the firmware does
+    assert (out[:, 10:40, 10:30].mean() - out[:, 45:].mean()) > 100   # the bright patch did not move
+
+
+def test_training_batches_hold_the_frames_and_their_targets():
+    """Without augmentation a training batch is exactly the frames' model input and their boxes' targets."""
+    from host_tools.pipeline.train import to_input
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (5, 240, 320, 3), dtype=np.uint8)
+    boxes = [[Box(10 * i, 20, 10 * i + 60, 90)] for i in range(5)]
+    cfg = replace(_cfg(batch=2), augment=Augment().off())
+    data = detector._batches(cfg, images, boxes, seed=3)
+    x, y = data[1]
+    idx = data.order[2:4]
+    np.testing.assert_array_equal(x, to_input(images[idx]))
+    np.testing.assert_array_equal(y, region_loss.targets([boxes[i] for i in idx], ANCHORS, GRID, FRAME))
 
 
 def test_clip_keeps_what_mostly_shows_and_drops_the_rest():

@@ -56,10 +56,11 @@ def test_version_errors_follow_the_firmware_build(tmp_path):
     assert load_error(s, "kpu.load('/sd/v5.kmodel')") == "[MAIXPY]kpu: load error:2015, ERR_UNKNOWN"
     assert load_error(s, "kpu.load('/sd/v4.kmodel')") == \
         "[MAIXPY]kpu: load error:2002, ERR_KMODEL_VERSION: only support kmodel V3"
-    # the full build loads V4; the emulator cannot run it, and says so instead of pretending
+    # the full build reads V4: this one has no nodes, a format error
     full = Session(Board(flash_root=tmp_path / "f2", sd_root=tmp_path / "sd", profile="full"))
-    with pytest.raises(NotImplementedError, match="kmodel V4"):
-        full.exec("import KPU as kpu\nkpu.load('/sd/v4.kmodel')")
+    full.exec("import KPU as kpu")
+    assert load_error(full, "kpu.load('/sd/v4.kmodel')") == \
+        "[MAIXPY]kpu: load error:2003, ERR_KMODEL_FORMAT: layer_header.body_size <=0"
 
 
 def test_float_model_forward_gives_a_tuple_and_the_fixture_values(tmp_path):

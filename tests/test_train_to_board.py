@@ -33,7 +33,7 @@ def loads(board):
 
 
 @pytest.mark.slow
-def test_train_deploy_runs_the_new_classifier_and_boot_switches_to_the_detector(tmp_path):
+def test_train_deploy_runs_the_new_classifier_and_boot_switches_to_the_detector(tmp_path, monkeypatch):
     demo = json.loads((ROOT / "models" / "faces.json").read_text()) if (ROOT / "models" / "faces.json").exists() \
         else None
     if demo is None or demo["kind"] != "detector":
@@ -41,8 +41,8 @@ def test_train_deploy_runs_the_new_classifier_and_boot_switches_to_the_detector(
     data = colour_photos(tmp_path / "my_things")
     vb = VirtualBoardProcess(tmp_path / "board", ["--frames", str(tmp_path / "frames"), "--max-frames", "2"])
     try:
-        assert cli(["train", "--data", str(data), "--epochs", "4", "--out", str(tmp_path / "out"),
-                    "--deploy", vb.port]) == 0
+        monkeypatch.chdir(tmp_path)             # the user's command as it is: nothing but the folder and the port
+        assert cli(["train", "--data", "my_things", "--deploy", vb.port]) == 0
         assert vb.wait_for(lambda: (tmp_path / "frames" / "frame_001.png").exists(), 120), \
             (tmp_path / "board" / "board.log").read_text()
     finally:

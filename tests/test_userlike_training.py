@@ -18,9 +18,9 @@ def _train(data, out, capsys):
     cap = capsys.readouterr()
     rep = json.loads((out / (data.name + "_report.json")).read_text())
     with capsys.disabled():
-        print("\n%s: exit %d in %.0f s wall; validation float %.3f int8 %.3f kmodel %.3f; stages %s"
-              % (data.name, rc, wall, rep["val"]["float"], rep["val"]["int8"], rep["val"]["kmodel"],
-                 rep["seconds"]))
+        print("\n%s: exit %d in %.0f s wall; validation float %.3f int8 %.3f kmodel %.3f; epochs %d (best %d); "
+              "stages %s" % (data.name, rc, wall, rep["val"]["float"], rep["val"]["int8"], rep["val"]["kmodel"],
+                             rep["epochs_run"], rep["best_epoch"], rep["seconds"]))
     return rc, rep, cap
 
 

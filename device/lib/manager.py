@@ -20,13 +20,23 @@ def open_model(e):
             task = kpu.load(src["flash"])
     else:
         task = kpu.load(src["path"])
-    if e["kind"] == "detector":
-        try:
+    try:
+        if e["kmodel_version"] == 4:
+            set_v4_outputs(task, e["out_shapes"])
+        if e["kind"] == "detector":
             kpu.init_yolo2(task, e["threshold"], e["nms"], len(e["anchors"]) // 2, e["anchors"])
-        except Exception:
-            kpu.deinit(task)
-            raise
+    except Exception:
+        kpu.deinit(task)
+        raise
     return task
+
+
+def set_v4_outputs(task, shapes):
+    """A kmodel V4 carries no output shapes: the firmware needs each one (w, h, ch) before forward/run_yolo2."""
+    for i in range(len(shapes)):
+        c, h, w = shapes[i]
+        if not kpu.set_outputs(task, i, w, h, c):
+            raise ValueError("kpu.set_outputs refused output %d shape %dx%dx%d" % (i, c, h, w))
 
 
 def error_text(err):

@@ -1,5 +1,6 @@
 # The model registry: models.json (written by host_tools/manifest.py device_manifest()) read and checked on the
 # device. A bad entry never stops the app: it becomes a problem message for its mode and the other mode runs.
+import ubinascii
 import ujson
 
 SCHEMA = 1
@@ -7,6 +8,7 @@ KINDS = ("classifier", "detector")
 FRAMINGS = ("crop", "stretch")  # host_tools/framing.py: how the camera frame becomes the model input
 MAX_W = 320  # the KPU takes camera input up to QVGA
 MAX_H = 240
+MAX_HEAD = 256  # bytes of a model's start that models.json may give to compare with the flash
 
 
 class RegistryError(ValueError):
@@ -45,10 +47,16 @@ def check_entry(d, where):
         off = _need(src, "flash", (int,), where + " source")
         if off <= 0:
             raise RegistryError("%s: field 'source.flash' must be > 0, got %r" % (where, off))
+        head = src.get("head", "")
+        if not isinstance(head, str) or len(head) % 2 or len(head) > 2 * MAX_HEAD:
+            raise RegistryError("%s: field 'source.head' must be hex text of at most %d bytes" % (where, MAX_HEAD))
     else:
         path = _need(src, "path", (str,), where + " source")
         if ".kmodel" not in path:
             raise RegistryError("%s: field 'source.path' must name a .kmodel file, got %r" % (where, path))
+    version = d.get("kmodel_version", 3)
+    if version not in (3, 4):
+        raise RegistryError("%s: field 'kmodel_version' is %r, expected 3 or 4" % (where, version))
     load = d.get("load", "ram")
     if load not in ("ram", "flash"):
         raise RegistryError("%s: field 'load' is %r, expected ram or flash" % (where, load))
@@ -73,10 +81,21 @@ def check_entry(d, where):
     outs = _need(d, "outputs", (list,), where)
     if not outs:
         raise RegistryError("%s: field 'outputs' is empty" % where)
-    labels = _need(d, "labels", (list,), where)
-    for i in range(len(labels)):
-        if not isinstance(labels[i], str):
-            raise RegistryError("%s: field 'labels[%d]' is not a string" % (where, i))
+    shapes = []
+    for i in range(len(outs)):
+        shp = outs[i].get("shape") if isinstance(outs[i], dict) else None
+        if not isinstance(shp, list) or len(shp) != 3 or not all(isinstance(v, int) and v > 0 for v in shp):
+            raise RegistryError("%s: field 'outputs[%d].shape' must be [c, h, w], got %r" % (where, i, shp))
+        shapes.append(tuple(shp))
+    labels = _need(d, "labels", (list, str), where)
+    if isinstance(labels, str):
+        # a labels file on the board, one label per line (read_labels reads it), as the seed's scripts keep them
+        if not labels.endswith(".txt"):
+            raise RegistryError("%s: field 'labels' names %r: a labels file must be a .txt" % (where, labels))
+    else:
+        for i in range(len(labels)):
+            if not isinstance(labels[i], str):
+                raise RegistryError("%s: field 'labels[%d]' is not a string" % (where, i))
     anchors = d.get("anchors", [])
     if not isinstance(anchors, list):
         raise RegistryError("%s: field 'anchors' must be a list" % where)
@@ -90,6 +109,7 @@ def check_entry(d, where):
         "w": inp["w"], "h": inp["h"], "c": inp["c"], "framing": framing,
         "labels": labels, "anchors": tuple([float(a) for a in anchors]),
         "threshold": _number(d, "threshold", where), "nms": _number(d, "nms", where),
+        "kmodel_version": version, "out_shapes": shapes,
     }
 
 
@@ -122,14 +142,69 @@ def parse(text, where="models.json"):
     return entries, problems
 
 
-def read(path="models.json"):
-    """parse() of the file at path (relative to the current directory, /flash or /sd, like the firmware)."""
+def flash_problem(e, flash_read):
+    """None, or why entry e's model is not in flash: the first bytes at its offset must be its 'head'. A deploy
+    cut short, or another tool, may have left other bytes there; kpu.load would then fail or run garbage."""
+    src = e["source"]
+    head = src.get("head")
+    if "flash" not in src or not head:
+        return None
     try:
-        f = open(path)
-        try:
-            text = f.read()
-        finally:
-            f.close()
+        got = ubinascii.hexlify(flash_read(src["flash"], len(head) // 2)).decode()
+    except Exception:
+        got = None
+    if got != head.lower():
+        return "model %s not at 0x%X (deploy interrupted?)" % (e["name"], src["flash"])
+    return None
+
+
+def check_flash(entries, problems, flash_read=None):
+    """The entries whose model is where models.json says; the others become problems of their kind."""
+    if flash_read is None:
+        from Maix import utils
+        flash_read = utils.flash_read
+    good = []
+    for e in entries:
+        msg = flash_problem(e, flash_read)
+        if msg is None:
+            good.append(e)
+        else:
+            problems.append((e["kind"], msg))
+    return good, problems
+
+
+def _text(path):
+    f = open(path)
+    try:
+        return f.read()
+    finally:
+        f.close()
+
+
+def read_labels(entries, problems):
+    """Entries whose 'labels' names a file get its lines (one label each, blank lines skipped); an entry whose
+    file cannot be read becomes a problem of its kind, so the other mode still runs."""
+    good = []
+    for e in entries:
+        name = e["labels"]
+        if isinstance(name, str):
+            try:
+                text = _text(name)
+            except OSError as err:
+                problems.append((e["kind"], "%s: labels file %s: cannot read (%s)" % (e["name"], name, err)))
+                continue
+            e["labels"] = [ln.strip() for ln in text.split("\n") if ln.strip()]
+        good.append(e)
+    return good, problems
+
+
+def read(path="models.json"):
+    """parse() of the file at path (relative to the current directory, /flash or /sd, like the firmware), each
+    flash model checked against the flash (check_flash), labels files read (read_labels)."""
+    try:
+        text = _text(path)
     except OSError as e:
         return [], [(None, "%s: cannot read (%s)" % (path, e))]
-    return parse(text, path)
+    entries, problems = parse(text, path)
+    entries, problems = check_flash(entries, problems)
+    return read_labels(entries, problems)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from host_tools import manifest as M
 from host_tools.framing import DEFAULT as DEFAULT_FRAMING
-from host_tools.compiler import emit, ir, planner, tflite_graph
+from host_tools.compiler import dump, emit, float_lower, ir, normalize, planner, tflite_graph
 from host_tools.compiler.errors import CompileError
 from host_tools.compiler.lower import lower
 from host_tools.files import write_atomic
@@ -35,7 +35,13 @@ def compile_graph(graph, problems: list = None) -> Compiled:
             raise err
         problems.append(err)
 
-    prog = lower(graph, problems)
+    if float_lower.is_float(graph):            # a float vector model: float CPU layers (ncc's float inference)
+        try:
+            prog = float_lower.lower(graph)
+        except CompileError as e:
+            return refuse(e)
+    else:
+        prog = lower(graph, problems)
     if problems:
         try:
             if prog is not None:
@@ -77,9 +83,13 @@ def check_envelope(km, prog: ir.Program):
                            % "; ".join(str(e) for e in outside[i]), prog.source, L.op_index, L.op, rules.ENVELOPE)
 
 
-def compile_tflite(tflite_path) -> Compiled:
-    """Compile one tflite file to kmodel V3 bytes (CompileError naming layer, op and rule when it cannot)."""
-    return compile_graph(tflite_graph.read(tflite_path))
+def compile_tflite(tflite_path, input_norm=None) -> Compiled:
+    """Compile one tflite file to kmodel V3 bytes (CompileError naming layer, op and rule when it cannot).
+    input_norm: (mean, std) of a model trained on (pixel / 255 - mean) / std (compiler/normalize.py)."""
+    graph = tflite_graph.read(tflite_path)
+    if input_norm is not None:
+        graph = normalize.absorb(graph, *input_norm)
+    return compile_graph(graph)
 
 
 def load_verdict(info, source) -> firmware.Verdict:
@@ -92,9 +102,10 @@ def load_verdict(info, source) -> firmware.Verdict:
 
 
 def compile_file(tflite_path, out_dir, name, kind, labels, anchors=(), threshold=0.5, nms=0.3,
-                 big_endian=None, framing=DEFAULT_FRAMING) -> M.Manifest:
+                 big_endian=None, framing=DEFAULT_FRAMING, dump_dir=None, input_norm=None) -> M.Manifest:
     """Write <out_dir>/<name>.kmodel and <name>.json (+ <name>_be.kmodel when the model must use load_flash,
-    or always with big_endian=True).
+    or always with big_endian=True); dump_dir: also the lowered graph there (compiler/dump.py); input_norm: see
+    compile_tflite.
 
     A model that cannot compile raises CompileError naming the layer, op and rule, and nothing is written.
     """
@@ -103,8 +114,10 @@ def compile_file(tflite_path, out_dir, name, kind, labels, anchors=(), threshold
     if kind == "detector" and (not anchors or len(anchors) % 2):
         raise CompileError("a detector needs anchors: an even, non-zero count of numbers (w, h pairs), got %d"
                            % len(anchors), str(tflite_path), rule="detector anchors")
-    c = compile_tflite(tflite_path)
+    c = compile_tflite(tflite_path, input_norm)
     info, km = c.info, c.kmodel
+    if dump_dir is not None:
+        dump.write(c.program, dump_dir, name)
     fit = load_verdict(info, str(tflite_path))
     out_dir = Path(out_dir)
     be_name = name + "_be.kmodel" if big_endian or fit.load == "flash" else ""
@@ -112,7 +125,7 @@ def compile_file(tflite_path, out_dir, name, kind, labels, anchors=(), threshold
     man = M.Manifest(
         name=name, kind=kind, kmodel=name + ".kmodel", kmodel_version=3, sha256=hashlib.sha256(c.data).hexdigest(),
         size=len(c.data),
-        input={"w": w, "h": h, "c": cin, "format": "planar_u8"},
+        input={"w": w, "h": h, "c": cin, "format": "float" if km.input_is_float else "planar_u8"},
         outputs=[{"shape": list(v.shape), "type": "f"} for v in c.program.outputs],
         labels=list(labels),
         memory={"main_mem": info.main_mem, "kpu_ram": info.kpu_ram, "weights": info.weights, "heap": info.heap},

@@ -1,9 +1,9 @@
 """`python -m host_tools compile MODEL.tflite --name NAME --kind classifier|detector [...]`: kmodel V3 + manifest."""
 from pathlib import Path
 
+from host_tools import manifest as mf
 from host_tools import outdir
 from host_tools.compiler.build import compile_file
-from host_tools.k210 import firmware
 
 
 def _floats(s):
@@ -34,6 +34,13 @@ def add_arguments(ap):
     ap.add_argument("--anchors", default="", help="detector: comma-separated anchor w,h pairs (grid units)")
     ap.add_argument("--threshold", type=float, default=0.5, help="detector: the box score threshold")
     ap.add_argument("--nms", type=float, default=0.3, help="detector: the non-maximum suppression IoU")
+    ap.add_argument("--input-mean", type=float, default=None, help="the model was trained on (pixel / 255 - M) / S: "
+                                                                  "the camera byte goes in and the first convs absorb "
+                                                                  "it, as ncc's option (default 0)")
+    ap.add_argument("--input-std", type=float, default=None, help="S of --input-mean (default 1)")
+    ap.add_argument("--dump", metavar="DIR", help="also write the lowered graph to DIR/<name>.txt and <name>.dot "
+                                                "(layer index, op, shapes, KPU or CPU, KPU RAM and main memory "
+                                                "offsets), as ncc's --dump-ir")
     ap.add_argument("--big-endian", action="store_true",
                     help="also write <name>_be.kmodel for kpu.load_flash (written anyway when the model needs it)")
 
@@ -41,13 +48,14 @@ def add_arguments(ap):
 def run(a) -> int:
     name = a.name or Path(a.tflite).stem.replace("_int8", "")
     outdir.claim(a.out, outdir.MODEL_FILES, force=a.force, command="compile")    # replaces <name>.* only
+    norm = None
+    if a.input_mean is not None or a.input_std is not None:
+        norm = (0.0 if a.input_mean is None else a.input_mean, 1.0 if a.input_std is None else a.input_std)
+    if a.dump:
+        outdir.claim(a.dump, ("*.txt", "*.dot"), force=a.force, option="--dump", command="compile")
     m = compile_file(a.tflite, a.out, name, a.kind, _labels(a.labels), _floats(a.anchors), a.threshold,
-                     a.nms, big_endian=a.big_endian or None)
-    mem = m.memory
-    print("%s: %s/%s (%d bytes), input %dx%dx%d, outputs %s" % (m.name, a.out, m.kmodel, m.size, m.input["w"],
-          m.input["h"], m.input["c"], ", ".join("x".join(map(str, o["shape"])) for o in m.outputs)))
-    fit = firmware.Verdict(next(b for b in firmware.BUILDS if m.fits[b]), m.load, m.fits)
-    print("  main memory %d B, KPU RAM %d B, weights %d B, system heap %d B; runs on %s%s"
-          % (mem["main_mem"], mem["kpu_ram"], mem["weights"], mem["heap"], fit.text(),
-             ", big-endian copy %s" % m.big_endian if m.big_endian else ""))
+                     a.nms, big_endian=a.big_endian or None, dump_dir=a.dump, input_norm=norm)
+    print(mf.summary(m, Path(a.out) / m.kmodel))
+    if a.dump:
+        print("  lowered graph: %s/%s.txt, %s.dot" % (a.dump, name, name))
     return 0

@@ -65,7 +65,8 @@ def units_per_step(mults, biases, acc_lo, acc_hi, first_step):
     shift_lo = FIELDS["norm_shift"][0]
     add_lo, add_hi = FIELDS["norm_add"]
     bn_max = signed_max(WIDTHS["bn"]) - MARGIN
-    r_fixed = min(FIELDS["norm_mul"][1] / (float(m.max()) * 2 ** shift_lo),
+    # 2^shift_max: the activation scales back by y_mul / 2^shift >= 2^-shift_max (y_mul >= 1)
+    r_fixed = min(2.0 ** FIELDS["shift"][1], FIELDS["norm_mul"][1] / (max(float(m.max()), 1e-30) * 2 ** shift_lo),
                   signed_max(WIDTHS["acc*norm_mul"]) / float((acc_abs * m).max() * 2 ** shift_lo + 1e-300),
                   (signed_max(WIDTHS["bn-x_start"]) - MARGIN) / max(float(t_hi.max()) - first_step, 1.0))
 

@@ -298,9 +298,11 @@ class _Lowering:
         if not good:
             self.fail("input %r is %s; the camera byte is the int8 input + 128 (quantize with "
                       "inference_input_type=int8)" % (t.name, t.dtype), R.INPUT_QUANT)
-        if not math.isclose(scale, INPUT_SCALE, rel_tol=1e-4) or zero != 0:
+        want_scale, want_zero = self.g.camera or (INPUT_SCALE, 0)    # compile --input-mean/--input-std
+        if not math.isclose(scale, want_scale, rel_tol=1e-4) or zero != want_zero:
             self.fail("input %r has scale %g, zero point %d; the camera byte needs scale 1/255 and zero point -128 "
-                      "(model input = pixel / 255)" % (t.name, scale, zero - 128), R.INPUT_QUANT)
+                      "(model input = pixel / 255), or give compile --input-mean/--input-std"
+                      % (t.name, scale, zero - 128), R.INPUT_QUANT)
         if c not in (1, 3):
             self.fail("input has %d channels; the camera gives 1 (grayscale) or 3 (RGB)" % c, R.INPUT)
         if w > CAMERA_W or h > CAMERA_H:

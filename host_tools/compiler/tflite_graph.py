@@ -50,6 +50,7 @@ class Graph:
     ops: list
     inputs: list
     outputs: list
+    camera: tuple = None            # (scale, zero byte) the camera byte gives the input; None: 1/255 and 0
 
     def consumers(self, tensor_index):
         return [op for op in self.ops if tensor_index in op.inputs]

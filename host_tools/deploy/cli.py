@@ -2,8 +2,9 @@
 from pathlib import Path
 
 from host_tools import outdir
+from host_tools.command import UsageError
 from host_tools.deploy import deploy as deploy_mod
-from host_tools.deploy import flash_update, flasher, kfpkg, layout, ports, sync
+from host_tools.deploy import board_state, flash_update, flasher, kfpkg, layout, ports, sync, vendor_kfpkg
 from host_tools.deploy.link import Link
 from host_tools.files import write_atomic
 
@@ -47,6 +48,8 @@ def add_deploy(ap):
     _flash_args(ap)
     ap.add_argument("--device", default="device", help="device code folder")
     ap.add_argument("--target", default="/flash", choices=sync.FILESYSTEMS, help="file system for the app")
+    ap.add_argument("--reset", action="store_true",
+                    help="reset the board at the end even when nothing changed (default: only when something did)")
     ap.set_defaults(command="deploy")
 
 
@@ -55,7 +58,7 @@ def run_deploy(args):
     manifests = _selected(args)
     deploy_mod.deploy(ports.resolve(args.port), board=args.board, firmware=args.firmware, manifests=manifests,
                       device_dir=args.device, target=args.target, tool=args.tool, baud=args.baud,
-                      pins=layout.parse_pins(args.pin), out_dir=out)
+                      pins=layout.parse_pins(args.pin), out_dir=out, reset=args.reset)
     return 0
 
 
@@ -73,19 +76,35 @@ def add_flash(ap):
     ap.add_argument("--firmware-size", type=int, default=None,
                     help="size of the board's firmware .bin, when planning without --firmware (default: 0, or "
                          "what the board says with write)")
+    ap.add_argument("--kfpkg", metavar="FILE", help="plan or write this .kfpkg (a MaixPy release, a vendor's model "
+                                                    "package) instead of the models: checked like our plan (4 KiB "
+                                                    "aligned, no overlap, below SPIFFS), repacked into --out")
+    ap.add_argument("--allow-spiffs", action="store_true", help="with --kfpkg: let it write over SPIFFS (the "
+                                                               "board's /flash files)")
     ap.set_defaults(command="flash")
 
 
 def run_flash(args):
     out = _out(args)
+    if args.kfpkg:
+        if args.action == "kfpkg":
+            raise UsageError("flash kfpkg --kfpkg: give plan (check it) or write (flash it)")
+        vendor_kfpkg.flash_package(args.kfpkg, ports.resolve(args.port) if args.action == "write" else None,
+                                   board=args.board, baud=args.baud, allow_spiffs=args.allow_spiffs, out_dir=out)
+        return 0
     manifests = _selected(args)
     fw_size = args.firmware_size
     port = ports.resolve(args.port) if args.action == "write" else None
     link = Link(port, args.tool) if port is not None else None
+    listed = ()
     try:
-        if link is not None and args.firmware is None and fw_size is None:
-            fw_size = flash_update.board_firmware_size(link)
-        plan = layout.plan(manifests, firmware=args.firmware, firmware_size=fw_size, pins=layout.parse_pins(args.pin))
+        if link is not None:
+            on_board = board_state.read(link)     # what the board lists is never overwritten (layout.plan)
+            listed = on_board.listed
+            if args.firmware is None and fw_size is None:
+                fw_size = on_board.firmware_size
+        plan = layout.plan(manifests, firmware=args.firmware, firmware_size=fw_size, pins=layout.parse_pins(args.pin),
+                           board=listed)
         plan.save(out / "flash-plan.json")
         write_atomic(out / "models.json", plan.device_models_json())
         for r in plan.regions():

@@ -1,15 +1,20 @@
 """`make deploy`: plan the flash, flash what changed, sync device/ and models.json, reset.
 
-Order matters for safety: the plan is checked (overlaps, sizes, stale kmodels) before the board is touched;
-the board is asked what its flash and files hold before anything is written; a running main.py is stopped
-first; the soft reset at the end starts the new app.
+The board works at every instant (A/B): the plan is checked (overlaps, sizes, stale kmodels) before the board
+is touched; the board is asked what its models.json lists and its flash holds before anything is written, and
+new or changed models go to flash no listed model uses (layout.plan), so the app runs its current models
+through the flash write and the ISP reboot; the app files and the new models.json are staged as .part files
+and renamed in one exec, models.json last. The old space is free for the next deploy. The device checks each
+model's first bytes before loading it (device/lib/registry.py). A reset at the end starts the new app; when
+nothing changed there is none.
 """
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from host_tools.deploy import flash_update, flasher, kfpkg, layout, sdcard, sync
+from host_tools import manifest as mf
+from host_tools.deploy import board_state, flash_update, flasher, kfpkg, layout, sdcard, sync
 from host_tools.deploy.link import Link, LinkError
 from host_tools.files import write_atomic
 from host_tools.k210.flash import DEFAULT_MODEL_BASE
@@ -23,23 +28,17 @@ class DeployReport:
     compared_spans: int = 0
     flash_note: str = ""
     files: sync.SyncReport = None
+    reset: bool = False               # the board was reset at the end
     lines: list = field(default_factory=list)
 
 
 def find_manifests(models_dir) -> list:
-    """The model manifests in a folder: every *.json naming a kmodel (reports and other JSON are not)."""
-    out = []
-    for p in sorted(Path(models_dir).glob("*.json")):
-        try:
-            d = json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if isinstance(d, dict) and "kmodel" in d and "kmodel_version" in d:
-            out.append(p)
-    return out
+    """The model manifests in a folder (manifest.find: a broken one is refused, never dropped)."""
+    return mf.find(models_dir)
 
 
 DEMO_MODELS = Path(__file__).resolve().parents[2] / "models"   # the shipped demos (`make models`)
+DEVICE_APP = Path(__file__).resolve().parents[2] / "device"     # the app, wherever the command runs from
 KINDS = ("classifier", "detector")
 
 
@@ -102,8 +101,11 @@ def wait_for_repl(port, tool, timeout=30.0) -> Link:
 
 
 def deploy(port, board="bit", firmware=None, models_dir="models", device_dir="device", target="/flash",
-           tool="mpremote", baud=1500000, pins=None, out_dir="out/deploy", log=print, manifests=None) -> DeployReport:
-    """manifests: the models to deploy, in models.json order (select_models); default every one in models_dir."""
+           tool="mpremote", baud=1500000, pins=None, out_dir="out/deploy", log=print, manifests=None,
+           reset=False) -> DeployReport:
+    """manifests: the models to deploy, in models.json order (select_models); default every one in models_dir.
+    reset: reset the board even when nothing changed (else a deploy that changes nothing leaves the app running
+    as it was: started again where it stood, no reset)."""
     out_dir = Path(out_dir)
     if manifests is None:
         manifests = find_manifests(models_dir)
@@ -118,13 +120,18 @@ def deploy(port, board="bit", firmware=None, models_dir="models", device_dir="de
                             "the ISP ROM, which answers even then)" % e) from None
         log("board: no MaixPy REPL (%s); flashing everything" % e)
         link = None
+    on_board = board_state.read(link) if link is not None else board_state.OnBoard()
+    for note in on_board.notes:
+        log("board: %s" % note)
+    if on_board.removed_parts:
+        log("board: removed %s (left by an interrupted copy)" % ", ".join(on_board.removed_parts))
     fw_size = None
     if firmware is None:
-        fw_size = flash_update.board_firmware_size(link)
+        fw_size = on_board.firmware_size
         if fw_size is None:
             log("flash: the board's firmware size is unknown (no valid kflash header at 0); models start at 0x%X"
                 % DEFAULT_MODEL_BASE)
-    plan = layout.plan(manifests, firmware=firmware, firmware_size=fw_size, pins=pins)
+    plan = layout.plan(manifests, firmware=firmware, firmware_size=fw_size, pins=pins, board=on_board.listed)
     plan.save(out_dir / "flash-plan.json")
     models_json = plan.device_models_json()
     write_atomic(out_dir / "models.json", models_json)
@@ -140,6 +147,9 @@ def deploy(port, board="bit", firmware=None, models_dir="models", device_dir="de
     d = flash_update.diff(plan, link)
     report.compared_spans = len(d.spans)
     if d.changed:
+        if plan.overwrites and link is not None:
+            # no room beside them: the board stops listing these before their space is rewritten
+            withdraw(link, on_board, plan.overwrites, log)
         entries = flash_update.package_entries(d)
         pkg = kfpkg.write(out_dir / "deploy.kfpkg", entries)
         report.flashed_bytes = d.bytes_to_write
@@ -173,9 +183,35 @@ def deploy(port, board="bit", firmware=None, models_dir="models", device_dir="de
         raise sync.SyncError("%s: device/ must not hold models.json, deploy writes it from the plan"
                              % files["models.json"])
     files["models.json"] = models_json.encode()
+    files.update(mf.board_files(manifests))          # labels files the models.json names
     report.files = sync.sync(link, files, target, log=log)
     log(report.files.summary())
     sdcard.install(link, card, log)
-    link.close(reset="hard")
-    log("reset: machine.reset(), the app starts from %s" % target)
+    changed = bool(d.changed or report.files.copied or card.launcher)
+    if changed or reset:
+        link.close(reset="hard")
+        log("reset: machine.reset(), the app starts from %s" % target)
+    elif on_board.app_running:
+        link.close(resume=True)
+        log("no reset: nothing changed; the app runs on")
+    else:
+        link.close()
+        log("no reset: nothing changed (the app was not running; --reset starts it)")
+    report.reset = changed or reset
     return report
+
+
+def withdraw(link, on_board, models, log=print):
+    """Rewrite the board's models.json without `models` (verified, renamed over the old one), so that the app
+    never loads them while their flash is rewritten."""
+    drop = {(x.name, x.offset) for x in models}
+    for listing, text in on_board.listings.items():
+        doc = json.loads(text)
+        keep = [m for m in doc["models"]
+                if (m.get("name"), (m.get("source") or {}).get("flash")) not in drop]
+        if len(keep) == len(doc["models"]):
+            continue
+        doc["models"] = keep
+        sync.put_file(link, listing, (json.dumps(doc, indent=1) + "\n").encode())
+        log("board: %s no longer lists %s (its flash is rewritten in place: no room beside it)"
+            % (listing, ", ".join(sorted(x.name for x in models))))

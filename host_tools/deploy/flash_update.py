@@ -13,7 +13,6 @@ from pathlib import Path
 from host_tools.deploy import kfpkg
 from host_tools.deploy.layout import FlashPlan, Region
 from host_tools.deploy.link import DeviceError, Link
-from host_tools.k210.flash import SPIFFS_OFFSET
 
 BLOCK = 64 * 1024
 
@@ -64,19 +63,6 @@ def spans_of(region: Region, data: bytes) -> list:
         out.append(Span(region, a, b - a, hashlib.sha256(piece).hexdigest()))
         a = b
     return out
-
-
-def board_firmware_size(link: Link):
-    """Size of the firmware .bin on the board, from kflash's header at 0, or None when it does not look valid."""
-    try:
-        head = ast.literal_eval(link.exec("from Maix import utils\nprint(repr(bytes(utils.flash_read(0,5))))")
-                                .decode().strip())
-    except (DeviceError, ValueError, SyntaxError):
-        return None
-    if not isinstance(head, bytes) or len(head) != 5 or head[0] > 3:
-        return None
-    n = int.from_bytes(head[1:5], "little")
-    return n if 0 < n < SPIFFS_OFFSET else None
 
 
 def board_hashes(link: Link, spans) -> list:

@@ -2,7 +2,9 @@
 
 kflash resets the board into ISP with the DTR/RTS lines. A pseudo-terminal has no modem lines, so pyserial's
 ioctl raises ENOTTY/EINVAL and kflash gives up ("Greeting fail"). `tolerate_missing_modem_lines` swallows
-exactly those two errors while kflash runs, so the same unmodified kflash flashes a real board or a virtual one.
+exactly those two errors while kflash runs, so the same unmodified kflash flashes a real board or the virtual
+one's pty (the virtual board's USB port, fuse_port.py, has the lines: the kflash command line works there).
+Success is only what kflash itself reports at its end ("Rebooting"); anything else is a FlashError.
 """
 import contextlib
 import errno
@@ -65,9 +67,40 @@ def flash(package, port, board="bit", baud=1500000, progress=None, log=None) -> 
         with tolerate_missing_modem_lines():
             k.process(terminal=False, dev=str(port), baudrate=int(baud), board=board, file=str(package),
                       callback=on_progress, noansi=True)
+    except KeyboardInterrupt:
+        back_to_maixpy(port)
+        raise
     except Exception as e:  # kflash raises bare Exception for every failure
         raise FlashError("kflash failed on %s: %s" % (port, e)) from None
     finally:
         kflash.KFlash.print_callback = None  # kflash keeps it on the class
-    return out.getvalue()
+    text = out.getvalue()
+    if "Greeting fail" in text or "Rebooting" not in text:   # success is only what kflash says at its very end
+        last = [line for line in text.splitlines() if line.strip()][-1:] or ["no output"]
+        raise FlashError("kflash did not finish on %s: %s" % (port, last[0].strip()))
+    return text
 
+
+
+REBOOT_FRAME = b"\xc0\xc0\xd5" + bytes(12) + b"\xc0"   # ends any half-sent frame, then the stub's reboot
+
+
+def back_to_maixpy(port):
+    """After Ctrl-C in the middle of kflash: ask the flash stub to reboot, and pulse reset with IO16 high (kflash's
+    reset_to_boot for dan/bit), so the board runs MaixPy again instead of waiting in ISP. Best effort: the flash
+    a model was going to is not listed yet (A/B), so whatever it holds, the board's models still run."""
+    import time
+    import serial
+    try:
+        with tolerate_missing_modem_lines():
+            s = serial.Serial(str(port), 115200, timeout=0.2)
+            try:
+                s.write(REBOOT_FRAME)
+                s.dtr, s.rts = False, True
+                time.sleep(0.1)
+                s.rts, s.dtr = False, False
+                time.sleep(0.1)
+            finally:
+                s.close()
+    except (OSError, serial.SerialException):
+        pass

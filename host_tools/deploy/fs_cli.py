@@ -1,10 +1,10 @@
-"""`python -m host_tools fs ls|cat|get|put|rm|run|repl|edit PATH`: uPyLoader-style files on /flash and /sd.
+"""`python -m host_tools fs ACTION ...`: uPyLoader-style files on /flash and /sd.
 
-Paths are the board's (/flash/main.py, /sd/x.py); a bare name means /flash/<name>. Writes go through a
-temporary name and a verified rename (sync.put_file). `edit` pulls the file, runs $EDITOR, checks a .py with
-mpy-cross 1.11 and pushes it back only if it changed. `put --mpy` compiles a .py to .mpy (v4) first.
+ls (sizes), cat, get, put (`--mpy`: compiled with mpy-cross 1.11), new, edit (creates the file if missing), rm,
+mkdir and rmdir (on /sd: /flash is SPIFFS, which has no folders), run (output as it comes; --timeout stops the
+script with Ctrl-C and leaves the board ready), reset (soft, or --hard), repl. Paths are the board's
+(/flash/main.py, /sd/x.py); a bare name means /flash/<name>. What each action does is in board_fs.py.
 """
-import ast
 import os
 import shlex
 import subprocess
@@ -13,49 +13,11 @@ import tempfile
 from pathlib import Path
 
 from host_tools.command import Failed, UsageError
-from host_tools.deploy import mpy, ports, sync
-from host_tools.deploy.link import Link
+from host_tools.deploy import board_fs, board_state, mpy, ports
+from host_tools.deploy.board_fs import FsError, board_path
+from host_tools.deploy.link import ExecTimeout, Link
 
-READ_PER_EXEC = 8192
-
-
-def board_path(p: str) -> str:
-    if not p.startswith("/"):
-        p = "/flash/" + p
-    if not (p.startswith("/flash/") or p.startswith("/sd/") or p in ("/flash", "/sd")):
-        raise ValueError("%s: the board has /flash and /sd only" % p)
-    return p.rstrip("/") if p not in ("/",) else p
-
-
-def listing(link: Link, path: str) -> list:
-    """[(name, size, is_dir)] of a folder on the board, in one round trip."""
-    code = """import uos
-_r=[]
-for _n in uos.listdir(%r):
- _s=uos.stat(%r+'/'+_n)
- _r.append((_n,_s[6],_s[0]&0x4000!=0))
-print(repr(_r))
-""" % (path, path)
-    return ast.literal_eval(link.exec(code).decode().strip())
-
-
-def read_file(link: Link, path: str) -> bytes:
-    size = link.eval("uos.stat(%r)[6]" % path, setup="import uos")
-    data = b""
-    link.exec("_f=open(%r,'rb')" % path)
-    try:
-        while len(data) < size:
-            chunk = link.eval("_f.read(%d)" % READ_PER_EXEC)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        link.exec("_f.close()")
-    return data
-
-
-def write_file(link: Link, path: str, data: bytes) -> int:
-    return sync.put_file(link, path, data)
+ACTIONS = "ls cat get put new edit rm mkdir rmdir run reset repl".split()
 
 
 def check_device_py(name: str, data: bytes):
@@ -64,7 +26,12 @@ def check_device_py(name: str, data: bytes):
 
 
 def cmd_edit(link: Link, path: str, editor: str) -> int:
-    old = read_file(link, path)
+    """Pull the file (an empty one when it does not exist yet), run the editor, check a .py with mpy-cross 1.11,
+    push it back when it changed (or was new)."""
+    exists = board_fs._kind(link, path)
+    if exists == "dir":
+        raise FsError("%s is a folder, not a file" % path)
+    old = board_fs.read_file(link, path) if exists else b""
     with tempfile.TemporaryDirectory(prefix="maix-edit-") as tmp:
         local = Path(tmp) / Path(path).name
         local.write_bytes(old)
@@ -72,12 +39,12 @@ def cmd_edit(link: Link, path: str, editor: str) -> int:
         if rc != 0:
             raise Failed("fs edit: the editor exited with %d; %s left unchanged" % (rc, path))
         new = local.read_bytes()
-    if new == old:
+    if new == old and exists:
         print("edit: %s unchanged, nothing written" % path)
         return 0
     check_device_py(path, new)
-    write_file(link, path, new)
-    print("edit: wrote %s (%d bytes)" % (path, len(new)))
+    board_fs.write_file(link, path, new)
+    print("edit: %s %s (%d bytes)" % ("wrote" if exists else "created", path, len(new)))
     return 0
 
 
@@ -86,7 +53,7 @@ def add_arguments(ap):
     ap.add_argument("--port", help=ports.HELP)
     ap.add_argument("--tool", default="mpremote", choices=("mpremote", "ampy"), help="REPL driver")
     ap.add_argument("--baud", type=int, default=115200, help="serial baud rate")
-    sub = ap.add_subparsers(dest="cmd", required=True, metavar="{ls,cat,get,put,rm,run,repl,edit}")
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="{%s}" % ",".join(ACTIONS))
     sub.add_parser("ls", help="list a folder with sizes").add_argument(
         "path", nargs="?", default="/flash", help="board folder")
     sub.add_parser("cat", help="print a file").add_argument("path", help="board file")
@@ -97,64 +64,115 @@ def add_arguments(ap):
     p.add_argument("local", help="the file to copy")
     p.add_argument("path", nargs="?", help="board path (default: /flash/<its name>)")
     p.add_argument("--mpy", action="store_true", help="compile a .py to .mpy (mpy-cross 1.11) and put that")
+    sub.add_parser("new", help="create an empty file (refused when it exists)").add_argument("path", help="board file")
+    sub.add_parser("edit", help="edit a board file with $EDITOR (created when missing)").add_argument(
+        "path", help="board file")
     sub.add_parser("rm", help="remove a file").add_argument("path", help="board file")
-    r = sub.add_parser("run", help="run a file on the board and print its output")
+    sub.add_parser("mkdir", help="make a folder on /sd").add_argument("path", help="board folder")
+    sub.add_parser("rmdir", help="remove an empty folder on /sd").add_argument("path", help="board folder")
+    r = sub.add_parser("run", help="run a board file, its output as it comes")
     r.add_argument("path", help="board file")
-    r.add_argument("--timeout", type=float, default=60, help="seconds before giving up")
+    r.add_argument("--timeout", type=float, default=60, help="stop the script with Ctrl-C after this many seconds")
+    s = sub.add_parser("reset", help="restart the board's app: soft (Ctrl-D) or --hard (machine.reset())")
+    s.add_argument("--hard", action="store_true", help="machine.reset(), as at power-up")
     sub.add_parser("repl", help="the board's REPL in this terminal (mpremote's, without a reset)")
-    sub.add_parser("edit", help="edit a board file with $EDITOR").add_argument("path", help="board file")
+
+
+def repl(port) -> int:
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise Failed("fs repl needs a terminal (stdin and stdout are not one); without one use `fs run FILE` "
+                      "or `mpremote connect %s exec CODE`" % port)
+    return subprocess.call([sys.executable, "-m", "mpremote", "connect", port, "resume", "repl"])
+
+
+def act(link: Link, args) -> int:
+    """One action on the board; the path checks that need no board were done before connecting."""
+    if args.cmd == "ls":
+        for name, size, is_dir in board_fs.listing(link, args.path):
+            print("%8s  %s%s" % ("<dir>" if is_dir else size, name, "/" if is_dir else ""))
+    elif args.cmd == "cat":
+        sys.stdout.buffer.write(board_fs.read_file(link, args.path))
+        sys.stdout.flush()
+    elif args.cmd == "get":
+        args.local.write_bytes(board_fs.read_file(link, args.path))
+        print("get: %s -> %s" % (args.path, args.local))
+    elif args.cmd == "put":
+        trips = board_fs.write_file(link, args.path, args.data)
+        print("put: %s -> %s (%d bytes, %d round trips)" % (args.local, args.path, len(args.data), trips))
+    elif args.cmd == "new":
+        board_fs.new_file(link, args.path)
+        print("new: %s (empty)" % args.path)
+    elif args.cmd == "edit":
+        return cmd_edit(link, args.path, args.editor)
+    elif args.cmd == "rm":
+        board_fs.remove(link, args.path)
+        print("rm: %s" % args.path)
+    elif args.cmd == "mkdir":
+        board_fs.mkdir(link, args.path)
+        print("mkdir: %s" % args.path)
+    elif args.cmd == "rmdir":
+        board_fs.rmdir(link, args.path)
+        print("rmdir: %s" % args.path)
+    elif args.cmd == "run":
+        out = sys.stdout.buffer
+
+        def show(data):
+            out.write(data.replace(b"\r\n", b"\n"))
+            out.flush()
+        try:
+            board_fs.run_file(link, args.path, args.timeout, show)
+        except ExecTimeout as e:
+            raise FsError("%s: %s" % (args.path, e)) from None
+    return 0
+
+
+def prepare(args):
+    """Everything that can be checked on the PC, before the board is touched."""
+    if args.cmd in ("repl", "reset"):
+        return
+    if args.cmd == "put":
+        local = Path(args.local)
+        if not local.is_file():
+            raise FsError("no such file %s (on this computer)" % local)
+        args.data = local.read_bytes()
+        args.path = board_path(args.path or local.name)
+        if args.mpy:
+            if local.suffix != ".py":
+                raise FsError("%s: --mpy compiles .py files only" % local)
+            args.data = mpy.compile_mpy(args.data, local.name)
+            args.path = args.path[:-3] + ".mpy" if args.path.endswith(".py") else args.path
+        else:
+            check_device_py(args.path, args.data)
+        return
+    args.path = board_path(args.path)
+    if args.cmd == "get":
+        local = Path(args.local or Path(args.path).name)
+        local = local / Path(args.path).name if local.is_dir() else local
+        if not local.parent.is_dir():
+            raise FsError("no such folder %s (on this computer) to put %s in" % (local.parent, local.name))
+        args.local = local
+    elif args.cmd == "edit":
+        args.editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+        if not args.editor:
+            raise UsageError("fs edit: set $EDITOR (or $VISUAL) to the editor to use")
 
 
 def run(args) -> int:
-    # Everything that can be checked on the PC is checked before the board is touched.
-    data = None
-    if args.cmd == "put":
-        local = Path(args.local)
-        data = local.read_bytes()
-        path = board_path(args.path or local.name)
-    elif args.cmd not in ("repl",):
-        path = board_path(args.path)
-    if args.cmd == "get":
-        local = Path(args.local or Path(path).name)
-        local = local / Path(path).name if local.is_dir() else local
-        if not local.parent.is_dir():
-            raise FileNotFoundError("%s: no such folder to put %s in" % (local.parent, local.name))
-    elif args.cmd == "repl" and not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise Failed("fs repl needs a terminal (stdin and stdout are not one); to run code without one use "
-                        "`fs run FILE` or `mpremote connect PORT exec CODE`")
-    elif args.cmd == "edit" and not (os.environ.get("VISUAL") or os.environ.get("EDITOR")):
-        raise UsageError("fs edit: set $EDITOR (or $VISUAL) to the editor to use")
+    prepare(args)
     port = ports.resolve(args.port)
-    if args.cmd == "repl":  # interactive: mpremote's own terminal, without a soft reset
-        return subprocess.call([sys.executable, "-m", "mpremote", "connect", port, "resume", "repl"])
+    if args.cmd == "repl":
+        return repl(port)
     link = Link(port, args.tool, baud=args.baud)
     try:
-        if args.cmd == "ls":
-            for name, size, is_dir in listing(link, path):
-                print("%8s  %s%s" % ("<dir>" if is_dir else size, name, "/" if is_dir else ""))
-        elif args.cmd == "cat":
-            sys.stdout.buffer.write(read_file(link, path))
-        elif args.cmd == "get":
-            local.write_bytes(read_file(link, path))
-            print("get: %s -> %s" % (path, local))
-        elif args.cmd == "put":
-            if args.mpy:
-                if local.suffix != ".py":
-                    raise ValueError("%s: --mpy compiles .py files only" % local)
-                data = mpy.compile_mpy(data, local.name)
-                path = path[:-3] + ".mpy" if path.endswith(".py") else path
-            else:
-                check_device_py(path, data)
-            trips = write_file(link, path, data)
-            print("put: %s -> %s (%d bytes, %d round trips)" % (local, path, len(data), trips))
-        elif args.cmd == "rm":
-            link.exec("import uos\nuos.remove(%r)" % path)
-            print("rm: %s" % path)
-        elif args.cmd == "run":
-            out = link.exec("exec(open(%r).read(),{'__name__':'__main__'})" % path, timeout=args.timeout)
-            sys.stdout.buffer.write(out.replace(b"\r\n", b"\n"))
-        elif args.cmd == "edit":
-            return cmd_edit(link, path, os.environ.get("VISUAL") or os.environ.get("EDITOR"))
-        return 0
+        if args.cmd == "reset":
+            board_fs.reset(link, args.hard)
+            link = None
+            print("reset: %s" % ("machine.reset(), as at power-up" if args.hard else "soft reboot: boot.py and "
+                                                                                     "main.py run again"))
+            return 0
+        folder = args.path.rsplit("/", 1)[0] or args.path
+        board_state.remove_parts(link, sorted(set(board_state.LISTINGS + (folder,))))   # an interrupted copy's
+        return act(link, args)
     finally:
-        link.close()
+        if link is not None:
+            link.close()

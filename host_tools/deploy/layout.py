@@ -10,8 +10,8 @@ from pathlib import Path
 
 from host_tools import manifest as mf
 from host_tools.files import write_atomic
-from host_tools.k210.flash import (DEFAULT_MODEL_BASE, FLASH_SIZE, SPIFFS_OFFSET, PlanError, firmware_end,
-                                   firmware_image, place)
+from host_tools.k210.flash import (DEFAULT_MODEL_BASE, FLASH_SIZE, SPIFFS_OFFSET, PlanError, align_up,
+                                   firmware_end, firmware_image, place)
 
 PLAN_SCHEMA = 1
 
@@ -41,6 +41,8 @@ class FlashPlan:
     firmware_end: int = 0          # first byte after the firmware (given or assumed)
     models: list = field(default_factory=list)     # [Region]
     manifests: dict = field(default_factory=dict)  # name -> Manifest (not serialised)
+    kept: list = field(default_factory=list)       # names the board lists with these bytes: they stay put
+    overwrites: list = field(default_factory=list)  # [board_state.Listed] replaced in place (no room beside them)
 
     def regions(self) -> list:
         return ([self.firmware] if self.firmware else []) + list(self.models)
@@ -49,12 +51,14 @@ class FlashPlan:
         d = {"schema": PLAN_SCHEMA, "flash_size": FLASH_SIZE, "spiffs_offset": SPIFFS_OFFSET,
              "firmware_end": self.firmware_end,
              "firmware": asdict(self.firmware) if self.firmware else None,
-             "models": [asdict(r) for r in self.models]}
+             "models": [asdict(r) for r in self.models],
+             "kept": list(self.kept), "overwrites": [x.name for x in self.overwrites]}
         return json.dumps(d, indent=1) + "\n"
 
     def device_models_json(self) -> str:
         """The device's models.json: every planned model read from its flash offset."""
-        entries = [mf.device_entry(self.manifests[r.name], flash_offset=r.offset) for r in self.models]
+        entries = [mf.device_entry(self.manifests[r.name], flash_offset=r.offset, stored=r.data())
+                   for r in self.models]
         return mf.device_manifest(entries)
 
     def save(self, path) -> Path:
@@ -65,15 +69,22 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def plan(manifest_paths, firmware=None, firmware_size=None, pins=None, model_base=DEFAULT_MODEL_BASE) -> FlashPlan:
+def plan(manifest_paths, firmware=None, firmware_size=None, pins=None, model_base=DEFAULT_MODEL_BASE,
+         board=()) -> FlashPlan:
     """Place each model at a 4 KiB-aligned offset between the firmware's end and SPIFFS.
 
     firmware: path of a MaixPy .bin to flash at 0 (its size decides where models may start), or None to keep the
     board's; firmware_size: size of the board's firmware .bin when known. pins: {model name: offset} for models
-    that must stay at a given offset; the others fill the gaps in the order given. Raises PlanError naming the
-    model for any overlap, misalignment or lack of room (ManifestError for a manifest whose files do not match
+    that must stay at a given offset; the others fill the gaps in the order given. board: the models the board
+    lists now (board_state.Listed). The plan never writes over them while they are listed: a model listed with the
+    same bytes stays where it is; new and changed models go to space no listed model uses (A/B), so the board
+    runs its current models until the new models.json replaces the old one; a listed model the plan does not
+    carry is never overwritten; one the plan replaces by name is overwritten in place only when there is no room
+    beside it (plan.overwrites: deploy first removes it from the board's models.json). Raises PlanError naming
+    the model for any overlap, misalignment or lack of room (ManifestError for a manifest whose files do not match
     it); nothing is written.
     """
+    pins = dict(pins or {})
     fw_region = None
     if firmware is not None:
         raw = Path(firmware).read_bytes()
@@ -87,11 +98,34 @@ def plan(manifest_paths, firmware=None, firmware_size=None, pins=None, model_bas
         src = mf.flash_file(p, m)
         data = src.read_bytes()
         items.append((m, Region(m.name, -1, len(data), str(src), _sha(data), load=m.load)))
-    offsets = place([(r.name, r.size) for _, r in items], pins, fw_end, model_base)
+    names = {r.name for _, r in items}
+    listed = {}
+    for x in board:
+        listed.setdefault(x.name, x)
+    kept = [r.name for _, r in items if r.name not in pins and r.name in listed
+            and (listed[r.name].sha256, listed[r.name].size) == (r.sha256, r.size) and listed[r.name].offset >= fw_end]
+    pins.update({n: listed[n].offset for n in kept})
+
+    def span(x):
+        return (x.name, x.offset, x.size, ", which the board still lists in %s" % x.listing)
+
+    protected = [x for x in board if x.name not in names]            # never overwritten while listed
+    replaced = [x for x in board if x.name in names and x.name not in kept]
+    for x in protected:
+        if fw_region is not None and x.offset < fw_end:
+            raise PlanError("firmware: %d bytes end at 0x%X, over %s at 0x%X%s" % (firmware_size, fw_end, x.name,
+                                                                                 x.offset, span(x)[3]))
+    sizes = [(r.name, r.size) for _, r in items]
+    try:      # A/B: around every listed model, the old versions of the replaced ones included
+        offsets = place(sizes, pins, fw_end, model_base, taken=[span(x) for x in protected + replaced])
+    except PlanError:
+        offsets = place(sizes, pins, fw_end, model_base, taken=[span(x) for x in protected])
     for _, r in items:
         r.offset = offsets[r.name]
+    written = [(r.offset, r.end) for _, r in items if r.name not in kept] + ([(0, fw_end)] if fw_region else [])
+    overwrites = [x for x in replaced if any(a < align_up(x.end) and x.offset < align_up(b) for a, b in written)]
     return FlashPlan(firmware=fw_region, firmware_end=fw_end, models=[r for _, r in items],
-                     manifests={m.name: m for m, _ in items})
+                     manifests={m.name: m for m, _ in items}, kept=kept, overwrites=overwrites)
 
 
 def parse_offset(text: str) -> int:

@@ -13,8 +13,11 @@ TOOLS = ("mpremote", "ampy")
 RAW_HEADER = b"raw REPL; CTRL-B to exit\r\n"
 NOT_A_BOARD_S = 3.0       # silence (or talk unlike MicroPython's) this long: not a board (reported within 5 s)
 BUSY_BOARD_S = 40.0       # a board that answers but is slow to stop its main.py gets this long
-# What a MicroPython board says after Ctrl-C / Ctrl-A, or while it boots.
-REPL_WORDS = (b">>>", b"raw REPL", b"MicroPython", b"Traceback", b"KeyboardInterrupt", b"MAIXPY", b"soft reboot")
+# What a MicroPython board says after Ctrl-C / Ctrl-A, or while it boots: MaixPy's _boot.py prints "[MaixPy] init
+# end", and our app's boot.py its safe-mode prompt (device/lib/startup.py) before main.py loads a model, during
+# which a Ctrl-C waits for the model's first frame.
+REPL_WORDS = (b">>>", b"raw REPL", b"MicroPython", b"Traceback", b"KeyboardInterrupt", b"MAIXPY", b"soft reboot",
+              b"[MaixPy]", b"for safe mode")
 
 
 class LinkError(RuntimeError):
@@ -28,6 +31,14 @@ class DeviceError(RuntimeError):
         self.traceback = traceback
         last = traceback.strip().splitlines()[-1] if traceback.strip() else "error"
         super().__init__("board raised %s (running: %s)" % (last, code.strip().splitlines()[0][:60]))
+
+
+class ExecTimeout(LinkError):
+    """Code ran longer than allowed and was stopped with Ctrl-C; the board is back at its prompt."""
+
+    def __init__(self, seconds):
+        super().__init__("still running after %g s: stopped with Ctrl-C, the board is ready" % seconds)
+        self.seconds = seconds
 
 
 def _tool_errors() -> tuple:
@@ -152,6 +163,41 @@ class Link:
             raise DeviceError(code, err.decode("utf-8", "replace"))
         return out
 
+    def exec_follow(self, code: str, timeout, on_output, grace=5.0) -> str:
+        """Run code on the board, handing its stdout to on_output(bytes) as it arrives; returns the board's
+        traceback text ('' when the code finished). After `timeout` seconds in all, the code is stopped with
+        Ctrl-C (what was printed stays printed) and ExecTimeout says so once the board is back at its prompt."""
+        self.round_trips += 1
+        self.bytes_sent += len(code)
+        try:
+            self._t.exec_raw_no_follow(code)
+        except Exception as e:  # both tools raise their own error types for a board that stops answering
+            raise LinkError("%s: %s while sending code to the board: %s" % (self.port, type(e).__name__, e)) \
+                from None
+        deadline = time.monotonic() + timeout
+        interrupted = False
+        parts = [b"", b""]            # stdout, traceback: each ends at a \x04
+        part = 0
+        while part < 2:
+            chunk = self.serial.read(max(1, min(self.serial.in_waiting, 4096)))
+            while chunk and part < 2:
+                i = chunk.find(b"\x04")
+                piece, chunk = (chunk, b"") if i < 0 else (chunk[:i], chunk[i + 1:])
+                if part == 0 and piece:
+                    on_output(piece)
+                parts[part] += piece
+                if i >= 0:
+                    part += 1
+            if part < 2 and time.monotonic() > deadline:
+                if interrupted:
+                    raise LinkError("%s: the board did not stop %.0f s after Ctrl-C" % (self.port, grace))
+                self.serial.write(b"\x03")
+                interrupted = True
+                deadline = time.monotonic() + grace
+        if interrupted:
+            raise ExecTimeout(timeout)
+        return parts[1].decode("utf-8", "replace")
+
     def eval(self, expr: str, timeout=30, setup=""):
         text = self.exec("%s\nprint(repr(%s))" % (setup, expr), timeout).decode("utf-8").strip()
         try:
@@ -160,9 +206,11 @@ class Link:
             raise LinkError("%s: could not read the board's answer to %s: %r" % (self.port, expr, text[:80])) \
                 from None
 
-    def close(self, reset=None):
+    def close(self, reset=None, resume=False):
         """Leave raw mode. reset="soft": Ctrl-D, the firmware reruns boot.py and main.py with the heap it has;
-        reset="hard": machine.reset(), a full restart as at power-up (fresh heaps, then boot.py and main.py)."""
+        reset="hard": machine.reset(), a full restart as at power-up (fresh heaps, then boot.py and main.py).
+        resume: no reset; main.py runs again from the friendly REPL (the app our Ctrl-C stopped goes on, with the
+        modules and camera set-up it had)."""
         try:
             if reset == "hard":
                 self._read_until(b">", 2)
@@ -173,6 +221,10 @@ class Link:
                 time.sleep(0.1)
                 self.serial.write(b"\x04")
                 self._read_until(b"soft reboot\r\n", 5)
+            elif resume and reset is None:
+                self._read_until(b">>> ", 2)
+                self.serial.write(b"exec(open('main.py').read())\r")
+                self._read_until(b"\r\n", 2)   # the line was taken: main.py runs
             time.sleep(0.05)
         finally:
             self.serial.close()

@@ -17,13 +17,32 @@ from pathlib import Path
 
 from host_tools.deploy.repl import HardReset
 from host_tools.sim.board import Board
-from host_tools.sim.camera import default_sources, digit_glyph
+from host_tools.sim.camera import default_sources, digit_glyph, load_sources
 from host_tools.sim.firmware.runtime import BoardReset
 from host_tools.sim.session import Session
 
 
 FORCE_INTERRUPT_S = 0.5   # a Ctrl-C not taken at a firmware call by then is raised by the interpreter
 HOLD_MS = 2500.0   # how long the camera holds each scene: make sim's default, so first frames agree
+
+
+def single_input(source: str) -> str:
+    """The source with every top-level expression statement's value printed when it is not None."""
+    import ast
+    try:
+        tree = ast.parse(source, "<stdin>", "exec")
+    except SyntaxError:
+        return source                   # let the board's own compile report it
+    body = []
+    for node in tree.body:
+        if isinstance(node, ast.Expr):
+            show = ast.parse("__repl_value = 0\nif __repl_value is not None:\n    print(repr(__repl_value))\n").body
+            show[0].value = node.value
+            body += show
+        else:
+            body.append(node)
+    tree.body = body
+    return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
 
 
 class SimSession:
@@ -60,16 +79,10 @@ class SimSession:
         self._call(self.s.exec, source, filename)
 
     def exec_single(self, source):
-        """A friendly-REPL line: an expression's value is printed, as MicroPython's single-input mode does."""
-        import ast
-        try:
-            tree = ast.parse(source, "<stdin>", "exec")
-        except SyntaxError:
-            tree = None
-        if tree is not None and len(tree.body) == 1 and isinstance(tree.body[0], ast.Expr):
-            source = "_ = (%s)\nif _ is not None:\n    print(repr(_))\n" % source.strip()
+        """A friendly-REPL line: the value of each expression statement on it is printed (`import uos;
+        uos.listdir()` shows the list), as MicroPython's single-input mode does."""
         self.s.rt.interrupt_pending = False
-        self._call(self.s.exec, source, "<stdin>")
+        self._call(self.s.exec, single_input(source), "<stdin>")
 
     def format_exception(self, e) -> str:
         return self.s.format_exception(e)
@@ -89,10 +102,14 @@ class SimSession:
         # Only while the thread is inside device code itself (not the REPL loop, not a long firmware call such as
         # kpu.forward, which reaches its checkpoint on its own) and the interrupt is still undelivered.
         if (frame is None or tid != self._tid or not self.s.rt.interrupt_pending
-                or frame.f_code.co_filename not in self.s.device_files):
+                or not self._is_device_code(frame.f_code.co_filename)):
             return
         self.s.rt.interrupt_pending = False
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), ctypes.py_object(KeyboardInterrupt))
+
+    def _is_device_code(self, filename):
+        # device files, and code device code compiled itself (exec of a string: "<string>", the REPL's "<stdin>")
+        return filename in self.s.device_files or (filename.startswith("<") and not filename.startswith("<frozen"))
 
     def close(self):
         pass
@@ -105,7 +122,7 @@ class PowerOn:
     def __init__(self, runtime, write):
         st = runtime.state
         sd = st.sd_root if st.has_sd else None
-        sources = default_sources(runtime.glyph(sd or st.flash_root))
+        sources = runtime.camera or default_sources(runtime.glyph(sd or st.flash_root))
         self.write = write
         self.board = Board(flash_root=st.flash_root, sd_root=sd, camera=sources, hold_ms=HOLD_MS,
                            console_echo=self._console, keep_frames=16)
@@ -124,9 +141,10 @@ class PowerOn:
 
 
 class SimRuntime:
-    def __init__(self, state, frames_out=None, max_frames=None, realtime=True, presses=()):
+    def __init__(self, state, frames_out=None, max_frames=None, realtime=True, presses=(), camera=None):
         self.state = state
         self.presses = list(presses)    # BOOT presses, board ms after each power-on
+        self.camera = load_sources(camera) if camera else None   # what the camera sees (default: digits, photos)
         self.frames_out = Path(frames_out) if frames_out else None
         self.max_frames = max_frames
         self.realtime = realtime
@@ -146,6 +164,13 @@ class SimRuntime:
                 except (KeyError, TypeError, ValueError):
                     pass
         return glyph
+
+    def press_now(self) -> bool:
+        """Press BOOT on the running board (a few board ms from now); False when it is not running."""
+        for run in list(self.runs.values()):
+            run.board.press(at_ms=run.board.clock.ms + 5)
+            return True
+        return False
 
     def new_session(self, write, hard: bool):
         run = self.runs.get(write)

@@ -3,9 +3,9 @@
 - /flash is SPIFFS (no directories): device/lib/*.py is flattened next to boot.py and main.py, which is also
   where MaixPy's import finds them. Two files that flatten to one name are refused.
 - One exec hashes every target file on the board (uhashlib.sha256); files whose hash matches are skipped.
-- Each changed file is written to `<name>.part`, its hash checked on the board, then renamed over the old one
-  (in the same exec, so a dropped connection can only ever leave a stray .part, never a half file); stray
-  .part files from an earlier interrupted copy are removed.
+- Each changed file is written to `<name>.part` and its hash checked on the board; then one exec renames them
+  all over the old ones, models.json last. A dropped connection or a killed host leaves the old files (and
+  stray .part files, removed at the next connection), never a half file or a mix of old and new app files.
 - Data travels as bytes literals (base64 when shorter), DATA_PER_EXEC bytes per exec: a small file costs one
   round trip.
 """
@@ -110,12 +110,12 @@ def literal(piece: bytes) -> str:
     return "__import__('ubinascii').a2b_base64(%r)" % base64.b64encode(piece).decode()
 
 
-def put_file(link: Link, path: str, data: bytes, chunk=DATA_PER_EXEC) -> int:
-    """Write data to `path` on the board through `path.part` and a verified rename. Returns round trips."""
+def stage_file(link: Link, path: str, data: bytes, chunk=DATA_PER_EXEC) -> int:
+    """Write data to `path.part` on the board and check its hash there (OSError 5 and no .part on a mismatch).
+    The file at `path` is not touched. Returns round trips."""
     tmp = path + PART
     want = hashlib.sha256(data).hexdigest()
     pieces = [data[i:i + chunk] for i in range(0, len(data), chunk)] or [b""]
-    trips = 0
     for i, piece in enumerate(pieces):
         code = ""
         if i == 0:
@@ -126,15 +126,30 @@ def put_file(link: Link, path: str, data: bytes, chunk=DATA_PER_EXEC) -> int:
 if _h(%r)!=%r:
  _os.remove(%r)
  raise OSError(5)
-try:
- _os.remove(%r)
-except OSError:
- pass
-_os.rename(%r,%r)
-""" % (tmp, want, tmp, path, tmp, path)
+""" % (tmp, want, tmp)
         link.exec(code, timeout=60)
-        trips += 1
-    return trips
+    return len(pieces)
+
+
+def commit(link: Link, paths) -> int:
+    """Rename each staged `path.part` over `path`, in order, in one exec: the board runs it to the end once it has
+    it, so an interrupted host leaves either the old set of files or the new one (models.json goes last)."""
+    if not paths:
+        return 0
+    link.exec("""import uos as _os
+for _p in %r:
+ try:
+  _os.remove(_p)
+ except OSError:
+  pass
+ _os.rename(_p+%r,_p)
+""" % (list(paths), PART), timeout=60)
+    return 1
+
+
+def put_file(link: Link, path: str, data: bytes, chunk=DATA_PER_EXEC) -> int:
+    """Write data to `path` on the board through `path.part` and a verified rename. Returns round trips."""
+    return stage_file(link, path, data, chunk) + commit(link, [path])
 
 
 def sync(link: Link, files: dict, target="/flash", log=print) -> SyncReport:
@@ -149,9 +164,8 @@ def sync(link: Link, files: dict, target="/flash", log=print) -> SyncReport:
     except DeviceError as e:
         raise SyncError("%s: cannot list the board's %s: %s" % (link.port, target, e)) from None
     changed = [n for n in blobs if have.get(n, ("",))[0] != hashlib.sha256(blobs[n]).hexdigest()]
-    # Each file is written beside the old one before the rename, so the biggest new file needs room twice.
-    need = sum(len(blobs[n]) - have.get(n, ("", 0))[1] for n in changed)
-    need += max((have.get(n, ("", 0))[1] for n in changed), default=0)
+    # Every changed file is staged beside the old one before the renames, so all of them need room at once.
+    need = sum(len(blobs[n]) for n in changed)
     if changed and need > free:
         big = sorted(changed, key=lambda n: -len(blobs[n]))[:3]
         raise SyncError("%s has %d bytes free, copying needs about %d (largest: %s); nothing was written"
@@ -159,17 +173,26 @@ def sync(link: Link, files: dict, target="/flash", log=print) -> SyncReport:
     for p in parts:
         link.exec("import os\nos.remove(%r)" % _join(target, p))
         report.removed_parts.append(p)
-    for name in sorted(blobs):
+    # models.json last: the app reads it at start, and it must never name files or flash the board lacks
+    order = sorted(blobs, key=lambda n: (n == "models.json", n))
+    for name in order:
         data = bytes(blobs[name])
         if name not in changed:
             report.skipped.append(name)
             continue
         try:
-            put_file(link, _join(target, name), data)
+            stage_file(link, _join(target, name), data)
         except DeviceError as e:
             raise SyncError("%s: copying to %s failed on the board: %s" % (name, _join(target, name), e)) from None
         report.copied.append(name)
         report.bytes_copied += len(data)
-        log("  copied %s (%d bytes)" % (_join(target, name), len(data)))
+        log("  staged %s (%d bytes)" % (_join(target, name), len(data)))
+    try:
+        commit(link, [_join(target, n) for n in report.copied])
+    except DeviceError as e:
+        raise SyncError("%s: renaming the staged files failed on the board: %s" % (target, e)) from None
+    if report.copied:
+        log("  renamed %d staged files into place%s" % (len(report.copied), ", models.json last"
+                                                        if "models.json" in report.copied else ""))
     report.round_trips = link.round_trips - start
     return report

@@ -1,10 +1,15 @@
 """The big-endian form kpu.load_flash reads from flash: what MaixPy's model_le2be.py does, every 4-byte word
-byte-swapped (that script pads a length that is not a multiple of 4; compiled files are a multiple of 8 long)."""
+byte-swapped (that script pads a length that is not a multiple of 4; compiled files are a multiple of 8 long).
+V3 and V4 kmodels alike (MaixPy loads V4 with load_flash since 2020, through the same flash reader: see
+docs/kmodel-v4.md)."""
 import struct
 
 import numpy as np
 
 V3_HEADER_BYTES = 28
+LDMK = 0x4B4D444C                  # 'LDMK': the first word of kmodel V4 (nncase v0.2) and V5 files
+V4_HEADER_WORDS = 10               # identifier, version, flags, target, constants, main_mem, nodes, inputs, outputs, -
+V4_MAX_COUNT = 1 << 16
 
 
 def to_big_endian(data: bytes) -> bytes:
@@ -32,9 +37,24 @@ def stored_size(flash, addr: int):
     return total if addr + total <= len(flash) else None
 
 
+def v4_extent(buf, offset: int, endian: str = "<"):
+    """Bytes a kmodel V4 at `offset` of buf spans (header, input and output tables, constants, node headers and
+    bodies: what nncase v0.2's model_size counts), or None when none is there or it runs past buf's end."""
+    try:
+        h = struct.unpack_from(endian + "%dI" % V4_HEADER_WORDS, buf, offset)
+        if h[0] != LDMK or h[1] != 4 or max(h[6], h[7], h[8]) > V4_MAX_COUNT:
+            return None
+        heads = 4 * V4_HEADER_WORDS + 32 * h[7] + 16 * h[8] + h[4]
+        sizes = struct.unpack_from(endian + "%dI" % (2 * h[6]), buf, offset + heads)
+    except struct.error:
+        return None
+    total = heads + 8 * h[6] + sum(sizes[1::2])
+    return total if offset + total <= len(buf) else None
+
+
 def from_flash_image(flash, addr: int):
-    """The little-endian kmodel bytes of the big-endian model at `addr`, or None when no V3 model is there."""
-    n = stored_size(flash, addr)
+    """The little-endian kmodel bytes of the big-endian V3 or V4 model at `addr`, or None when none is there."""
+    n = stored_size(flash, addr) or (v4_extent(flash, addr, ">") if addr >= 0 else None)
     if n is None:
         return None
     return from_big_endian(bytes(flash[addr:addr + n]))

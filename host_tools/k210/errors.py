@@ -3,6 +3,7 @@
 ERR_PARAM = 2001
 ERR_KMODEL_VERSION = 2002
 ERR_KMODEL_FORMAT = 2003
+ERR_DECRYPT = 2004                 # an encrypted model (MaixHub's 'smodel') made for another board
 ERR_READ_FILE = 2005
 ERR_NO_MEM = 2006
 ERR_RUN_MODEL = 2008
@@ -17,6 +18,7 @@ TEXT = {
     ERR_PARAM: "ERR_PARAM: please check param, load address or kmodel file name",
     ERR_KMODEL_VERSION: VERSION_TEXT_V3_V4,
     ERR_KMODEL_FORMAT: "ERR_KMODEL_FORMAT: layer_header.body_size <=0",
+    ERR_DECRYPT: "ERR_DECRYPT: check smodel match with your board",
     ERR_READ_FILE: "ERR_READ_FILE: read file failed",
     ERR_NO_MEM: "ERR_NO_MEM: memory not enough",
     ERR_RUN_MODEL: "ERR_RUN_MODEL: maybe model dirty",

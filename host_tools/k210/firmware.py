@@ -23,6 +23,12 @@ LCD_W, LCD_H = 320, 240
 CAMERA_BUFFERS = camera_buffers(CAMERA_W, CAMERA_H, dual=False)   # dual_buff=True takes twice this
 LCD_BUFFERS = LCD_W * LCD_H * 2
 MAX_MODELS = 5                       # models loaded at once (ERR_MODELS_FULL beyond)
+# kmodel V4 (nncase v0.2) on MaixPy: its C++ runtime needs about 360 KB more RAM than V3 for the same MobileNet
+# (Sipeed forum topic 1790, "MaixPy support new nncase & Kmodel V4"); charged to each V4 model's heap. The same
+# post measured 111 ms per V4 forward against 37 ms for V3 on that MobileNet (its matmul runs on the CPU): a
+# figure for the board-time model of issue 16.
+V4_RUNTIME_EXTRA = 360 * 1000
+V4_SPEED_MS = {"mobilenet_v3_kmodel": 37, "mobilenet_v4_kmodel": 111}
 FLASH_LAYER_LIMIT = 2 * MIB          # kpu.load_flash: each layer body strictly below this
 
 

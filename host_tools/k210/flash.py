@@ -38,10 +38,11 @@ def firmware_end(firmware_size) -> int:
     return end
 
 
-def place(models, pins=None, fw_end=0, model_base=DEFAULT_MODEL_BASE) -> dict:
+def place(models, pins=None, fw_end=0, model_base=DEFAULT_MODEL_BASE, taken=()) -> dict:
     """{name: offset} for models given as (name, bytes) pairs: pinned ones where pins say, the others in order in
-    the first gap from max(fw_end, model_base) up, each 4 KiB aligned, below SPIFFS. PlanError names the model
-    for a repeated name, an overlap, a misaligned pin or a lack of room."""
+    the first gap from max(fw_end, model_base) up, each 4 KiB aligned, below SPIFFS. taken: (name, offset, size,
+    why) spans that must stay as they are (models the board still lists): the others go around them. PlanError names
+    the model for a repeated name, an overlap (with a taken span too), a misaligned pin or a lack of room."""
     pins = dict(pins or {})
     sizes = {}
     for name, size in models:
@@ -65,6 +66,10 @@ def place(models, pins=None, fw_end=0, model_base=DEFAULT_MODEL_BASE) -> dict:
         for other, (o, s) in placed.items():
             if at < align_up(o + s) and o < align_up(at + size):
                 raise PlanError("%s: 0x%X-0x%X overlaps %s at 0x%X-0x%X" % (name, at, at + size, other, o, o + s))
+        for other, o, s, why in taken:
+            if at < align_up(o + s) and o < align_up(at + size):
+                raise PlanError("%s: 0x%X-0x%X would overwrite %s at 0x%X-0x%X%s" % (name, at, at + size, other, o,
+                                                                                  o + s, why))
 
     for name, size in sizes.items():
         if name in pins:
@@ -74,14 +79,15 @@ def place(models, pins=None, fw_end=0, model_base=DEFAULT_MODEL_BASE) -> dict:
         if name in pins:
             continue
         at = base
-        for o, s in sorted(placed.values()):
+        for o, s in sorted(list(placed.values()) + [(o, s) for _, o, s, _ in taken]):
             if at + size <= o:
                 break
             at = max(at, align_up(o + s))
         if at + size > SPIFFS_OFFSET:
-            used = sum(align_up(s) for _, s in placed.values())
-            raise PlanError("%s: %d bytes do not fit: models may use 0x%X-0x%X (%d bytes), %d already taken"
-                            % (name, size, base, SPIFFS_OFFSET, SPIFFS_OFFSET - base, used))
+            used = sum(align_up(s) for _, s in placed.values()) + sum(align_up(s) for _, _, s, _ in taken)
+            raise PlanError("%s: %d bytes do not fit: models may use 0x%X-0x%X (%d bytes), %d already taken%s"
+                            % (name, size, base, SPIFFS_OFFSET, SPIFFS_OFFSET - base, used,
+                               "" if not taken else " (%s)" % "; ".join(n + why for n, _, _, why in taken)))
         check_free(name, at, size)
         placed[name] = (at, size)
     return {name: placed[name][0] for name in sizes}

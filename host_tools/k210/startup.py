@@ -11,3 +11,15 @@ SCRIPTS = ("boot.py", "main.py")
 COVER_PREFIX = "cover."
 WELCOME_MARK = "Welcome to MaixPy"
 IDE_WAIT_MS = 200               # _boot.py's pause for the IDE's key interrupt
+
+
+def reset_lines(dtr: bool, rts: bool) -> tuple:
+    """(EN held low, IO16 held low) for the Maix Bit's USB-serial reset circuit, given the host's DTR and RTS
+    (kflash -B bit/dan: RTS resets the chip, DTR pulls IO16 low). Its two transistors cancel when both lines are
+    asserted, so a tool that opens the port with both set (pyserial's default) does not reset the board."""
+    return rts and not dtr, dtr and not rts
+
+
+# The chip leaves reset a little after EN rises (its RC) and samples IO16 then: kflash releases RTS, then asserts
+# DTR, and the ROM still sees IO16 low.
+RESET_SAMPLE_S = 0.02

@@ -1,4 +1,5 @@
 """`python -m host_tools kmodel info FILE` and `python -m host_tools kmodel run FILE --input X [...]`."""
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -7,7 +8,9 @@ import numpy as np
 
 from host_tools import framing as F
 from host_tools import manifest
+from host_tools import outdir
 
+from host_tools.kmodel import board_time, infer_bin
 from host_tools.kmodel.emulator import run as emulate
 from host_tools.kmodel.netinfo import format_netinfo, netinfo
 from host_tools.kmodel.reader import load
@@ -110,7 +113,19 @@ def _floats(spec):
 
 
 def cmd_info(args) -> int:
-    print(format_netinfo(netinfo(load(args.file))))
+    if args.spi_speed <= 0:
+        from host_tools.command import UsageError
+        raise UsageError("--spi-speed %d: give kpu.load_flash's SPI clock in Hz, e.g. 80000000" % args.spi_speed)
+    model = load(args.file)
+    info, pred = netinfo(model), board_time.predict(model, args.spi_speed)
+    if args.json:
+        d = dataclasses.asdict(info)
+        d["envelope"] = {str(i): [str(e) for e in bad] for i, bad in info.envelope.items()}
+        d.update(predicted_ms=pred.as_dict(), predicted_layer_ms=[round(t, 3) for t in pred.layers])
+        print(json.dumps(d))
+    else:
+        print(format_netinfo(info))
+        print(board_time.format_prediction(pred, args.spi_speed))
     return 0
 
 
@@ -147,13 +162,13 @@ def result(model, inp: Input, outs, st: RunSettings) -> dict:
         c, h, w = model.input_shape
         rx, ry, rw, rh = inp.region if inp.region is not None else (0, 0, w, h)
         for b in region_decode(o, st.anchors, st.threshold, st.nms, w, h):
-            out["boxes"].append({"label": _label(st.labels, b.classid), "score": round(float(b.value), 6),
+            out["boxes"].append({"label": _label(st.labels, b.classid), "score": float(b.value),
                                  "x": int(round(rx + b.x * rw / w)), "y": int(round(ry + b.y * rh / h)),
                                  "w": int(round(b.w * rw / w)), "h": int(round(b.h * rh / h))})
         return out
     flat = outs[0].reshape(-1).astype(np.float64)
     for j in np.argsort(-flat, kind="stable")[:min(st.top, flat.size)]:
-        out["top"].append({"label": _label(st.labels, j), "score": round(float(flat[j]), 6)})
+        out["top"].append({"label": _label(st.labels, j), "score": float(flat[j])})
     return out
 
 
@@ -166,9 +181,16 @@ def cmd_run(args) -> int:
     man = find_manifest(args.file)
     st = run_settings(args, man)
     specs = input_specs(args.input)
-    for spec in specs:
+    if args.output_dir:
+        outdir.claim(args.output_dir, ("*.bin",), force=args.force, option="--output-dir", command="kmodel run")
+    names = [infer_bin.bin_name(spec, i) for i, spec in enumerate(specs)]
+    if len(set(names)) != len(names):
+        raise ValueError("--output-dir: two inputs would both write %s" % next(n for n in names if names.count(n) > 1))
+    for i, spec in enumerate(specs):
         inp = read_input(spec, model, st.framing)
         outs = emulate(model, inp.x)
+        if args.output_dir:
+            infer_bin.write(args.output_dir, spec, i, outs)
         if args.json:
             print(json.dumps(result(model, inp, outs, st)), flush=True)
             continue
@@ -228,6 +250,10 @@ def add_arguments(ap):
     sub = ap.add_subparsers(dest="action", required=True, metavar="{info,run}")
     p = sub.add_parser("info", help="layer summary and the memory the model needs")
     p.add_argument("file", help="the .kmodel file")
+    p.add_argument("--json", action="store_true", help="the summary as one JSON object, with predicted_ms: "
+                                                       "{ram, load_flash_dual, load_flash_single, load}")
+    p.add_argument("--spi-speed", type=int, default=board_time.LOAD_FLASH_SPI_HZ,
+                   help="kpu.load_flash's spi_speed for the predictions")
     p.set_defaults(fn=cmd_info)
     p = sub.add_parser("run", help="run the model on one input")
     p.add_argument("file", help="the .kmodel file")
@@ -246,6 +272,9 @@ def add_arguments(ap):
     p.add_argument("--framing", choices=F.FRAMINGS, help="how an image becomes the input (default: the "
                                                         "manifest's, else crop)")
     p.add_argument("--png", help="where to write the image with boxes (default <input>_boxes.png)")
+    p.add_argument("--output-dir", metavar="DIR", help="also write each input's outputs to DIR/<input name>.bin as "
+                                                     "`ncc infer` does: float32 NCHW, one output after the other")
+    p.add_argument("--force", action="store_true", help="write into --output-dir even when it holds other files")
     p.set_defaults(fn=cmd_run)
 
 

@@ -82,10 +82,11 @@ def conv_step(L) -> ConvStep:
 
 
 def plans(model: Kmodel) -> dict:
-    """Per conv layer index, its ConvStep (cached on the model: weight layouts, proofs, GEMM sessions)."""
+    """Per conv layer index (V3 K210_CONV, V4 KPUConv2D: the layers with KPU registers), its ConvStep (cached on
+    the model: weight layouts, proofs, GEMM sessions)."""
     p = model.__dict__.get("_plans")
     if p is None:
-        p = {L.index: conv_step(L) for L in model.layers if L.type == K210_CONV}
+        p = {L.index: conv_step(L) for L in model.layers if L.regs is not None}
         model.__dict__["_plans"] = p
         model.__dict__["_deferred"] = _deferrable(model, p)
     return p
@@ -105,6 +106,21 @@ def _deferrable(model: Kmodel, conv: dict) -> set:
                     and conv[L.index].dst.key == conv[nxt.index].src.key):
                 out.add(L.index)
     return out
+
+
+def conv_forward(L, plan: ConvStep, ram: KpuRam, exact: bool, deferred: bool, taps):
+    """One KPU conv layer (V3 K210_CONV, V4 KPUConv2D) from KPU RAM to KPU RAM; returns its output map (an array,
+    or a Deferred when `deferred`: see _deferrable)."""
+    if exact:
+        y = A.forward(plan.arith, ram.read(plan.src))
+    elif deferred:
+        y = Deferred(plan.fast, ram.read(plan.src))
+    else:
+        y = plan.fast.forward(ram.read(plan.src, deferred=True))
+    ram.write(plan.dst, y)
+    if taps is not None:
+        taps(L, ram.read(plan.src), ram.read(plan.dst))
+    return y
 
 
 def check_input(model: Kmodel, x) -> np.ndarray:
@@ -133,6 +149,9 @@ def run(model: Kmodel, x, upto: int = None, trace=None, exact: bool = False, tap
     for every conv layer (same results, slower; for tests), taps: called as taps(layer, input map, output map)
     for each conv layer, with (c, h, w) arrays.
     """
+    if model.version == 4:
+        from host_tools.kmodel import emulator_v4    # it builds on this module
+        return emulator_v4.run(model, x, upto, trace, exact, taps)
     x = check_input(model, x)
     with one_blas_thread():
         return _run(model, x, upto, trace, exact, taps)
@@ -157,16 +176,7 @@ def _run(model, x, upto, trace, exact, taps):
             t0 = time.perf_counter()
         try:
             if L.type == K210_CONV:
-                plan = conv[L.index]
-                if exact:
-                    y = A.forward(plan.arith, ram.read(plan.src))
-                elif L.index in deferred:
-                    y = Deferred(plan.fast, ram.read(plan.src))
-                else:
-                    y = plan.fast.forward(ram.read(plan.src, deferred=True))
-                ram.write(plan.dst, y)
-                if taps is not None:
-                    taps(L, ram.read(plan.src), ram.read(plan.dst))
+                y = conv_forward(L, conv[L.index], ram, exact, L.index in deferred, taps)
                 if L.fields["flags"] & 1:
                     mem[L.fields["out"]:L.fields["out"] + y.size] = y.reshape(-1)
             else:

@@ -133,17 +133,17 @@ class FastConv:
             self._prep = _prepare(self.p)
         return self._prep
 
-    def depthwise_at(self, x, grid: K.Grid, flip: int = 0, pixels_first: bool = False,
-                     padded: bool = False) -> np.ndarray:
+    def depthwise_at(self, x, grid: K.Grid, flip: int = 0, pixels_first: bool = False, padded: bool = False,
+                     lay: Layout = None) -> np.ndarray:
         """A depthwise layer's conv stages at the grid as a (c, oh, ow) map, every byte XOR flip; with
         pixels_first, as (oh*ow, c) columns for a pixel-major GEMM; with padded (s = 1, 3x3), as the kernel's
         (c, n) planes, each row with 2 more columns (for the next 1x1 layer: kpu_ram.Deferred). A pixel-major input
-        on the float32 path is computed channels innermost (kpu_kernels.depthwise_hwc)."""
+        on the float32 path is computed channels innermost (kpu_kernels.depthwise_hwc). lay: x's layout, if known."""
         p, prep = self.p, self.prep
         _, h, w = p.in_shape
         oc, n = p.out_shape[0], h * (w + p.k - 1)
         s, _, _, oh, ow = grid
-        if prep.dw_hwc is not None and not padded and layout(x) is Layout.PIXEL_MAJOR:
+        if prep.dw_hwc is not None and not padded and (lay or layout(x)) is Layout.PIXEL_MAJOR:
             cols = np.empty((oh * ow, oc), np.uint8)
             K.depthwise_hwc(pixel_major(x), p.pad_value, grid, prep.dw_hwc, prep.dw.cw2, p.finish, cols)
             if pixels_first:
@@ -166,17 +166,19 @@ class FastConv:
         kind, win, stride = POOL_TYPES[p.pool]
         _, h, w = p.in_shape
         grid = p.grid
-        if layout(x) is Layout.DEFERRED and (p.depthwise or p.k != 1 or kind == "max" or (
+        lay = layout(x)
+        if lay is Layout.DEFERRED and (p.depthwise or p.k != 1 or kind == "max" or (
                 grid.s == 1 and not p.pixel_major and (x.plan.p.k != 3 or p.proofs.affine is None))):
             x = x.array()
+            lay = layout(x)
         oc = p.out_shape[0]
         if p.depthwise:
-            y = self.depthwise_at(x, grid)
+            y = self.depthwise_at(x, grid, lay=lay)
         elif p.pixel_major:
-            return self._forward_pixel_major(x, grid)
+            return self._forward_pixel_major(x, grid, lay)
         else:
             prep = self.prep
-            g = prep.gemm(self._columns(x, grid))
+            g = prep.gemm(self._columns(x, grid, lay))
             if p.proofs.monotone and kind == "max":
                 fused = win == stride       # windows pooled in the kernel, else (2x2 at stride 1) by pool()
                 acc = K.gemm_accumulators(g, prep.sums, h, w, win if fused else 1)
@@ -189,11 +191,11 @@ class FastConv:
             K.finish_gemm(g, prep.sums, p.finish, grid.ow, wp, y.reshape(oc, -1))
         return y if grid.s > 1 else A.pool(y, p.pool)
 
-    def _columns(self, x, grid: K.Grid) -> np.ndarray:
+    def _columns(self, x, grid: K.Grid, lay: Layout) -> np.ndarray:
         """The GEMM columns (k*k*ic, oh*ow) of the conv at the grid, top bit flipped where the GEMM wants it."""
         s, r0, c0, oh, ow = grid
         flip = self.prep.gemm.flip
-        if layout(x) is Layout.DEFERRED:
+        if lay is Layout.DEFERRED:
             return x.plan.depthwise_at(x.x, grid, flip, padded=s == 1).reshape(self.p.in_shape[0], -1)
         if self.p.k == 1:
             cols = x[:, r0:r0 + oh * s:s, c0:c0 + ow * s:s]
@@ -202,15 +204,14 @@ class FastConv:
         K.window_columns(x, self.p.k, self.p.pad_value, flip, grid, cols)
         return cols
 
-    def _forward_pixel_major(self, x, grid: K.Grid) -> np.ndarray:
+    def _forward_pixel_major(self, x, grid: K.Grid, lay: Layout) -> np.ndarray:
         """A 1x1 layer on (pixels, channels) columns: G^T by int_gemm.ExactGemmT, finished channels innermost; the
         output is a pixel-major map, which the next layer may take as it is."""
         s, r0, c0, oh, ow = grid
         ic, oc = self.p.in_shape[0], self.p.out_shape[0]
-        kind = layout(x)
-        if kind is Layout.DEFERRED:
+        if lay is Layout.DEFERRED:
             xt = x.plan.depthwise_at(x.x, grid, pixels_first=True)
-        elif kind is Layout.PIXEL_MAJOR:
+        elif lay is Layout.PIXEL_MAJOR:
             xt = np.ascontiguousarray(pixel_major(x)[r0:r0 + oh * s:s, c0:c0 + ow * s:s]).reshape(-1, ic)
         else:
             xt = np.ascontiguousarray(x[:, r0:r0 + oh * s:s, c0:c0 + ow * s:s].reshape(ic, -1).T)

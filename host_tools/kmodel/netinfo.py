@@ -16,6 +16,10 @@ from host_tools.k210.firmware import ModelMemory
 from host_tools.kmodel.reader import K210_CONV, K210_ADD_PADDING, K210_UPLOAD, FULLY_CONNECTED, Kmodel
 
 
+# the compilers each kmodel version comes from (ours writes V3 too)
+GENERATORS = {3: "nncase v0.1 format", 4: "nncase v0.2"}
+
+
 @dataclass
 class NetInfo:
     name: str
@@ -95,7 +99,7 @@ def envelope(model: Kmodel):
     layers}): fields as (lowest, highest), widths in bits (k210.envelope)."""
     out, worst = {}, {}
     for L in model.layers:
-        if L.type != K210_CONV:
+        if L.regs is None:          # not a KPU conv (V3 K210_CONV or V4 KPUConv2D)
             continue
         a = conv_arith(L.regs, L.weights, L.bn, L.act)
         for k, v in E.measure(a).items():
@@ -108,6 +112,9 @@ def envelope(model: Kmodel):
 
 
 def netinfo(model: Kmodel) -> NetInfo:
+    if model.version == 4:
+        from host_tools.kmodel import netinfo_v4     # it builds on this module
+        return netinfo_v4.netinfo(model)
     layers = [layer_info(L, model.weight_bits) for L in model.layers]
     fc_copy = max([4 * (L.fields["in_channels"] + 1) * L.fields["out_channels"]
                    for L in model.layers if L.type == FULLY_CONNECTED] or [0])
@@ -144,8 +151,9 @@ def format_netinfo(info: NetInfo) -> str:
     """The summary as `kmodel info` prints it."""
     def shp(s):
         return "x".join(str(v) for v in s) if s else "-"
-    lines = ["%s: kmodel V%d, %d layers, input %s %s, outputs %s" % (
-        info.name, info.version, len(info.layers), shp(info.input_shape),
+    lines = ["%s: kmodel V%d (%s), %d layers, input %s %s, outputs %s" % (
+        info.name, info.version, GENERATORS.get(info.version, "unknown compiler"), len(info.layers),
+        shp(info.input_shape),
         "float32" if info.input_is_float else "uint8 planar",
         ", ".join("%s '%s'" % (shp(s), c) for s, c in zip(info.output_shapes, info.output_typecodes))),
         "%3s  %-34s %-13s %-13s %6s %4s %10s" % ("#", "type", "in (c,h,w)", "out (c,h,w)", "kernel", "pool",

@@ -1,4 +1,5 @@
 """kmodel V3 reader: header, outputs, every layer body decoded into named fields, validated against the file.
+(V4 files go to reader_v4 from parse().)
 
 Every size, count and offset is checked against the file length (and main memory against main_mem_usage)
 BEFORE anything is allocated or sliced, so a corrupted file gives one KmodelError naming layer and field,
@@ -13,12 +14,13 @@ import numpy as np
 from host_tools.k210 import kpu as hw
 from host_tools.k210 import registers as R
 from host_tools.k210.arith import POOL_TYPES
-from host_tools.k210.errors import ERR_KMODEL_FORMAT, ERR_KMODEL_VERSION, ERR_NO_MEM, ERR_READ_FILE, ERR_UNKNOWN
+from host_tools.k210.bigendian import LDMK
+from host_tools.k210.errors import ERR_KMODEL_FORMAT, ERR_NO_MEM, ERR_READ_FILE
 from host_tools.k210.firmware import SRAM_BYTES
+from host_tools.kmodel import identify
 from host_tools.kmodel.errors import KmodelError
 
 HEADER = struct.Struct("<7I")
-LDMK = 0x4B4D444C                  # 'LDMK': nncase v0.2+ (V4) and V5 files start with it
 LAST_BODY_SLACK = 7                # real files end up to 7 bytes short of the last body's padded size
 
 LAYER_TYPES = {
@@ -143,8 +145,12 @@ def load(path) -> Kmodel:
     return parse(data, name=str(path))
 
 
-def parse(data: bytes, name: str = "<bytes>") -> Kmodel:
+def parse(data: bytes, name: str = "<bytes>"):
+    """A Kmodel (V3), or a reader_v4.KmodelV4 for a V4 file (nncase v0.2)."""
     data = bytes(data)
+    if len(data) >= 8 and struct.unpack_from("<2I", data) == (LDMK, 4):
+        from host_tools.kmodel import reader_v4      # it builds on this module's Layer
+        return reader_v4.parse(data, name)
     return _Parser(data, name).model()
 
 
@@ -214,22 +220,12 @@ class _Parser:
         return m
 
     def check_version(self):
-        if self.n >= 8 and struct.unpack_from("<I", self.data, 0)[0] == LDMK:
-            v = struct.unpack_from("<I", self.data, 4)[0]
-            if v == 4:
-                self.fail("kmodel V4 (nncase v0.2): this tool runs V3, the format every MaixPy build loads",
-                          field="version", code=ERR_KMODEL_VERSION, version=4)
-            self.fail("kmodel V%d (nncase v1.x): no MaixPy build loads it; compile to V3" % v, field="version",
-                      code=ERR_UNKNOWN, version=v)
-        if self.n >= 4:
-            v = struct.unpack_from("<I", self.data, 0)[0]
-            if v != 3:
-                self.fail("version field is %d, not a kmodel V3" % v, field="version", code=ERR_KMODEL_VERSION,
-                          version=v)
-        elif self.n:
-            self.fail("file is %d bytes, shorter than the 28-byte V3 header" % self.n, field="header")
-        else:
+        if self.n >= 4 and struct.unpack_from("<I", self.data, 0)[0] == 3:
+            return
+        if not self.n:
             self.fail("file is empty", field="header")
+        what = identify.identify(self.data)
+        self.fail(what.text, field="version", code=what.code, version=what.version)
 
     # ---- one layer ----
 
@@ -366,24 +362,12 @@ class _Parser:
         self.need_in_body(f["layer_offset"], R.LAYER_REGS_BYTES, "layer_offset", "layer registers")
         regs = R.decode_layer_regs(memoryview(self.data)[f["layer_offset"]:f["layer_offset"] + 96])
         L.regs = regs
+        problem = conv_regs_problem(regs)
+        if problem:
+            self.lfail(*problem)
         ic, ih, iw = regs.in_shape
         oc, oh, ow = regs.out_shape
-        kt = regs.kernel_pool_type_cfg.kernel_type
-        if kt not in (0, 1):
-            self.lfail("kernel_type %d: the KPU runs 1x1 (0) and 3x3 (1) kernels" % kt, "kernel_type")
-        pool = regs.kernel_pool_type_cfg.pool_type
-        if pool not in POOL_TYPES:
-            self.lfail("pool_type %d: the KPU has pool types 0-9" % pool, "pool_type")
-        if ih < 2 or iw < 2:
-            # a 3x3 window needs a neighbour; nncase's own limit is 4
-            self.lfail("input %dx%d is smaller than the KPU's minimum" % (iw, ih), "i_row_wid")
-        eh, ew = hw.pooled_size(ih, iw, pool)
-        if (oh, ow) != (eh, ew):
-            self.lfail("output %dx%d, but pool type %d of a %dx%d input gives %dx%d" % (ow, oh, pool, iw, ih, ew, eh),
-                       "o_row_wid" if ow != ew else "o_col_high")
         dw = regs.depthwise
-        if dw and ic != oc:
-            self.lfail("depthwise layer with %d input and %d output channels" % (ic, oc), "o_ch_num")
         k = regs.kernel
         # KPU RAM: input and output maps must lie inside the 2 MiB as the layout registers place them
         c = regs.kernel_calc_type_cfg
@@ -421,6 +405,28 @@ class _Parser:
             + (h - 1) * row_len * 64 + w
         if last > hw.RAM_BYTES:
             self.lfail("the %dx%dx%d map at row %d runs past the 2 MiB KPU RAM" % (c, h, w, addr), names[2])
+
+
+def conv_regs_problem(regs):
+    """(message, field) of the first thing the KPU cannot run in a conv layer's registers (V3 and V4), or None."""
+    ic, ih, iw = regs.in_shape
+    oc, oh, ow = regs.out_shape
+    kt = regs.kernel_pool_type_cfg.kernel_type
+    if kt not in (0, 1):
+        return "kernel_type %d: the KPU runs 1x1 (0) and 3x3 (1) kernels" % kt, "kernel_type"
+    pool = regs.kernel_pool_type_cfg.pool_type
+    if pool not in POOL_TYPES:
+        return "pool_type %d: the KPU has pool types 0-9" % pool, "pool_type"
+    if ih < 2 or iw < 2:
+        # a 3x3 window needs a neighbour; nncase's own limit is 4
+        return "input %dx%d is smaller than the KPU's minimum" % (iw, ih), "i_row_wid"
+    eh, ew = hw.pooled_size(ih, iw, pool)
+    if (oh, ow) != (eh, ew):
+        return ("output %dx%d, but pool type %d of a %dx%d input gives %dx%d" % (ow, oh, pool, iw, ih, ew, eh),
+                "o_row_wid" if ow != ew else "o_col_high")
+    if regs.depthwise and ic != oc:
+        return "depthwise layer with %d input and %d output channels" % (ic, oc), "o_ch_num"
+    return None
 
 
 def _trace_shapes(m: Kmodel):

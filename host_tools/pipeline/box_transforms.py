@@ -18,21 +18,23 @@ MIN_SIDE = 2.0      # pixels: a thinner clipped box is dropped
 
 @dataclass(frozen=True)
 class Augment:
-    """What training varies on each image, anew every epoch (all ranges symmetric around "no change")."""
+    """What training varies on each image, anew every epoch: the geometry here (boxes follow), the light with the
+    classifier's camera model (camera_augment.light and its RGB565 bytes; the same field names and meaning)."""
     flip: bool = True                 # horizontal flips (a mirrored object is the same class)
     zoom: tuple = (0.75, 1.35)        # scale factor range, drawn log-uniform
     shift: float = 0.15               # largest shift, as a fraction of the frame's width / height
-    brightness: float = 30.0          # largest brightness change on 0..255
-    contrast: float = 0.3             # contrast factor drawn in 1 -+ this
-    saturation: float = 0.4           # saturation factor drawn in 1 -+ this
-    white_balance: float = 0.1        # per-channel gain drawn in 1 -+ this
-    noise: float = 4.0                # largest sensor noise sigma on 0..255
     mosaic: float = 0.0               # chance that a training frame is four crops of four frames, tiled
+    brightness: float = 0.3           # +- relative
+    contrast: float = 0.25
+    saturation: float = 0.3
+    white_balance: float = 0.1        # +- per-channel gain
+    noise: float = 4.0                # max sensor noise sigma, in pixel levels
+    rgb565: bool = True               # the board hands the KPU bytes made from RGB565 pixels
 
     def off(self):
         """No augmentation at all (evaluation, tests)."""
-        return replace(self, flip=False, zoom=(1.0, 1.0), shift=0.0, brightness=0.0, contrast=0.0,
-                       saturation=0.0, white_balance=0.0, noise=0.0, mosaic=0.0)
+        return replace(self, flip=False, zoom=(1.0, 1.0), shift=0.0, mosaic=0.0, brightness=0.0, contrast=0.0,
+                       saturation=0.0, white_balance=0.0, noise=0.0, rgb565=False)
 
 
 def clip(boxes, w, h, min_visible=MIN_VISIBLE):
@@ -72,8 +74,8 @@ def frame_boxes(boxes, src_size, w, h, framing=F.DEFAULT):
 
 
 def augment(image, boxes, rng, aug: Augment):
-    """One random variation of a uint8 (h, w, 3) frame and its boxes: zoom about the centre and shift (the
-    exposed border filled with the frame's mean colour), flip, then colour, brightness, contrast and noise."""
+    """One random geometric variation of a uint8 (h, w, 3) frame and its boxes: zoom about the centre and shift
+    (the exposed border filled with the frame's mean colour), then a flip."""
     from PIL import Image
     h, w = image.shape[:2]
     lo, hi = np.log(aug.zoom[0]), np.log(aug.zoom[1])
@@ -92,23 +94,16 @@ def augment(image, boxes, rng, aug: Augment):
     if flip:
         out = out[:, ::-1]
         boxes = _map(boxes, 1, 1, 0, 0, flip_w=w)
-    return colour(out, rng, aug), clip(boxes, w, h)
+    return np.ascontiguousarray(out), clip(boxes, w, h)
 
 
-def colour(image, rng, aug: Augment):
-    """Photometric jitter of a uint8 frame: white balance, saturation, contrast, brightness, sensor noise."""
-    if not (aug.brightness or aug.contrast or aug.saturation or aug.white_balance or aug.noise):
-        return np.ascontiguousarray(image)
-    x = image.astype(np.float32)
-    x *= rng.uniform(1 - aug.white_balance, 1 + aug.white_balance, size=3).astype(np.float32)
-    grey = x.mean(-1, keepdims=True)
-    x = grey + (x - grey) * np.float32(rng.uniform(1 - aug.saturation, 1 + aug.saturation))
-    m = x.mean()
-    x = (x - m) * np.float32(rng.uniform(1 - aug.contrast, 1 + aug.contrast)) + m
-    x += np.float32(rng.uniform(-aug.brightness, aug.brightness))
-    if aug.noise:
-        x += rng.normal(0, rng.uniform(0, aug.noise), size=x.shape).astype(np.float32)
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+def light(frames, rng, aug: Augment):
+    """The camera's light, colour and noise on a batch of uint8 frames (boxes stay), as the classifier's training
+    draws them, then the RGB565 bytes the board's cut/resize path hands the KPU."""
+    from host_tools.pipeline import camera_augment
+    x = camera_augment.light(np.asarray(frames, np.float32), rng, aug)
+    out = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+    return camera_augment.camera_bytes(out) if aug.rgb565 else out
 
 
 def mosaic(parts, rng):

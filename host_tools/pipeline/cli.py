@@ -51,12 +51,15 @@ def cmd_models(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     only = args.only or list(DEMOS)
     built = []
-    if "digits" in only:
+    if "digits" in only:         # the user's pipeline (train --data), kmodel and manifest included
         from host_tools.pipeline import demo_digits
-        rep, _ = demo_digits.build(out, strategy=args.strategy, log=_log)
+        rep, verdict = demo_digits.build(out, strategy=args.strategy, log=_log)
+        if not verdict.useful:
+            print("models: digits: %s" % verdict.message, file=sys.stderr)
+            return 3
+        _log("digits: %s" % verdict.message)
         # the classifier's labels, one per line, for `kmodel run --labels` and `compile --labels`
         write_atomic(args.labels_file, "\n".join(demo_digits.LABELS) + "\n")
-        built.append((demo_digits.NAME, "classifier", demo_digits.LABELS, (), 0.5, 0.3))
     if "faces" in only:
         from host_tools.pipeline import demo_faces
         rep, _ = demo_faces.build(out, strategy=args.strategy, log=_log)

@@ -96,7 +96,7 @@ class ClassifierData:
     val_files: list
     sources: list                   # training photos framed at camera_augment.source_size, uint8 HWC
     y_train: np.ndarray
-    x_train_view: np.ndarray        # (N, h, w, 3) uint8: training photos as the board sees them
+    x_train_view: np.ndarray        # (N, h, w, 3) uint8: the first N training photos as the board sees them
     x_val: np.ndarray               # (M, h, w, 3) uint8: validation photos as the board sees them
     y_val: np.ndarray
 

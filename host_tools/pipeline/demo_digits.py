@@ -1,57 +1,72 @@
-"""The shipped digit classifier: scikit-learn digits rendered like camera images -> small MobileNet -> int8."""
+"""The shipped digit classifier, made by the same pipeline as a user's model (userflow.classifier_run): scikit-learn
+digits printed on a sheet the way `make sim`'s camera shows them (host_tools.sim.camera.digit_sheet), framed by the
+manifest's rule, small MobileNet, settings chosen from the data (no mirror images: digits have a handedness)."""
 import numpy as np
 
-from host_tools.pipeline import arch
-from host_tools.pipeline.datasets import split_indices
-from host_tools.digits import load_digits, render_dataset
+from host_tools.digits import load_digits
+from host_tools.pipeline.camera_augment import Augment, source_size
+from host_tools.pipeline.datasets import ClassifierData, board_view, split_indices
 
 NAME = "digits"
 INPUT_SIZE = 64
 LABELS = [str(i) for i in range(10)]
 SEED = 20240501
-RENDERS_PER_DIGIT = 3   # each training digit drawn 3 times with a different pose/light: the augmentation
-EPOCHS = 15
+RENDERS_PER_DIGIT = 2   # each training digit printed twice, with a different pose, paper and light
+FRAMING = "crop"
+VIEWS = 512             # training digits also printed at full size and seen as the board sees them
 
 
-def dataset(seed=SEED, renders=RENDERS_PER_DIGIT, size=INPUT_SIZE):
-    """(x_train, y_train, x_val, y_val) uint8 images; validation digits are never drawn for training."""
-    images, labels = load_digits()
-    tr, va = split_indices(labels, 0.2, seed)
-    xs, ys = [], []
-    for r in range(renders):
-        x, y = render_dataset(images[tr], labels[tr], size, seed + 1 + r)
-        xs.append(x)
-        ys.append(y)
-    x_val, y_val = validation_set(seed, size)
-    return np.concatenate(xs), np.concatenate(ys), x_val, y_val
+def _sheets(images, seed, scale=1.0):
+    """Each 8x8 digit printed on a camera-sized sheet at the size make sim shows it (scale < 1: the same sheet
+    drawn smaller, for training sources that are smaller than the camera's frame anyway), one rng per call."""
+    from host_tools.framing import CAMERA_H, CAMERA_W
+    from host_tools.sim.camera import digit_glyph, digit_sheet
+    glyph = int(round(digit_glyph(INPUT_SIZE, INPUT_SIZE, FRAMING) * scale))
+    size = (int(round(CAMERA_W * scale)), int(round(CAMERA_H * scale)))
+    rng = np.random.default_rng(seed)
+    for im in images:
+        yield digit_sheet(im, glyph, size, rng=rng)
 
 
-def validation_set(seed=SEED, size=INPUT_SIZE):
-    """Only the validation images of `dataset` (same split, same renders): for checking a shipped model."""
+def validation_set(seed=SEED):
+    """(x, y): the validation digits as the board's camera hands them to the KPU (never printed for training)."""
     images, labels = load_digits()
     _, va = split_indices(labels, 0.2, seed)
-    return render_dataset(images[va], labels[va], size, seed + 1000)
+    x = np.stack([board_view(s, INPUT_SIZE, INPUT_SIZE, FRAMING) for s in _sheets(images[va], seed + 1000)])
+    return x, labels[va]
 
 
-def build(out_dir, strategy="default", epochs=EPOCHS, seed=SEED, log=print):
-    """Train, quantize, report; writes <out>/digits.keras, digits_int8.tflite, digits_report.{json,md}, PNGs."""
-    from host_tools.pipeline import quantize, report, train
-    x_tr, y_tr, x_val, y_val = dataset(seed)
-    log("digits: %d training images (%d renders per digit), %d validation, %dx%d RGB"
-        % (len(x_tr), RENDERS_PER_DIGIT, len(x_val), INPUT_SIZE, INPUT_SIZE))
-    model, hist = train.train_classifier(lambda: arch.small_mobilenet(INPUT_SIZE, len(LABELS), name=NAME),
-                                         x_tr, y_tr, x_val, y_val, epochs=epochs, batch_size=64, lr=3e-3,
-                                         strategy=strategy, seed=seed, desc="digits")
-    calib = quantize.representative(train.to_input(x_tr), 200, seed)
-    tfl = quantize.to_int8_tflite(model, calib)
-    rep, p_float, p_int8 = quantize.classifier_report(model, tfl, x_val, y_val)
-    paths = report.save_model_files(out_dir, NAME, model, tfl)
-    cm = train.confusion_matrix(y_val, p_int8.argmax(1), len(LABELS))
-    train.save_curves(hist, out_dir / (NAME + "_curves.png"), "digits: small MobileNet 64x64")
-    train.save_confusion(cm, LABELS, out_dir / (NAME + "_confusion.png"), "digits int8 tflite (validation)")
-    rep.update({"name": NAME, "kind": "classifier", "labels": LABELS, "input": [INPUT_SIZE, INPUT_SIZE, 3],
-                "epochs": epochs, "train_images": int(len(x_tr)), "seed": seed,
-                "final_train_accuracy": hist["accuracy"][-1], "final_val_accuracy": hist["val_accuracy"][-1]})
-    report.write_report(out_dir, NAME, rep, "Digit classifier (scikit-learn digits rendered like camera images)")
-    log("digits: float val accuracy %.2f%%, int8 %.2f%%" % (100 * rep["float_accuracy"], 100 * rep["int8_accuracy"]))
-    return rep, paths
+def dataset(seed=SEED, renders=RENDERS_PER_DIGIT, views=VIEWS) -> ClassifierData:
+    """Training prints of the training digits (framed at the augmentation's source size), `views` of them as the
+    board sees them (BatchNorm statistics, int8 calibration), and the validation set."""
+    from host_tools.framing import CAMERA_H, crop_box, train_image
+    images, labels = load_digits()
+    tr, _ = split_indices(labels, 0.2, seed)
+    sw, sh = source_size(INPUT_SIZE, INPUT_SIZE)
+    scale = sh / crop_box(320, CAMERA_H, INPUT_SIZE, INPUT_SIZE, FRAMING)[3]
+    sources, ys = [], []
+    for r in range(renders):
+        for i, sheet in zip(tr, _sheets(images[tr], seed + 1 + r, scale)):
+            sources.append(train_image(sheet, sw, sh, FRAMING))
+            ys.append(labels[i])
+    x_view = np.stack([board_view(s, INPUT_SIZE, INPUT_SIZE, FRAMING)
+                       for s in _sheets(images[tr[:views]], seed + 1)])
+    x_val, y_val = validation_set(seed)
+    return ClassifierData(names=LABELS, train_files=[], val_files=[], sources=sources, y_train=np.array(ys),
+                          x_train_view=x_view, x_val=x_val, y_val=y_val)
+
+
+def build(out_dir, strategy="default", seed=SEED, log=print):
+    """Train, quantize, compile, measure and report into out_dir (digits.kmodel + digits.json when useful);
+    returns (report dict, verdict)."""
+    from pathlib import Path
+
+    from host_tools.pipeline import defaults, userflow
+    data = dataset(seed)
+    cfg = defaults.default_config(len(data.y_train) + len(data.y_val), len(LABELS), augment=Augment(flip=False),
+                                  framing=FRAMING, seed=seed)
+    log("digits: %d training prints (%d per digit), %d validation digits, %dx%d RGB"
+        % (len(data.y_train), RENDERS_PER_DIGIT, len(data.y_val), INPUT_SIZE, INPUT_SIZE))
+    return userflow.classifier_run(NAME, data, cfg, Path(out_dir), log, strategy=strategy,
+                                   source="scikit-learn digits printed on a sheet as make sim's camera shows them "
+                                          "(host_tools/sim/camera.py digit_sheet)")

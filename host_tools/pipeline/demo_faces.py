@@ -29,33 +29,49 @@ def build(out_dir, strategy="default", seed=SEED, train_images=TRAIN_IMAGES, log
     from host_tools.pipeline import detector, quantize, report, train
     x_tr, b_tr = faces.composites(train_images, seed)
     x_va, b_va = faces.composites(VAL_IMAGES, seed + 2)
-    x_te, b_te = faces.composites(TEST_IMAGES, seed + 1, held_out=True)
     cfg = config(b_tr)
     log("faces: %d training composites, %d validation, %d held-out test; anchors %s"
-        % (len(x_tr), len(x_va), len(x_te), list(cfg.anchors)))
+        % (len(x_tr), len(x_va), TEST_IMAGES, list(cfg.anchors)))
     model, hist = detector.train_detector(cfg, x_tr, b_tr, strategy=strategy, seed=seed, desc=NAME,
                                           val=(x_va, b_va), name=NAME)
     tfl = quantize.to_int8_tflite(model, quantize.representative(train.to_input(x_tr), 200, seed))
-    out_float = detector.keras_predictor(model)(x_te)
-    out_int8 = quantize.run_int8(tfl, x_te)
-    ev_f, ev_q = detector.evaluate(out_float, b_te, cfg), detector.evaluate(out_int8, b_te, cfg)
-    astro = astronaut_result(quantize.run_int8(tfl, faces.astronaut_frame()[None])[0], cfg)
     paths = report.save_model_files(out_dir, NAME, model, tfl)
     train.save_curves({"loss": hist["loss"]}, out_dir / (NAME + "_curves.png"), "faces: YOLOv2 small MobileNet 320x240")
-    save_examples(x_te[:8], out_int8[:8], cfg, out_dir / (NAME + "_examples.png"))
     rep = {"name": NAME, "kind": "detector", "labels": LABELS, "anchors": list(cfg.anchors), "threshold": THRESHOLD,
            "nms": NMS, "input": [INPUT_SIZE[0], INPUT_SIZE[1], 3], "grid": list(cfg.grid), "epochs": cfg.epochs,
            "epochs_run": hist["epochs_run"], "best_epoch": hist["best_epoch"], "seed": seed,
-           "train_images": int(len(x_tr)), "val_images": int(len(x_va)), "test_images": int(len(x_te)),
-           "final_loss": hist["loss"][-1], "val_map50": hist["best_map50"], "metric": "map50",
-           "float_map50": ev_f["map50"], "int8_map50": ev_q["map50"], "eval_threshold": detector.EVAL_THRESHOLD,
-           "astronaut_iou_int8": astro["iou"], "astronaut_score_int8": astro["score"],
-           "negative_photos_max_score_int8": negative_scores(lambda x: quantize.run_int8(tfl, x), cfg)}
+           "train_images": int(len(x_tr)), "val_images": int(len(x_va)), "test_images": TEST_IMAGES,
+           "final_loss": hist["loss"][-1], "metric": "map50", "eval_threshold": detector.EVAL_THRESHOLD}
+    rep.update(measure(out_dir, model, tfl, cfg, (x_va, b_va), seed, log))
     report.write_report(out_dir, NAME, rep, "Face detector (lfw_subset faces composited on scikit-image photos)")
-    log("faces: mAP@0.5 on held-out composites float %.3f, int8 %.3f; astronaut IoU %.2f; best score on %s: %s"
-        % (ev_f["map50"], ev_q["map50"], astro["iou"], "/".join(faces.NEGATIVE_TEST_PHOTOS),
-           rep["negative_photos_max_score_int8"]))
     return rep, paths
+
+
+def measure(out_dir, model, tfl, cfg, val, seed=SEED, log=print):
+    """The report's figures: validation mAP@0.5 (float, int8, and the kmodel on the KPU emulator,
+    compiled here as `models` compiles it), held-out test mAP, the astronaut, and the best score on each no-face
+    photo through the kmodel. Also writes the examples PNG."""
+    from host_tools.compiler.build import compile_tflite
+    from host_tools.pipeline import detector
+    x_va, b_va = val
+    x_te, b_te = faces.composites(TEST_IMAGES, seed + 1, held_out=True)
+    tfl_path = out_dir / (NAME + "_int8.tflite")
+    km = compile_tflite(tfl_path).kmodel
+    predictors = {"float": detector.keras_predictor(model), "int8": detector.int8_predictor(tfl),
+                  "kmodel": detector.kmodel_predictor(km)}
+    out_int8 = predictors["int8"](x_te)
+    figures = {"val": {k: detector.map50(p, x_va, b_va, cfg) for k, p in predictors.items()},
+               "test": {"float": detector.map50(predictors["float"], x_te, b_te, cfg),
+                        "int8": detector.evaluate(out_int8, b_te, cfg)["map50"]}}
+    astro = astronaut_result(predictors["kmodel"](faces.astronaut_frame()[None])[0], cfg)
+    figures.update({"astronaut_iou_kmodel": astro["iou"], "astronaut_score_kmodel": astro["score"],
+                    "negative_photos_max_score_kmodel": negative_scores(predictors["kmodel"], cfg)})
+    save_examples(x_te[:8], out_int8[:8], cfg, out_dir / (NAME + "_examples.png"))
+    log("faces: validation mAP@0.5 float %.3f, int8 %.3f, kmodel %.3f; held-out test int8 %.3f; astronaut IoU "
+        "%.2f; best score on %s: %s" % (figures["val"]["float"], figures["val"]["int8"], figures["val"]["kmodel"],
+                                        figures["test"]["int8"], astro["iou"], "/".join(faces.NEGATIVE_TEST_PHOTOS),
+                                        figures["negative_photos_max_score_kmodel"]))
+    return figures
 
 
 def astronaut_result(out_hwc, cfg):

@@ -6,9 +6,9 @@
     map50(keras_predictor(model), x_va, b_va, cfg)       # or int8_predictor(tflite), kmodel_predictor(kmodel)
 
 Grid convention = the firmware's run_yolo2: a (C, H, W) map over an in_w x in_h input has cells of in_w/W by
-in_h/H pixels (a 168-pixel-high input over 5 rows gives 33.6-pixel cells, although the net's stride is 32);
-anchors are in cells. Evaluation decodes with host_tools.kmodel.yolo.region_decode, the one implementation of
-the firmware's decoder, with the manifest's NMS.
+in_h/H pixels (a 240-pixel-high input over 7 rows gives 34.3-pixel cells, although the net's stride is 32: the
+default input keeps both at 32); anchors are in cells. Evaluation decodes with host_tools.kmodel.yolo.region_decode,
+the one implementation of the firmware's decoder, with the manifest's NMS.
 """
 from dataclasses import dataclass, field, replace
 
@@ -20,10 +20,11 @@ from host_tools.pipeline.box_transforms import Augment
 from host_tools.pipeline.detection_metrics import average_precision, box_iou  # noqa: F401 (re-exported)
 from host_tools.pipeline.region_loss import LossScales
 
-INPUT_SIZE = (224, 168)   # (w, h): the whole 4:3 camera frame, at a size 2 CPU cores train in minutes
+INPUT_SIZE = (256, 192)   # (w, h): the whole 4:3 camera frame in 32-pixel cells (8 x 6, the net's own stride),
+#                           at a size 2 CPU cores train in minutes
 THRESHOLD, NMS = 0.5, 0.3  # what the device uses (manifest)
 EVAL_THRESHOLD = 0.01     # mAP needs the low-score detections too
-STEPS, MIN_EPOCHS, MAX_EPOCHS = 1500, 15, 100   # default training length in optimizer steps, and its bounds
+STEPS, MIN_EPOCHS, MAX_EPOCHS = 1800, 15, 150   # default training length in optimizer steps, and its bounds
 SETTLE_FRAMES = 256       # training frames BatchNorm's statistics are measured on
 
 
@@ -42,9 +43,9 @@ class DetectorConfig:
     alpha: float = 0.25               # MobileNet width (backbone "mobilenet")
     epochs: int = 80                  # at most; early stopping on validation mAP ends sooner
     batch: int = 8
-    lr: float = 3e-3                  # peak of the warm-up + cosine schedule
+    lr: float = 6e-3                  # peak of the warm-up + cosine schedule
     warmup: int = 3                   # epochs of linear warm-up
-    patience: int = 20                # epochs without a better validation mAP before stopping
+    patience: int = 30                # epochs without a better validation mAP before stopping
     validate_every: int = 5           # epochs between validation mAP measurements ...
     validate_from: float = 0.3        # ... from this part of the epochs on (early ones are never the best)
     bn_momentum: float = 0.9          # BatchNorm moving averages that follow a few dozen steps
@@ -147,7 +148,7 @@ def _checked(overrides):
     return out
 
 
-def frames(samples, cfg: DetectorConfig, log=None):
+def frames(samples, cfg: DetectorConfig):
     """(images (N, h, w, 3) uint8, boxes [Box lists]) of the samples, each photo framed by cfg's rule."""
     from host_tools.pipeline import box_transforms, datasets
     w, h = cfg.input_size
@@ -174,7 +175,7 @@ def _batches(cfg, images, boxes, seed):
     """A keras PyDataset: a new shuffle and a new augmentation of every frame each epoch, targets per batch."""
     import keras
 
-    from host_tools.pipeline.box_transforms import augment, mosaic
+    from host_tools.pipeline.box_transforms import augment, light, mosaic
     from host_tools.pipeline.region_loss import targets
     from host_tools.pipeline.train import to_input
 
@@ -198,8 +199,8 @@ def _batches(cfg, images, boxes, seed):
                     x, b = mosaic([(x, b)] + [augment(images[j], boxes[j], rng, cfg.augment) for j in others], rng)
                 xs.append(x)
                 bs.append(b)
-            return to_input(np.stack(xs)), targets(bs, cfg.anchors, cfg.grid, cfg.input_size, cfg.classes,
-                                                   cfg.loss.assign_iou)
+            return to_input(light(xs, rng, cfg.augment)), targets(bs, cfg.anchors, cfg.grid, cfg.input_size,
+                                                                  cfg.classes)
 
         def on_epoch_end(self):
             self.epoch += 1

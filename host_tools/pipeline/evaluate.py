@@ -49,8 +49,10 @@ def chance_accuracy(y_val, n_classes) -> float:
 
 def classifier_verdict(accuracy: float, y_val, n_classes: int, looks: int = 1) -> Verdict:
     """Clearly above chance: at least ACCURACY_MARGIN over it, and unlikely from a guesser at chance rate. The
-    weights kept are the best of `looks` epochs measured on this same split, so the test is corrected for that
-    many looks (Bonferroni): on a small split the best of 40 noisy epochs easily shows 0.68 where 0.5 is chance."""
+    weights kept are the best of several epochs measured on this same split, so the test is corrected for `looks`
+    (Bonferroni): on a small split the best of 40 noisy epochs easily shows 0.68 where 0.5 is chance. `looks`
+    counts the epochs' distinct answer sets on the validation photos: a model that has settled on its answers is
+    one candidate however many epochs it runs, so 8 of 8 right after 120 epochs is no luck."""
     from scipy.stats import binomtest
     n = len(y_val)
     chance = chance_accuracy(y_val, n_classes)
@@ -61,7 +63,7 @@ def classifier_verdict(accuracy: float, y_val, n_classes: int, looks: int = 1) -
         return Verdict(True, chance, "kmodel validation accuracy %.3f (%d/%d photos), chance %.3f" % (
             accuracy, right, n, chance))
     why = "" if accuracy <= chance + ACCURACY_MARGIN else (
-        "; with %d validation photos and the best of %d epochs kept, that is within luck (p = %.2g)"
+        "; with %d validation photos and the best of %d different answer sets kept, that is within luck (p = %.2g)"
         % (n, looks, p))
     return Verdict(False, chance, "the model is no better than chance: kmodel validation accuracy %.3f (%d/%d "
                    "photos) against %.3f for always guessing the most common class%s" % (accuracy, right, n, chance,

@@ -1,18 +1,24 @@
 """The shipped face detector's data: scikit-image's lfw_subset faces composited onto its photo backgrounds.
 
-Everything comes from the installed scikit-image, deterministically from a seed. The astronaut photo is held
-out (it is the real-photo test) and so is the cameraman ("camera"), whose face would be an unlabelled positive.
-Faces 0..79 and non-face patches 100..179 of lfw_subset are for training, the rest for held-out composites.
+Everything comes from the installed scikit-image and scikit-learn, deterministically from a seed. The astronaut
+photo is held out (it is the real-photo test) and so is the cameraman ("camera"), whose face would be an
+unlabelled positive. chelsea (the cat), coffee and rocket are the photos the detector must find no face in: they
+are never used here either. Faces 0..79 and non-face patches 100..179 of lfw_subset are for training, the rest
+for held-out composites. Some composites hold no face at all, and every composite may hold unlabelled look-alikes:
+lfw's non-face patches and feathered ellipses of photo texture, some with eye-like spots, so a blob with dark
+spots is not a face.
 """
 import numpy as np
 from PIL import Image, ImageFilter
 
 from host_tools.pipeline.datasets import Box
 
-BACKGROUNDS = ("coffee", "chelsea", "rocket", "coins", "moon", "page", "text", "immunohistochemistry",
-               "hubble_deep_field", "brick", "grass", "gravel", "colorwheel", "retina", "logo")
+BACKGROUNDS = ("coins", "moon", "page", "text", "immunohistochemistry", "hubble_deep_field", "brick", "grass",
+               "gravel", "colorwheel", "retina", "logo", "clock", "cell", "motorcycle_left", "motorcycle_right",
+               "sklearn:china", "sklearn:flower")
 HELD_OUT_PHOTOS = ("astronaut", "camera")
-NEGATIVE_TEST_PHOTOS = ("chelsea", "coffee", "rocket")   # the demo must box nothing in them
+NEGATIVE_TEST_PHOTOS = ("chelsea", "coffee", "rocket")   # the demo must box nothing in them: never trained on
+EMPTY = 0.15          # part of the composites with no face at all
 TRAIN_FACES, TEST_FACES = range(0, 80), range(80, 100)
 TRAIN_NONFACES, TEST_NONFACES = range(100, 180), range(180, 200)
 FRAME = (320, 240)  # (w, h): what the device feeds the detector
@@ -24,13 +30,21 @@ HAIR = ((30, 24, 20), (70, 45, 30), (120, 85, 50), (175, 140, 90), (140, 135, 13
 ASTRONAUT_FACE = Box(103, 41, 175, 112)
 
 
-def test_photo(name):
-    """A scikit-image photo by name as uint8 RGB."""
-    return _photo(name)
-
-
 def _photo(name):
+    """A background photo for composites (uint8 RGB); the test photos are refused."""
+    if name in NEGATIVE_TEST_PHOTOS or name in HELD_OUT_PHOTOS:
+        raise ValueError("%s is a test photo of the face detector: it must not be used to make training data" % name)
+    return test_photo(name)
+
+
+def test_photo(name):
+    """A photo by name (scikit-image's, "sklearn:china", "motorcycle_left"...) as uint8 RGB."""
     import skimage.data
+    if name.startswith("sklearn:"):
+        from sklearn.datasets import load_sample_image
+        return np.asarray(load_sample_image(name.split(":")[1] + ".jpg"))
+    if name.startswith("motorcycle_"):
+        return np.asarray(skimage.data.stereo_motorcycle()[0 if name.endswith("left") else 1])
     a = np.asarray(getattr(skimage.data, name)())
     if a.dtype == bool:
         a = a.astype(np.uint8) * 255
@@ -41,7 +55,7 @@ def _photo(name):
 
 def astronaut_frame():
     """The astronaut photo as a 320x240 camera frame: its top 4:3 part (512x384) scaled to QVGA."""
-    a = _photo("astronaut")[:384]
+    a = test_photo("astronaut")[:384]
     return np.asarray(Image.fromarray(a).resize(FRAME, Image.BILINEAR))
 
 
@@ -105,12 +119,38 @@ class Composer:
             m = (np.clip((1.05 - d) / 0.1, 0, 1) * (yy > sy))[..., None]
             img[:] = img * (1 - m) + cloth * m
 
+    def _texture_blob(self, img, x, y, s, rng):
+        """An unlabelled look-alike at (x, y), s pixels across: a feathered ellipse of another photo's texture,
+        often with dark spots: two where eyes would be, or one large one in a coloured ring like an eye seen close,
+        so a blob with spots is not enough to make a face."""
+        src = self.backgrounds[rng.integers(len(self.backgrounds))]
+        c = min(src.shape[0], src.shape[1], int(s * rng.uniform(1.0, 3.0)))
+        y0, x0 = rng.integers(0, src.shape[0] - c + 1), rng.integers(0, src.shape[1] - c + 1)
+        g = np.asarray(Image.fromarray(src[y0:y0 + c, x0:x0 + c]).convert("L"), np.float32) / 255
+        rgb, m = self._patch(g, s, s, rng, rng.random() < 0.5)
+        yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
+
+        def disc(cx, cy, r, colour):
+            d = np.clip(1.5 - np.hypot(xx - cx, yy - cy) / r, 0, 1)[..., None]
+            return rgb * (1 - d) + colour * d
+        spots = rng.choice(3, p=(0.3, 0.35, 0.35))
+        if spots == 2:
+            ey, dx, r = s * rng.uniform(0.3, 0.5), s * rng.uniform(0.15, 0.25), s * rng.uniform(0.05, 0.12)
+            for ex in (s / 2 - dx, s / 2 + dx):
+                rgb = disc(ex, ey, r, rng.uniform(0, 50))
+        elif spots == 1:
+            cx, cy, r = s * rng.uniform(0.35, 0.65), s * rng.uniform(0.35, 0.65), s * rng.uniform(0.1, 0.25)
+            rgb = disc(cx, cy, r * rng.uniform(1.5, 2.2), rng.uniform(40, 220, size=3))   # iris
+            rgb = disc(cx, cy, r, rng.uniform(0, 40))                                       # pupil
+        img[y:y + s, x:x + s] = img[y:y + s, x:x + s] * (1 - m[..., None]) + rgb * m[..., None]
+
     def compose(self, rng):
         """(uint8 HWC image, [Box]) for one composite."""
         img = self.background(rng)
         H, W = img.shape[:2]
         boxes = []
-        for _ in range(rng.integers(1, self.max_faces + 1)):
+        n_faces = 0 if rng.random() < EMPTY else rng.integers(1, self.max_faces + 1)
+        for _ in range(n_faces):
             for _try in range(10):
                 fh = int(rng.uniform(*self.face_px))
                 fw = int(fh * rng.uniform(0.85, 1.05))
@@ -135,6 +175,11 @@ class Composer:
                 continue
             rgb, m = self._patch(self.nonfaces[rng.integers(len(self.nonfaces))], s, s, rng, rng.random() < 0.5)
             img[y0:y0 + s, x0:x0 + s] = img[y0:y0 + s, x0:x0 + s] * (1 - m[..., None]) + rgb * m[..., None]
+        for _ in range(rng.integers(0, 4)):  # texture look-alikes, not labelled, placed clear of the faces
+            s = int(rng.uniform(*self.face_px))
+            x0, y0 = int(rng.integers(0, W - s + 1)), int(rng.integers(0, H - s + 1))
+            if all(_iou(_grow(Box(x0, y0, x0 + s, y0 + s), 0.3), o) == 0 for o in boxes):
+                self._texture_blob(img, x0, y0, s, rng)
         img = img + rng.normal(0, rng.uniform(1, 5), size=img.shape)
         out = Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8))
         if rng.random() < 0.3:

@@ -3,9 +3,14 @@
 The firmware reads a (C, H, W) map over an in_w x in_h input as cells of in_w/W by in_h/H pixels, anchor-major,
 each anchor holding (tx, ty, tw, th, objectness, class logits...): box centre x = (col + sigmoid(tx)) / W,
 width = exp(tw) * anchor_w / W, score = sigmoid(objectness) * softmax(classes). The loss trains exactly those
-quantities: the cell offset through the sigmoid, log-space width and height against the anchor, objectness
-as a probability (binary cross-entropy on the logit), and class cross-entropy (only with 2+ classes: with one,
-the firmware's softmax is 1 whatever the logit).
+quantities on the box the firmware would decode: the cell offsets through the sigmoid and the log sizes against
+the anchor (squared errors), the decoded box's overlap with the true one (1 - GIoU: mAP@0.5 is an overlap test,
+and it weighs small and large boxes alike), objectness as a probability (binary cross-entropy on the logit), and
+class cross-entropy (only with 2+ classes: with one, the firmware's softmax is 1 whatever the logit).
+
+Objectness targets are smoothed (`smooth` instead of 0, 1 - smooth instead of 1): the logits then settle within
+about +-log((1 - smooth) / smooth) instead of drifting ever further out, so the int8 output's one scale keeps
+fine steps for the box offsets and sizes that share it.
 """
 from dataclasses import dataclass
 
@@ -20,17 +25,17 @@ class TargetError(ValueError):
 
 @dataclass(frozen=True)
 class LossScales:
-    obj: float = 5.0          # the responsible anchor's objectness, pushed to 1
-    noobj: float = 1.0        # every other prediction's objectness, pushed to 0 ...
+    obj: float = 5.0          # the responsible anchor's objectness, pushed up
+    noobj: float = 1.0        # every other prediction's objectness, pushed down ...
     ignore_iou: float = 0.6   # ... unless its box already overlaps a true box by more than this
-    assign_iou: float = 1.01  # besides the best anchor, every anchor of the cell fitting the box this well
-    coord: float = 1.0        # centre offsets and log sizes, also weighted 2 - box area / frame area
-    giou: float = 0.0         # 1 - GIoU of the responsible prediction's decoded box with its true box
+    coord: float = 1.0        # centre offsets and log sizes, weighted 2 - box area / frame area
+    giou: float = 2.0         # 1 - GIoU of the responsible prediction's decoded box with its true box
     cls: float = 1.0          # class cross-entropy
-    rescore: float = 0.0      # objectness target = 1 - rescore + rescore * IoU(prediction, true box)
+    smooth: float = 0.01      # objectness targets smooth and 1 - smooth
+    rescore: float = 0.0      # the responsible target scaled towards the prediction's IoU with its box
 
 
-def targets(boxes_per_image, anchors, grid, frame, classes=1, assign_iou=1.01):
+def targets(boxes_per_image, anchors, grid, frame, classes=1):
     """Region targets (N, H, W, A*(6+classes)): per anchor (fx, fy, tw, th, responsible, weight, one-hot...).
 
     Each box goes to the cell holding its centre and to the anchor whose shape fits it best; fx, fy are the
@@ -49,12 +54,11 @@ def targets(boxes_per_image, anchors, grid, frame, classes=1, assign_iou=1.01):
                 raise TargetError("image %d: empty box %s" % (n, b))
             cx, cy = (b.x0 + b.x1) / 2 * gw / fw, (b.y0 + b.y1) / 2 * gh / fh
             col, row = min(max(int(cx), 0), gw - 1), min(max(int(cy), 0), gh - 1)
-            fit = shape_iou(np.array([[bw, bh]]), anc)[0]
-            for a in {int(fit.argmax())} | set(np.flatnonzero(fit >= assign_iou).tolist()):
-                y[n, row, col, a, :6] = (np.clip(cx - col, 0, 1), np.clip(cy - row, 0, 1), np.log(bw / anc[a, 0]),
-                                         np.log(bh / anc[a, 1]), 1.0, 2.0 - bw * bh / (gw * gh))
-                y[n, row, col, a, 6:] = 0.0
-                y[n, row, col, a, 6 + b.cls] = 1.0
+            a = int(shape_iou(np.array([[bw, bh]]), anc)[0].argmax())
+            y[n, row, col, a, :6] = (np.clip(cx - col, 0, 1), np.clip(cy - row, 0, 1), np.log(bw / anc[a, 0]),
+                                     np.log(bh / anc[a, 1]), 1.0, 2.0 - bw * bh / (gw * gh))
+            y[n, row, col, a, 6:] = 0.0
+            y[n, row, col, a, 6 + b.cls] = 1.0
     return y.reshape(len(boxes_per_image), gh, gw, A * D)
 
 
@@ -82,30 +86,19 @@ def region_loss(anchors, classes=1, scales=LossScales()):
         sx, sy = tf.sigmoid(p[..., 0]), tf.sigmoid(p[..., 1])
         pred_box = corners(sx, sy, p[..., 2], p[..., 3])
         true_box = corners(t[..., 0], t[..., 1], t[..., 2], t[..., 3])
-        # ignore: predictions whose decoded box overlaps any true box of the image by more than ignore_iou
-        pb = tf.reshape(pred_box, (n, -1, 1, 4))
-        tb = tf.reshape(true_box, (n, 1, -1, 4))
-        iw = tf.maximum(tf.minimum(pb[..., 2], tb[..., 2]) - tf.maximum(pb[..., 0], tb[..., 0]), 0.0)
-        ih = tf.maximum(tf.minimum(pb[..., 3], tb[..., 3]) - tf.maximum(pb[..., 1], tb[..., 1]), 0.0)
-        inter = iw * ih
-        union = ((pb[..., 2] - pb[..., 0]) * (pb[..., 3] - pb[..., 1]) +
-                 (tb[..., 2] - tb[..., 0]) * (tb[..., 3] - tb[..., 1]) - inter)
-        iou = inter / tf.maximum(union, 1e-9) * tf.reshape(mask, (n, 1, -1))
-        best = tf.stop_gradient(tf.reshape(tf.reduce_max(iou, -1), tf.shape(mask)))
-        background = (1.0 - mask) * tf.cast(best < scales.ignore_iou, tf.float32)
-        z = p[..., 4]
+        # background: not responsible, and no true box of the image overlaps the prediction by ignore_iou
+        every, _ = _overlap(tf.reshape(pred_box, (n, -1, 1, 4)), tf.reshape(true_box, (n, 1, -1, 4)))
+        best = tf.reshape(tf.reduce_max(every * tf.reshape(mask, (n, 1, -1)), -1), tf.shape(mask))
+        background = (1.0 - mask) * tf.cast(tf.stop_gradient(best) < scales.ignore_iou, tf.float32)
+        iou, giou = _overlap(pred_box, true_box)
+        goal = 1.0 - scales.smooth
         if scales.rescore:
-            q = tf.stop_gradient(tf.maximum(_giou(pred_box, true_box), 0.0))
-            goal = 1.0 - scales.rescore + scales.rescore * q
-            obj = mask * (goal * tf.nn.softplus(-z) + (1.0 - goal) * tf.nn.softplus(z))
-        else:
-            obj = mask * tf.nn.softplus(-z)             # -log sigmoid(z)
-        noobj = background * tf.nn.softplus(z)          # -log(1 - sigmoid(z))
-        coord = mask * weight * ((sx - t[..., 0]) ** 2 + (sy - t[..., 1]) ** 2 +
-                                 (p[..., 2] - t[..., 2]) ** 2 + (p[..., 3] - t[..., 3]) ** 2)
-        total = scales.obj * obj + scales.noobj * noobj + scales.coord * coord
-        if scales.giou:
-            total += scales.giou * mask * (1.0 - _giou(pred_box, true_box))
+            goal *= 1.0 - scales.rescore + scales.rescore * tf.stop_gradient(iou)
+        z = p[..., 4]
+        total = (scales.obj * mask * _bce(z, goal) + scales.noobj * background * _bce(z, scales.smooth)
+                 + scales.coord * mask * weight * ((sx - t[..., 0]) ** 2 + (sy - t[..., 1]) ** 2 +
+                                                   (p[..., 2] - t[..., 2]) ** 2 + (p[..., 3] - t[..., 3]) ** 2)
+                 + scales.giou * mask * (1.0 - giou))
         if classes > 1:
             total += scales.cls * mask * tf.nn.softmax_cross_entropy_with_logits(t[..., 6:], p[..., 5:])
         return tf.reduce_sum(total, axis=[1, 2, 3])
@@ -113,14 +106,21 @@ def region_loss(anchors, classes=1, scales=LossScales()):
     return loss
 
 
-def _giou(a, b):
-    """Generalized IoU of boxes (..., 4) as (x0, y0, x1, y1), elementwise."""
+def _bce(z, goal):
+    """Binary cross-entropy of sigmoid(z) against a target probability."""
+    import tensorflow as tf
+    return goal * tf.nn.softplus(-z) + (1.0 - goal) * tf.nn.softplus(z)
+
+
+def _overlap(a, b):
+    """(IoU, generalized IoU) of boxes (..., 4) as (x0, y0, x1, y1), broadcasting."""
     import tensorflow as tf
     iw = tf.maximum(tf.minimum(a[..., 2], b[..., 2]) - tf.maximum(a[..., 0], b[..., 0]), 0.0)
     ih = tf.maximum(tf.minimum(a[..., 3], b[..., 3]) - tf.maximum(a[..., 1], b[..., 1]), 0.0)
     inter = iw * ih
-    union = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]) + (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]) - inter
-    hull = ((tf.maximum(a[..., 2], b[..., 2]) - tf.minimum(a[..., 0], b[..., 0])) *
-            (tf.maximum(a[..., 3], b[..., 3]) - tf.minimum(a[..., 1], b[..., 1])))
-    union = tf.maximum(union, 1e-9)
-    return inter / union - (hull - union) / tf.maximum(hull, 1e-9)
+    union = tf.maximum((a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]) +
+                       (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]) - inter, 1e-9)
+    hull = tf.maximum((tf.maximum(a[..., 2], b[..., 2]) - tf.minimum(a[..., 0], b[..., 0])) *
+                      (tf.maximum(a[..., 3], b[..., 3]) - tf.minimum(a[..., 1], b[..., 1])), 1e-9)
+    iou = inter / union
+    return iou, iou - (hull - union) / hull

@@ -66,7 +66,13 @@ def write_train_report(out_dir, name, rep: dict) -> dict:
     lines += ["Every figure is measured on the validation photos as the board's camera hands them to the KPU "
               "(framing `%s`)." % rep["framing"], "",
               "## Settings", ""]
-    lines += ["- %s: %s" % (k, json.dumps(v)) for k, v in sorted(s.items()) if not isinstance(v, dict)]
+    unused = set()
+    if s.get("arch") == "small":
+        unused.add("alpha")
+    if not s.get("weights"):
+        unused.update(("weights", "head_epochs", "fine_tune_lr"))
+    lines += ["- %s: %s" % (k, json.dumps(v)) for k, v in sorted(s.items())
+              if not isinstance(v, dict) and k not in unused]
     if "epochs_run" in rep:
         lines.append("- epochs run: %d (best weights from epoch %d)" % (rep["epochs_run"], rep["best_epoch"]))
     lines += ["", "## Time (seconds, wall)", ""]

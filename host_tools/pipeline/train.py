@@ -53,7 +53,9 @@ def progress_callback(total_epochs, desc):
     return _Progress()
 
 
+SETTLE_IMAGES = 1024  # BatchNorm statistics are measured on at most this many training photos
 MIN_GAIN = 0.98      # a validation loss must drop by 2% to count as progress when the accuracy stays the same
+LOSS_FLOOR = 0.01    # ... and be above this: every photo right at ~99% confidence leaves nothing worth more epochs
 
 
 class _Views:
@@ -147,6 +149,9 @@ class _BestOnValidation:
 
         self.data, self.patience, self.history, self.phase = data, patience, history, phase
         self.settle = None
+        views = data.x_train_view         # plenty for the statistics, and cheap to run every epoch
+        self.views = views if len(views) <= SETTLE_IMAGES else \
+            views[np.sort(np.random.default_rng(0).choice(len(views), SETTLE_IMAGES, replace=False))]
         self.best, self.best_weights, self.best_epoch, self.wait = None, None, -1, 0
         if prior is not None:       # a later phase only replaces the weights when it does better
             self.best, self.best_weights, self.best_epoch = prior.best, prior.best_weights, prior.best_epoch
@@ -155,18 +160,22 @@ class _BestOnValidation:
     def epoch_end(self, model, epoch, logs):
         if self.settle is None:
             self.settle = BatchNormSettler(model)
-        self.settle(self.data.x_train_view)
+        self.settle(self.views)
         p = predict(model, self.data.x_val)
         y = self.data.y_val
         acc = float((p.argmax(1) == y).mean())
         loss = float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-7, 1.0)).mean())
         logs["val_accuracy"], logs["val_loss"] = acc, loss
+        # for the verdict's correction for keeping the best epoch: epochs that answer every validation photo alike
+        # are one look, not many (evaluate.classifier_verdict)
+        self.history.setdefault("val_answers", set()).add(p.argmax(1).astype(np.int32).tobytes())
         for k in ("loss", "accuracy", "val_loss", "val_accuracy"):
             self.history.setdefault(k, []).append(float(logs.get(k, np.nan)))
         self.history.setdefault("phase", []).append(self.phase)
-        # better: more right, or as many right with a clearly lower loss
+        # better: more right, or as many right with a clearly lower loss (while the loss is above the floor)
         key = (acc, -loss)
-        if self.best is None or acc > self.best[0] or (acc == self.best[0] and loss < -self.best[1] * MIN_GAIN):
+        if self.best is None or acc > self.best[0] or (acc == self.best[0] and loss < -self.best[1] * MIN_GAIN
+                                                       and -self.best[1] > LOSS_FLOOR):
             self.best, self.best_weights, self.wait = key, model.get_weights(), 0
             self.best_epoch = len(self.history["phase"]) - 1
         else:
@@ -197,7 +206,8 @@ def train_classifier(build_model, data, cfg, *, strategy="default", desc="train"
     From scratch: one run. With pretrained weights (cfg.transfer): the base frozen while the new head learns
     (cfg.head_epochs), then the whole net fine-tuned at cfg.fine_tune_lr with its BatchNorm layers kept frozen,
     as Keras advises for fine-tuning. Returns (model with the best validation weights, history dict: per epoch
-    loss / accuracy on augmented views, val_loss / val_accuracy, phase; best_epoch; trainable_weights per phase).
+    loss / accuracy on augmented views, val_loss / val_accuracy, phase; best_epoch; trainable_weights per phase;
+    val_answers: the distinct answer sets on the validation photos over all epochs).
     """
     import keras
 

@@ -86,19 +86,18 @@ def run(req: Request, log=print) -> int:
     else:
         result = _detector(req, name, out, log)
     rep, verdict = result
-    from host_tools.pipeline import report
-    paths = report.write_train_report(out, name, rep)
+    md = out / rep["files"]["report"]
     if not verdict.useful:
         print("train: %s: %s. No kmodel or manifest written and nothing deployed; see %s"
-              % (name, verdict.message, paths["md"]), file=sys.stderr)
+              % (name, verdict.message, md), file=sys.stderr)
         return EXIT_USELESS
     log("train: %s: %s" % (name, verdict.message))
     log("train: wrote %s (kmodel %s, manifest %s, report %s)" % (out, rep["files"]["kmodel"],
-                                                                 rep["files"]["manifest"], paths["md"].name))
+                                                                 rep["files"]["manifest"], md.name))
     if req.deploy:
         from host_tools.deploy import deploy as D
         manifests = D.select_models([out], **{kind: name}, log=log)
-        D.deploy(req.deploy, manifests=manifests, log=log)
+        D.deploy(req.deploy, manifests=manifests, device_dir=D.DEVICE_APP, out_dir=out / "deploy", log=log)
     else:
         log("train: put it on a board with: python -m host_tools deploy --models %s --port PORT" % out)
     return EXIT_OK
@@ -114,13 +113,24 @@ def _build_classifier(cfg, n_classes, name):
 
 
 def _classifier(req, name, out, log):
-    from host_tools.pipeline import checker, datasets, defaults, evaluate, pretrained, quantize, report, train
+    from host_tools.pipeline import datasets, defaults
     stage = Stages()
     stage("load")
     names, files = datasets.class_folders(req.data)
     cfg = defaults.default_config(sum(len(f) for f in files), len(names), **req.settings)
     data = datasets.load_classifier_data(req.data, cfg.input, cfg.framing, cfg.val_fraction, cfg.seed,
                                          progress=req.progress)
+    return classifier_run(name, data, cfg, out, log, strategy=req.strategy, progress=req.progress,
+                          source=str(req.data), stage=stage)
+
+
+def classifier_run(name, data, cfg, out, log, strategy="default", progress=True, source="", stage=None):
+    """A classifier from ClassifierData to <out>/<name>.keras, _int8.tflite, _report.md/.json, curves and
+    confusion PNGs, and, when the kmodel proves useful, <name>.kmodel + <name>.json. Returns (report, verdict)."""
+    from host_tools import kmodel
+    from host_tools.pipeline import checker, evaluate, pretrained, quantize, report, train
+    stage = stage or Stages()
+    names = data.names
     log("train: %d classes (%s), %d photos for training, %d for validation; %s %dx%d, up to %d epochs, batch %d"
         % (len(names), ", ".join(names), len(data.y_train), len(data.y_val), cfg.arch, cfg.input[0], cfg.input[1],
            cfg.epochs, cfg.batch))
@@ -135,31 +145,33 @@ def _classifier(req, name, out, log):
         return m
 
     stage("train")
-    model, hist = train.train_classifier(build, data, cfg, strategy=req.strategy, desc=name)
+    model, hist = train.train_classifier(build, data, cfg, strategy=strategy, desc=name)
     stage("quantize")
     tfl = quantize.to_int8_tflite(model, quantize.representative(train.to_input(data.x_train_view), 200, cfg.seed))
     files_written = report.save_model_files(out, name, model, tfl)
     stage("compile")
     with _staged_compile(out, name, "classifier", names, framing=cfg.framing) as staged:
         stage("evaluate")
-        from host_tools import kmodel
-        figs = evaluate.classifier_figures(model, tfl, kmodel.load(staged.kmodel), data.x_val, data.y_val, req.progress)
+        figs = evaluate.classifier_figures(model, tfl, kmodel.load(staged.kmodel), data.x_val, data.y_val, progress)
         verdict = evaluate.classifier_verdict(figs["val"]["kmodel"], data.y_val, len(names),
-                                              looks=len(hist["phase"]))
-        train_acc = float((train.predict(model, data.x_train_view).argmax(1) == data.y_train).mean())
+                                              looks=len(hist["val_answers"]))
+        train_acc = float((train.predict(model, data.x_train_view).argmax(1) == data.y_train[:len(
+            data.x_train_view)]).mean())
         cm = train.confusion_matrix(data.y_val, figs["pred_kmodel"], len(names))
         train.save_curves(hist, out / (name + "_curves.png"), name)
         train.save_confusion(cm, names, out / (name + "_confusion.png"), name + " kmodel (validation)")
         stage(None)
         rep = {
             "name": name, "kind": "classifier", "metric": "accuracy", "val": figs["val"], "chance": verdict.chance,
-            "useful": verdict.useful, "verdict": verdict.message, "labels": names, "data": str(req.data),
+            "useful": verdict.useful, "verdict": verdict.message, "labels": names, "data": source,
             "train_accuracy": train_acc, "framing": cfg.framing,
             "photos": {"train": _per_class(data.y_train, names), "val": _per_class(data.y_val, names)},
             "val_photos": [str(p) for p in data.val_files],
             "per_class_val_accuracy": {n: float(cm[i, i] / max(cm[i].sum(), 1)) for i, n in enumerate(names)},
             "confusion_kmodel": cm.tolist(), "kmodel_int8_top1_agreement": figs["kmodel_int8_top1_agreement"],
-            "settings": _settings(cfg), "epochs_run": len(hist["phase"]), "best_epoch": hist["best_epoch"] + 1,
+            "settings": _settings(cfg), "strategy": strategy, "epochs_run": len(hist["phase"]),
+            "best_epoch": hist["best_epoch"] + 1, "val_answer_sets": len(hist["val_answers"]),
+            "trainable_weights": hist["trainable_weights"],
             "seconds": stage.seconds,
             "files": {"keras": files_written["keras"].name, "tflite": files_written["tflite"].name},
         }
@@ -193,10 +205,11 @@ def _detector(req, name, out, log):
     stage("load")
     labels = _detector_labels(req)
     samples = datasets.load_detection_folder(req.data, labels)
-    cfg = detector.default_config(samples, labels, **req.settings)
+    settings = dict(req.settings)               # the rest are DetectorConfig fields
+    seed, val_fraction = settings.pop("seed", 0), settings.pop("val_fraction", 0.2)
+    cfg = detector.default_config(samples, labels, **settings)
     images, boxes = detector.frames(samples, cfg)
-    seed = req.settings.get("seed", 0)
-    tr, va = detector.split(len(images), req.settings.get("val_fraction", 0.2), seed)
+    tr, va = detector.split(len(images), val_fraction, seed)
     log("train: detector for %s, %d photos for training, %d for validation; input %dx%d, anchors %s"
         % (", ".join(labels), len(tr), len(va), cfg.input_size[0], cfg.input_size[1], list(cfg.anchors)))
     pre = checker.check_keras(cfg.build(name))
@@ -214,15 +227,11 @@ def _detector(req, name, out, log):
     with _staged_compile(out, name, "detector", labels, anchors=cfg.anchors, threshold=cfg.threshold, nms=cfg.nms,
                          framing=cfg.framing) as staged:
         stage("evaluate")
-        km = kmodel.load(staged.kmodel)
         val = {"float": detector.map50(detector.keras_predictor(model), x_va, b_va, cfg),
                "int8": detector.map50(detector.int8_predictor(tfl), x_va, b_va, cfg),
-               "kmodel": detector.map50(lambda x: evaluate.kmodel_outputs(km, x, "kmodel on validation",
-                                                                           req.progress).transpose(0, 2, 3, 1),
-                                        x_va, b_va, cfg)}
+               "kmodel": detector.map50(detector.kmodel_predictor(kmodel.load(staged.kmodel)), x_va, b_va, cfg)}
         verdict = evaluate.detector_verdict(val["kmodel"])
-        if "loss" in hist:
-            train.save_curves({k: v for k, v in hist.items() if isinstance(v, list)}, out / (name + "_curves.png"), name)
+        train.save_curves(hist, out / (name + "_curves.png"), name)
         stage(None)
         rep = {
             "name": name, "kind": "detector", "metric": "map50", "val": val, "useful": verdict.useful,
@@ -230,7 +239,8 @@ def _detector(req, name, out, log):
             "nms": cfg.nms, "data": str(req.data), "framing": cfg.framing,
             "photos": {"train": int(len(tr)), "val": int(len(va))},
             "boxes": {"train": int(sum(len(b) for b in b_tr)), "val": int(sum(len(b) for b in b_va))},
-            "settings": _settings(cfg), "seconds": stage.seconds,
+            "settings": _settings(cfg), "seconds": stage.seconds, "epochs_run": hist["epochs_run"],
+            "best_epoch": hist["best_epoch"], "val_curve": dict(zip(hist["val_epochs"], hist["val_map50"])),
             "files": {"keras": files_written["keras"].name, "tflite": files_written["tflite"].name},
         }
         _finish(out, staged, verdict, rep)
@@ -265,12 +275,14 @@ def _staged_compile(out, name, kind, labels, anchors=(), threshold=0.5, nms=0.3,
 
 
 def _finish(out, staged: Staged, verdict, rep):
-    """Move the kmodel and manifest in (useful model), or leave them to be dropped (useless); record which."""
-    if not verdict.useful:
-        rep["files"].update({"kmodel": None, "manifest": None})
-        return
-    for f in staged.files:
-        if f != staged.manifest.name:
-            staged.folder.joinpath(f).replace(out / f)
-    staged.manifest.replace(out / staged.manifest.name)   # last: a manifest always has its kmodel
-    rep["files"].update({"kmodel": staged.kmodel.name, "manifest": staged.manifest.name})
+    """Move the kmodel and manifest in (useful model), or leave them to be dropped (useless); write the report,
+    which says which."""
+    from host_tools.pipeline import report
+    rep["files"].update({"kmodel": None, "manifest": None, "report": rep["name"] + "_report.md"})
+    if verdict.useful:
+        for f in staged.files:
+            if f != staged.manifest.name:
+                staged.folder.joinpath(f).replace(out / f)
+        staged.manifest.replace(out / staged.manifest.name)   # last: a manifest always has its kmodel
+        rep["files"].update({"kmodel": staged.kmodel.name, "manifest": staged.manifest.name})
+    report.write_train_report(out, rep["name"], rep)

@@ -1,8 +1,8 @@
 """What the virtual camera sees: a list of pictures, each held in front of the lens for `hold_ms` of board time.
 
 Sources are image files, folders of them, PIL images or numpy RGB arrays. The default scene shows photos shipped
-with scikit-image and scikit-learn digits drawn by the pipeline's own renderer (host_tools/digits.py),
-so the demo classifier sees on the virtual board what it was trained on.
+with scikit-image and scikit-learn digits printed on a sheet (digit_sheet), which the demo classifier is trained on
+through its framing, so it sees on the virtual board what it was trained on.
 """
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,14 +63,13 @@ def digit_glyph(w: int, h: int, framing: str = DEFAULT) -> int:
     return min(cw, ch) * 5 // 6
 
 
-def digit_scene(index: int, glyph: int = 64, size=(320, 240), seed: int = 0) -> np.ndarray:
-    """scikit-learn digit `index` printed on a sheet: the digit fills a `glyph`-pixel square in the frame centre
-    (where a centre-cropping classifier looks); the rest is the same paper."""
-    from sklearn.datasets import load_digits
+def digit_sheet(img8x8, glyph: int = 64, size=(320, 240), rng=None) -> np.ndarray:
+    """A digit (8x8, values 0..16 as scikit-learn ships them) printed on a sheet held before the camera: it fills
+    a `glyph`-pixel square in the frame centre (where a centre-cropping classifier looks); the rest is the same
+    paper. rng draws the print's pose, paper and light (host_tools/digits.py); the demo classifier trains on
+    these sheets through its framing, so it sees in training what make sim shows it."""
     from host_tools.digits import render_digit
-    d = load_digits()
-    rng = np.random.default_rng(seed + index)
-    tile = np.asarray(render_digit(d.images[index], glyph, rng).convert("RGB")).astype(np.float32)
+    tile = np.asarray(render_digit(img8x8, glyph, rng).convert("RGB")).astype(np.float32)
     edge = np.concatenate([tile[0], tile[-1], tile[:, 0], tile[:, -1]])
     paper = np.median(edge, axis=0)
     w, h = size
@@ -82,6 +81,12 @@ def digit_scene(index: int, glyph: int = 64, size=(320, 240), seed: int = 0) -> 
     y0, x0 = (h - glyph) // 2, (w - glyph) // 2
     frame[y0:y0 + glyph, x0:x0 + glyph] = alpha * tile + (1 - alpha) * paper
     return np.clip(frame + 0.5, 0, 255).astype(np.uint8)
+
+
+def digit_scene(index: int, glyph: int = 64, size=(320, 240), seed: int = 0) -> np.ndarray:
+    """scikit-learn digit `index` printed on a sheet (digit_sheet), its print drawn from seed + index."""
+    from sklearn.datasets import load_digits
+    return digit_sheet(load_digits().images[index], glyph, size, np.random.default_rng(seed + index))
 
 
 def default_sources(glyph: int = 64) -> list:

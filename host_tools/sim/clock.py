@@ -6,24 +6,17 @@ into a simulated module, so a busy-wait on ticks_ms() ends like it does on the b
 """
 from dataclasses import dataclass
 
-# Estimated costs on a Maix Bit (K210 at 400 MHz). Sources: maixpy-firmware-facts.md (kpu.load 421 ms, load_flash
-# 106/83 ms vs 40 ms per forward, 20-class YOLO demo 19.5 fps, MobileNetV1 0.75@224 ~37 ms); the rest are
-# order-of-magnitude estimates, kept in one place so they are easy to tune.
+from host_tools.k210 import cost
+
+# What the firmware modules charge on a Maix Bit. The camera, image, LCD and region-layer figures come from the
+# K210 cost model (host_tools/k210/cost.py), as do kpu.load and kpu.forward (through kmodel/board_time.py).
 COSTS = {
     "call_us": 20,                 # any call into a firmware module (MicroPython call overhead)
     "uart_us_per_char": 87,        # print() over the 115200-baud REPL UART (10 bits per char)
-    "camera_fps": 60,              # OV2640 frames per second at QVGA (face detection demos reach 50-70 fps)
-    "snapshot_us": 1_000,          # handing over a finished frame (double-buffered DVP)
-    "lcd_bytes_per_s_per_hz": 1.0,  # 8-line SPI: one byte per clock at lcd.init(freq=...)
-    "kpu_macs_per_s": 12e9,        # effective KPU conv throughput (MobileNetV1 0.75@224 ~37 ms)
-    "kpu_layer_us": 60,            # per-layer set-up (register load, DMA)
-    "kpu_weight_bytes_per_s": 200e6,  # weight upload from RAM into the KPU, per forward
-    "cpu_layer_bytes_per_s": 40e6,    # CPU-side layers (dequantize, softmax, FC...) on the RISC-V core
-    "flash_single_bytes_per_s": 38e6,  # load_flash weight streaming per forward, single buffer
-    "flash_dual_bytes_per_s": 58e6,    # ... dual buffer
-    "model_read_bytes_per_s": 6e6,     # kpu.load: reading the kmodel from flash/SD into RAM
-    "region_us": 2_000,            # run_yolo2's region layer + NMS on the CPU
-    "pixel_op_ns": 15,             # image drawing/resize per touched pixel
+    "camera_fps": cost.CAMERA_FPS,
+    "snapshot_us": cost.snapshot_us(320 * 240),    # handing over a finished QVGA frame
+    "lcd_bytes_per_s_per_hz": cost.LCD_BITS_PER_CLOCK / 8,
+    "pixel_op_ns": cost.pixel_op_us(1) * 1000,     # image drawing/cut/resize/pix_to_ai per touched pixel
     "gc_collect_us": 2_000,        # gc.collect() of the 512 KiB GC heap (mark the live objects, sweep 16k blocks)
 }
 

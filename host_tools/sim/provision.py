@@ -10,7 +10,8 @@ import shutil
 from pathlib import Path
 
 from host_tools import manifest as mf
-from host_tools.k210 import firmware, flash
+from host_tools.k210 import flash
+from host_tools.kmodel.adopt import Facts, add
 
 
 def check_app(device_dir):
@@ -42,10 +43,13 @@ def install_models(board, manifest_paths) -> str:
         ms = [(p, mf.load(p)) for p in manifest_paths]
         files = {m.name: mf.flash_file(p, m) for p, m in ms}
         offsets = flash.place([(m.name, files[m.name].stat().st_size) for _, m in ms])
+        stored = {m.name: files[m.name].read_bytes() for _, m in ms}
         for _, m in ms:
-            board.write_flash(offsets[m.name], files[m.name].read_bytes())
-        text = mf.device_manifest([mf.device_entry(m, flash_offset=offsets[m.name]) for _, m in ms])
+            board.write_flash(offsets[m.name], stored[m.name])
+        text = mf.device_manifest([mf.device_entry(m, flash_offset=offsets[m.name], stored=stored[m.name])
+                                   for _, m in ms])
         (board.flash_root / "models.json").write_text(text)
+        _put(board.flash_root, mf.board_files(manifest_paths))
         return text
     entries = []
     for path in manifest_paths:
@@ -57,19 +61,20 @@ def install_models(board, manifest_paths) -> str:
         entries.append(mf.device_entry(m, path="/sd/" + m.kmodel))
     text = mf.device_manifest(entries)
     (board.sd_root / "models.json").write_text(text)
+    _put(board.sd_root, mf.board_files(manifest_paths))
     return text
 
 
+def _put(root, files):
+    """Files that go beside models.json (labels files), as deploy copies them."""
+    for name, data in files.items():
+        (root / name).write_bytes(data)
+
+
 def demo_manifests(models_dir="models") -> list:
-    """The shipped demo models: every models/*.json manifest (sorted, classifier first)."""
-    paths = sorted(Path(models_dir).glob("*.json"))
-    ms = []
-    for p in paths:
-        try:
-            m = mf.load(p)
-        except mf.ManifestError:
-            continue             # not a model manifest (e.g. a training report)
-        ms.append((0 if m.kind == "classifier" else 1, p))
+    """The model manifests in models_dir (classifier first); a broken manifest is a ManifestError naming it, never
+    skipped (the simulation would otherwise run some other model without a word)."""
+    ms = [(0 if mf.load(p).kind == "classifier" else 1, p) for p in mf.find(models_dir)]
     return [p for _, p in sorted(ms)]
 
 
@@ -79,31 +84,16 @@ VOC = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "c
 YOLO20_ANCHORS = [1.08, 1.19, 3.42, 4.41, 6.63, 11.38, 9.42, 5.11, 16.62, 10.52]
 
 
-def fixture_manifests(fixtures_dir, out_dir) -> list:
-    """Manifests (written to out_dir, kmodels copied beside them) for the mnist classifier and yolo20 detector
-    fixtures; [] when the fixtures are absent."""
-    from host_tools.kmodel import load as kload, netinfo
-    fixtures_dir, out_dir = Path(fixtures_dir), Path(out_dir)
-    specs = [("mnist", "classifier", "maixpy-mnist/mnist.kmodel", [str(i) for i in range(10)], [], 0.5, 0.3),
-             ("yolo20", "detector", "nncase-yolo20/yolo.kmodel", VOC, YOLO20_ANCHORS, 0.5, 0.2)]
-    out = []
-    for name, kind, rel, labels, anchors, thr, nms in specs:
-        src = fixtures_dir / rel
-        if not src.is_file():
-            continue
-        out_dir.mkdir(parents=True, exist_ok=True)
-        dst = out_dir / (name + ".kmodel")
-        shutil.copyfile(src, dst)
-        km = kload(dst)
-        ni = netinfo(km)
-        c, h, w = km.input_shape
-        m = mf.Manifest(
-            name=name, kind=kind, kmodel=dst.name, kmodel_version=3, sha256=mf.sha256_file(dst), size=km.size,
-            input={"w": w, "h": h, "c": c, "format": "float" if km.input_is_float else "planar_u8"},
-            outputs=[{"shape": list(s), "type": t} for s, t in zip(km.output_shapes, km.output_typecodes)],
-            labels=labels, memory={"main_mem": ni.main_mem, "kpu_ram": ni.kpu_ram, "weights": ni.weights,
-                                   "heap": ni.heap},
-            fits={b: firmware.loads(ni.memory, b, "ram") for b in firmware.BUILDS},
-            anchors=anchors, threshold=thr, nms=nms)
-        out.append(mf.save(out_dir / (name + ".json"), m))
-    return out
+FIXTURE_MODELS = {      # name: (path under the fixtures folder, what the file cannot say: adopt.Facts)
+    "mnist": ("maixpy-mnist/mnist.kmodel", Facts("classifier", tuple(str(i) for i in range(10)))),
+    "yolo20": ("nncase-yolo20/yolo.kmodel", Facts("detector", tuple(VOC), tuple(YOLO20_ANCHORS), 0.5, 0.2)),
+    "yolo20v4": ("nncase-v4-yolo20/yolo.kmodel", Facts("detector", tuple(VOC), tuple(YOLO20_ANCHORS), 0.5, 0.2)),
+}
+
+
+def fixture_manifests(fixtures_dir, out_dir, names=("mnist", "yolo20")) -> list:
+    """Manifests (written to out_dir, kmodels copied beside them, as `model add` makes them) for fixture models
+    (FIXTURE_MODELS; by default the mnist classifier and the yolo20 detector); [] when the fixtures are absent."""
+    fixtures_dir = Path(fixtures_dir)
+    return [add(fixtures_dir / FIXTURE_MODELS[n][0], out_dir, n, FIXTURE_MODELS[n][1]) for n in names
+            if (fixtures_dir / FIXTURE_MODELS[n][0]).is_file()]

@@ -67,6 +67,8 @@ def run_app(out_dir="out/sim", device_dir="device", models_dir="models", manifes
     out = outdir.claim(out_dir, WRITES, force=force, command="sim")
     check_app(device_dir)
     camera_sources = load_sources(camera) if camera is not None else None
+    if manifests is None and models_dir is not None and Path(models_dir).is_dir():
+        demo_manifests(models_dir)      # a broken manifest is refused before anything is written
     out_dir = out.prepare()
     (out_dir / "frames").mkdir(exist_ok=True)
     notes = []

@@ -153,7 +153,7 @@ class Session:
     def format_exception(self, e: BaseException) -> str:
         lines = ["Traceback (most recent call last):"]
         for fr in traceback.extract_tb(e.__traceback__):
-            if fr.filename in self.device_files:
+            if fr.filename in self.device_files or fr.filename == "<string>":   # "<string>": exec() of device code
                 lines.append('  File "%s", line %d, in %s' % (fr.filename, fr.lineno, fr.name))
         msg = str(e)
         name = self.mp_type_name(e)

@@ -5,7 +5,12 @@ Behaviour and texts follow Maix_kpu.c (functions named) and maixpy-firmware-fact
   spi_speed) (py_kpu_class_load_flash) for a big-endian model in the flash image; errors ValueError
   "[MAIXPY]kpu: load error:<code>, <text>" (get_kpu_err_str; these texts have no "\r\n").
 - at most 5 models at once (2009); the model's system-heap need against the firmware build (2006); V4 loads
-  only where the build allows it (the emulator runs V3, so a V4 that would load is refused explicitly).
+  only where the build allows it (else 2002 with the build's text), and runs on host_tools.kmodel's V4 emulator.
+- V4 outputs (Maix_kpu.c's kmodel_type 4 branches): the fmap is always typecode 'f' and its w/h/ch are the ones
+  kpu.set_outputs(task, idx, w, h, ch) gave (w*h*ch floats must fill the output, else it prints why and returns
+  False); without them forward raises OSError "sipeed_kpu_get_outputs_shape err" and run_yolo2's region layer
+  cannot start (ValueError "region_layer_init err!"): the closed-source library's answer there is unknown, this
+  is the conservative one.
 - forward() (py_kpu_forward) returns a new fmap object (on the GC heap) over the model's output memory, so the
   next forward overwrites it (as on the board); fmap[:] is a tuple, step slices raise OSError (py_fmap_subscr).
   The fmap describes the LAST layer run: a KPU conv gives its register shape and typecode 'B' (raw uint8), any
@@ -24,15 +29,15 @@ from collections import OrderedDict
 
 import numpy as np
 
+from host_tools.k210 import cost
 from host_tools.k210 import errors as E
-from host_tools.k210.bigendian import from_flash_image
+from host_tools.k210.bigendian import LDMK, from_flash_image, v4_extent
 from host_tools.k210.memory import FMAP_OBJ_BYTES, NET_OBJ_BYTES
 from host_tools.k210.firmware import MAX_MODELS
+from host_tools.kmodel import board_time
 from host_tools.kmodel import KmodelError, netinfo, parse, run as kmodel_run
-from host_tools.kmodel.reader import K210_CONV, fmap_shape
+from host_tools.kmodel.reader import fmap_shape
 from host_tools.kmodel.yolo import region_decode
-from host_tools.sim import kpu_time
-from host_tools.sim.clock import COSTS
 from host_tools.sim.firmware.image import GRAYSCALE, RGB565
 from host_tools.sim.firmware.runtime import Runtime, make_module
 
@@ -75,10 +80,19 @@ class _Slot:
     """What a loaded model holds on the board; shared by the kpu_net and its finalizer."""
     def __init__(self, model, heap_handle, flash_mode, key):
         self.model, self.heap, self.flash_mode, self.key = model, heap_handle, flash_mode, key
+        self.spi_hz = board_time.LOAD_FLASH_SPI_HZ
+        self._forward_us = None
         self.live = True
         self.layers = len(model.layers)
         self.outputs = None          # list of numpy buffers, reused by every forward
         self.yolo = None             # (threshold, nms, anchor_num, anchors)
+        self.shapes = {}             # V4: output index -> (ch, h, w) from kpu.set_outputs
+
+    def forward_us(self):
+        """Board time of one kpu.forward (host_tools.k210.cost through kmodel.board_time), computed once."""
+        if self._forward_us is None:
+            self._forward_us = board_time.forward_us(self.model, self.flash_mode, self.spi_hz)
+        return self._forward_us
 
 
 def build_kpu(rt: Runtime, image_mod):
@@ -89,13 +103,12 @@ def build_kpu(rt: Runtime, image_mod):
         raise ValueError(E.load_error(code, what, text))
 
     def parse_or_fail(data, name, what):
+        if len(data) >= 8 and struct.unpack_from("<2I", data) == (LDMK, 4) \
+                and 4 not in rt.board.profile.kmodel_versions:
+            fail(E.ERR_KMODEL_VERSION, rt.board.profile.version_error, what)    # checked before the file's body
         try:
             m, info, key = parse_cached(data, name)
         except KmodelError as e:
-            if e.code == E.ERR_KMODEL_VERSION and getattr(e, "version", None) == 4 \
-                    and 4 in rt.board.profile.kmodel_versions:
-                raise NotImplementedError("simulated MaixPy: %s is a kmodel V4, which the '%s' firmware loads but "
-                                          "the KPU emulator does not run (V3 only)" % (name, rt.board.profile.name))
             if e.code == E.ERR_KMODEL_VERSION:
                 fail(E.ERR_KMODEL_VERSION, rt.board.profile.version_error, what)
             fail(e.code if e.code in E.TEXT else E.ERR_UNKNOWN, None, what)
@@ -149,7 +162,7 @@ def build_kpu(rt: Runtime, image_mod):
         if type(x) is int:
             if x <= 0:
                 raise ValueError("[MAIXPY]kpu: model_addr must > 0 ")
-            n = v3_extent(rt.board.flash, x) or min(4096, len(rt.board.flash) - x)
+            n = v3_extent(rt.board.flash, x) or v4_extent(rt.board.flash, x) or min(4096, len(rt.board.flash) - x)
             data = bytes(rt.board.flash[x:x + n])
             model, (info, key) = parse_or_fail(data, "flash@0x%X" % x, "load")
             net = register(model, key, info.heap, None, x, None, "load")
@@ -166,7 +179,7 @@ def build_kpu(rt: Runtime, image_mod):
             net = register(model, key, info.heap, None, None, x, "load")
         else:
             raise TypeError("[MAIXPY]kpu: only accept int or string")
-        rt.advance(model.size / COSTS["model_read_bytes_per_s"] * 1e6 + 20_000)
+        rt.advance(cost.kpu_load_us(model.size))
         return net
 
     def load_flash(addr, is_dual_buf, batch_size, spi_speed):
@@ -181,6 +194,8 @@ def build_kpu(rt: Runtime, image_mod):
         model, (info, key) = parse_or_fail(data, "flash@0x%X (big-endian)" % addr, "load_flash")
         # weights stream from flash: the heap holds main memory and the streaming buffers (netinfo's estimate)
         net = register(model, key, info.heap_flash, "dual" if is_dual_buf else "single", addr, None, "load_flash")
+        if spi_speed > 0:                   # the firmware's own limit on it is not simulated
+            net._slot.spi_hz = spi_speed
         rt.advance(5_000)
         return net
 
@@ -230,21 +245,30 @@ def build_kpu(rt: Runtime, image_mod):
                 cache.popitem(last=False)
         else:
             cache.move_to_end(key)
+        if slot.model.version == 4:      # the firmware reads every V4 output as floats
+            outs = [np.frombuffer(o.tobytes()[:o.nbytes // 4 * 4], "<f4") for o in outs]
         if slot.outputs is None or len(slot.outputs) != len(outs):
             slot.outputs = [np.zeros(o.size, dtype=o.dtype) for o in outs]
         for buf, o in zip(slot.outputs, outs):
             if buf.size != o.size or buf.dtype != o.dtype:
                 raise OSError("sipeed_kpu_get_output err")
             buf[:] = o.reshape(-1)
-        rt.advance(kpu_time.forward_us(slot.model, slot.flash_mode))
+        rt.advance(slot.forward_us())
         return outs
 
     def make_fmap(slot, idx):
         if not 0 <= idx < len(slot.outputs):
             raise OSError("sipeed_kpu_get_output err")
         m = slot.model
+        if m.version == 4:
+            if idx not in slot.shapes:
+                raise OSError("sipeed_kpu_get_outputs_shape err")
+            ch, h, w = slot.shapes[idx]
+            fm = Fmap(slot, slot.outputs[idx], "f", w, h, ch, len(m.layers) - 1)
+            rt.gc.alloc(fm, FMAP_OBJ_BYTES, xalloc=False)
+            return fm
         last = m.layers[slot.layers - 1]                                # set_layers may end the run early
-        code = "B" if last.type == K210_CONV else last.out_dtype
+        code = "B" if last.regs is not None else last.out_dtype
         buf = slot.outputs[idx]
         ch, h, w = fmap_shape(last, buf.nbytes)
         fm = Fmap(slot, buf, code, w, h, ch, slot.layers - 1)
@@ -286,9 +310,22 @@ def build_kpu(rt: Runtime, image_mod):
         return True
 
     def set_outputs(task, idx, w, h, ch):
-        need_net(task)
-        rt.write("[MAIXPY]kpu: set_outputs ctx error, maybe init err:%d\r\n" % 2014)
-        return False
+        if not all(type(v) is int for v in (idx, w, h, ch)) or not isinstance(task, KpuNet):
+            raise ValueError("[MAIXPY]kpu: set_outputs arg format error: set_outputs(task, int idx, int w, int h, "
+                             "int ch)")
+        slot = task._slot
+        m = slot.model
+        if m.version != 4:            # V3 infers its output shapes: the library answers "not implemented"
+            rt.write("[MAIXPY]kpu: set_outputs ctx error, maybe init err:%d\r\n" % 2014)
+            return False
+        if not 0 <= idx < len(m.outputs):
+            rt.write("[MAIXPY]kpu: set_outputs arg value error:kmodel output idx %d out of range\r\n" % idx)
+            return False
+        if w * h * ch * 4 != m.outputs[idx].size:
+            rt.write("[MAIXPY]kpu: set_outputs arg value error: w,c,ch size not match output size\r\n")
+            return False
+        slot.shapes[idx] = (ch, h, w)
+        return True
 
     def init_yolo2(task, threshold, nms_value, anchor_number, anchor, dma=-1):
         slot = need_net(task)
@@ -314,11 +351,14 @@ def build_kpu(rt: Runtime, image_mod):
         if slot.yolo is None:
             raise ValueError("simulated MaixPy: run_yolo2 before init_yolo2 (the board dereferences a NULL "
                              "region layer)")
+        if slot.model.version == 4 and 0 not in slot.shapes:
+            raise ValueError("[MAIXPY]kpu: region_layer_init err!\r\n")
         outs = execute(slot, x)
         threshold, nms, _, anchors = slot.yolo
         c, h, w = slot.model.input_shape
-        boxes = region_decode(outs[0], anchors, threshold, nms, w, h)
-        rt.advance(COSTS["region_us"])
+        out = outs[0].reshape(slot.shapes[0]) if slot.model.version == 4 else outs[0]
+        boxes = region_decode(out, anchors, threshold, nms, w, h)
+        rt.advance(cost.region_us(out.size))
         if not boxes:
             return None
         return [Yolo(b) for b in boxes]
@@ -337,7 +377,7 @@ def build_kpu(rt: Runtime, image_mod):
         slot = need_net(task)
         out = []
         for L in slot.model.layers:
-            if L.type == K210_CONV:
+            if L.regs is not None:       # a KPU conv (V3 K210_CONV, V4 KPUConv2D)
                 r = L.regs
                 ci, hi, wi = r.in_shape
                 co, ho, wo = r.out_shape

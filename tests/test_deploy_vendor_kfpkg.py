@@ -1,0 +1,78 @@
+"""`flash plan|write --kfpkg FILE`: someone else's .kfpkg checked like our plan, repacked, written by our flasher
+into the virtual Maix Bit (unmodified kflash over a pty)."""
+import io
+import json
+import zipfile
+
+import pytest
+
+from conftest import fixture_file
+from host_tools.__main__ import main as cli
+from host_tools.k210 import flash as flash_map
+from test_deploy_kflash import board, isp_log, wait  # noqa: F401 (the in-process virtual board fixture)
+from test_deploy_support import pattern
+
+
+def vendor_kfpkg(path, files, listing=None):
+    """A .kfpkg as vendors write it: flash-list.json in plain JSON, addresses as numbers or hex strings."""
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("flash-list.json", json.dumps(listing or {"version": "0.1.0", "files": [
+            {"address": a, "bin": n, "sha256Prefix": p} for a, n, _, p in files]}))
+        for _, n, data, _ in files:
+            z.writestr(n, data)
+    return path
+
+
+def test_write_lands_every_file_where_the_package_says(board, tmp_path, capsys):  # noqa: F811
+    yolo = fixture_file("nncase-yolo20", "yolo.kmodel").read_bytes()
+    fw = pattern(200_000, 5)
+    pkg = vendor_kfpkg(tmp_path / "maixpy_yolo.kfpkg", [(0, "maixpy.bin", fw, True),
+                                                      ("0x500000", "yolo.kmodel", yolo, False)])
+    assert cli(["flash", "write", "--kfpkg", str(pkg), "--port", board.port, "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "maixpy.bin" in out and "firmware" in out
+    assert "yolo.kmodel" in out and "kmodel V3 (kpu.load(0x500000))" in out
+    assert wait(lambda: isp_log(board), 10)
+    flash = board.state.flash_path.read_bytes()
+    img = flash_map.firmware_image(fw)
+    assert flash[:len(img)] == img and flash[0x500000:0x500000 + len(yolo)] == yolo
+    assert (tmp_path / "o" / "maixpy_yolo.kfpkg").is_file()
+
+
+@pytest.mark.parametrize("files, message", [
+    ([(0x300800, "a.kmodel", b"\x03" + bytes(99), False)], "a.kmodel: address 0x300800 is not 4 KiB aligned"),
+    ([(0x300000, "a.kmodel", bytes(5000), False), (0x301000, "b.kmodel", bytes(10), False)],
+     "b.kmodel: 0x301000-0x30100A overlaps a.kmodel at 0x300000-0x301388"),
+    ([(0, "fw.bin", bytes(4096 - 10), True), (0x1000, "b.kmodel", bytes(10), False)],
+     "b.kmodel: 0x1000-0x100A overlaps fw.bin at 0x0-0x101B"),
+    ([(0xCFF000, "a.kmodel", bytes(8192), False)],
+     "a.kmodel: 0xCFF000-0xD01000 reaches SPIFFS at 0xD00000 (the board's /flash files would be lost); give "
+     "--allow-spiffs"),
+    ([(0xFFF000, "a.bin", bytes(8192), False)], "a.bin: 8192 bytes at 0xFFF000 end at 0x1001000, past the 16 MiB"),
+    ([(-1, "a.bin", bytes(8), False)], "files[0] (a.bin): field 'address' is -1, not a flash offset"),
+])
+def test_plan_refuses_what_would_break_the_board(tmp_path, capsys, files, message):
+    pkg = vendor_kfpkg(tmp_path / "v.kfpkg", files)
+    assert cli(["flash", "plan", "--kfpkg", str(pkg), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_plan_lists_a_good_package_and_spiffs_needs_the_flag(tmp_path, capsys):
+    pkg = vendor_kfpkg(tmp_path / "v.kfpkg", [(0xCFF000, "fs.img", bytes(8192), False)])
+    assert cli(["flash", "plan", "--kfpkg", str(pkg), "--allow-spiffs", "--out", str(tmp_path / "o")]) == 0
+    assert "fs.img               0xCFF000-0xD01000     8192 bytes data" in capsys.readouterr().out
+
+
+def test_not_a_kfpkg(tmp_path, capsys):
+    p = tmp_path / "x.kfpkg"
+    p.write_bytes(b"hello")
+    assert cli(["flash", "plan", "--kfpkg", str(p), "--out", str(tmp_path / "o")]) == 1
+    assert "not a .kfpkg (kflash's zip with flash-list.json): not a zip file" in capsys.readouterr().err
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("flash-list.json", json.dumps({"files": [{"address": 0, "bin": "gone.bin"}]}))
+    p.write_bytes(buf.getvalue())
+    assert cli(["flash", "plan", "--kfpkg", str(p), "--out", str(tmp_path / "o")]) == 1
+    assert "names gone.bin, which the zip does not hold" in capsys.readouterr().err
+    assert cli(["flash", "kfpkg", "--kfpkg", str(p), "--out", str(tmp_path / "o")]) == 2
