@@ -45,6 +45,8 @@ COMMANDS = {
     "sync": Command("host_tools.deploy.cli", "copy device/ to the board's /flash or /sd", "add_sync", "run_sync"),
     "fs": Command("host_tools.deploy.fs_cli", "uPyLoader-style file tool: ls cat get put rm run repl edit"),
     "board": Command("host_tools.deploy.virtual_board", "start a virtual Maix Bit on a pty"),
+    "export": Command("host_tools.export.cli", "a tflite as TFLite-Micro C++ source (tflm), a float tflite (tflite "
+                                              "--float)"),
 }
 
 

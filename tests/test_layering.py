@@ -16,6 +16,7 @@ TIERS = (
     ("compiler", "sim"),
     ("deploy",),
     ("pipeline",),
+    ("export",),
     ("__main__", "__init__"),
 )
 TIER = {name: i for i, names in enumerate(TIERS) for name in names}

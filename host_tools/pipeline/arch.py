@@ -1,4 +1,5 @@
-"""K210-valid Keras architectures: MobileNetV1, the small CIFAR-style MobileNet, and a YOLOv2 detector.
+"""K210-valid Keras architectures: MobileNetV1, the small CIFAR-style MobileNet, the TinyML slides' CIFAR-10 net
+(`cifar_mobilenet`), and a YOLOv2 detector.
 
 Valid by construction: 3x3 / 1x1 kernels only; stride-2 layers are ZeroPadding2D((1,1),(1,1)) + VALID, which is
 exactly what the KPU computes (stride-1 conv with symmetric padding, then keep the top-left of each 2x2), unlike
@@ -115,7 +116,38 @@ def small_mobilenet(input_size=64, classes=10, widths=SMALL_WIDTHS, dropout=0.2,
     return keras.Model(inputs, x, name=name)
 
 
-HEAD_LAYERS = ("global_pool", "dropout", "predictions", "softmax")
+CIFAR_WIDTHS = ((24, True), (48, True), (96, False), (192, True))   # (pointwise filters, max pool after)
+
+
+def _conv_bn_relu(x, layer, name):
+    x = layer(x)
+    x = layers.BatchNormalization(name=name + "_bn")(x)
+    return layers.ReLU(name=name + "_relu")(x)
+
+
+def cifar_mobilenet(input_size=32, classes=10, name="cifar_mobilenet"):
+    """The TinyML slides' CIFAR-10 net, layer for layer: Conv 16, depthwise-separable blocks 24/48/96/192 with max
+    pools after 24, 48 and 192, Flatten, Dropout 0.2, Dense; every conv with its bias, BatchNorm and ReLU. 60,194
+    parameters at 32x32 with 10 classes. The final Softmax (no parameters) is ours: the pipeline reads
+    probabilities."""
+    h, w = (input_size, input_size) if isinstance(input_size, int) else input_size
+    if min(h, w) < 8 or max(h, w) > 320 or min(h, w) > 240:
+        raise ArchError("cifar-mobilenet: input %dx%d must be at least 8 and within 320x240" % (w, h))
+    inputs = keras.Input((h, w, 3), name="input")
+    x = _conv_bn_relu(inputs, layers.Conv2D(16, 3, padding="same", name="stem"), "stem")
+    for i, (filters, pool) in enumerate(CIFAR_WIDTHS, start=1):
+        x = _conv_bn_relu(x, layers.DepthwiseConv2D(3, padding="same", name="block%d_dw" % i), "block%d_dw" % i)
+        x = _conv_bn_relu(x, layers.Conv2D(filters, 1, name="block%d_pw" % i), "block%d_pw" % i)
+        if pool:
+            x = layers.MaxPooling2D(2, name="block%d_pool" % i)(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dropout(0.2, name="dropout")(x)
+    x = layers.Dense(classes, name="predictions")(x)
+    x = layers.Softmax(name="softmax")(x)
+    return keras.Model(inputs, x, name=name)
+
+
+HEAD_LAYERS = ("global_pool", "flatten", "dropout", "predictions", "softmax")
 
 
 def base_layers(model) -> list:

@@ -111,8 +111,12 @@ def train_settings(args, kind) -> dict:
 
 def cmd_train(args) -> int:
     from host_tools.pipeline import userflow
-    kind = args.kind or userflow.detect_kind(args.data)
-    req = userflow.Request(data=Path(args.data), kind=kind, name=args.name, out=args.out,
+    if args.dataset and args.kind == "detector":
+        from host_tools.command import UsageError
+        raise UsageError("train: --dataset %s is a classification set; --kind detector needs --data" % args.dataset)
+    kind = "classifier" if args.dataset else (args.kind or userflow.detect_kind(args.data))
+    req = userflow.Request(data=Path(args.data) if args.data else None, dataset=args.dataset, kind=kind,
+                           name=args.name, out=args.out,
                            labels=tuple(x.strip() for x in args.labels.split(",")) if args.labels else (),
                            deploy=args.deploy, strategy=args.strategy, settings=train_settings(args, kind),
                            force=args.force)
@@ -124,7 +128,8 @@ def cmd_quantize(args) -> int:
     import numpy as np
 
     from host_tools.files import write_atomic
-    from host_tools.pipeline import datasets, quantize, train
+    from host_tools.pipeline import calibration, calibration_report, datasets, quantize, train
+    method = calibration.Calibration(args.calibration, args.percentile)
     model = keras.models.load_model(args.model, compile=False)
     _, h, w, _ = model.inputs[0].shape
     root = Path(args.data)
@@ -134,18 +139,24 @@ def cmd_quantize(args) -> int:
 
     def views(paths):     # as the board's camera hands them to the KPU
         return np.stack([datasets.board_view(datasets.load_image(p), w, h, args.framing) for p in paths])
-    tfl = quantize.to_int8_tflite(model, quantize.representative(train.to_input(views(files)), args.count, 0))
+    calib = quantize.representative(train.to_input(views(files)), args.count, 0)
     out = Path(args.out or Path(args.model).with_name(Path(args.model).stem + "_int8.tflite"))
-    write_atomic(out, tfl)
-    _log("quantize: wrote %s (%d bytes), calibrated on %d images" % (out, len(tfl), min(args.count, len(files))))
     subdirs = [p for p in root.iterdir() if p.is_dir()]
     if len(subdirs) >= 2 and model.output_shape[-1] == len(subdirs):
+        # labelled images: every method measured (float / int8 / kmodel), so the user can pick
         _, per_class = datasets.class_folders(root, min_per_class=1)
         x = views([f for fs in per_class for f in fs])
         y = np.array([i for i, fs in enumerate(per_class) for _ in fs])
-        rep, _, _ = quantize.classifier_report(model, tfl, x, y)
-        _log("quantize: float accuracy %.4f, int8 %.4f on %d images" % (rep["float_accuracy"],
-                                                                           rep["int8_accuracy"], len(y)))
+        rows = calibration_report.compare(model, calib, x, y, args.percentile)
+        tfl = next(r.tflite for r in rows if r.method == args.calibration)
+        paths = calibration_report.write(out.with_suffix(""), rows, len(y), str(root), args.percentile)
+        _log(calibration_report.table(rows, len(y), args.percentile))
+        _log("quantize: the methods compared in %s" % paths["md"])
+    else:
+        tfl = quantize.to_int8_tflite(model, calib, method)
+    write_atomic(out, tfl)
+    _log("quantize: wrote %s (%d bytes), %s calibration on %d images" % (out, len(tfl), args.calibration,
+                                                                        min(args.count, len(files))))
     return 0
 
 
@@ -193,8 +204,11 @@ def add_train(p):
     p.description = ("dataset -> Keras -> int8 tflite -> kmodel + manifest + report (-> board with --deploy). "
                      "Every setting not given is chosen from the data. Exit 3: trained, but the model is not "
                      "clearly better than chance (no kmodel or manifest written).")
-    p.add_argument("--data", required=True, help="class subfolders of photos (classifier), or photos with "
-                                                 "Pascal VOC .xml / YOLO .txt annotations (detector)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", help="class subfolders of photos (classifier), or photos with Pascal VOC .xml / "
+                                    "YOLO .txt annotations (detector)")
+    src.add_argument("--dataset", choices=("cifar10",), help="a public dataset instead: cifar10 (Keras' loader; "
+                                                             "downloaded once into its cache)")
     p.add_argument("--kind", choices=("classifier", "detector"), help="default: from the folder")
     p.add_argument("--name", help="model name (default: the folder's name)")
     p.add_argument("--out", help="where everything goes (default out/train/NAME); it may hold only model files "
@@ -205,10 +219,12 @@ def add_train(p):
                                                     "of the other kind when it has none; default: not deployed)")
     p.add_argument("--labels", help="detector class names, comma separated (default: the VOC names, or "
                                     "classes.txt beside YOLO txt files)")
-    p.add_argument("--arch", choices=("small", "mobilenet"),
-                   help="network (default small; mobilenet with --weights)")
+    p.add_argument("--arch", choices=("small", "mobilenet", "cifar-mobilenet"),
+                   help="network (default small; mobilenet with --weights; cifar-mobilenet, the TinyML slides' "
+                        "CIFAR-10 net, with --dataset cifar10)")
     p.add_argument("--alpha", type=float, help="MobileNetV1 width (default 0.75)")
-    p.add_argument("--input", type=_size, help="input size: 64 or WxH (default: 64, 224 for mobilenet)")
+    p.add_argument("--input", type=_size, help="input size: 64 or WxH (default: 64, 224 for mobilenet, 32 for "
+                                                     "cifar-mobilenet)")
     p.add_argument("--weights", help="start from pretrained MobileNet weights: 'imagenet' (Keras downloads "
                                      "them once) or a Keras no-top .h5 file (default: none, from scratch)")
     p.add_argument("--framing", choices=("crop", "stretch"),
@@ -232,6 +248,12 @@ def add_quantize(p):
     p.add_argument("--framing", choices=("crop", "stretch"), default="crop",
                    help="how a photo becomes the input (as the model was trained)")
     p.add_argument("--out", help="the int8 tflite to write (default: <model>_int8.tflite beside the model)")
+    from host_tools.pipeline.calibration import DEFAULT, METHODS, PERCENTILE
+    p.add_argument("--calibration", choices=METHODS, default=DEFAULT,
+                   help="activation ranges: minmax (TFLite's), percentile (clip the rarest values), kld (entropy, "
+                        "as TensorRT / Maix-EMC); with class subfolders all three are measured and tabled")
+    p.add_argument("--percentile", type=float, default=PERCENTILE, help="percentile: the share of each activation's "
+                                                                        "values kept inside its range")
     _verbose(p)
 
 

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field, replace
 
 from host_tools.pipeline.camera_augment import Augment
 
-ARCHS = ("small", "mobilenet")
+ARCHS = ("small", "mobilenet", "cifar-mobilenet")
 TARGET_STEPS = 800           # optimizer steps a run aims at (from scratch), whatever the dataset size
 MIN_EPOCHS, MAX_EPOCHS = 20, 120
 SMALL_INPUT = 64             # the small MobileNet: fast on 2 cores, enough for a few classes
+CIFAR_INPUT = 32              # the TinyML slides' CIFAR-10 net (arch.cifar_mobilenet)
 MOBILENET_INPUT = 224        # the seed tutorial's MobileNetV1 0.75 at 224 with ImageNet weights
 MOBILENET_ALPHA = 0.75
 
@@ -57,7 +58,7 @@ def default_config(n_images: int, n_classes: int, **given) -> ClassifierConfig:
     arch = given.get("arch", "mobilenet" if given.get("weights") else "small")
     if arch not in ARCHS:
         raise ConfigError("--arch must be one of %s, got %r" % (", ".join(ARCHS), arch))
-    side = SMALL_INPUT if arch == "small" else MOBILENET_INPUT
+    side = {"small": SMALL_INPUT, "cifar-mobilenet": CIFAR_INPUT}.get(arch, MOBILENET_INPUT)
     val_fraction = given.get("val_fraction", 0.2)
     n_train = max(1, int(round(n_images * (1 - val_fraction))))
     batch = given.get("batch", 16 if n_train < 400 else 32)

@@ -29,9 +29,12 @@ def representative(x_float, count=200, seed=0):
     return np.concatenate([span[None], x_float[idx]], axis=0)
 
 
-def to_int8_tflite(model, calibration) -> bytes:
-    """Convert a Keras model to a fully-integer tflite (int8 in and out) calibrated on `calibration` (float)."""
+def to_int8_tflite(model, calibration, method=None) -> bytes:
+    """Convert a Keras model to a fully-integer tflite (int8 in and out) calibrated on `calibration` (float);
+    `method`: the activation ranges, a calibration.Calibration (default: calibration.DEFAULT)."""
     import tensorflow as tf
+
+    from host_tools.pipeline import calibration as ranges
     calibration = np.asarray(calibration, dtype=np.float32)
     fixed = list(model.inputs[0].shape[1:])
     if None in fixed:
@@ -50,7 +53,9 @@ def to_int8_tflite(model, calibration) -> bytes:
     conv.inference_output_type = tf.int8
     try:
         with quiet.hushed():
-            data = conv.convert()
+            data = ranges.convert(conv, calibration, method or ranges.Calibration())
+    except ranges.CalibrationError:
+        raise
     except Exception as e:  # the converter raises many types; name the model and keep its message
         raise QuantizeError("model %s: int8 conversion failed: %s" % (model.name, e)) from None
     scale, zp = input_quantization(data)

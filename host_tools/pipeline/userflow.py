@@ -35,6 +35,7 @@ class Request:
     settings: dict = field(default_factory=dict)   # user-given training settings (defaults.py / detector.py)
     progress: bool = True
     force: bool = False          # write into an --out that holds other files (they are kept)
+    dataset: str = None          # a known dataset instead of `data` ("cifar10": Keras' CIFAR-10)
 
 
 def model_name(folder) -> str:
@@ -75,12 +76,12 @@ class Stages:
 
 def run(req: Request, log=print) -> int:
     """The whole flow; returns the exit code (0 done, 3 a model no better than chance)."""
-    kind = req.kind or detect_kind(req.data)
-    name = req.name or model_name(req.data)
+    kind = req.kind or ("classifier" if req.dataset else detect_kind(req.data))
+    name = req.name or req.dataset or model_name(req.data)
     out = Path(req.out) if req.out else Path("out") / "train" / name
     from host_tools import outdir
     outdir.claim(out, outdir.MODEL_FILES, force=req.force, command="train")   # replaces <name>'s files only
-    log("train: %s from %s -> %s" % (kind, req.data, out))
+    log("train: %s from %s -> %s" % (kind, req.dataset or req.data, out))
     if kind == "classifier":
         result = _classifier(req, name, out, log)
     else:
@@ -109,6 +110,8 @@ def _build_classifier(cfg, n_classes, name):
     from host_tools.pipeline import arch
     if cfg.arch == "mobilenet":
         return arch.mobilenet_v1((cfg.input[1], cfg.input[0]), cfg.alpha, n_classes, name=name)
+    if cfg.arch == "cifar-mobilenet":
+        return arch.cifar_mobilenet((cfg.input[1], cfg.input[0]), n_classes, name=name)
     return arch.small_mobilenet((cfg.input[1], cfg.input[0]), n_classes, name=name)
 
 
@@ -116,12 +119,19 @@ def _classifier(req, name, out, log):
     from host_tools.pipeline import datasets, defaults
     stage = Stages()
     stage("load")
-    names, files = datasets.class_folders(req.data)
-    cfg = defaults.default_config(sum(len(f) for f in files), len(names), **req.settings)
-    data = datasets.load_classifier_data(req.data, cfg.input, cfg.framing, cfg.val_fraction, cfg.seed,
-                                         progress=req.progress)
+    if req.dataset:
+        from host_tools.pipeline import cifar10
+        arrays = cifar10.load()
+        cfg = defaults.default_config(len(arrays[0][1]) + len(arrays[1][1]), len(cifar10.LABELS),
+                                      **dict({"arch": "cifar-mobilenet"}, **req.settings))
+        data = cifar10.classifier_data(arrays, cfg.input)
+    else:
+        names, files = datasets.class_folders(req.data)
+        cfg = defaults.default_config(sum(len(f) for f in files), len(names), **req.settings)
+        data = datasets.load_classifier_data(req.data, cfg.input, cfg.framing, cfg.val_fraction, cfg.seed,
+                                             progress=req.progress)
     return classifier_run(name, data, cfg, out, log, strategy=req.strategy, progress=req.progress,
-                          source=str(req.data), stage=stage)
+                          source=req.dataset or str(req.data), stage=stage)
 
 
 def classifier_run(name, data, cfg, out, log, strategy="default", progress=True, source="", stage=None):
