@@ -11,6 +11,8 @@ only with --debug.
 """
 import argparse
 import os
+import select
+import stat
 import sys
 import traceback
 
@@ -116,12 +118,22 @@ def message(exc) -> str:
 
 
 def stdout_broken() -> bool:
-    """True when our stdout's reader has gone (`... | head`): then the rest of the output goes nowhere."""
+    """True when our stdout's reader has gone (`... | head`): then the rest of the output goes nowhere.
+    The failed write may have emptied the buffer, so a flush that succeeds proves nothing: a pipe whose
+    reader left is seen by polling it (POLLERR on the write end)."""
     try:
         sys.stdout.flush()
-        return False
     except (BrokenPipeError, ValueError):
         return True
+    try:
+        fd = sys.stdout.fileno()
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return False
+        p = select.poll()
+        p.register(fd, 0)
+        return any(ev & select.POLLERR for _, ev in p.poll(0))
+    except (OSError, ValueError):
+        return False
 
 
 def silence_stdout():

@@ -40,7 +40,7 @@ def add_arguments(ap):
     ap.add_argument("--input-std", type=float, default=None, help="S of --input-mean (default 1)")
     ap.add_argument("--dump", metavar="DIR", help="also write the lowered graph to DIR/<name>.txt and <name>.dot "
                                                 "(layer index, op, shapes, KPU or CPU, KPU RAM and main memory "
-                                                "offsets), as ncc's --dump-ir")
+                                                "offsets), as ncc's --dump-ir (default: not written)")
     ap.add_argument("--big-endian", action="store_true",
                     help="also write <name>_be.kmodel for kpu.load_flash (written anyway when the model needs it)")
 

@@ -78,7 +78,7 @@ def add_flash(ap):
                          "what the board says with write)")
     ap.add_argument("--kfpkg", metavar="FILE", help="plan or write this .kfpkg (a MaixPy release, a vendor's model "
                                                     "package) instead of the models: checked like our plan (4 KiB "
-                                                    "aligned, no overlap, below SPIFFS), repacked into --out")
+                                                    "aligned, no overlap, below SPIFFS), repacked into --out (default: the models)")
     ap.add_argument("--allow-spiffs", action="store_true", help="with --kfpkg: let it write over SPIFFS (the "
                                                                "board's /flash files)")
     ap.set_defaults(command="flash")

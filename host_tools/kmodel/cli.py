@@ -273,7 +273,7 @@ def add_arguments(ap):
                                                         "manifest's, else crop)")
     p.add_argument("--png", help="where to write the image with boxes (default <input>_boxes.png)")
     p.add_argument("--output-dir", metavar="DIR", help="also write each input's outputs to DIR/<input name>.bin as "
-                                                     "`ncc infer` does: float32 NCHW, one output after the other")
+                                                     "`ncc infer` does: float32 NCHW, one output after the other (default: not written)")
     p.add_argument("--force", action="store_true", help="write into --output-dir even when it holds other files")
     p.set_defaults(fn=cmd_run)
 

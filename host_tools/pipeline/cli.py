@@ -206,9 +206,9 @@ def add_train(p):
                      "clearly better than chance (no kmodel or manifest written).")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", help="class subfolders of photos (classifier), or photos with Pascal VOC .xml / "
-                                    "YOLO .txt annotations (detector)")
+                                    "YOLO .txt annotations (detector); one of --data or --dataset, no default")
     src.add_argument("--dataset", choices=("cifar10",), help="a public dataset instead: cifar10 (Keras' loader; "
-                                                             "downloaded once into its cache)")
+                                                             "downloaded once into its cache; default: --data)")
     p.add_argument("--kind", choices=("classifier", "detector"), help="default: from the folder")
     p.add_argument("--name", help="model name (default: the folder's name)")
     p.add_argument("--out", help="where everything goes (default out/train/NAME); it may hold only model files "

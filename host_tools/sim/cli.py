@@ -11,7 +11,7 @@ def add_arguments(ap):
                                                         "(they are kept)")
     ap.add_argument("--device", default="device", help="the device app folder")
     ap.add_argument("--models", default="models", help="folder of model manifests (*.json + *.kmodel)")
-    ap.add_argument("--manifest", action="append", help="use these manifests instead of --models (repeatable)")
+    ap.add_argument("--manifest", action="append", help="use these manifests instead of --models (repeatable; default: --models' manifests)")
     ap.add_argument("--seconds", type=float, default=20.0, help="board time to run")
     ap.add_argument("--frames", type=int, default=0, help="stop after this many displayed frames (0: no limit)")
     ap.add_argument("--press", type=float, action="append",
