@@ -13,7 +13,7 @@ import numpy as np
 from host_tools.k210 import kpu as hw
 from host_tools.k210.errors import ERR_RUN_MODEL
 from host_tools.kmodel import cpu_nodes_v4
-from host_tools.kmodel.emulator import conv_forward, one_blas_thread, plans
+from host_tools.kmodel.emulator import check_input, conv_forward, one_blas_thread, plans  # input rules as V3
 from host_tools.kmodel.errors import KmodelError
 from host_tools.kmodel.kpu_ram import Deferred, KpuRam, RamMap, rule_index
 from host_tools.kmodel.reader_v4 import DT_F32, KPU_CONV2D, KPU_UPLOAD, MEM_CONST, MEM_KPU, KmodelV4
@@ -67,23 +67,6 @@ class Memory:
             else:
                 idx = rule_index(0, (c, h, w)).reshape(-1) + base
                 self.ram.put(idx, (int(idx.min()), int(idx.max()) + 1), x[b].reshape(-1).copy())
-
-
-def check_input(model: KmodelV4, x) -> np.ndarray:
-    if model.input_is_float:
-        v = np.asarray(x, dtype=np.float32).reshape(-1)
-        if v.size != model.input_shape[0]:
-            raise ValueError("%s: the model takes %d float inputs, got %d" % (model.name, model.input_shape[0],
-                                                                             v.size))
-        return v
-    a = np.asarray(x)
-    if a.dtype != np.uint8:
-        raise ValueError("%s: the model takes uint8 planar input, got dtype %s" % (model.name, a.dtype))
-    c, h, w = model.input_shape
-    if a.size != c * h * w:
-        raise ValueError("%s: the model takes %dx%dx%d (c, h, w) uint8, got shape %s" % (model.name, c, h, w,
-                                                                                         a.shape))
-    return a.reshape(c, h, w)
 
 
 def run(model: KmodelV4, x, upto: int = None, trace=None, exact: bool = False, taps=None) -> list:
