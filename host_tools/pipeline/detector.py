@@ -26,6 +26,7 @@ THRESHOLD, NMS = 0.5, 0.3  # what the device uses (manifest)
 EVAL_THRESHOLD = 0.01     # mAP needs the low-score detections too
 STEPS, MIN_EPOCHS, MAX_EPOCHS = 1800, 15, 150   # default training length in optimizer steps, and its bounds
 SETTLE_FRAMES = 256       # training frames BatchNorm's statistics are measured on
+PREDICT_BATCH = 32        # frames per call when settling or validating (larger batches run slower on the CPU)
 
 
 class DetectorError(ValueError):
@@ -175,9 +176,10 @@ def _batches(cfg, images, boxes, seed):
     """A keras PyDataset: a new shuffle and a new augmentation of every frame each epoch, targets per batch."""
     import keras
 
-    from host_tools.pipeline.box_transforms import augment, light, mosaic
+    from host_tools.pipeline.box_transforms import augment, fill_colour, light, mosaic
     from host_tools.pipeline.region_loss import targets
     from host_tools.pipeline.train import to_input
+    fills = [fill_colour(im) for im in images]
 
     class Batches(keras.utils.PyDataset):
         def __init__(self):
@@ -193,10 +195,11 @@ def _batches(cfg, images, boxes, seed):
             rng = np.random.default_rng((seed, self.epoch, i))
             xs, bs = [], []
             for k in idx:
-                x, b = augment(images[k], boxes[k], rng, cfg.augment)
+                x, b = augment(images[k], boxes[k], rng, cfg.augment, fills[k])
                 if rng.random() < cfg.augment.mosaic:
                     others = rng.integers(0, len(images), 3)
-                    x, b = mosaic([(x, b)] + [augment(images[j], boxes[j], rng, cfg.augment) for j in others], rng)
+                    x, b = mosaic([(x, b)] + [augment(images[j], boxes[j], rng, cfg.augment, fills[j])
+                                              for j in others], rng)
                 xs.append(x)
                 bs.append(b)
             return to_input(light(xs, rng, cfg.augment)), targets(bs, cfg.anchors, cfg.grid, cfg.input_size,
@@ -273,7 +276,7 @@ def _settler(model, images, seed):
     """settle(): BatchNorm moving statistics from a fixed sample of the un-augmented training frames."""
     from host_tools.pipeline.train import BatchNormSettler
     pick = np.sort(np.random.default_rng(seed).permutation(len(images))[:SETTLE_FRAMES])
-    settler = BatchNormSettler(model)
+    settler = BatchNormSettler(model, batch=PREDICT_BATCH)
     return lambda: settler(images[pick])
 
 
@@ -284,12 +287,15 @@ def _validation(cfg, settle, val, state):
     val_images, val_boxes = val
 
     class Validation(keras.callbacks.Callback):
+        predict = None
+
         def on_epoch_end(self, epoch, logs=None):
             done, st = epoch + 1, state
             if done != cfg.epochs and (done % cfg.validate_every or done < cfg.validate_from * cfg.epochs):
                 return
             settle()
-            m = map50(keras_predictor(self.model), val_images, val_boxes, cfg)
+            self.predict = self.predict or keras_predictor(self.model)    # traced once
+            m = map50(self.predict, val_images, val_boxes, cfg)
             st["val_epochs"].append(done)
             st["val_map50"].append(m)
             if logs is not None:
@@ -328,8 +334,14 @@ def map50(predict, images, boxes, cfg: DetectorConfig) -> float:
 
 
 def keras_predictor(model):
-    from host_tools.pipeline.train import predict
-    return lambda x: predict(model, x)
+    """The Keras model in inference mode through one traced function, PREDICT_BATCH frames at a time (calling
+    it eagerly costs several times its arithmetic on these small batches)."""
+    import tensorflow as tf
+
+    from host_tools.pipeline.train import to_input
+    fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    return lambda x: np.concatenate([fn(to_input(x[i:i + PREDICT_BATCH])).numpy()
+                                     for i in range(0, len(x), PREDICT_BATCH)])
 
 
 def int8_predictor(tflite_bytes):
