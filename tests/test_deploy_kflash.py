@@ -180,10 +180,90 @@ def test_without_fuse_the_board_says_why_and_what_works(board, tmp_path, monkeyp
     monkeypatch.setattr(fuse_port.os, "geteuid", lambda: 1000)
     monkeypatch.setattr(fuse_port, "_fusermount", lambda: None)
     line = virtual_board.usb_port(board, tmp_path / "usb")
-    assert line == ("no kflash port with DTR/RTS (not root and no fusermount3 (install the fuse3 package)): the "
-                    "kflash command line cannot reset this board; `python -m host_tools flash write` and `deploy` "
-                    "drive kflash over the pty")
+    assert line == ("no kflash port with DTR/RTS (not root and no fusermount3: install the fuse3 package (sudo apt "
+                    "install fuse3)): the kflash command line cannot reset this board; `python -m host_tools flash "
+                    "write` and `deploy` drive kflash over the pty")
     assert not (tmp_path / "usb").exists()
+
+
+NOBODY = 65534      # an unprivileged user every Linux has
+
+
+def test_make_board_and_the_kflash_command_line_as_a_normal_user():
+    """`python -m host_tools board` and then the kflash command line, both as a user without root (uid 65534): the
+    bytes land through the FUSE port, or, where this machine does not let a normal user mount FUSE, the board says
+    on its usb line exactly what that user lacks."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+    from host_tools.deploy import fuse_port
+    from test_deploy_support import ROOT
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("becoming an unprivileged user needs root and setpriv")
+    fm = shutil.which("fusermount3") or shutil.which("fusermount")
+    if not os.path.exists("/dev/fuse"):
+        lacks = fuse_port.NO_DEV_FUSE
+    elif not fm:
+        lacks = fuse_port.NO_FUSERMOUNT
+    elif not (os.stat(fm).st_uid == 0 and os.stat(fm).st_mode & 0o4000):
+        lacks = fuse_port.NOT_SETUID % (fm, fm)
+    else:
+        lacks = ""
+    drop = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups", "--"]
+    home = Path(tempfile.mkdtemp(prefix="maixkit-user-"))     # pytest's tmp_path is root's alone (0700)
+    os.chmod(home, 0o755)
+    os.chown(home, NOBODY, NOBODY)
+    env = dict(os.environ, HOME=str(home), PYTHONUNBUFFERED="1")
+    board = subprocess.Popen(drop + [sys.executable, "-m", "host_tools", "board", "--state", str(home / "board"),
+                                     "--fast"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+    try:
+        first, usb_line = board.stdout.readline(), board.stdout.readline()
+        assert first.startswith("virtual Maix Bit on port /dev/pts/"), first + usb_line + board.stdout.read()
+        if lacks:
+            assert usb_line == ("no kflash port with DTR/RTS (%s): the kflash command line cannot reset this board; "
+                                "`python -m host_tools flash write` and `deploy` drive kflash over the pty\n" % lacks)
+            return
+        usb = usb_line.split()[-1]
+        assert usb == str(home / "board" / "usb" / "ttyUSB0"), usb_line
+        model = pattern(100_000, 6)
+        pkg = kfpkg.write(home / "x.kfpkg", [kfpkg.Entry(0x300000, "a.kmodel", model, False)])
+        os.chown(pkg, NOBODY, NOBODY)
+        r = subprocess.run(drop + [str(Path(sys.executable).parent / "kflash"), "-p", usb, "-B", "bit", "-b",
+                                   "1500000", "-n", str(pkg)], env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and "Greeting fail" not in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
+        assert wait(lambda: (home / "board" / "isp.jsonl").exists(), 10)
+        assert (home / "board" / "flash.bin").read_bytes()[0x300000:0x300000 + len(model)] == model
+        assert "reset held (RTS)" in (home / "board" / "board.log").read_text()     # through the modem lines
+    finally:
+        board.terminate()
+        board.wait(20)
+        board.stdout.close()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_what_a_normal_user_lacks_for_the_usb_port_is_named(tmp_path, monkeypatch):
+    """Without root, mounting takes fusermount3, setuid root and runnable by the user: each missing piece is named
+    with its fix."""
+    from host_tools.deploy import fuse_port
+    fm = tmp_path / "fusermount3"
+    fm.write_text("#!/bin/sh\n")
+    monkeypatch.setattr(fuse_port.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(fuse_port, "_fusermount", lambda: None)
+    assert fuse_port.available() == "not root and no fusermount3: install the fuse3 package (sudo apt install fuse3)"
+    monkeypatch.setattr(fuse_port, "_fusermount", lambda: str(fm))
+    fm.chmod(0o644)
+    assert fuse_port.available() == ("%s is not executable by you: join the group it belongs to (sudo usermod -aG "
+                                     "root $USER, then log in again)" % fm)
+    fm.chmod(0o755)
+    assert fuse_port.available() == "%s is not setuid root, so it cannot mount for you (sudo chmod u+s %s)" % (fm, fm)
+    fm.chmod(0o4755)
+    assert fuse_port.available() == ""
+    real = os.path.exists
+    monkeypatch.setattr(fuse_port.os.path, "exists", lambda p: False if p == "/dev/fuse" else real(p))
+    assert fuse_port.available() == "no /dev/fuse: the kernel has no FUSE (load it: sudo modprobe fuse)"
 
 
 def test_our_flasher_never_reports_success_after_greeting_fail(tmp_path):
