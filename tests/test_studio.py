@@ -2,14 +2,20 @@
 against `make board`'s virtual board through the real-board path (its pty, the link `fs` uses)."""
 import asyncio
 import json
+import os
+import re
+import subprocess
+import sys
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from host_tools.__main__ import main
 from host_tools.sim.fs import DeviceFs
+from host_tools.studio import assets
 from host_tools.studio.boards import SerialBackend
 from host_tools.studio.files import BoardFiles, safe_path
-from host_tools.studio.server import Studio
+from host_tools.studio.server import STATIC, Studio
 from host_tools.studio.terminal import Terminal
 from test_deploy_support import VirtualBoardProcess
 
@@ -187,3 +193,32 @@ def test_the_page_api_on_a_real_board_path(board):
     assert hello["virtual"] is False and hello["port"] == board.port and hello["terminal"]
     assert bad_status == 400 and "'..'" in bad_text
     assert "studio_c.py" in [n for n, _, _ in tree["/flash"]]
+
+
+def test_the_page_loads_nothing_but_this_servers_files():
+    """Every script and style of the page is served by the studio (no CDN), and each vendor file it names is one
+    host_tools/studio/assets.py builds from npm."""
+    page = (STATIC / "index.html").read_text()
+    refs = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert refs and all(r.startswith("/static/") for r in refs), refs
+    vendor = {r.split("/static/vendor/", 1)[1] for r in refs if r.startswith("/static/vendor/")}
+    assert vendor == set(assets.FILES), vendor ^ set(assets.FILES)
+    assert set(assets.locked_versions()) == set(
+        json.loads((assets.WEB / "package.json").read_text())["dependencies"])
+
+
+def test_without_npm_the_build_says_how_to_install_it(tmp_path):
+    before = assets.STAMP.stat().st_mtime_ns if assets.STAMP.exists() else None
+    r = subprocess.run([sys.executable, "-m", "host_tools.studio.assets"], capture_output=True, text=True,
+                       env=dict(os.environ, PATH=str(tmp_path)), cwd=assets.HERE.parents[1])
+    assert r.returncode == 1 and r.stdout == ""
+    assert len(r.stderr.splitlines()) == 1 and "apt-get install -y nodejs npm" in r.stderr, r.stderr
+    assert (assets.STAMP.stat().st_mtime_ns if assets.STAMP.exists() else None) == before   # nothing touched
+
+
+def test_the_studio_refuses_to_start_without_its_editor_and_terminal(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(assets, "STAMP", tmp_path / "versions.json")
+    assert main(["studio", "--state", str(tmp_path / "board")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "make studio-assets" in err and "\n" not in err
+    assert not (tmp_path / "board").exists()

@@ -210,7 +210,8 @@ def test_the_page_drives_the_virtual_board(studio, browser, tmp_path):
     # CodeMirror's Python mode: the keywords carry its keyword class
     keywords = {e.text for e in d.find_elements("css selector", "#pane-editor .CodeMirror .cm-keyword")}
     assert {"def", "return"} <= keywords, keywords
-    d.execute_script("studio.editor.setValue(arguments[0])", old.replace("lines = wrap(text, max(", "lines = wrap(f'{text}', max("))
+    d.execute_script("studio.editor.setValue(arguments[0])",
+                     old.replace("lines = wrap(text, max(", "lines = wrap(f'{text}', max("))
     d.find_element("id", "save").click()
     wait(lambda: "not saved" in text(d, "editor-status"), 30, "the f-string refused")
     assert "mpy-cross" in text(d, "editor-status")

@@ -16,9 +16,9 @@ from host_tools.sim.fs import DeviceFs
 from host_tools.studio import video
 
 CONSOLE_KEEP = 64 * 1024      # characters of the board's console the page can show
-HELD_AT_RESET_MS = 3000.0
+HELD_AT_RESET_MS = 3000.0     # a BOOT "held" through a reset: longer than the ROM's sample and boot.py's window
 ISP_NOTE = "ISP (BOOT held at reset: the K210 ROM waits for kflash, MaixPy does not run; Reset starts it)"
-MODE_TAG = {"classifier": "CLS", "detector": "DET"}     # as device/lib/app.py writes them on the LCD     # a BOOT "held" through a reset: longer than the ROM's sample and boot.py's window
+MODE_TAG = {"classifier": "CLS", "detector": "DET"}     # as device/lib/app.py writes them on the LCD
 
 
 def show(board, camera):

@@ -38,6 +38,7 @@ class Studio:
         self.terminal = terminal                     # terminal.Terminal on the board's line, or None
         self.term_text = ""                          # its recent output, for a tab that connects later
         self._term_order = asyncio.Lock()            # chunks reach the tabs in the order the board sent them
+        self._keys = self._typist = None             # typed keys waiting for the line, and their consumer
         self.token = token or secrets.token_urlsafe(24)
         self.host_manifests = host_manifests or {}   # name -> manifest dict (memory, predicted time), virtual only
         self.clients = {}                            # id -> WebSocketResponse
@@ -189,7 +190,11 @@ class Studio:
                 if msg.type == WSMsgType.ERROR:
                     break
                 if msg.type == WSMsgType.TEXT:
-                    await self._from_tab(cid, msg.json())
+                    try:
+                        data = msg.json()
+                    except ValueError:
+                        continue
+                    await self._from_tab(cid, data)
         finally:
             pump.cancel()
             self.clients.pop(cid, None)
@@ -217,13 +222,20 @@ class Studio:
             pass
 
     async def _from_tab(self, cid, msg):
-        """Terminal keys from the writer tab (a read-only view's are dropped); a dead line is said in the pane."""
-        if msg.get("type") != "keys" or cid != self.writer or self.terminal is None:
-            return
-        try:
-            await asyncio.get_running_loop().run_in_executor(None, self.terminal.keys, msg["data"].encode("utf-8"))
-        except Exception as e:
-            await self._term_out("\r\n[studio: the keys did not reach the board: %s]\r\n" % e)
+        """Terminal keys from the writer tab (a read-only view's are dropped), queued: the tab's WebSocket is not
+        held up while a file action has the line."""
+        if isinstance(msg, dict) and msg.get("type") == "keys" and cid == self.writer and self._keys is not None:
+            self._keys.put_nowait(str(msg.get("data", "")).encode("utf-8"))
+
+    async def _type_keys(self):
+        """The one consumer of the keys, so they reach the board in the order typed; a dead line is said in the pane."""
+        loop = asyncio.get_running_loop()
+        while True:
+            data = await self._keys.get()
+            try:
+                await loop.run_in_executor(None, self.terminal.keys, data)
+            except Exception as e:
+                await self._term_out("\r\n[studio: the keys did not reach the board: %s]\r\n" % e)
 
     async def _term_out(self, text):
         async with self._term_order:
@@ -234,9 +246,12 @@ class Studio:
         if self.terminal is not None:
             loop = asyncio.get_running_loop()
             self.terminal.start(lambda text: asyncio.run_coroutine_threadsafe(self._term_out(text), loop))
+            self._keys = asyncio.Queue()
+            self._typist = asyncio.create_task(self._type_keys())
 
     async def _stop_terminal(self, app):
         if self.terminal is not None:
+            self._typist.cancel()
             await asyncio.get_running_loop().run_in_executor(None, self.terminal.close)
 
     async def broadcast(self, msg):

@@ -19,7 +19,9 @@ function terminal(id, options) {
 }
 const consoleTerm = terminal("console", { disableStdin: true, convertEol: true });  // the server sends \n
 const replTerm = terminal("repl", {});        // the board's own bytes: \r\n, echo, prompts
-replTerm.onData((data) => { if (writer && ws && ws.readyState === 1) ws.send(JSON.stringify({ type: "keys", data })); });
+replTerm.onData((data) => {      // keys typed, Ctrl-C included, go to the board as they are
+  if (writer && ws && ws.readyState === 1) ws.send(JSON.stringify({ type: "keys", data }));
+});
 
 // A terminal's text as lines (wrapped rows joined), for the tests and anyone scripting the page.
 function termText(t) {
