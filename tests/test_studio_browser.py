@@ -181,6 +181,7 @@ def test_the_page_drives_the_virtual_board(studio, browser, tmp_path):
     a = lcd(d)
     wait(lambda: not np.array_equal(lcd(d)[MIDDLE], a[MIDDLE]) and webcam_on_lcd(d) < WEBCAM_TOL, 30,
          "the next webcam frame on the LCD")
+    shot(d, "camera")
     # choosing pictures again stops the webcam: the LCD shows them and stays
     blue = tmp_path / "blue.png"
     Image.new("RGB", (320, 240), BLUE).save(blue)
@@ -188,12 +189,12 @@ def test_the_page_drives_the_virtual_board(studio, browser, tmp_path):
     wait(lambda: colour_at(lcd(d), 130, 160, BLUE), 30, "blue on the LCD")
     time.sleep(1.5)             # three webcam periods: a webcam still sending would have replaced it
     assert colour_at(lcd(d), 130, 160, BLUE) and d.find_element("id", "webcam-video").get_attribute("hidden")
+    assert "1 picture" in text(d, "camera-status")      # blue alone: the earlier choice is not kept
 
     # the models pane lists models.json's entries with their manifests
     d.find_element("id", "models-refresh").click()
     wait(lambda: "digits" in text(d, "models") and "faces" in text(d, "models"), 30, "the models pane")
     shot(d, "models")
-    shot(d, "camera")
 
     # open screen.py on /flash, change a string, save (mpy-cross first), reset: the LCD shows the change
     d.find_element("id", "refresh").click()

@@ -103,7 +103,7 @@ class VirtualBackend:
         self.board = VirtualBoard(self.state, self.runtime)
         self.port = self.board.port
         # its /flash and /sd as its firmware's uos sees them: the page reads files there without stopping the app
-        self.fs = DeviceFs(self.state.flash_root, self.state.sd_root if self.state.has_sd() else None)
+        self.fs = DeviceFs(self.state.flash_root, self.state.sd_root if self.state.has_sd else None)
         self._thread = threading.Thread(target=self.board.serve, daemon=True)
         self._thread.start()
 

@@ -23,7 +23,7 @@ replTerm.onData((data) => {      // keys typed, Ctrl-C included, go to the board
   if (writer && ws && ws.readyState === 1) ws.send(JSON.stringify({ type: "keys", data }));
 });
 
-// A terminal's text as lines (wrapped rows joined), for the tests and anyone scripting the page.
+// A terminal's text as lines (wrapped rows joined, trailing spaces cut), for the tests and anyone scripting the page.
 function termText(t) {
   const b = t.buffer.active, lines = [];
   for (let i = 0; i < b.length; i++) {
@@ -31,7 +31,7 @@ function termText(t) {
     if (line.isWrapped && lines.length) lines[lines.length - 1] += line.translateToString(true);
     else lines.push(line.translateToString(true));
   }
-  return lines.join("\n").replace(/\n+$/, "");
+  return lines.map((l) => l.replace(/\s+$/, "")).join("\n").replace(/\n+$/, "");   // a prompt's space too
 }
 window.studio = { editor, consoleTerm, replTerm, termText, webcamSent: [] };
 
@@ -143,8 +143,13 @@ function stopWebcam() {
   v.srcObject.getTracks().forEach((t) => t.stop());
   v.srcObject = null; v.hidden = true;
 }
-$("camera-files").onchange = (e) => { stopWebcam(); sendPictures(e.target.files); };
-$("camera-folder").onchange = (e) => { stopWebcam(); sendPictures(e.target.files); };
+// Each choice replaces the camera's pictures; the input is emptied so the same file can be chosen again.
+async function choose(input) {
+  stopWebcam();
+  try { await sendPictures(input.files); } finally { input.value = ""; }
+}
+$("camera-files").onchange = (e) => choose(e.target);
+$("camera-folder").onchange = (e) => choose(e.target);
 // The webcam: a frame every WEBCAM_MS, scaled to the camera's 320x240, becomes the simulated camera's scene.
 const WEBCAM_MS = 500;
 $("webcam").onclick = async () => {
