@@ -176,7 +176,7 @@ def test_a_float_conv_model_runs_its_convs_on_the_kpu_and_matches_litert(conv_mo
     ref = _litert_float(path, planar.transpose(0, 2, 3, 1) / 255.0)
     got, err, top1 = _agreement(km, planar, ref)
     print("conv model: max |kmodel - LiteRT float| %.4f, top-1 agreement %.3f on %d images" % (err, top1, len(x)))
-    assert err <= 0.1 and top1 >= 0.97
+    assert err <= 0.05 and top1 >= 0.99
 
 
 def test_digits_float_tflite_compiles_and_matches_litert_float(tmp_path, capsys):
@@ -205,7 +205,8 @@ def test_digits_float_tflite_compiles_and_matches_litert_float(tmp_path, capsys)
     print("digits float compile: max |kmodel - LiteRT float| %.4f, mean %.5f, top-1 agreement %.4f on %d "
           "validation digits; accuracy kmodel %.4f, LiteRT float %.4f"
           % (err, float(np.abs(got - ref).mean()), top1, len(x), acc, ref_acc))
-    assert top1 >= 0.98 and err <= 0.5 and acc >= ref_acc - 0.01
+    # measured: max 0.066, top-1 agreement 100 %, both 98.33 % accurate
+    assert err <= 0.15 and top1 >= 0.99 and acc >= ref_acc - 0.01
 
 
 def _refused(tmp_path, capsys, layers, shape, dataset=True):

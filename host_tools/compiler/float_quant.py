@@ -86,10 +86,13 @@ def quantize(graph: Graph, ranges: dict = None) -> Graph:
                     params[t] = activation_quant(*(ranges[t] if ranges is not None else PLACEHOLDER_RANGE))
     for t, (s, z) in params.items():
         tensors[t] = replace(tensors[t], dtype="int8", scale=np.array([s]), zero_point=np.array([z], np.int64))
+    ops = []
     for op in graph.ops:
         if op.kind in CONVS:
+            op = replace(op, inputs=list(op.inputs))
             _quantize_conv(graph, op, tensors, params[op.inputs[0]][0], src)
-    return replace(graph, tensors=tensors, camera=(scale, zero), calibrated=True)
+        ops.append(op)
+    return replace(graph, tensors=tensors, ops=ops, camera=(scale, zero), calibrated=True)
 
 
 def _quantize_conv(graph, op, tensors, sx, src):
@@ -108,9 +111,12 @@ def _quantize_conv(graph, op, tensors, sx, src):
     sw = tensors[w.index].scale
     if len(op.inputs) > 2 and op.inputs[2] >= 0:
         b = tensors[op.inputs[2]]
-        if b.data is None or b.dtype != "float32" or len(graph.consumers(b.index)) != 1:
-            raise CompileError("bias %r must be a constant float32 of this conv alone" % b.name, src, op.index,
-                               op.kind, R.INT8)
+        if b.dtype == "int32":       # one constant (zeros, say) the converter gave two convs: this conv's own copy
+            b = replace(graph.tensors[b.index], index=len(tensors))
+            tensors.append(b)
+            op.inputs[2] = b.index
+        if b.data is None or b.dtype != "float32":
+            raise CompileError("bias %r is not a constant float32" % b.name, src, op.index, op.kind, R.INT8)
         bq = _round(b.data.astype(np.float64) / (sx * sw))
         if np.abs(bq).max(initial=0) >= 2 ** 31:
             raise CompileError("bias %r does not fit int32 at input scale x weight scale" % b.name, src, op.index,
