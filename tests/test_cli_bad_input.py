@@ -299,8 +299,13 @@ def test_output_piped_into_head_ends_quietly(user):
 
 
 def test_ctrl_c_is_one_line_and_130(user):
+    # enough pictures that the run cannot finish between its first line and the signal (40 did on a quiet machine)
+    many = user / "many"
+    many.mkdir()
+    for i in range(3000):
+        os.link(user / "pics" / "00.png", many / ("%04d.png" % i))
     p = subprocess.Popen([sys.executable, "-m", "host_tools", "kmodel", "run", str(KMODEL), "--input",
-                          str(user / "pics")], cwd=user, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          str(many)], cwd=user, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
     first = p.stdout.readline()            # it is running
     p.send_signal(signal.SIGINT)
