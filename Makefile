@@ -11,9 +11,13 @@ CLASSIFIER ?=
 DETECTOR ?=
 OUT    ?= out
 
-.PHONY: venv sim test test-fast test-slow models deploy board studio bench clean
+.PHONY: venv sim test test-fast test-slow models deploy board studio studio-assets bench clean
 
-venv: $(STAMP)
+# The studio page's editor and terminal (CodeMirror, xterm.js): npm ci of the pinned versions, copied where the
+# server serves them (host_tools/studio/assets.py; a missing npm is one line saying how to install it).
+ASSETS := host_tools/studio/static/vendor/versions.json
+
+venv: $(STAMP) $(ASSETS)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,18 +26,23 @@ $(STAMP): pyproject.toml
 	$(PY) -m host_tools.kmodel.warm models/*.kmodel
 	touch $@
 
+$(ASSETS): host_tools/studio/web/package-lock.json host_tools/studio/assets.py | $(STAMP)
+	$(PY) -m host_tools.studio.assets
+
+studio-assets: $(ASSETS)
+
 # The app on the virtual Maix Bit with the shipped demo models (headless, scripted mode switch).
 sim: $(STAMP)
 	$(PY) -m host_tools sim --out $(OUT)/sim
 
-test: $(STAMP)
+test: $(STAMP) $(ASSETS)
 	$(PY) -m pytest -n 2 -q
 
 # The long runs (default training on the user-like datasets, ...), each printing its figures.
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -s -m heavy
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(ASSETS)
 	$(PY) -m pytest -n 2 -q -m "not slow and not heavy"
 
 # Rebuild the demo models (dataset -> keras -> int8 tflite -> kmodel + manifest) into models/.
@@ -51,7 +60,7 @@ board: $(STAMP)
 	$(PY) -m host_tools board
 
 # The board in a browser page (prints its URL with a token): the virtual board, or PORT=... for a real one.
-studio: $(STAMP)
+studio: $(STAMP) $(ASSETS)
 	$(PY) -m host_tools studio $(if $(PORT),--port $(PORT))
 
 bench: $(STAMP)

@@ -36,7 +36,7 @@ COMMANDS = {
                         "run_quantize"),
     "check": Command("host_tools.pipeline.cli", "K210 rules and memory check of a Keras model or tflite",
                      "add_check", "run_check"),
-    "compile": Command("host_tools.compiler.cli", "int8 tflite (or a float vector model) -> kmodel V3 + manifest"),
+    "compile": Command("host_tools.compiler.cli", "int8 or float tflite -> kmodel V3 + manifest"),
     "model": Command("host_tools.kmodel.model_cli", "add someone else's kmodel (nncase, maix_train, MaixPy) to a "
                                                     "models folder with its manifest"),
     "deploy": Command("host_tools.deploy.cli", "plan flash, flash what changed, sync device/, reset", "add_deploy",

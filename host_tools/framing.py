@@ -18,6 +18,7 @@ from host_tools.k210.firmware import CAMERA_H, CAMERA_W   # the app always takes
 
 FRAMINGS = ("crop", "stretch")
 DEFAULT = "crop"
+PHOTO_SUFFIXES = frozenset((".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp"))
 
 
 def check(framing: str, where: str = "framing") -> str:
@@ -88,6 +89,16 @@ def photo_region(src_w: int, src_h: int, w: int, h: int, framing: str = DEFAULT)
     x, y, cw, ch = crop_box(CAMERA_W, CAMERA_H, w, h, framing)
     kx, ky = src_w / nw, src_h / nh
     return (x + ox) * kx, (y + oy) * ky, cw * kx, ch * ky
+
+
+def read_photo(path) -> np.ndarray:
+    """(H, W, 3) uint8 of an image file; ValueError naming the file when it is not one."""
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"), np.uint8)
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise ValueError("%s: cannot read image: %s" % (path, e)) from None
 
 
 def photo_input(rgb: np.ndarray, w: int, h: int, c: int, framing: str = DEFAULT) -> np.ndarray:

@@ -138,9 +138,11 @@ def test_overlap_and_size_refused_before_anything_is_written(board, tmp_path, ca
         sync.sync(link, {"small.py": b"x = 1\n", "big.bin": bytes(0x300001)}, "/flash")
     link.close()
     assert isp_sessions(board) == []
-    # only the welcome main.py the firmware's _boot.py writes into an empty /flash at power-up
-    assert [p.name for p in (board.state / "flash").iterdir()] == ["main.py"]
-    assert WELCOME_MARK in (board.state / "flash" / "main.py").read_text()
+    # at most the welcome main.py that _boot.py writes into an empty /flash at power-up (a quick host's first
+    # Ctrl-C can land in _boot.py's 200 ms IDE pause, before it writes it, as on a board)
+    flash = board.state / "flash"
+    assert [p.name for p in flash.iterdir()] in ([], ["main.py"])
+    assert not (flash / "main.py").exists() or WELCOME_MARK in (flash / "main.py").read_text()
     assert not (tmp_path / "o" / "deploy.kfpkg").exists()
 
 

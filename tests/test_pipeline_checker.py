@@ -118,13 +118,14 @@ def test_check_and_compile_agree(name, tmp_path):
 
 
 def test_a_float_tflite_is_refused_alike(tmp_path):
+    """A float image model without calibration images: its layers are checked, then the missing --dataset."""
     import tensorflow as tf
-    m = _model((16, 16, 3), _conv(8, 3, padding="same"))
+    m = _model((16, 16, 3), _conv(8, 3, padding="same"), _conv(8, 5, padding="same"))
     path = tmp_path / "float.tflite"
     path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(m).convert())
     rep = checker.check_file(path)
-    assert _compile_says(path, tmp_path) == _check_says(rep) == (None, None, "input-quant")
-    assert len(rep.findings) == 1, rep.text()      # once for the model, not once per float op
+    assert _compile_says(path, tmp_path) == _check_says(rep) == (1, "CONV_2D", "kernel")
+    assert [f.rule for f in rep.findings] == ["kernel", "calibration"], rep.text()
 
 
 def test_iris_compiles_alike(tmp_path):

@@ -1,14 +1,23 @@
-"""The studio's server without a browser: the token, one writer, paths kept on the board, and the file panes
-against `make board`'s virtual board through the real-board path (its pty, the link `fs` uses)."""
+"""The studio's server without a browser: the token, one writer, paths kept on the board, the file panes and the
+REPL terminal against `make board`'s virtual board through the real-board path (its pty, the link `fs` uses), and
+the page's editor and terminal files: served by the studio, built from npm, a missing npm named."""
 import asyncio
 import json
+import os
+import re
+import subprocess
+import sys
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from host_tools.__main__ import main
+from host_tools.sim.fs import DeviceFs
+from host_tools.studio import assets
 from host_tools.studio.boards import SerialBackend
 from host_tools.studio.files import BoardFiles, safe_path
-from host_tools.studio.server import Studio
+from host_tools.studio.server import STATIC, Studio
+from host_tools.studio.terminal import Terminal
 from test_deploy_support import VirtualBoardProcess
 
 
@@ -89,7 +98,7 @@ def board(tmp_path_factory):
 
 
 def test_file_panes_over_make_boards_pty(board):
-    """Tree, save (mpy-cross first), open, rename, run with streamed output, REPL, remove: what the page does with
+    """Tree, save (mpy-cross first), open, rename, run with streamed output, remove: what the page does with
     --port, against the virtual board's pty through the link and functions `fs` uses."""
     files = BoardFiles(board.port)
     files.write("/flash/studio_a.py", b"import utime\nfor i in range(3):\n    print('tick', i)\n")
@@ -105,10 +114,12 @@ def test_file_panes_over_make_boards_pty(board):
     chunks = []
     files.run("/flash/studio_b.py", chunks.append)
     assert b"".join(chunks).replace(b"\r\n", b"\n") == b"tick 0\ntick 1\ntick 2\n"
-    out = []
-    files.repl("x = 6 * 7", out.append)
-    files.repl("x", out.append)
-    assert b"".join(out).strip() == b"42"
+    # the virtual studio reads through the simulated firmware's file systems instead: the same answers
+    direct = BoardFiles(board.port, fs=DeviceFs(board.state / "flash", board.state / "sd"))
+    assert direct.tree() == files.tree() and direct.read("/flash/studio_b.py") == files.read("/flash/studio_b.py")
+    assert direct.models() == files.models()
+    with pytest.raises(ValueError, match="/flash/nothing.py: No such file"):
+        direct.read("/flash/nothing.py")
     files.remove("/flash/studio_b.py")
     assert "studio_b.py" not in [n for n, _, _ in files.tree()["/flash"]]
     models = files.models()
@@ -143,8 +154,10 @@ def test_a_video_file_becomes_the_cameras_scenes_at_its_pace(tmp_path):
 
 
 def test_the_page_api_on_a_real_board_path(board):
-    """`studio --port`: the same panes through the HTTP API, on the pty; the LCD pane has nothing to show."""
-    studio = Studio(SerialBackend(board.port), BoardFiles(board.port), token="t")
+    """`studio --port`: the same panes through the HTTP API, on the pty; the LCD pane has nothing to show. The
+    REPL terminal passes keys and output both ways on the same line: 6*7 typed, 42 shown."""
+    files = BoardFiles(board.port)
+    studio = Studio(SerialBackend(board.port), files, token="t", terminal=Terminal(board.port, files.lock))
 
     async def fn(c):
         h = {"X-Token": "t"}
@@ -165,10 +178,48 @@ def test_the_page_api_on_a_real_board_path(board):
             if m["type"] == "out":
                 outs.append(m["text"])
         await c.post("/api/remove", json={"path": "/flash/studio_c.py"}, headers=h)
+        term = ""
+        await ws.send_json({"type": "keys", "data": "\x03"})      # a fresh prompt, whatever state the REPL is in
+        await ws.send_json({"type": "keys", "data": "6*7\r"})
+        end = asyncio.get_running_loop().time() + 20
+        while "6*7\r\n42\r\n>>> " not in term:
+            assert asyncio.get_running_loop().time() < end, "no answer in the terminal: %r" % term[-300:]
+            m = await ws.receive_json(timeout=10)
+            if m["type"] == "term":
+                term += m["text"]
         await ws.close()
         assert outs[0] == "hi from c\n", "a line at a time: %r" % outs
         return hello, bad.status, await bad.text(), tree
     hello, bad_status, bad_text, tree = with_client(studio, fn)
-    assert hello["virtual"] is False and hello["port"] == board.port
+    assert hello["virtual"] is False and hello["port"] == board.port and hello["terminal"]
     assert bad_status == 400 and "'..'" in bad_text
     assert "studio_c.py" in [n for n, _, _ in tree["/flash"]]
+
+
+def test_the_page_loads_nothing_but_this_servers_files():
+    """Every script and style of the page is served by the studio (no CDN), and each vendor file it names is one
+    host_tools/studio/assets.py builds from npm."""
+    page = (STATIC / "index.html").read_text()
+    refs = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert refs and all(r.startswith("/static/") for r in refs), refs
+    vendor = {r.split("/static/vendor/", 1)[1] for r in refs if r.startswith("/static/vendor/")}
+    assert vendor == set(assets.FILES), vendor ^ set(assets.FILES)
+    assert set(assets.locked_versions()) == set(
+        json.loads((assets.WEB / "package.json").read_text())["dependencies"])
+
+
+def test_without_npm_the_build_says_how_to_install_it(tmp_path):
+    before = assets.STAMP.stat().st_mtime_ns if assets.STAMP.exists() else None
+    r = subprocess.run([sys.executable, "-m", "host_tools.studio.assets"], capture_output=True, text=True,
+                       env=dict(os.environ, PATH=str(tmp_path)), cwd=assets.HERE.parents[1])
+    assert r.returncode == 1 and r.stdout == ""
+    assert len(r.stderr.splitlines()) == 1 and "apt-get install -y nodejs npm" in r.stderr, r.stderr
+    assert (assets.STAMP.stat().st_mtime_ns if assets.STAMP.exists() else None) == before   # nothing touched
+
+
+def test_the_studio_refuses_to_start_without_its_editor_and_terminal(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(assets, "STAMP", tmp_path / "versions.json")
+    assert main(["studio", "--state", str(tmp_path / "board")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "make studio-assets" in err and "\n" not in err
+    assert not (tmp_path / "board").exists()

@@ -1,7 +1,9 @@
 """The studio page in a real headless browser (Debian's Chromium driven by Selenium), on the virtual board: LCD
-frames arrive and change, BOOT switches CLS -> DET on the LCD and in the state pane, an edit of screen.py saved
-from the editor shows on the LCD after a reset, a script runs with its output in the console, a second tab is
-read-only, and a request without the token is refused. Prints the page-load-to-first-frame time.
+frames arrive and change, BOOT switches CLS -> DET on the LCD and in the state pane, Chromium's fake webcam
+becomes the simulated camera, the editor (CodeMirror) highlights Python and an edit typed into it, saved, shows on
+the LCD after a reset, Ctrl-C and `1+1` typed into the REPL terminal (xterm.js) stop the app and answer 2, a script
+runs with its output in the console terminal, a second tab is read-only, and a request without the token is
+refused. Prints the page-load-to-first-frame time.
 
 MAIXKIT_STUDIO_SHOTS=DIR also saves a screenshot of each pane there (docs/studio/ holds the committed ones)."""
 import base64
@@ -21,12 +23,15 @@ import pytest
 from PIL import Image
 
 from studio_lcd import says, says_anywhere_on_row
+from test_deploy_support import VirtualBoardProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 INSTALL = ("the studio's browser test needs Debian's Chromium and its driver: run `apt-get install -y chromium "
            "chromium-driver` as root (.ci/run does)")
+# Chromium's own stand-in camera (an animated test pattern), allowed without the permission prompt
+FAKE_WEBCAM = ("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream")
 YELLOW, WHITE = (255, 255, 0), (255, 255, 255)
 FPS_ROW = 240 - 14           # screen.overlay's fps line: the frame's height less one LINE_H
 
@@ -41,10 +46,9 @@ def wait(fn, timeout, what):
     raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
 
 
-@pytest.fixture(scope="module")
-def studio(tmp_path_factory):
-    state = tmp_path_factory.mktemp("studio") / "board"
-    p = subprocess.Popen([sys.executable, "-m", "host_tools", "studio", "--http-port", "0", "--state", str(state)],
+def serve_studio(args):
+    """`python -m host_tools studio ARGS` until the generator is closed; yields the URL it prints."""
+    p = subprocess.Popen([sys.executable, "-m", "host_tools", "studio", "--http-port", "0"] + list(args),
                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                          env=dict(os.environ, PYTHONUNBUFFERED="1"))
     url, seen = None, []
@@ -68,6 +72,21 @@ def studio(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    yield from serve_studio(["--state", str(tmp_path_factory.mktemp("studio") / "board")])
+
+
+@pytest.fixture(scope="module")
+def studio_on_a_port(tmp_path_factory):
+    """`studio --port` on `make board`'s pty: the page as it is for a real board."""
+    board = VirtualBoardProcess(tmp_path_factory.mktemp("studio-port") / "board", ["--fast", "--no-usb"])
+    try:
+        yield from serve_studio(["--port", board.port])
+    finally:
+        board.close()
+
+
+@pytest.fixture(scope="module")
 def browser():
     if not (CHROMIUM and CHROMEDRIVER):
         pytest.fail(INSTALL)
@@ -76,7 +95,7 @@ def browser():
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1500",
-              "--disable-gpu"):
+              "--disable-gpu") + FAKE_WEBCAM:
         opts.add_argument(a)
     d = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     yield d
@@ -88,7 +107,11 @@ def lcd(d) -> np.ndarray:
     url = d.execute_script("""const img = document.getElementById('lcd');
         const c = document.createElement('canvas'); c.width = 320; c.height = 240;
         c.getContext('2d').drawImage(img, 0, 0, 320, 240); return c.toDataURL('image/png');""")
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"))
+    return png_rgb(url)
+
+
+def png_rgb(data_url) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))).convert("RGB"))
 
 
 def text(d, id_):
@@ -102,14 +125,42 @@ def shot(d, pane):
         d.find_element("id", "pane-" + pane).screenshot(str(Path(folder) / ("studio-%s.png" % pane)))
 
 
-def red_at(rgb, y, x) -> bool:
-    r, g, b = (int(v) for v in rgb[y, x])
-    return r > 200 and g < 60 and b < 60
+RED, BLUE = (255, 0, 0), (0, 0, 255)
+
+
+def colour_at(rgb, y, x, colour) -> bool:
+    return bool(np.all(np.abs(rgb[y, x].astype(int) - colour) < 60))
+
+
+MIDDLE = (slice(40, 200), slice(20, 300))   # the LCD below the overlay's top strips and above its fps line
+WEBCAM_TOL = 12.0                           # RGB565 rounding and the camera's own view of the frame stay below
+
+
+def webcam_on_lcd(d) -> float:
+    """How far the LCD is from the nearest of the last webcam frames the page sent (mean |difference| per
+    channel, middle of the frame); inf before any was sent."""
+    sent = d.execute_script("return studio.webcamSent")
+    if not sent:
+        return float("inf")
+    now = lcd(d)[MIDDLE].astype(int)
+    return min(float(np.abs(now - png_rgb(u)[MIDDLE].astype(int)).mean()) for u in sent)
+
+
+def term(d, name) -> str:
+    """The text of an xterm.js terminal of the page (console or repl), wrapped rows joined."""
+    return d.execute_script("return studio.termText(studio[arguments[0] + 'Term'])", name)
+
+
+def type_keys(d, *keys):
+    """Keys as the user types them, into the element that has the focus."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    ActionChains(d).send_keys(*keys).perform()
 
 
 def test_the_page_drives_the_virtual_board(studio, browser, tmp_path):
     d = browser
     from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
 
     # page load -> first LCD frame (the page stamps performance.now() when the first frame arrives)
     d.get(studio)
@@ -131,30 +182,61 @@ def test_the_page_drives_the_virtual_board(studio, browser, tmp_path):
 
     # the camera picker: a picture sent from the page is what the virtual camera sees
     red = tmp_path / "red.png"
-    Image.new("RGB", (320, 240), (255, 0, 0)).save(red)
+    Image.new("RGB", (320, 240), RED).save(red)
     d.find_element("id", "camera-files").send_keys(str(red))
-    wait(lambda: red_at(lcd(d), 130, 160), 30, "red on the LCD")
+    wait(lambda: colour_at(lcd(d), 130, 160, RED), 30, "red on the LCD")
     assert "1 picture" in text(d, "camera-status")
+
+    # the webcam (Chromium's fake one): its frames become the simulated camera's, the LCD follows them
+    d.find_element("id", "webcam").click()
+    wait(lambda: "frame(s) sent" in text(d, "camera-status"), 30, "webcam frames sent to the camera")
+    wait(lambda: webcam_on_lcd(d) < WEBCAM_TOL, 30, "a webcam frame on the LCD")
+    print("studio: LCD vs the nearest webcam frame sent, mean |difference| %.1f of 255" % webcam_on_lcd(d))
+    assert not colour_at(lcd(d), 130, 160, RED)
+    a = lcd(d)
+    wait(lambda: not np.array_equal(lcd(d)[MIDDLE], a[MIDDLE]) and webcam_on_lcd(d) < WEBCAM_TOL, 30,
+         "the next webcam frame on the LCD")
+    shot(d, "camera")
+    # choosing pictures again stops the webcam: the LCD shows them and stays
+    blue = tmp_path / "blue.png"
+    Image.new("RGB", (320, 240), BLUE).save(blue)
+    d.find_element("id", "camera-files").send_keys(str(blue))
+    wait(lambda: colour_at(lcd(d), 130, 160, BLUE), 30, "blue on the LCD")
+    time.sleep(1.5)             # three webcam periods: a webcam still sending would have replaced it
+    assert colour_at(lcd(d), 130, 160, BLUE) and d.find_element("id", "webcam-video").get_attribute("hidden")
+    assert "1 picture" in text(d, "camera-status")      # blue alone: the earlier choice is not kept
 
     # the models pane lists models.json's entries with their manifests
     d.find_element("id", "models-refresh").click()
     wait(lambda: "digits" in text(d, "models") and "faces" in text(d, "models"), 30, "the models pane")
     shot(d, "models")
-    shot(d, "camera")
 
     # open screen.py on /flash, change a string, save (mpy-cross first), reset: the LCD shows the change
     d.find_element("id", "refresh").click()
     wait(lambda: d.find_elements("css selector", "#tree li[data-path='/flash/screen.py']"), 30, "screen.py in the tree")
     shot(d, "files")
     d.find_element("css selector", "#tree li[data-path='/flash/screen.py']").click()
-    wait(lambda: "def overlay" in d.find_element("id", "editor").get_attribute("value"), 30, "screen.py in the editor")
-    old = d.find_element("id", "editor").get_attribute("value")
+    wait(lambda: "def overlay" in editor_text(d), 30, "screen.py in the editor")
+    # reading (models, tree, a file) on the virtual board left the app running: frames still come, still DET
+    n = int(d.find_element("id", "lcd").get_attribute("data-frames"))
+    wait(lambda: int(d.find_element("id", "lcd").get_attribute("data-frames")) >= n + 3, 30, "frames after reading")
+    assert text(d, "state-mode") == "DET"
+    old = editor_text(d)
     assert "lines = wrap(text, max(" in old
-    set_editor(d, old.replace("lines = wrap(text, max(", "lines = wrap(f'{text}', max("))
+    # CodeMirror's Python mode: the keywords carry its keyword class
+    keywords = {e.text for e in d.find_elements("css selector", "#pane-editor .CodeMirror .cm-keyword")}
+    assert {"def", "return"} <= keywords, keywords
+    d.execute_script("studio.editor.setValue(arguments[0])",
+                     old.replace("lines = wrap(text, max(", "lines = wrap(f'{text}', max("))
     d.find_element("id", "save").click()
     wait(lambda: "not saved" in text(d, "editor-status"), 30, "the f-string refused")
     assert "mpy-cross" in text(d, "editor-status")
-    set_editor(d, old.replace("lines = wrap(text, max(", "lines = wrap(str(text).replace('fps', 'frames/s'), max("))
+    # the edit that stays is typed: the cursor put on `text` in `wrap(text, max(`, then keys into CodeMirror
+    d.execute_script("studio.editor.setValue(arguments[0])", old)
+    d.execute_script("""const cm = studio.editor, at = cm.getValue().indexOf('lines = wrap(text, max(') + 13;
+                    cm.focus(); cm.setSelection(cm.posFromIndex(at), cm.posFromIndex(at + 4));""")
+    type_keys(d, "str(text).replace('fps', 'frames/s')")
+    assert "lines = wrap(str(text).replace('fps', 'frames/s'), max(" in editor_text(d)
     d.find_element("id", "save").click()
     wait(lambda: text(d, "editor-status").startswith("saved"), 30, "screen.py saved")
     shot(d, "editor")
@@ -166,6 +248,15 @@ def test_the_page_drives_the_virtual_board(studio, browser, tmp_path):
         raise AssertionError("no 'frames/s' on the LCD (%s); state: %s; console: %s"
                              % (tmp_path / "lcd.png", text(d, "state-mode"), text(d, "notices")[-600:]))
 
+    # the REPL terminal: Ctrl-C stops the running app, `1+1` answers 2
+    d.find_element("css selector", "#repl .xterm").click()
+    before = len(term(d, "repl"))
+    ActionChains(d).key_down(Keys.CONTROL).send_keys("c").key_up(Keys.CONTROL).perform()
+    wait(lambda: "KeyboardInterrupt" in term(d, "repl")[before:] and term(d, "repl").endswith(">>>"), 30,
+         "the app stopped by Ctrl-C in the terminal")
+    type_keys(d, "1+1", Keys.ENTER)
+    wait(lambda: term(d, "repl").endswith(">>> 1+1\n2\n>>>"), 30, "1+1 answered in the terminal")
+
     # a new script, run, its output in the console
     d.find_element("id", "new").click()
     wait(lambda: d.switch_to.alert, 10, "the new-file prompt")
@@ -173,15 +264,12 @@ def test_the_page_drives_the_virtual_board(studio, browser, tmp_path):
     alert.send_keys("/flash/hello_studio.py")
     alert.accept()
     wait(lambda: text(d, "path") == "/flash/hello_studio.py", 30, "the new file open")
-    set_editor(d, "for i in range(3):\n    print('tick', i)\n")
+    d.execute_script("studio.editor.setValue(arguments[0])", "for i in range(3):\n    print('tick', i)\n")
     d.find_element("id", "save").click()
     wait(lambda: text(d, "editor-status").startswith("saved"), 30, "hello_studio.py saved")
     d.find_element("id", "run").click()
-    wait(lambda: "tick 2" in text(d, "console") and "--- end of" in text(d, "console"), 30, "the script's output")
-    assert "tick 0\ntick 1\ntick 2" in text(d, "console")
-    repl = d.find_element("id", "repl-input")
-    repl.send_keys("6 * 7\n")
-    wait(lambda: "42" in text(d, "console").split(">>> 6 * 7", 1)[-1], 30, "the REPL's answer")
+    wait(lambda: "--- end of" in term(d, "console"), 30, "the script's output")
+    assert "tick 0\ntick 1\ntick 2\n--- end of" in term(d, "console")
     shot(d, "console")
 
     # BOOT held through a reset: the ROM's ISP mode, no app; a plain reset brings the app back
@@ -207,6 +295,37 @@ def test_the_page_drives_the_virtual_board(studio, browser, tmp_path):
         assert e.value.code == 403
 
 
-def set_editor(d, value):
-    d.execute_script("const e = document.getElementById('editor'); e.value = arguments[0];"
-                     "e.dispatchEvent(new Event('input'));", value)
+def editor_text(d) -> str:
+    return d.execute_script("return studio.editor.getValue()")
+
+
+def test_the_page_on_a_real_boards_port(studio_on_a_port, browser):
+    """With --port: no LCD (the board's own screen is the display), every file action over the REPL; a file made,
+    typed and run from the page, and the REPL terminal, on `make board`'s pty."""
+    from selenium.webdriver.common.keys import Keys
+    d = browser
+    d.get(studio_on_a_port)
+    wait(lambda: "board on" in text(d, "board"), 30, "the hello")
+    assert not d.find_element("id", "lcd").is_displayed() and d.find_element("id", "lcd-note").is_displayed()
+    assert "Every file action goes over the REPL" in text(d, "files-note")
+    d.find_element("id", "new").click()
+    wait(lambda: d.switch_to.alert, 10, "the new-file prompt")
+    alert = d.switch_to.alert
+    alert.send_keys("/flash/on_port.py")
+    alert.accept()
+    wait(lambda: text(d, "path") == "/flash/on_port.py", 30, "the new file open")
+    d.execute_script("studio.editor.focus()")
+    type_keys(d, "for i in range(2):", Keys.ENTER, "print('answer', i, 6 * 7)")     # CodeMirror indents the body
+    d.find_element("id", "save").click()
+    wait(lambda: text(d, "editor-status").startswith("saved"), 30, "on_port.py saved")
+    assert {"for", "in"} <= {e.text for e in d.find_elements("css selector", "#pane-editor .cm-keyword")}
+    d.find_element("id", "refresh").click()
+    wait(lambda: d.find_elements("css selector", "#tree li[data-path='/flash/on_port.py']"), 30, "the file listed")
+    d.find_element("id", "run").click()
+    wait(lambda: "--- end of" in term(d, "console"), 30, "the run's output")
+    assert "\nanswer 0 42\nanswer 1 42\n--- end of" in term(d, "console"), term(d, "console")
+    d.find_element("css selector", "#repl .xterm").click()
+    type_keys(d, Keys.ENTER)
+    wait(lambda: term(d, "repl").endswith(">>>"), 30, "a prompt in the terminal")
+    type_keys(d, "6*7", Keys.ENTER)
+    wait(lambda: term(d, "repl").endswith(">>> 6*7\n42\n>>>"), 30, "6*7 answered in the terminal")

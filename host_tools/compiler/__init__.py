@@ -3,6 +3,9 @@
     from host_tools.compiler import compile_file, compile_tflite, CompileError
     manifest = compile_file("models/digits_int8.tflite", "models", "digits", "classifier", labels)
 
+A float tflite compiles too: a vector model as float CPU layers (float_lower), a model with convolutions with
+calibration images (calibrate -> float_quant: its KPU tensors quantized as TFLite would; dense layers stay float).
+
 Stages: tflite_graph (read) -> lower (ops to KPU/CPU layers, int8 arithmetic via kpu_arith) -> planner (KPU RAM
 and main memory) -> emit (V3 bytes, registers via host_tools.k210.registers) -> check with the kmodel reader.
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from host_tools import manifest as M
 from host_tools.framing import DEFAULT as DEFAULT_FRAMING
-from host_tools.compiler import dump, emit, float_lower, ir, normalize, planner, tflite_graph
+from host_tools.compiler import dump, emit, float_lower, float_quant, ir, normalize, planner, tflite_graph
 from host_tools.compiler.errors import CompileError
 from host_tools.compiler.lower import lower
 from host_tools.files import write_atomic
@@ -40,6 +40,10 @@ def compile_graph(graph, problems: list = None) -> Compiled:
             prog = float_lower.lower(graph)
         except CompileError as e:
             return refuse(e)
+    elif graph.calibrated:                     # a float image model: convs on the KPU, dense layers float
+        prog = float_lower.lower_calibrated(graph, problems)
+    elif float_quant.needs_calibration(graph):
+        return float_lower.refuse_uncalibrated(graph, problems)
     else:
         prog = lower(graph, problems)
     if problems:
@@ -83,12 +87,23 @@ def check_envelope(km, prog: ir.Program):
                            % "; ".join(str(e) for e in outside[i]), prog.source, L.op_index, L.op, rules.ENVELOPE)
 
 
-def compile_tflite(tflite_path, input_norm=None) -> Compiled:
+def compile_tflite(tflite_path, input_norm=None, dataset=None, framing=DEFAULT_FRAMING) -> Compiled:
     """Compile one tflite file to kmodel V3 bytes (CompileError naming layer, op and rule when it cannot).
-    input_norm: (mean, std) of a model trained on (pixel / 255 - mean) / std (compiler/normalize.py)."""
+    input_norm: (mean, std) of a model trained on (pixel / 255 - mean) / std (compiler/normalize.py); dataset: the
+    folder of calibration images a float image model needs (float_quant.py), framed by `framing`."""
     graph = tflite_graph.read(tflite_path)
-    if input_norm is not None:
-        graph = normalize.absorb(graph, *input_norm)
+    if float_quant.needs_calibration(graph):
+        if input_norm is not None:
+            graph = normalize.camera(graph, *input_norm)
+        if dataset is not None:
+            graph = float_quant.calibrated(graph, Path(tflite_path).read_bytes(), dataset, framing)
+    else:
+        if dataset is not None:
+            raise CompileError("--dataset %s: calibration images are for a float image model; this one is %s" % (
+                dataset, "a float vector model (its float layers need none)" if float_lower.is_float(graph)
+                else "quantized already"), graph.source, rule=rules.CALIBRATION)
+        if input_norm is not None:
+            graph = normalize.absorb(graph, *input_norm)
     return compile_graph(graph)
 
 
@@ -102,10 +117,10 @@ def load_verdict(info, source) -> firmware.Verdict:
 
 
 def compile_file(tflite_path, out_dir, name, kind, labels, anchors=(), threshold=0.5, nms=0.3,
-                 big_endian=None, framing=DEFAULT_FRAMING, dump_dir=None, input_norm=None) -> M.Manifest:
+                 big_endian=None, framing=DEFAULT_FRAMING, dump_dir=None, input_norm=None, dataset=None) -> M.Manifest:
     """Write <out_dir>/<name>.kmodel and <name>.json (+ <name>_be.kmodel when the model must use load_flash,
-    or always with big_endian=True); dump_dir: also the lowered graph there (compiler/dump.py); input_norm: see
-    compile_tflite.
+    or always with big_endian=True); dump_dir: also the lowered graph there (compiler/dump.py); input_norm and
+    dataset: see compile_tflite.
 
     A model that cannot compile raises CompileError naming the layer, op and rule, and nothing is written.
     """
@@ -114,7 +129,7 @@ def compile_file(tflite_path, out_dir, name, kind, labels, anchors=(), threshold
     if kind == "detector" and (not anchors or len(anchors) % 2):
         raise CompileError("a detector needs anchors: an even, non-zero count of numbers (w, h pairs), got %d"
                            % len(anchors), str(tflite_path), rule="detector anchors")
-    c = compile_tflite(tflite_path, input_norm)
+    c = compile_tflite(tflite_path, input_norm, dataset, framing)
     info, km = c.info, c.kmodel
     if dump_dir is not None:
         dump.write(c.program, dump_dir, name)

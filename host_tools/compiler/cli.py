@@ -20,9 +20,11 @@ def _labels(s):
 
 
 def add_arguments(ap):
-    ap.description = ("int8 tflite -> kmodel V3 (+ <name>.json manifest, + <name>_be.kmodel when the model needs "
+    ap.description = ("int8 tflite (or float tflite: convs onto the KPU, calibrated on --dataset, the rest float CPU "
+                      "layers) -> kmodel V3 (+ <name>.json manifest, + <name>_be.kmodel when the model needs "
                       "kpu.load_flash)")
-    ap.add_argument("tflite", help="fully-integer tflite (int8 input with scale 1/255, zero point -128)")
+    ap.add_argument("tflite", help="fully-integer tflite (int8 input with scale 1/255, zero point -128), or a float "
+                                   "tflite (input = pixel / 255)")
     ap.add_argument("--out", default="models", help="output folder, a folder of models: the command writes "
                                                     "<name>.kmodel, <name>.json and <name>_be.kmodel only")
     ap.add_argument("--force", action="store_true", help="write into --out even when it holds files that are not "
@@ -38,6 +40,9 @@ def add_arguments(ap):
                                                                   "the camera byte goes in and the first convs absorb "
                                                                   "it, as ncc's option (default 0)")
     ap.add_argument("--input-std", type=float, default=None, help="S of --input-mean (default 1)")
+    ap.add_argument("--dataset", metavar="DIR", help="float image model: a folder of calibration images, seen as the "
+                                                     "camera sees them, for the KPU layers' uint8 ranges, as ncc's "
+                                                     "--dataset (required for such a model; default: none)")
     ap.add_argument("--dump", metavar="DIR", help="also write the lowered graph to DIR/<name>.txt and <name>.dot "
                                                 "(layer index, op, shapes, KPU or CPU, KPU RAM and main memory "
                                                 "offsets), as ncc's --dump-ir (default: not written)")
@@ -54,7 +59,7 @@ def run(a) -> int:
     if a.dump:
         outdir.claim(a.dump, ("*.txt", "*.dot"), force=a.force, option="--dump", command="compile")
     m = compile_file(a.tflite, a.out, name, a.kind, _labels(a.labels), _floats(a.anchors), a.threshold,
-                     a.nms, big_endian=a.big_endian or None, dump_dir=a.dump, input_norm=norm)
+                     a.nms, big_endian=a.big_endian or None, dump_dir=a.dump, input_norm=norm, dataset=a.dataset)
     print(mf.summary(m, Path(a.out) / m.kmodel))
     if a.dump:
         print("  lowered graph: %s/%s.txt, %s.dot" % (a.dump, name, name))

@@ -22,14 +22,24 @@ def camera_quant(mean: float, std: float):
     return 1.0 / (255.0 * std), int(round(255.0 * mean))
 
 
-def absorb(graph: Graph, mean: float, std: float) -> Graph:
-    """A copy of the graph whose input is the camera byte of a model trained on (pixel / 255 - mean) / std."""
-    src = graph.source
+def _check(mean, std, src):
     if not std > 0:
         raise CompileError("--input-std %g: must be > 0" % std, src, rule=R.INPUT_QUANT)
     if not 0 <= mean <= 1:
         raise CompileError("--input-mean %g: must be in [0, 1] (a mean of pixel / 255)" % mean, src,
                            rule=R.INPUT_QUANT)
+
+
+def camera(graph: Graph, mean: float, std: float) -> Graph:
+    """A float model's graph told what the camera byte stands for (float_quant quantizes its input so)."""
+    _check(mean, std, graph.source)
+    return replace(graph, camera=camera_quant(mean, std))
+
+
+def absorb(graph: Graph, mean: float, std: float) -> Graph:
+    """A copy of the graph whose input is the camera byte of a model trained on (pixel / 255 - mean) / std."""
+    src = graph.source
+    _check(mean, std, src)
     if len(graph.inputs) != 1:
         raise CompileError("has %d inputs; a kmodel takes one camera image" % len(graph.inputs), src, rule=R.INPUT)
     tensors = list(graph.tensors)

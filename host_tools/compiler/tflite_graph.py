@@ -51,6 +51,7 @@ class Graph:
     inputs: list
     outputs: list
     camera: tuple = None            # (scale, zero byte) the camera byte gives the input; None: 1/255 and 0
+    calibrated: bool = False        # a float model whose KPU tensors float_quant has quantized
 
     def consumers(self, tensor_index):
         return [op for op in self.ops if tensor_index in op.inputs]

@@ -48,6 +48,8 @@ RULES = (
                    "every layer below 2 MiB"),
     Rule("envelope", "each KPU conv layer's arithmetic stays within what vendor-made kmodels use (envelope.py): "
                      "its accumulator within 25 bits, a ReLU6 clamp at byte 238 or below or at 255"),
+    Rule("calibration", "a float model's KPU layers compute in uint8: their ranges come from calibration images "
+                        "(compile --dataset DIR), as ncc's --dataset"),
     Rule("compiler", "the compiler can express the layer (anything else it stumbles on is reported at the layer "
                      "it was compiling)"),
 )
@@ -55,4 +57,4 @@ BY_ID = {r.id: r for r in RULES}
 
 (FORMAT, INPUT, INPUT_QUANT, INT8, OP, FIRST_LAYER, KERNEL, STRIDE, DILATION, DEPTH_MULTIPLIER, PADDING,
  STRIDE2_SIZE, MAP_SIZE, CHANNELS, CHANNEL_PIXELS, WEIGHT_LOADS, ACTIVATION, POOL, GRAPH, KPU_RAM, MAIN_MEMORY, MEMORY,
- ENVELOPE, COMPILER) = RULES
+ ENVELOPE, CALIBRATION, COMPILER) = RULES

@@ -16,7 +16,7 @@ from host_tools.kmodel.netinfo import format_netinfo, netinfo
 from host_tools.kmodel.reader import load
 from host_tools.kmodel.yolo import Box, draw_boxes, region_decode
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp"}
+IMAGE_SUFFIXES = F.PHOTO_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -36,12 +36,7 @@ def read_input(spec: str, model, framing=F.DEFAULT) -> Input:
     if p.suffix.lower() in IMAGE_SUFFIXES:
         if model.input_is_float:
             raise ValueError("%s takes %d floats, not an image" % (model.name, c))
-        from PIL import Image
-        try:
-            with Image.open(p) as im:
-                rgb = np.asarray(im.convert("RGB"), np.uint8)
-        except (OSError, ValueError) as e:
-            raise ValueError("%s: cannot read image: %s" % (p, e)) from None
+        rgb = F.read_photo(p)
         return Input(spec, F.photo_input(rgb, w, h, c, framing), rgb,
                      F.photo_region(rgb.shape[1], rgb.shape[0], w, h, framing))
     if p.suffix.lower() == ".bin":

@@ -18,6 +18,7 @@ from host_tools.kmodel.reader import K210_CONV, K210_ADD_PADDING, K210_UPLOAD, F
 
 # the compilers each kmodel version comes from (ours writes V3 too)
 GENERATORS = {3: "nncase v0.1 format", 4: "nncase v0.2"}
+DTYPES = {"B": "u8", "f": "f32"}
 
 
 @dataclass
@@ -82,10 +83,18 @@ def _kpu_extent(L):
     return None
 
 
+def runs_on(L, kpu_type=K210_CONV) -> str:
+    """Where a layer runs: "KPU", or the CPU on uint8 or float32 data ("CPU u8->f32" where it converts)."""
+    if L.type == kpu_type:
+        return "KPU"
+    i, o = DTYPES.get(L.in_dtype, L.in_dtype), DTYPES.get(L.out_dtype, L.out_dtype)
+    return "CPU " + (i if i == o else i + "->" + o)
+
+
 def layer_info(L, weight_bits) -> dict:
-    d = {"index": L.index, "type": L.type_name, "type_id": L.type, "in_shape": L.in_shape, "out_shape": L.out_shape,
-         "kernel": None, "pool": None, "depthwise": False, "weight_bytes": _weight_bytes(L, weight_bits),
-         "macs": 0, "main_mem_out": L.type != K210_CONV or bool(L.fields["flags"] & 1), "stock_sdk": L.stock_sdk}
+    d = {"index": L.index, "type": L.type_name, "type_id": L.type, "runs": runs_on(L), "in_shape": L.in_shape,
+         "out_shape": L.out_shape, "kernel": None, "pool": None, "depthwise": False,
+         "weight_bytes": _weight_bytes(L, weight_bits), "macs": 0, "main_mem_out": L.type != K210_CONV or bool(L.fields["flags"] & 1), "stock_sdk": L.stock_sdk}
     if L.type == K210_CONV:
         r = L.regs
         d.update(kernel=r.kernel, pool=r.kernel_pool_type_cfg.pool_type, depthwise=r.depthwise)
@@ -156,12 +165,12 @@ def format_netinfo(info: NetInfo) -> str:
         shp(info.input_shape),
         "float32" if info.input_is_float else "uint8 planar",
         ", ".join("%s '%s'" % (shp(s), c) for s, c in zip(info.output_shapes, info.output_typecodes))),
-        "%3s  %-34s %-13s %-13s %6s %4s %10s" % ("#", "type", "in (c,h,w)", "out (c,h,w)", "kernel", "pool",
-                                                  "weights")]
+        "%3s  %-34s %-11s %-13s %-13s %6s %4s %10s" % ("#", "type", "runs on", "in (c,h,w)", "out (c,h,w)",
+                                                       "kernel", "pool", "weights")]
     for d in info.layers:
         k = "-" if d["kernel"] is None else "%dx%d%s" % (d["kernel"], d["kernel"], " dw" if d["depthwise"] else "")
-        lines.append("%3d  %-34s %-13s %-13s %6s %4s %10d" % (
-            d["index"], d["type"], shp(d["in_shape"]), shp(d["out_shape"]), k,
+        lines.append("%3d  %-34s %-11s %-13s %-13s %6s %4s %10d" % (
+            d["index"], d["type"], d["runs"], shp(d["in_shape"]), shp(d["out_shape"]), k,
             "-" if d["pool"] is None else d["pool"], d["weight_bytes"]))
     lines += ["file %d B, weights %d B, main memory %d B, KPU RAM %d B of 2 MiB, conv MACs %d per frame"
               % (info.file_size, info.weights, info.main_mem, info.kpu_ram, info.macs),

@@ -7,7 +7,7 @@ the streaming as for V3: main memory, two buffers of the largest node body, and 
 from host_tools.k210 import kpu as hw
 from host_tools.k210 import registers as R
 from host_tools.k210.firmware import V4_RUNTIME_EXTRA
-from host_tools.kmodel.netinfo import NetInfo, envelope
+from host_tools.kmodel.netinfo import NetInfo, envelope, runs_on
 from host_tools.kmodel.reader_v4 import KPU_CONV2D, MEM_KPU, TARGETS, KmodelV4
 
 
@@ -19,8 +19,9 @@ def _weight_bytes(L) -> int:
 
 
 def layer_info(L) -> dict:
-    d = {"index": L.index, "type": L.type_name, "type_id": L.type, "in_shape": L.in_shape, "out_shape": L.out_shape,
-         "kernel": None, "pool": None, "depthwise": False, "weight_bytes": _weight_bytes(L), "macs": 0,
+    d = {"index": L.index, "type": L.type_name, "type_id": L.type, "runs": runs_on(L, KPU_CONV2D),
+         "in_shape": L.in_shape, "out_shape": L.out_shape, "kernel": None, "pool": None, "depthwise": False,
+         "weight_bytes": _weight_bytes(L), "macs": 0,
          "main_mem_out": L.type != KPU_CONV2D or bool(L.fields["flags"]), "stock_sdk": True}
     if L.type == KPU_CONV2D:
         r = L.regs

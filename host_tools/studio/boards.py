@@ -12,12 +12,13 @@ from pathlib import Path
 from host_tools.deploy.sim_runtime import SimRuntime
 from host_tools.deploy.virtual_board import BoardState, VirtualBoard
 from host_tools.sim.camera import load_sources
+from host_tools.sim.fs import DeviceFs
 from host_tools.studio import video
 
 CONSOLE_KEEP = 64 * 1024      # characters of the board's console the page can show
-HELD_AT_RESET_MS = 3000.0
+HELD_AT_RESET_MS = 3000.0     # a BOOT "held" through a reset: longer than the ROM's sample and boot.py's window
 ISP_NOTE = "ISP (BOOT held at reset: the K210 ROM waits for kflash, MaixPy does not run; Reset starts it)"
-MODE_TAG = {"classifier": "CLS", "detector": "DET"}     # as device/lib/app.py writes them on the LCD     # a BOOT "held" through a reset: longer than the ROM's sample and boot.py's window
+MODE_TAG = {"classifier": "CLS", "detector": "DET"}     # as device/lib/app.py writes them on the LCD
 
 
 def show(board, camera):
@@ -101,6 +102,8 @@ class VirtualBackend:
         self.runtime = StudioRuntime(self.state, camera=cam, realtime=True)
         self.board = VirtualBoard(self.state, self.runtime)
         self.port = self.board.port
+        # its /flash and /sd as its firmware's uos sees them: the page reads files there without stopping the app
+        self.fs = DeviceFs(self.state.flash_root, self.state.sd_root if self.state.has_sd else None)
         self._thread = threading.Thread(target=self.board.serve, daemon=True)
         self._thread.start()
 
@@ -163,6 +166,7 @@ class VirtualBackend:
 class SerialBackend:
     """A real board (or `make board`'s pty): only the serial link; its own screen is the display."""
     virtual = False
+    fs = None               # every file action goes over the REPL
 
     def __init__(self, port):
         self.port = port

@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 
 from host_tools import outdir
-from host_tools.command import UsageError
+from host_tools.command import Failed, UsageError
 from host_tools.deploy import ports
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,10 +71,14 @@ def run(args) -> int:
         raise UsageError("--camera is for the virtual board; a real board's camera is its own sensor")
     if args.camera and not Path(args.camera).exists():
         raise FileNotFoundError("--camera %s: no such file or folder" % args.camera)
+    from host_tools.studio import assets
+    if assets.missing():
+        raise Failed(assets.missing())
     from aiohttp import web
     from host_tools.studio.boards import SerialBackend, VirtualBackend
     from host_tools.studio.files import BoardFiles
     from host_tools.studio.server import Studio
+    from host_tools.studio.terminal import Terminal
     facts = {}
     if args.port:
         backend = SerialBackend(ports.resolve(args.port))
@@ -83,12 +87,8 @@ def run(args) -> int:
         outdir.claim(args.state, STATE_FILES, force=args.force, option="--state", command="studio")
         facts = provision(args.state, args.device, args.models, args.sd)
         backend = VirtualBackend(args.state, camera=args.camera, sd=args.sd)
-    files = BoardFiles(backend.port)
-    if backend.virtual:
-        import threading
-        stop = threading.Event()
-        threading.Thread(target=files.drain_while_idle, args=(stop,), daemon=True).start()
-    studio = Studio(backend, files, host_manifests=facts)
+    files = BoardFiles(backend.port, fs=backend.fs)
+    studio = Studio(backend, files, host_manifests=facts, terminal=Terminal(backend.port, files.lock))
     return serve(studio, args.http_port)
 
 

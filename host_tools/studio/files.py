@@ -1,11 +1,14 @@
-"""The page's file tree, editor, run, REPL and models panes: the raw-REPL link and the functions `fs` uses.
+"""The page's file tree, editor, run and models panes: the raw-REPL link and the functions `fs` uses.
 
 Each action opens the link (which stops a running main.py, as `fs` does), does its work with deploy.board_fs (what
-`fs` calls) and leaves the raw REPL, under one lock: the board has one serial line. Paths are checked by
-board_fs.board_path and may not climb out with "..": nothing outside /flash and /sd is reachable.
+`fs` calls) and leaves the raw REPL, under one lock: the board has one serial line (the REPL pane's terminal,
+terminal.py, takes it too). On the virtual board, reading (the tree, a file, models.json) goes to its file systems
+directly, through the simulated firmware's own DeviceFs, so the app runs on; what changes files or runs code goes
+over the REPL and stops the app, as it must on a real board. Paths are checked by board_fs.board_path and may not
+climb out with "..": nothing outside /flash and /sd is reachable.
 """
-import ast
 import json
+import os
 import threading
 
 from host_tools.deploy import board_fs, fs_cli
@@ -21,9 +24,19 @@ def safe_path(p: str) -> str:
     return p
 
 
+def fs_listing(fs, root) -> list:
+    """board_fs.listing's answer, [(name, size, is_dir)], read from a sim.fs.DeviceFs."""
+    out = []
+    for name in fs.listdir(root):
+        st = fs.stat(root + "/" + name)
+        out.append((name, st[6], st[0] & 0x4000 != 0))
+    return out
+
+
 class BoardFiles:
-    def __init__(self, port, tool="mpremote"):
+    def __init__(self, port, tool="mpremote", fs=None):
         self.port, self.tool = port, tool
+        self.fs = fs            # the virtual board's sim.fs.DeviceFs: reads go there and the app runs on
         self.lock = threading.Lock()
 
     def _with_link(self, fn, reset=None):
@@ -34,24 +47,11 @@ class BoardFiles:
             finally:
                 link.close(reset=reset)
 
-    def drain_while_idle(self, stop: threading.Event) -> None:
-        """Read and drop what the board prints while no action holds the link (the virtual board's console
-        already reaches the page): a pty nobody reads fills up, and the firmware then waits on every write."""
-        import serial
-        line = serial.Serial(self.port, timeout=0)
-        try:
-            while not stop.is_set():
-                if self.lock.acquire(timeout=0.2):
-                    try:
-                        line.read(65536)
-                    finally:
-                        self.lock.release()
-                stop.wait(0.05)
-        finally:
-            line.close()
-
     def tree(self) -> dict:
         """{"/flash": [(name, size, is_dir)], "/sd": [...] or None when no card is in}."""
+        if self.fs is not None:
+            return {"/" + m: fs_listing(self.fs, "/" + m) if m in self.fs.mounts() else None for m in ("flash", "sd")}
+
         def work(link):
             roots = link.eval("uos.listdir('/')", setup="import uos")
             out = {}
@@ -62,6 +62,11 @@ class BoardFiles:
 
     def read(self, path) -> bytes:
         path = safe_path(path)
+        if self.fs is not None:
+            try:
+                return self.fs.read_bytes(path)
+            except OSError as e:
+                raise board_fs.FsError("%s: %s" % (path, os.strerror(e.errno))) from None
         return self._with_link(lambda link: board_fs.read_file(link, path))
 
     def write(self, path, data: bytes) -> None:
@@ -89,21 +94,6 @@ class BoardFiles:
         path = safe_path(path)
         self._with_link(lambda link: board_fs.run_file(link, path, RUN_TIMEOUT_S, out))
 
-    def repl(self, line: str, out) -> None:
-        """One REPL line in the board's __main__: an expression's value is printed, as the friendly REPL does."""
-        try:
-            tree = ast.parse(line, "<stdin>", "exec")
-        except SyntaxError:
-            tree = None
-        code = line
-        if tree is not None and len(tree.body) == 1 and isinstance(tree.body[0], ast.Expr):
-            code = "_ = (%s)\nif _ is not None:\n    print(repr(_))\n" % line.strip()
-        def work(link):
-            err = link.exec_follow(code, RUN_TIMEOUT_S, out)
-            if err:
-                raise DeviceError(code, err)
-        self._with_link(work)
-
     def reset(self) -> None:
         """machine.reset(): the board starts again as at power-up (boot.py, then main.py)."""
         self._with_link(lambda link: None, reset="hard")
@@ -113,14 +103,11 @@ class BoardFiles:
         self._with_link(lambda link: None)
 
     def models(self) -> list:
-        """models.json's entries with each model's manifest beside it on the board, where it has one."""
-        def work(link):
-            for where in ("/sd", "/flash"):
-                try:
-                    text = board_fs.read_file(link, where + "/models.json")
-                except (board_fs.FsError, DeviceError):     # not there: the board's other file system
-                    continue
-                entries = json.loads(text.decode("utf-8")).get("models", [])
-                return {"file": where + "/models.json", "models": entries}
-            return {"file": None, "models": []}
-        return self._with_link(work)
+        """models.json's entries: /sd's first (the current directory when a card is in), then /flash's."""
+        for where in ("/sd", "/flash"):
+            try:
+                text = self.read(where + "/models.json")
+            except (board_fs.FsError, DeviceError):     # not there: the board's other file system
+                continue
+            return {"file": where + "/models.json", "models": json.loads(text.decode("utf-8")).get("models", [])}
+        return {"file": None, "models": []}

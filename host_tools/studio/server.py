@@ -4,7 +4,8 @@ Safe by default: bound to 127.0.0.1; every request and WebSocket carries the tok
 cookie the first page load sets), else 403; the first tab connected is the writer, every other tab gets a
 read-only view (its changing requests are refused with 403) until the writer closes.
 The WebSocket sends LCD frames as PNG (binary messages) at the simulated board's pace and the board state as JSON
-twice a second; run and REPL output arrive on it as {"type": "out"} messages while the code runs.
+twice a second; a run's output arrives on it as {"type": "out"} messages while the code runs, and the serial
+terminal's (terminal.py) as {"type": "term"}; the writer tab sends its terminal keys as {"type": "keys"}.
 """
 import asyncio
 import io
@@ -20,7 +21,8 @@ STATIC = Path(__file__).resolve().parent / "static"
 FRAME_POLL_S = 0.03       # how often the LCD is looked at (the sim's clock is held to wall time)
 STATE_EVERY_S = 0.5
 COOKIE = "maixkit_studio"
-OUT_CHUNK = 512           # bytes of run/REPL output sent at once when no line ends
+OUT_CHUNK = 512           # bytes of run output sent at once when no line ends
+TERM_KEEP = 64 * 1024     # characters of the terminal a new tab is shown
 
 
 def png(rgb) -> bytes:
@@ -30,9 +32,13 @@ def png(rgb) -> bytes:
 
 
 class Studio:
-    def __init__(self, backend, files, token=None, host_manifests=None):
+    def __init__(self, backend, files, token=None, host_manifests=None, terminal=None):
         self.backend = backend
         self.files = files
+        self.terminal = terminal                     # terminal.Terminal on the board's line, or None
+        self.term_text = ""                          # its recent output, for a tab that connects later
+        self._term_order = asyncio.Lock()            # chunks reach the tabs in the order the board sent them
+        self._keys = self._typist = None             # typed keys waiting for the line, and their consumer
         self.token = token or secrets.token_urlsafe(24)
         self.host_manifests = host_manifests or {}   # name -> manifest dict (memory, predicted time), virtual only
         self.clients = {}                            # id -> WebSocketResponse
@@ -127,10 +133,6 @@ class Studio:
         body = await request.json()
         return await self._streamed(request, self.files.run, body["path"])
 
-    async def repl(self, request):
-        body = await request.json()
-        return await self._streamed(request, self.files.repl, body["line"])
-
     async def control(self, request):
         """reset | reset_held | stop | press | hold"""
         self._need_writer(request)
@@ -180,12 +182,19 @@ class Studio:
         if self.writer is None:
             self.writer = cid
         await sock.send_json({"type": "hello", "client": cid, "writer": self.writer == cid,
-                              "virtual": self.backend.virtual, "port": self.backend.port})
+                              "virtual": self.backend.virtual, "port": self.backend.port,
+                              "terminal": self.terminal is not None, "term": self.term_text})
         pump = asyncio.create_task(self._pump(sock))
         try:
             async for msg in sock:
                 if msg.type == WSMsgType.ERROR:
                     break
+                if msg.type == WSMsgType.TEXT:
+                    try:
+                        data = msg.json()
+                    except ValueError:
+                        continue
+                    await self._from_tab(cid, data)
         finally:
             pump.cancel()
             self.clients.pop(cid, None)
@@ -212,6 +221,39 @@ class Studio:
         except (ConnectionResetError, asyncio.CancelledError):
             pass
 
+    async def _from_tab(self, cid, msg):
+        """Terminal keys from the writer tab (a read-only view's are dropped), queued: the tab's WebSocket is not
+        held up while a file action has the line."""
+        if isinstance(msg, dict) and msg.get("type") == "keys" and cid == self.writer and self._keys is not None:
+            self._keys.put_nowait(str(msg.get("data", "")).encode("utf-8"))
+
+    async def _type_keys(self):
+        """The one consumer of the keys, so they reach the board in the order typed; a dead line is said in the pane."""
+        loop = asyncio.get_running_loop()
+        while True:
+            data = await self._keys.get()
+            try:
+                await loop.run_in_executor(None, self.terminal.keys, data)
+            except Exception as e:
+                await self._term_out("\r\n[studio: the keys did not reach the board: %s]\r\n" % e)
+
+    async def _term_out(self, text):
+        async with self._term_order:
+            self.term_text = (self.term_text + text)[-TERM_KEEP:]
+            await self.broadcast({"type": "term", "text": text})
+
+    async def _start_terminal(self, app):
+        if self.terminal is not None:
+            loop = asyncio.get_running_loop()
+            self.terminal.start(lambda text: asyncio.run_coroutine_threadsafe(self._term_out(text), loop))
+            self._keys = asyncio.Queue()
+            self._typist = asyncio.create_task(self._type_keys())
+
+    async def _stop_terminal(self, app):
+        if self.terminal is not None:
+            self._typist.cancel()
+            await asyncio.get_running_loop().run_in_executor(None, self.terminal.close)
+
     async def broadcast(self, msg):
         for sock in list(self.clients.values()):
             if not sock.closed:
@@ -223,10 +265,12 @@ class Studio:
             web.get("/", self.index), web.get("/ws", self.ws),
             web.get("/api/tree", self.tree), web.get("/api/file", self.read), web.post("/api/file", self.write),
             web.post("/api/new", self.create), web.post("/api/rename", self.rename), web.post("/api/remove", self.remove),
-            web.post("/api/run", self.run), web.post("/api/repl", self.repl), web.post("/api/control", self.control),
+            web.post("/api/run", self.run), web.post("/api/control", self.control),
             web.post("/api/camera", self.camera), web.get("/api/models", self.models),
             web.static("/static", STATIC),
         ])
+        app.on_startup.append(self._start_terminal)
+        app.on_cleanup.append(self._stop_terminal)
         return app
 
 

@@ -1,8 +1,39 @@
 // The studio page: plain JS, no network but this server. The token came in the URL; the server set a cookie.
+// CodeMirror (editor) and xterm.js (console, REPL) are served from /static/vendor/ (host_tools/studio/assets.py).
 "use strict";
 const $ = (id) => document.getElementById(id);
 const token = new URLSearchParams(location.search).get("token") || "";
-let client = null, writer = false, virtual = true, openPath = null, selected = null, models = [];
+let client = null, writer = false, virtual = true, openPath = null, selected = null, models = [], ws = null;
+
+const editor = CodeMirror.fromTextArea($("editor"), { mode: "python", lineNumbers: true, indentUnit: 4,
+                                                      extraKeys: { Tab: (cm) => cm.execCommand("insertSoftTab") } });
+
+function terminal(id, options) {
+  const t = new Terminal(Object.assign({ fontSize: 12, rows: 12, scrollback: 5000 }, options));
+  const fit = new FitAddon.FitAddon();
+  t.loadAddon(fit);
+  t.open($(id));
+  fit.fit();
+  window.addEventListener("resize", () => fit.fit());
+  return t;
+}
+const consoleTerm = terminal("console", { disableStdin: true, convertEol: true });  // the server sends \n
+const replTerm = terminal("repl", {});        // the board's own bytes: \r\n, echo, prompts
+replTerm.onData((data) => {      // keys typed, Ctrl-C included, go to the board as they are
+  if (writer && ws && ws.readyState === 1) ws.send(JSON.stringify({ type: "keys", data }));
+});
+
+// A terminal's text as lines (wrapped rows joined, trailing spaces cut), for the tests and anyone scripting the page.
+function termText(t) {
+  const b = t.buffer.active, lines = [];
+  for (let i = 0; i < b.length; i++) {
+    const line = b.getLine(i);
+    if (line.isWrapped && lines.length) lines[lines.length - 1] += line.translateToString(true);
+    else lines.push(line.translateToString(true));
+  }
+  return lines.map((l) => l.replace(/\s+$/, "")).join("\n").replace(/\n+$/, "");   // a prompt's space too
+}
+window.studio = { editor, consoleTerm, replTerm, termText, webcamSent: [] };
 
 function showError(text) { $("error").textContent = text || ""; }
 
@@ -16,16 +47,12 @@ async function api(method, url, body) {
   return r.json();
 }
 
-function say(text) {
-  const c = $("console");
-  c.textContent = (c.textContent + text).slice(-100000);
-  c.scrollTop = c.scrollHeight;
-}
+function say(text) { consoleTerm.write(text); }
 
 // ---- the WebSocket: LCD frames (binary PNG), state, streamed output ----
 let lastUrl = null;
 function connect() {
-  const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws?token=" +
+  ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws?token=" +
                            encodeURIComponent(token));
   ws.binaryType = "blob";
   ws.onmessage = (ev) => {
@@ -44,19 +71,31 @@ function connect() {
       $("board").textContent = (virtual ? "virtual Maix Bit" : "board") + " on " + m.port;
       setRole();
       if (!virtual) { $("lcd").hidden = true; $("lcd-note").hidden = false; }
+      $("files-note").textContent = virtual ? FILES_NOTE_VIRTUAL : FILES_NOTE_REAL;
+      replTerm.reset();
+      replTerm.write(m.terminal ? m.term : "(no terminal on this server)\r\n");
     } else if (m.type === "writer") { writer = true; setRole(); }
     else if (m.type === "state") showState(m);
     else if (m.type === "out") say(m.text);
+    else if (m.type === "term") replTerm.write(m.text);
   };
   ws.onclose = () => { $("board").textContent = "disconnected: reload the page"; };
 }
 
+// Which file actions stop the app (host_tools/studio/files.py): a real board has one serial line and only the REPL.
+const FILES_NOTE_REAL = "Every file action goes over the REPL, so it stops the running app first (Ctrl-C, as fs " +
+  "does); Reset starts it again.";
+const FILES_NOTE_VIRTUAL = "Reading (the tree, opening a file, the models) looks at the virtual board's file " +
+  "systems and the app runs on. Save, New, Rename, Remove and Run go over the REPL and stop the app first " +
+  "(Ctrl-C), as on a real board; Reset starts it again.";
+
 function setRole() {
   $("role").textContent = writer ? "" : "(read-only view: another tab is the writer)";
-  document.querySelectorAll("button, input, textarea").forEach((el) => {
+  document.querySelectorAll("button, input").forEach((el) => {
     if (!["refresh", "models-refresh"].includes(el.id)) el.disabled = !writer;
   });
-  $("editor").readOnly = !writer; $("editor").disabled = false;
+  editor.setOption("readOnly", !writer);
+  replTerm.options.disableStdin = !writer;
 }
 
 function kb(n) { return (n / 1024).toFixed(0) + " KiB"; }
@@ -96,19 +135,46 @@ async function sendPictures(files) {
   const r = await api("POST", "/api/camera", fd);
   $("camera-status").textContent = r.pictures + " picture(s) in front of the camera";
 }
-$("camera-files").onchange = (e) => sendPictures(e.target.files);
-$("camera-folder").onchange = (e) => sendPictures(e.target.files);
-$("webcam").onclick = async () => {
+let webcamTimer = null;
+function stopWebcam() {
+  if (webcamTimer === null) return;
+  clearInterval(webcamTimer); webcamTimer = null;
   const v = $("webcam-video");
-  v.srcObject = await navigator.mediaDevices.getUserMedia({ video: { width: 320, height: 240 } });
+  v.srcObject.getTracks().forEach((t) => t.stop());
+  v.srcObject = null; v.hidden = true;
+}
+// Each choice replaces the camera's pictures; the input is emptied so the same file can be chosen again.
+async function choose(input) {
+  stopWebcam();
+  try { await sendPictures(input.files); } finally { input.value = ""; }
+}
+$("camera-files").onchange = (e) => choose(e.target);
+$("camera-folder").onchange = (e) => choose(e.target);
+// The webcam: a frame every WEBCAM_MS, scaled to the camera's 320x240, becomes the simulated camera's scene.
+const WEBCAM_MS = 500;
+$("webcam").onclick = async () => {
+  if (webcamTimer !== null) return;
+  const v = $("webcam-video");
+  try { v.srcObject = await navigator.mediaDevices.getUserMedia({ video: { width: 320, height: 240 } }); }
+  catch (e) { $("camera-status").textContent = "no webcam: " + e.message; return; }
   v.hidden = false;
   const canvas = document.createElement("canvas");
   canvas.width = 320; canvas.height = 240;
-  setInterval(() => {
+  let sent = 0;
+  webcamTimer = setInterval(() => {
+    if (v.readyState < 2) return;                  // no frame yet
     canvas.getContext("2d").drawImage(v, 0, 0, 320, 240);
-    canvas.toBlob((b) => { if (b) { const fd = new FormData(); fd.append("picture", b, "webcam.png");
-                                    api("POST", "/api/camera", fd).catch(() => {}); } }, "image/png");
-  }, 500);
+    const url = canvas.toDataURL("image/png");
+    canvas.toBlob((b) => {
+      if (!b) return;
+      const fd = new FormData();
+      fd.append("picture", b, "webcam.png");
+      api("POST", "/api/camera", fd).then(() => {
+        studio.webcamSent = studio.webcamSent.concat([url]).slice(-8);   // the last frames the camera got
+        $("camera-status").textContent = "webcam: " + (++sent) + " frame(s) sent to the camera";
+      }).catch(() => {});
+    }, "image/png");
+  }, WEBCAM_MS);
 };
 
 // ---- files ----
@@ -136,13 +202,13 @@ async function openFile(path) {
   const r = await api("GET", "/api/file?path=" + encodeURIComponent(path));
   openPath = path;
   $("path").textContent = path;
-  $("editor").value = r.text;
-  highlight();
+  editor.setValue(r.text);
+  editor.clearHistory();
 }
 $("save").onclick = async () => {
   if (!openPath) return;
   $("editor-status").textContent = "saving...";
-  try { await api("POST", "/api/file", { path: openPath, text: $("editor").value });
+  try { await api("POST", "/api/file", { path: openPath, text: editor.getValue() });
         $("editor-status").textContent = "saved " + openPath; }
   catch (e) { $("editor-status").textContent = "not saved: " + e.message; }
 };
@@ -173,32 +239,8 @@ $("remove").onclick = async () => {
 };
 $("refresh").onclick = refreshTree;
 
-// ---- Python highlighting of the open file (keywords, strings, comments) ----
-const KW = /\b(and|as|assert|break|class|continue|def|del|elif|else|except|finally|for|from|global|if|import|in|is|lambda|nonlocal|not|or|pass|raise|return|try|while|with|yield|None|True|False)\b/g;
-function esc(s) { return s.replace(/&/g, "&amp;").replace(/</g, "&lt;"); }
-function highlight() {
-  const out = [];
-  for (const line of $("editor").value.split("\n")) {
-    const parts = line.split(/("[^"]*"|'[^']*'|#.*$)/);
-    out.push(parts.map((p, i) => i % 2 ? '<span class="' + (p[0] === "#" ? "com" : "str") + '">' + esc(p) + "</span>"
-                                        : esc(p).replace(KW, '<span class="kw">$1</span>')).join(""));
-  }
-  $("highlight").innerHTML = out.join("\n");
-}
-$("editor").addEventListener("input", highlight);
-
-// ---- REPL ----
-const history = [];
-$("repl-input").addEventListener("keydown", async (e) => {
-  if (e.key !== "Enter") return;
-  const line = e.target.value;
-  e.target.value = "";
-  history.push(line);
-  say(">>> " + line + "\n");
-  try { await api("POST", "/api/repl", { line }); } catch (err) { /* shown by api() and in the console */ }
-});
-
 // ---- models ----
+function esc(s) { return s.replace(/&/g, "&amp;").replace(/</g, "&lt;"); }
 async function refreshModels() {
   const r = await api("GET", "/api/models");
   models = r.models;
