@@ -1,5 +1,6 @@
-"""The studio's server without a browser: the token, one writer, paths kept on the board, and the file panes
-against `make board`'s virtual board through the real-board path (its pty, the link `fs` uses)."""
+"""The studio's server without a browser: the token, one writer, paths kept on the board, the file panes and the
+REPL terminal against `make board`'s virtual board through the real-board path (its pty, the link `fs` uses), and
+the page's editor and terminal files: served by the studio, built from npm, a missing npm named."""
 import asyncio
 import json
 import os

@@ -23,6 +23,7 @@ import pytest
 from PIL import Image
 
 from studio_lcd import says, says_anywhere_on_row
+from test_deploy_support import VirtualBoardProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -45,10 +46,9 @@ def wait(fn, timeout, what):
     raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
 
 
-@pytest.fixture(scope="module")
-def studio(tmp_path_factory):
-    state = tmp_path_factory.mktemp("studio") / "board"
-    p = subprocess.Popen([sys.executable, "-m", "host_tools", "studio", "--http-port", "0", "--state", str(state)],
+def serve_studio(args):
+    """`python -m host_tools studio ARGS` until the generator is closed; yields the URL it prints."""
+    p = subprocess.Popen([sys.executable, "-m", "host_tools", "studio", "--http-port", "0"] + list(args),
                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                          env=dict(os.environ, PYTHONUNBUFFERED="1"))
     url, seen = None, []
@@ -69,6 +69,21 @@ def studio(tmp_path_factory):
         p.wait(10)
     except subprocess.TimeoutExpired:
         p.kill()
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    yield from serve_studio(["--state", str(tmp_path_factory.mktemp("studio") / "board")])
+
+
+@pytest.fixture(scope="module")
+def studio_on_a_port(tmp_path_factory):
+    """`studio --port` on `make board`'s pty: the page as it is for a real board."""
+    board = VirtualBoardProcess(tmp_path_factory.mktemp("studio-port") / "board", ["--fast", "--no-usb"])
+    try:
+        yield from serve_studio(["--port", board.port])
+    finally:
+        board.close()
 
 
 @pytest.fixture(scope="module")
@@ -282,3 +297,35 @@ def test_the_page_drives_the_virtual_board(studio, browser, tmp_path):
 
 def editor_text(d) -> str:
     return d.execute_script("return studio.editor.getValue()")
+
+
+def test_the_page_on_a_real_boards_port(studio_on_a_port, browser):
+    """With --port: no LCD (the board's own screen is the display), every file action over the REPL; a file made,
+    typed and run from the page, and the REPL terminal, on `make board`'s pty."""
+    from selenium.webdriver.common.keys import Keys
+    d = browser
+    d.get(studio_on_a_port)
+    wait(lambda: "board on" in text(d, "board"), 30, "the hello")
+    assert not d.find_element("id", "lcd").is_displayed() and d.find_element("id", "lcd-note").is_displayed()
+    assert "Every file action goes over the REPL" in text(d, "files-note")
+    d.find_element("id", "new").click()
+    wait(lambda: d.switch_to.alert, 10, "the new-file prompt")
+    alert = d.switch_to.alert
+    alert.send_keys("/flash/on_port.py")
+    alert.accept()
+    wait(lambda: text(d, "path") == "/flash/on_port.py", 30, "the new file open")
+    d.execute_script("studio.editor.focus()")
+    type_keys(d, "for i in range(2):", Keys.ENTER, "print('answer', i, 6 * 7)")     # CodeMirror indents the body
+    d.find_element("id", "save").click()
+    wait(lambda: text(d, "editor-status").startswith("saved"), 30, "on_port.py saved")
+    assert {"for", "in"} <= {e.text for e in d.find_elements("css selector", "#pane-editor .cm-keyword")}
+    d.find_element("id", "refresh").click()
+    wait(lambda: d.find_elements("css selector", "#tree li[data-path='/flash/on_port.py']"), 30, "the file listed")
+    d.find_element("id", "run").click()
+    wait(lambda: "--- end of" in term(d, "console"), 30, "the run's output")
+    assert "\nanswer 0 42\nanswer 1 42\n--- end of" in term(d, "console"), term(d, "console")
+    d.find_element("css selector", "#repl .xterm").click()
+    type_keys(d, Keys.ENTER)
+    wait(lambda: term(d, "repl").endswith(">>>"), 30, "a prompt in the terminal")
+    type_keys(d, "6*7", Keys.ENTER)
+    wait(lambda: term(d, "repl").endswith(">>> 6*7\n42\n>>>"), 30, "6*7 answered in the terminal")
