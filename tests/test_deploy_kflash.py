@@ -222,8 +222,8 @@ class NormalUser:
         self.env = dict(os.environ, HOME=str(self.home), PYTHONUNBUFFERED="1",
                         PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests"), sysconfig.get_paths()["purelib"]]))
         self.python = sys.executable
-        if subprocess.run(self.drop + [self.python, "-c", "pass"], capture_output=True).returncode != 0:
-            self.python = shutil.which("python%d.%d" % sys.version_info[:2])
+        if subprocess.run(self.drop + ["test", "-x", os.path.realpath(self.python)]).returncode != 0:
+            self.python = shutil.which("python%d.%d" % sys.version_info[:2], path=os.defpath)
             if not self.python:
                 pytest.skip("no Python %d.%d that uid %d may run" % (sys.version_info[:2] + (NOBODY,)))
         self.bin = Path(sys.executable).parent
@@ -282,7 +282,7 @@ def test_the_usb_port_and_the_kflash_command_line_as_a_normal_user():
             return
         usb = line.split()[-1]
         assert line.startswith("kflash port (with DTR/RTS): ") and usb == str(state / "usb" / "ttyUSB0"), \
-            line + b.stdout.read() if b.poll() is not None else line
+            line + (b.stdout.read() if b.poll() is not None else "")
         model = pattern(100_000, 6)
         r = kflash_as(user, usb, model)
         assert r.returncode == 0 and "Greeting fail" not in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
