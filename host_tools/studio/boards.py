@@ -7,6 +7,7 @@ own screen: the LCD, the BOOT button, the heaps and the model held.
 """
 import json
 import threading
+import time
 from pathlib import Path
 
 from host_tools.deploy.sim_runtime import SimRuntime
@@ -19,6 +20,7 @@ CONSOLE_KEEP = 64 * 1024      # characters of the board's console the page can s
 HELD_AT_RESET_MS = 3000.0     # a BOOT "held" through a reset: longer than the ROM's sample and boot.py's window
 ISP_NOTE = "ISP (BOOT held at reset: the K210 ROM waits for kflash, MaixPy does not run; Reset starts it)"
 MODE_TAG = {"classifier": "CLS", "detector": "DET"}     # as device/lib/app.py writes them on the LCD
+BOOT_WAIT_S = 30.0            # the longest the URL waits for the virtual board's first picture
 
 
 def show(board, camera):
@@ -117,6 +119,17 @@ class VirtualBackend:
         if board is None:
             return 0, None
         return board.screen.updates, board.screen.rgb()
+
+    def wait_first_picture(self, timeout=BOOT_WAIT_S) -> bool:
+        """Until boot.py has drawn on the panel (about 1 s of the host's time, for the firmware's start-up), so a
+        page opened at the URL gets a picture at once; False when it did not within timeout."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            updates, rgb = self.lcd()
+            if updates and rgb is not None:
+                return True
+            time.sleep(0.02)
+        return False
 
     def press(self, hold_ms=120.0):
         board, _ = self._sim()
