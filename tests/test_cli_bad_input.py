@@ -130,6 +130,8 @@ BOARD_CASES = [
      ["fstring.py", "line 2", "mpy-cross 1.11 refuses it"]),
     ("fs-put-name-spiffs-refuses", ["fs", "put", "{T}/ok.py", "/flash/lib/ok.py"], FAILED,
      ["/flash/lib/ok.py", "SPIFFS, which has no folders"]),
+    ("fs-put-full-flash", ["fs", "put", "{T}/cut.tflite", "/flash/cut.tflite"], FAILED,
+     ["/flash/cut.tflite: /flash has 0 bytes free, the file is 1000; nothing was written"]),
     ("fs-put-mpy-of-a-text-file", ["fs", "put", "--mpy", "{T}/notes.txt"], FAILED, ["notes.txt", "--mpy"]),
     ("fs-get-missing-board-file", ["fs", "get", "/flash/none.py", "{T}/got.py"], FAILED,
      ["no such file /flash/none.py"]),
@@ -168,6 +170,7 @@ BOARD_FILES = {
     "fs-edit-to-fstring": {"flash/keep.py": b"x = 1\n"},
     # /flash (SPIFFS, 3 MiB) nearly full: the app does not fit beside what is there
     "sync-full-flash": {"flash/recording.bin": bytes(SPIFFS_SIZE - 8192)},
+    "fs-put-full-flash": {"flash/recording.bin": bytes(SPIFFS_SIZE)},
 }
 CASE_ENV = {"fs-edit-editor-fails": {"EDITOR": "false"}, "fs-edit-to-fstring": {"EDITOR": "{T}/fstring_editor.py"}}
 
