@@ -233,13 +233,13 @@ def test_bad_input_on_the_board(case, board, user, capsys, monkeypatch):  # noqa
         monkeypatch.delenv(var, raising=False)
     for var, value in CASE_ENV.get(name, {}).items():
         monkeypatch.setenv(var, value.replace("{T}", str(user)))
-    made = [board.state / rel for rel in BOARD_FILES.get(name, {})]
-    for path, data in zip(made, BOARD_FILES.get(name, {}).values()):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
     # booted: MaixPy's _boot.py writes its welcome main.py onto a card that has none (k210/startup.py)
     assert board.wait_for(lambda: (board.state / "sd" / "main.py").is_file(), 60)
+    made = [board.state / rel for rel in BOARD_FILES.get(name, {})]
     try:
+        for path, data in zip(made, BOARD_FILES.get(name, {}).values()):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
         before = board_files(board.state)
         run_case(argv, code, words, user, capsys)
         assert board_files(board.state) == before, "%s changed the board's files" % argv
