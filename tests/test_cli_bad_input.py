@@ -17,6 +17,8 @@ import pytest
 
 from host_tools import command
 from host_tools.__main__ import main
+from host_tools.k210.flash import SPIFFS_SIZE
+from test_deploy_fs import board  # noqa: F401 (the virtual board `fs` is tested on: `make board`'s, with a card)
 from test_deploy_support import ROOT
 
 MODELS = ROOT / "models"
@@ -36,6 +38,13 @@ def make_inputs(root: Path):
     (root / "text.tflite").write_text("not a model\n")
     (root / "a_file").write_text("x\n")
     (root / "fstring.py").write_text("x = 1\nprint(f'{x}')\n")
+    (root / "ok.py").write_text("print('ok')\n")
+    (root / "badapp").mkdir()
+    (root / "badapp" / "boot.py").write_text("print('boot')\n")
+    (root / "badapp" / "main.py").write_text("x = 1\nprint(f'{x}')\n")
+    editor = root / "fstring_editor.py"     # an editor whose user typed an f-string into the board's file
+    editor.write_text("#!%s\nimport sys\nopen(sys.argv[1], 'a').write(\"y = f'{1}'\\n\")\n" % sys.executable)
+    editor.chmod(0o755)
     (root / "foreign").mkdir()
     (root / "foreign" / "notes.txt").write_text("keep me\n")
     (root / "empty").mkdir()
@@ -102,12 +111,68 @@ CASES = [
      ["m.json"]),
     ("flash-bad-pin", ["flash", "plan", "--models", str(MODELS), "--pin", "digits", "--out", "{T}/d"], FAILED, ["digits"]),
     ("flash-unknown-action", ["flash", "burn"], USAGE, ["burn"]),
-    ("deploy-missing-port", ["deploy", "--models", str(MODELS), "--port", "{T}/ttyUSB9", "--out", "{T}/d"], FAILED, ["ttyUSB9"]),
+    ("deploy-missing-port", ["deploy", "--models", str(MODELS), "--device", str(ROOT / "device"), "--port",
+                             "{T}/ttyUSB9", "--out", "{T}/d"], FAILED, ["ttyUSB9"]),
+    ("deploy-app-does-not-compile", ["deploy", "--models", str(MODELS), "--device", "{T}/badapp", "--port",
+                                     "{T}/ttyUSB9", "--out", "{T}/d"], FAILED, ["{T}/badapp/main.py", "line 2"]),
     ("fs-no-board", ["fs", "ls", "/flash"], FAILED, ["no board found", "--port"]),
     ("fs-port-is-a-file", ["fs", "--port", "{T}/notes.txt", "ls"], FAILED, ["notes.txt", "not a serial port"]),
     ("board-state-is-a-file", ["board", "--state", "{T}/a_file"], FAILED, ["a_file", "--state"]),
     ("board-state-foreign", ["board", "--state", "{T}/foreign"], FAILED, ["notes.txt", "--force"]),
 ]
+
+# On the virtual board (found through $MAIXKIT_PORT, as `fs` finds `make board`'s): the board's files must not
+# change either. Files the board holds for a case are in BOARD_FILES; environment variables in CASE_ENV.
+BOARD_CASES = [
+    ("fs-put-missing-file", ["fs", "put", "{T}/none.py", "/flash/none.py"], FAILED, ["{T}/none.py",
+                                                                                    "on this computer"]),
+    ("fs-put-fstring", ["fs", "put", "{T}/fstring.py", "/flash/fstring.py"], FAILED,
+     ["fstring.py", "line 2", "mpy-cross 1.11 refuses it"]),
+    ("fs-put-name-spiffs-refuses", ["fs", "put", "{T}/ok.py", "/flash/lib/ok.py"], FAILED,
+     ["/flash/lib/ok.py", "SPIFFS, which has no folders"]),
+    ("fs-put-full-flash", ["fs", "put", "{T}/cut.tflite", "/flash/cut.tflite"], FAILED,
+     ["/flash/cut.tflite: /flash has 0 bytes free, the file is 1000; nothing was written"]),
+    ("fs-put-mpy-of-a-text-file", ["fs", "put", "--mpy", "{T}/notes.txt"], FAILED, ["notes.txt", "--mpy"]),
+    ("fs-get-missing-board-file", ["fs", "get", "/flash/none.py", "{T}/got.py"], FAILED,
+     ["no such file /flash/none.py"]),
+    ("fs-get-into-missing-folder", ["fs", "get", "/flash/keep.py", "{T}/nowhere/keep.py"], FAILED,
+     ["{T}/nowhere", "on this computer"]),
+    ("fs-cat-missing", ["fs", "cat", "/flash/none.py"], FAILED, ["no such file /flash/none.py"]),
+    ("fs-cat-a-folder", ["fs", "cat", "/sd/data"], FAILED, ["/sd/data is a folder"]),
+    ("fs-ls-outside", ["fs", "ls", "/etc"], FAILED, ["/etc", "/flash and /sd"]),
+    ("fs-ls-missing-folder", ["fs", "ls", "/sd/none"], FAILED, ["no such folder /sd/none"]),
+    ("fs-run-missing", ["fs", "run", "/flash/none.py"], FAILED, ["no such file /flash/none.py"]),
+    ("fs-run-raises", ["fs", "run", "/flash/raises.py"], FAILED, ["/flash/raises.py, line 2", "ValueError: bad"]),
+    ("fs-new-exists", ["fs", "new", "/flash/keep.py"], FAILED, ["/flash/keep.py already exists"]),
+    ("fs-rm-missing", ["fs", "rm", "/flash/none.py"], FAILED, ["no such file /flash/none.py"]),
+    ("fs-rm-a-file-system", ["fs", "rm", "/flash"], FAILED, ["/flash is a file system"]),
+    ("fs-mkdir-on-spiffs", ["fs", "mkdir", "/flash/lib"], FAILED, ["/flash/lib", "SPIFFS, which has no folders"]),
+    ("fs-rmdir-not-empty", ["fs", "rmdir", "/sd/data"], FAILED, ["/sd/data is not empty"]),
+    ("fs-edit-without-editor", ["fs", "edit", "/flash/keep.py"], USAGE, ["$EDITOR"]),
+    ("fs-edit-editor-fails", ["fs", "edit", "/flash/keep.py"], FAILED, ["editor exited with 1",
+                                                                       "/flash/keep.py left unchanged"]),
+    ("fs-edit-to-fstring", ["fs", "edit", "/flash/keep.py"], FAILED, ["/flash/keep.py", "line 2",
+                                                                     "mpy-cross 1.11 refuses it"]),
+    ("sync-missing-device", ["sync", "--device", "{T}/none"], FAILED, ["{T}/none", "no main.py"]),
+    ("sync-not-an-app", ["sync", "--device", "{T}/empty"], FAILED, ["{T}/empty", "no main.py"]),
+    ("sync-app-does-not-compile", ["sync", "--device", "{T}/badapp"], FAILED,
+     ["{T}/badapp/main.py", "line 2", "mpy-cross 1.11 refuses it"]),
+    ("sync-full-flash", ["sync", "--device", str(ROOT / "device")], FAILED,
+     ["/flash has", "bytes free", "nothing was written"]),
+]
+BOARD_FILES = {
+    "fs-get-into-missing-folder": {"flash/keep.py": b"x = 1\n"},
+    "fs-cat-a-folder": {"sd/data/a.txt": b"a"},
+    "fs-run-raises": {"flash/raises.py": b"print('before')\nraise ValueError('bad')\n"},
+    "fs-new-exists": {"flash/keep.py": b"x = 1\n"},
+    "fs-rmdir-not-empty": {"sd/data/a.txt": b"a"},
+    "fs-edit-editor-fails": {"flash/keep.py": b"x = 1\n"},
+    "fs-edit-to-fstring": {"flash/keep.py": b"x = 1\n"},
+    # /flash (SPIFFS, 3 MiB) nearly full: the app does not fit beside what is there
+    "sync-full-flash": {"flash/recording.bin": bytes(SPIFFS_SIZE - 8192)},
+    "fs-put-full-flash": {"flash/recording.bin": bytes(SPIFFS_SIZE)},
+}
+CASE_ENV = {"fs-edit-editor-fails": {"EDITOR": "false"}, "fs-edit-to-fstring": {"EDITOR": "{T}/fstring_editor.py"}}
 
 
 def tree(root: Path) -> dict:
@@ -148,6 +213,41 @@ def run_case(argv, code, words, root, capsys):
 def test_bad_input(case, user, capsys):
     _, argv, code, words = case
     run_case(argv, code, words, user, capsys)
+
+
+def board_files(state: Path) -> dict:
+    """What a user would see of the board: its file systems and its flash image. Not the rest of the state folder:
+    its usb/ttyUSB0 is the board's FUSE serial port, where a read waits for the board to say something."""
+    image = state / "flash.bin"
+    files = {"flash.bin": hashlib.sha256(image.read_bytes()).hexdigest()} if image.is_file() else {}
+    for fs in ("flash", "sd"):
+        files.update({fs + "/" + k: v for k, v in tree(state / fs).items()})
+    return files
+
+
+@pytest.mark.parametrize("case", BOARD_CASES, ids=[c[0] for c in BOARD_CASES])
+def test_bad_input_on_the_board(case, board, user, capsys, monkeypatch):  # noqa: F811
+    name, argv, code, words = case
+    monkeypatch.setenv("MAIXKIT_PORT", board.port)
+    for var in ("EDITOR", "VISUAL"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in CASE_ENV.get(name, {}).items():
+        monkeypatch.setenv(var, value.replace("{T}", str(user)))
+    # booted: MaixPy's _boot.py writes its welcome main.py onto a card that has none (k210/startup.py)
+    assert board.wait_for(lambda: (board.state / "sd" / "main.py").is_file(), 60)
+    made = [board.state / rel for rel in BOARD_FILES.get(name, {})]
+    try:
+        for path, data in zip(made, BOARD_FILES.get(name, {}).values()):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        before = board_files(board.state)
+        run_case(argv, code, words, user, capsys)
+        assert board_files(board.state) == before, "%s changed the board's files" % argv
+    finally:
+        for path in made:
+            path.unlink(missing_ok=True)
+            if path.parent.name == "data":
+                path.parent.rmdir()
 
 
 def test_sim_out_keeps_a_foreign_file_with_force(user, capsys):

@@ -180,10 +180,179 @@ def test_without_fuse_the_board_says_why_and_what_works(board, tmp_path, monkeyp
     monkeypatch.setattr(fuse_port.os, "geteuid", lambda: 1000)
     monkeypatch.setattr(fuse_port, "_fusermount", lambda: None)
     line = virtual_board.usb_port(board, tmp_path / "usb")
-    assert line == ("no kflash port with DTR/RTS (not root and no fusermount3 (install the fuse3 package)): the "
-                    "kflash command line cannot reset this board; `python -m host_tools flash write` and `deploy` "
-                    "drive kflash over the pty")
+    assert line == ("no kflash port with DTR/RTS (not root and no fusermount3: install the fuse3 package (sudo apt "
+                    "install fuse3)): the kflash command line cannot reset this board; `python -m host_tools flash "
+                    "write` and `deploy` drive kflash over the pty")
     assert not (tmp_path / "usb").exists()
+
+
+NOBODY = 65534      # an unprivileged user every Linux has
+# The virtual board's ISP side and its FUSE port, without the simulator (which would compile its kernels anew for a
+# user who cannot write the checkout's numba cache): argv[1] is the state folder.
+ISP_BOARD = """
+import sys
+from pathlib import Path
+from host_tools.deploy.virtual_board import BoardState, VirtualBoard, usb_port
+from test_deploy_kflash import QuietRuntime
+b = VirtualBoard(BoardState(sys.argv[1]), QuietRuntime())
+print(usb_port(b, Path(sys.argv[1]) / "usb"), flush=True)
+b.serve()
+"""
+
+
+class NormalUser:
+    """Commands run as uid/gid 65534 with no groups and no capabilities (as this user when it is not root), from a
+    home folder of its own. Python is this one when that user may run it, else the system's of the same version on
+    this venv's packages (here the venv's interpreter lives under /root, 0700)."""
+
+    def __init__(self):
+        import shutil
+        import subprocess
+        import sys
+        import sysconfig
+        import tempfile
+        from pathlib import Path
+        from test_deploy_support import ROOT
+        self.drop = []                  # not root: this user is one already
+        self.home = Path(tempfile.mkdtemp(prefix="maixkit-user-"))     # pytest's tmp_path is root's alone (0700)
+        if os.geteuid() == 0:
+            if not shutil.which("setpriv"):
+                shutil.rmtree(self.home)
+                pytest.skip("becoming an unprivileged user takes setpriv (util-linux)")
+            self.drop = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups", "--"]
+            os.chmod(self.home, 0o755)
+            os.chown(self.home, NOBODY, NOBODY)
+        self.env = dict(os.environ, HOME=str(self.home), PYTHONUNBUFFERED="1",
+                        PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests"), sysconfig.get_paths()["purelib"]]))
+        self.python = sys.executable
+        if self.drop and subprocess.run(self.drop + ["test", "-x", os.path.realpath(self.python)]).returncode != 0:
+            self.python = shutil.which("python%d.%d" % sys.version_info[:2], path=os.defpath)
+            if not self.python:
+                shutil.rmtree(self.home)
+                pytest.skip("no Python %d.%d that uid %d may run" % (sys.version_info[:2] + (NOBODY,)))
+        self.bin = Path(sys.executable).parent
+        self.root = ROOT
+
+    def popen(self, args, **kw):
+        import subprocess
+        return subprocess.Popen(self.drop + [self.python] + args, cwd=self.root, env=self.env, **kw)
+
+    def run(self, args, **kw):
+        import subprocess
+        return subprocess.run(self.drop + [self.python] + args, cwd=self.root, env=self.env, **kw)
+
+    def close(self):
+        import shutil
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def lacks_for_a_normal_user() -> str:
+    """What this machine lacks for a normal user to mount the FUSE port, worked out here from the files themselves
+    (the expected text is fuse_port's)."""
+    import shutil
+    from host_tools.deploy import fuse_port
+    fm = shutil.which("fusermount3") or shutil.which("fusermount")
+    if not os.path.exists("/dev/fuse"):
+        return fuse_port.NO_DEV_FUSE
+    if not fm:
+        return fuse_port.NO_FUSERMOUNT
+    if not (os.stat(fm).st_uid == 0 and os.stat(fm).st_mode & 0o4000):
+        return fuse_port.NOT_SETUID % (fm, fm)
+    return ""
+
+
+def kflash_as(user, usb, model):
+    """The unmodified kflash command line (this venv's console script) as that user: returns its run."""
+    import subprocess
+    pkg = kfpkg.write(user.home / "x.kfpkg", [kfpkg.Entry(0x300000, "a.kmodel", model, False)])
+    return user.run([str(user.bin / "kflash"), "-p", usb, "-B", "bit", "-b", "1500000", "-n", str(pkg)],
+                    capture_output=True, text=True, timeout=120)
+
+
+def test_the_usb_port_and_the_kflash_command_line_as_a_normal_user():
+    """The board's FUSE port served by a user without root (uid 65534, no groups), and the kflash command line of
+    that user through it: the bytes land and the reset came through the modem lines; or, where this machine does
+    not let a normal user mount FUSE, the board's usb line says exactly what that user lacks."""
+    import subprocess
+    user = NormalUser()
+    lacks = lacks_for_a_normal_user()
+    state = user.home / "board"
+    b = user.popen(["-c", ISP_BOARD, str(state)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = b.stdout.readline()
+        if lacks:
+            assert line == ("no kflash port with DTR/RTS (%s): the kflash command line cannot reset this board; "
+                            "`python -m host_tools flash write` and `deploy` drive kflash over the pty\n" % lacks), line
+            return
+        usb = line.split()[-1]
+        assert line.startswith("kflash port (with DTR/RTS): ") and usb == str(state / "usb" / "ttyUSB0"), \
+            line + (b.stdout.read() if b.poll() is not None else "")
+        model = pattern(100_000, 6)
+        r = kflash_as(user, usb, model)
+        assert r.returncode == 0 and "Greeting fail" not in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
+        assert wait(lambda: (state / "isp.jsonl").exists(), 10)
+        assert (state / "flash.bin").read_bytes()[0x300000:0x300000 + len(model)] == model
+        assert "reset held (RTS)" in (state / "board.log").read_text()     # through the modem lines
+    finally:
+        b.terminate()
+        b.wait(20)
+        b.stdout.close()
+        assert wait(lambda: not os.path.ismount(str(state / "usb")), 10)   # the guard unmounted it
+        user.close()
+
+
+@pytest.mark.heavy
+def test_make_board_as_a_normal_user():
+    """`python -m host_tools board` as uid 65534 (its numba kernels compiled anew: that user cannot write the
+    checkout's cache), `fs ls` and the kflash command line as that user."""
+    import subprocess
+    user = NormalUser()
+    lacks = lacks_for_a_normal_user()
+    state = user.home / "board"
+    b = user.popen(["-m", "host_tools", "board", "--state", str(state), "--fast"], stdout=subprocess.PIPE,
+                   stderr=subprocess.STDOUT, text=True)
+    try:
+        first, usb_line = b.stdout.readline(), b.stdout.readline()
+        assert first.startswith("virtual Maix Bit on port /dev/pts/"), first + usb_line
+        port = first.split()[-1]
+        r = user.run(["-m", "host_tools", "fs", "--port", port, "ls", "/flash"], capture_output=True, text=True,
+                     timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        if lacks:
+            assert lacks in usb_line, usb_line
+            return
+        model = pattern(100_000, 7)
+        r = kflash_as(user, usb_line.split()[-1], model)
+        assert r.returncode == 0 and "Greeting fail" not in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
+        assert wait(lambda: (state / "isp.jsonl").exists(), 10)
+        assert (state / "flash.bin").read_bytes()[0x300000:0x300000 + len(model)] == model
+    finally:
+        b.terminate()
+        b.wait(30)
+        b.stdout.close()
+        user.close()
+
+
+def test_what_a_normal_user_lacks_for_the_usb_port_is_named(tmp_path, monkeypatch):
+    """Without root, mounting takes fusermount3, setuid root and runnable by the user: each missing piece is named
+    with its fix."""
+    from host_tools.deploy import fuse_port
+    fm = tmp_path / "fusermount3"
+    fm.write_text("#!/bin/sh\n")
+    monkeypatch.setattr(fuse_port.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(fuse_port, "_fusermount", lambda: None)
+    assert fuse_port.available() == "not root and no fusermount3: install the fuse3 package (sudo apt install fuse3)"
+    monkeypatch.setattr(fuse_port, "_fusermount", lambda: str(fm))
+    fm.chmod(0o644)
+    assert fuse_port.available() == ("%s is not executable by you: join the group it belongs to (sudo usermod -aG "
+                                     "root $USER, then log in again)" % fm)
+    fm.chmod(0o755)
+    assert fuse_port.available() == "%s is not setuid root, so it cannot mount for you (sudo chmod u+s %s)" % (fm, fm)
+    fm.chmod(0o4755)
+    assert fuse_port.available() == ""
+    real = os.path.exists
+    monkeypatch.setattr(fuse_port.os.path, "exists", lambda p: False if p == "/dev/fuse" else real(p))
+    assert fuse_port.available() == "no /dev/fuse: the kernel has no FUSE (load it: sudo modprobe fuse)"
 
 
 def test_our_flasher_never_reports_success_after_greeting_fail(tmp_path):

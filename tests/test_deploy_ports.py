@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from host_tools.deploy import ports
+from test_deploy_support import ROOT, VirtualBoardProcess
 
 
 def test_the_given_port_then_the_environment_then_the_one_board(tmp_path, monkeypatch):
@@ -47,3 +48,21 @@ def test_one_usb_device_with_two_interfaces_is_one_board(monkeypatch):
     monkeypatch.setattr(list_ports, "comports", lambda: [port("/dev/ttyUSB1", "1-2:1.1"), port("/dev/ttyUSB0", "1-2:1.0"),
                                                          port("/dev/ttyUSB2", "1-3:1.0")])
     assert [f.port for f in ports.usb()] == ["/dev/ttyUSB0", "/dev/ttyUSB2"]
+
+
+def test_fs_finds_the_virtual_board_without_a_port(tmp_path):
+    """`make board` then `fs ls /flash` in the same folder: no --port, no PORT. The board is advertised before it
+    prints its port line, and withdrawn when it stops."""
+    board = VirtualBoardProcess(tmp_path / "out" / "board", ["--fast", "--no-usb"])
+    try:
+        assert (tmp_path / "out" / "board" / ports.ADVERT).is_file()
+        (tmp_path / "out" / "board" / "flash" / "hello.py").write_text("print(1)\n")
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        for name in ports.ENV:
+            env.pop(name, None)
+        r = subprocess.run([sys.executable, "-m", "host_tools", "fs", "ls", "/flash"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and "hello.py" in r.stdout, r.stdout + r.stderr
+    finally:
+        board.close()
+    assert not (tmp_path / "out" / "board" / ports.ADVERT).exists()

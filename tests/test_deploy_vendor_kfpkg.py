@@ -7,10 +7,12 @@ import zipfile
 import pytest
 
 from conftest import fixture_file
+from host_tools import manifest as mf
 from host_tools.__main__ import main as cli
 from host_tools.k210 import flash as flash_map
-from test_deploy_kflash import board, isp_log, wait  # noqa: F401 (the in-process virtual board fixture)
-from test_deploy_support import pattern
+from test_deploy_fs import board as repl_board  # noqa: F401 (a board with MaixPy's REPL: the one `fs` is tested on)
+from test_deploy_kflash import board, isp_log, wait  # noqa: F401 (the in-process virtual board fixture: ISP only)
+from test_deploy_support import ROOT, pattern
 
 
 def vendor_kfpkg(path, files, listing=None):
@@ -76,3 +78,61 @@ def test_not_a_kfpkg(tmp_path, capsys):
     assert cli(["flash", "plan", "--kfpkg", str(p), "--out", str(tmp_path / "o")]) == 1
     assert "names gone.bin, which the zip does not hold" in capsys.readouterr().err
     assert cli(["flash", "kfpkg", "--kfpkg", str(p), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_write_never_overwrites_a_listed_model_and_relists_one_it_moves(repl_board, tmp_path, capsys):
+    """`flash write --kfpkg` reads the board's models.json first, as deploy does."""
+    b = repl_board
+    digits = (ROOT / "models" / "digits.kmodel").read_bytes()
+    old_at, new_at = 0x600000, 0x700000
+    listing = b.state / "flash" / "models.json"
+
+    def write(name, files):
+        pkg = vendor_kfpkg(tmp_path / name, [(f + (False,))[:4] for f in files])
+        capsys.readouterr()
+        rc = cli(["flash", "write", "--kfpkg", str(pkg), "--port", b.port, "--out", str(tmp_path / "o")])
+        return rc, capsys.readouterr()
+
+    def sessions():      # kflash sessions the board has seen (isp.jsonl: one line each)
+        p = b.state / "isp.jsonl"
+        return len(p.read_text().splitlines()) if p.exists() else 0
+
+    try:
+        assert write("put.kfpkg", [(old_at, "digits.kmodel", digits)])[0] == 0     # nothing listed yet
+        assert wait(lambda: sessions() == 1, 10)
+        entry = mf.device_entry(mf.load(ROOT / "models" / "digits.json"), flash_offset=old_at, stored=digits)
+        listing.write_text(mf.device_manifest([entry]))
+        before = listing.read_text()
+
+        # another model over the listed one: refused before kflash runs, naming both
+        rc, out = write("over.kfpkg", [(old_at + 0x1000, "yolo.kmodel", pattern(50_000, 7))])
+        assert rc == 1 and out.err == (
+            "error: yolo.kmodel: 0x601000-0x60D350 would overwrite digits at 0x600000-0x%X, which the board still "
+            "lists in /flash/models.json\n" % (old_at + len(digits)))
+        # a firmware that would reach into it
+        rc, out = write("fw.kfpkg", [(0, "maixpy.bin", pattern(old_at + 100, 8), True)])
+        assert rc == 1 and "maixpy.bin: 0x0-0x%X would overwrite digits at 0x600000" % (old_at + 137) in out.err
+        # a new digits that is not a kmodel V3, as the listed entry loads it
+        rc, out = write("bad.kfpkg", [(new_at, "digits.kmodel", b"hello")])
+        assert rc == 1 and "digits.kmodel: /flash/models.json lists digits as a kmodel V3 (load 'ram'), but this " \
+                           "file is data" in out.err
+        assert sessions() == 1 and listing.read_text() == before
+
+        # the listed model's own bytes where they are, beside another file: written, models.json untouched
+        rc, out = write("same.kfpkg", [(old_at, "digits.kmodel", digits), (0x800000, "data.bin", b"x" * 100)])
+        assert rc == 0, out.err
+        assert wait(lambda: sessions() == 2, 10) and listing.read_text() == before
+
+        # a new version of digits elsewhere: flashed beside the old copy, then models.json names its new place
+        new = digits[:-1] + bytes([digits[-1] ^ 0xFF])
+        rc, out = write("move.kfpkg", [(new_at, "digits.kmodel", new)])
+        assert rc == 0, out.err
+        assert "/flash/models.json lists digits at the new place" in out.out
+        doc = json.loads(listing.read_text())
+        moved = dict(entry, source=mf.flash_source(new_at, new))
+        assert doc["models"] == [moved]
+        assert wait(lambda: sessions() == 3, 10)
+        flash = (b.state / "flash.bin").read_bytes()
+        assert flash[new_at:new_at + len(new)] == new and flash[old_at:old_at + len(digits)] == digits
+    finally:
+        listing.unlink(missing_ok=True)

@@ -457,3 +457,22 @@ def test_float32_path_only_for_one_rising_piece():
     L = relu_layer(rng, 8, 8, 6, 6, 3, False, 0, 30)
     L.act = [replace(s, bias=40) if s.x_start == 0 else s for s in L.act]    # jumps from 30 to 40 at 0
     assert Plan(L).proofs.affine is None
+
+
+def test_flag_scan_finds_every_flag_in_order():
+    # kpu_kernels._next_flag skips zero words four at a time: every flagged index, in order, at any length (tails
+    # shorter than a word), density and start
+    rng = np.random.default_rng(5)
+    for n in (0, 1, 7, 8, 9, 31, 32, 33, 100, 257, 4099):
+        for density in (0.0, 1e-3, 0.05, 0.5, 1.0):
+            words, flags = K._flag_words(n)
+            flags[:n] = rng.random(n) < density
+            want = np.flatnonzero(flags[:n])
+            got, j = [], K._next_flag(flags, words, n, 0)
+            while j < n:
+                got.append(j)
+                j = K._next_flag(flags, words, n, j + 1)
+            assert got == want.tolist(), (n, density)
+            for start in {0, n // 3, n - 1} if n else ():
+                nxt = want[want >= start]
+                assert K._next_flag(flags, words, n, start) == (nxt[0] if nxt.size else n), (n, density, start)

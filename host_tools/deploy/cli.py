@@ -78,7 +78,10 @@ def add_flash(ap):
                          "what the board says with write)")
     ap.add_argument("--kfpkg", metavar="FILE", help="plan or write this .kfpkg (a MaixPy release, a vendor's model "
                                                     "package) instead of the models: checked like our plan (4 KiB "
-                                                    "aligned, no overlap, below SPIFFS), repacked into --out (default: the models)")
+                                                    "aligned, no overlap, below SPIFFS; write: nothing over a model "
+                                                    "the board's models.json lists, which then names the new place "
+                                                    "of a model the package moves), repacked into --out (default: "
+                                                    "the models)")
     ap.add_argument("--allow-spiffs", action="store_true", help="with --kfpkg: let it write over SPIFFS (the "
                                                                "board's /flash files)")
     ap.set_defaults(command="flash")
@@ -90,7 +93,8 @@ def run_flash(args):
         if args.action == "kfpkg":
             raise UsageError("flash kfpkg --kfpkg: give plan (check it) or write (flash it)")
         vendor_kfpkg.flash_package(args.kfpkg, ports.resolve(args.port) if args.action == "write" else None,
-                                   board=args.board, baud=args.baud, allow_spiffs=args.allow_spiffs, out_dir=out)
+                                   board=args.board, baud=args.baud, allow_spiffs=args.allow_spiffs, out_dir=out,
+                                   tool=args.tool)
         return 0
     manifests = _selected(args)
     fw_size = args.firmware_size

@@ -109,8 +109,12 @@ def deploy(port, board="bit", firmware=None, models_dir="models", device_dir="de
     out_dir = Path(out_dir)
     if manifests is None:
         manifests = find_manifests(models_dir)
-    # Refuse a layout that cannot work before talking to the board at all.
+    # Refuse a layout or an app that cannot work before talking to the board at all.
     layout.plan(manifests, firmware=firmware, firmware_size=None if firmware else 0, pins=pins)
+    files = sync.device_files(device_dir, target)
+    if "models.json" in files:
+        raise sync.SyncError("%s: device/ must not hold models.json, deploy writes it from the plan"
+                             % files["models.json"])
 
     try:
         link = Link(port, tool)
@@ -178,10 +182,6 @@ def deploy(port, board="bit", firmware=None, models_dir="models", device_dir="de
         card = sdcard.check(link, target)
         if card.note:
             log(card.note)
-    files = sync.device_files(device_dir, target)
-    if "models.json" in files:
-        raise sync.SyncError("%s: device/ must not hold models.json, deploy writes it from the plan"
-                             % files["models.json"])
     files["models.json"] = models_json.encode()
     files.update(mf.board_files(manifests))          # labels files the models.json names
     report.files = sync.sync(link, files, target, log=log)

@@ -9,8 +9,9 @@ pyserial's select() and timeouts work), every termios ioctl succeeds, and DTR/RT
 to is read from the caller's memory (/proc/PID/mem: the caller is blocked in the ioctl meanwhile); a caller
 whose memory cannot be read still gets success, and the board then learns of the reset from the traffic.
 
-Mounting needs root (mount(2)) or fusermount3/fusermount (the fuse3 package); `available()` says which, or why
-not. A helper process unmounts the folder when the board process ends, however it ends. The kernel ABI used is
+Mounting needs root (mount(2)) or, for a normal user, fusermount3 (the fuse3 package) installed setuid root, as
+distributions ship it; `available()` says what is missing and how to get it. A helper process unmounts the folder
+when the board process ends, however it ends. The kernel ABI used is
 FUSE 7.31 (include/uapi/linux/fuse.h).
 """
 import ctypes
@@ -58,14 +59,35 @@ def _fusermount():
     return shutil.which("fusermount3") or shutil.which("fusermount")
 
 
+# What a normal user lacks, each with the fix; as root mount(2) needs none of it.
+NO_DEV_FUSE = "no /dev/fuse: the kernel has no FUSE (load it: sudo modprobe fuse)"
+NO_FUSERMOUNT = "not root and no fusermount3: install the fuse3 package (sudo apt install fuse3)"
+CANNOT_RUN = ("%s is not executable by you: join the group it belongs to (sudo usermod -aG %s $USER, then log in "
+              "again)")
+NOT_SETUID = "%s is not setuid root, so it cannot mount for you (sudo chmod u+s %s)"
+MOUNT_FAILED = ("%s could not mount %s: %s (a normal user needs fusermount3 setuid root and read-write access to "
+                "/dev/fuse, e.g. through the fuse group)")
+
+
 def available() -> str:
-    """'' when a FUSE port can be mounted here, else the reason it cannot."""
+    """'' when a FUSE port can be mounted here, else what is missing and how a user gets it."""
     if not os.path.exists("/dev/fuse"):
-        return "no /dev/fuse (the kernel has no FUSE)"
-    if os.geteuid() != 0 and not _fusermount():
-        return "not root and no fusermount3 (install the fuse3 package)"
-    if not os.access("/dev/fuse", os.R_OK | os.W_OK) and os.geteuid() != 0 and not _fusermount():
-        return "/dev/fuse is not accessible"
+        return NO_DEV_FUSE
+    if os.geteuid() == 0:
+        return ""
+    fm = _fusermount()
+    if not fm:
+        return NO_FUSERMOUNT
+    st = os.stat(fm)
+    if not os.access(fm, os.X_OK):
+        import grp
+        try:
+            group = grp.getgrgid(st.st_gid).gr_name
+        except KeyError:
+            group = str(st.st_gid)
+        return CANNOT_RUN % (fm, group)
+    if st.st_uid != 0 or not st.st_mode & stat.S_ISUID:
+        return NOT_SETUID % (fm, fm)
     return ""
 
 
@@ -132,7 +154,8 @@ class FusePort:
                                 str(self.folder)], env=env, pass_fds=(child.fileno(),), capture_output=True,
                                text=True, timeout=30)
             if p.returncode != 0:
-                raise PortError("fusermount could not mount %s: %s" % (self.folder, p.stderr.strip()))
+                why = "; ".join(line for line in p.stderr.splitlines() if line.strip()) or "exit %d" % p.returncode
+                raise PortError(MOUNT_FAILED % (_fusermount(), self.folder, why))
             _, fds, _, _ = socket.recv_fds(parent, 16, 1)
             if not fds:
                 raise PortError("fusermount mounted %s but passed no file descriptor" % self.folder)

@@ -106,26 +106,28 @@ def plan(manifest_paths, firmware=None, firmware_size=None, pins=None, model_bas
             and (listed[r.name].sha256, listed[r.name].size) == (r.sha256, r.size) and listed[r.name].offset >= fw_end]
     pins.update({n: listed[n].offset for n in kept})
 
-    def span(x):
-        return (x.name, x.offset, x.size, ", which the board still lists in %s" % x.listing)
-
     protected = [x for x in board if x.name not in names]            # never overwritten while listed
     replaced = [x for x in board if x.name in names and x.name not in kept]
     for x in protected:
         if fw_region is not None and x.offset < fw_end:
             raise PlanError("firmware: %d bytes end at 0x%X, over %s at 0x%X%s" % (firmware_size, fw_end, x.name,
-                                                                                 x.offset, span(x)[3]))
+                                                                                 x.offset, listed_span(x)[3]))
     sizes = [(r.name, r.size) for _, r in items]
     try:      # A/B: around every listed model, the old versions of the replaced ones included
-        offsets = place(sizes, pins, fw_end, model_base, taken=[span(x) for x in protected + replaced])
+        offsets = place(sizes, pins, fw_end, model_base, taken=[listed_span(x) for x in protected + replaced])
     except PlanError:
-        offsets = place(sizes, pins, fw_end, model_base, taken=[span(x) for x in protected])
+        offsets = place(sizes, pins, fw_end, model_base, taken=[listed_span(x) for x in protected])
     for _, r in items:
         r.offset = offsets[r.name]
     written = [(r.offset, r.end) for _, r in items if r.name not in kept] + ([(0, fw_end)] if fw_region else [])
     overwrites = [x for x in replaced if any(a < align_up(x.end) and x.offset < align_up(b) for a, b in written)]
     return FlashPlan(firmware=fw_region, firmware_end=fw_end, models=[r for _, r in items],
                      manifests={m.name: m for m, _ in items}, kept=kept, overwrites=overwrites)
+
+
+def listed_span(x) -> tuple:
+    """A model the board lists (board_state.Listed) as a span k210.flash.place must leave as it is."""
+    return (x.name, x.offset, x.size, ", which the board still lists in %s" % x.listing)
 
 
 def parse_offset(text: str) -> int:

@@ -20,9 +20,17 @@ def compile_mpy(source: bytes, name: str) -> bytes:
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         text, _ = p.communicate(timeout=60)
         if p.returncode != 0:
-            msg = text.decode("utf-8", "replace").strip().replace(str(src), name)
-            raise MpyError("%s: mpy-cross 1.11 refuses it: %s" % (name, msg))
+            raise MpyError("%s: mpy-cross 1.11 refuses it: %s" % (name, refusal(text.decode("utf-8", "replace"))))
         return out.read_bytes()
+
+
+def refusal(text: str) -> str:
+    """mpy-cross's report ('Traceback ...', 'File "x.py", line 2', 'SyntaxError: ...') as 'line 2: SyntaxError: ...':
+    one line, and no 'Traceback' that would read as our own crash."""
+    lines = [x.strip() for x in text.splitlines() if x.strip() and not x.startswith("Traceback")]
+    where = [x.split(", line ", 1)[1].split(",")[0] for x in lines if x.startswith("File ") and ", line " in x]
+    what = lines[-1] if lines else "exit status non-zero"
+    return "line %s: %s" % (where[-1], what) if where else what
 
 
 def check(source: bytes, name: str) -> None:

@@ -59,8 +59,13 @@ class SyncReport:
 
 
 def device_files(device_dir, target="/flash") -> dict:
-    """{device name: host path} for device/: boot.py, main.py and lib/*.py, flattened on /flash."""
+    """{device name: host path} for device/: boot.py, main.py and lib/*.py, flattened on /flash. Refused before
+    the board is touched: a folder without main.py, and a .py that MaixPy's MicroPython 1.11 cannot compile (the
+    app would stop at its import on the board; MpyError names the file and line)."""
+    from host_tools.deploy import mpy
+    from host_tools.sim.provision import check_app
     device_dir = Path(device_dir)
+    check_app(device_dir)
     files = {}
     for p in sorted(device_dir.rglob("*")):
         if not p.is_file() or "__pycache__" in p.parts or p.suffix in (".pyc",):
@@ -73,6 +78,9 @@ def device_files(device_dir, target="/flash") -> dict:
         if name in files:
             raise SyncError("%s and %s would both be %s/%s on the board" % (files[name], p, target, name))
         files[name] = p
+    for p in files.values():
+        if p.suffix == ".py":
+            mpy.check(p.read_bytes(), str(p))
     return files
 
 

@@ -6,15 +6,25 @@ start would wipe the bytes before it), files must not overlap (a sha256Prefix fi
 unless --allow-spiffs. The entries are then rebuilt with our own flash-list.json writer (kfpkg.py), whose shape kflash's
 address regex always accepts, and go through the same flasher as `deploy`. What each kmodel inside is, the
 reader says (a big-endian V3 is for kpu.load_flash).
+
+Writing reads the board first, as `deploy` does (board_state): a file that would overwrite a model the board's
+models.json lists is refused, naming both (the rule and words of layout.plan), unless it is that model's own bytes
+where they already are. A file named <name>.kmodel (or <name>_be.kmodel) for a model the board lists as <name> is
+its new version: flashed beside the old copy, then models.json points at it (A/B, as deploy).
 """
+import hashlib
 import io
 import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from host_tools import manifest as mf
+from host_tools.deploy import board_state, layout, sync
 from host_tools.deploy.kfpkg import Entry
-from host_tools.k210.flash import FIRMWARE_HEADER, FLASH_SIZE, SECTOR, SPIFFS_OFFSET, PlanError, align_up
+from host_tools.deploy.link import Link, LinkError
+from host_tools.k210.flash import (FIRMWARE_HEADER, FLASH_SIZE, SECTOR, SPIFFS_OFFSET, PlanError, align_up,
+                                   firmware_end, place)
 
 
 @dataclass(frozen=True)
@@ -102,14 +112,88 @@ def check(entries, allow_spiffs=False) -> list:
     return items
 
 
-def flash_package(path, port=None, board="bit", baud=1500000, allow_spiffs=False, out_dir=None, log=print) -> list:
-    """List and check the package; with a port, write it (repacked into out_dir) through the flasher."""
+def is_listed_copy(it: Item, x) -> bool:
+    """The item is exactly the model the board lists as x (board_state.Listed), where it already is."""
+    return (not it.entry.sha256_prefix and it.entry.address == x.offset and it.size == x.size
+            and x.sha256 == hashlib.sha256(it.entry.data).hexdigest())
+
+
+def around_listed(items, on_board) -> None:
+    """PlanError naming both when an item would overwrite a model the board lists (layout.plan's rule, through
+    k210.flash.place), unless it is that model's own bytes where they already are; or the board's firmware, when
+    the package brings none."""
+    listed = on_board.listed
+    same = {x for x in listed for it in items if is_listed_copy(it, x)}
+    below = [it for it in items if it.entry.address < SPIFFS_OFFSET]    # no model is listed in SPIFFS
+    place([(it.entry.name, min(it.end, SPIFFS_OFFSET) - it.entry.address) for it in below],
+          {it.entry.name: it.entry.address for it in below}, model_base=0,
+          fw_end=0 if brings_firmware(items) else firmware_end(on_board.firmware_size),
+          taken=[layout.listed_span(x) for x in listed if x not in same])
+
+
+def relisted(items, on_board) -> dict:
+    """{models.json on the board: (its new text, [names moved])} for the listed models the package holds a new
+    version of (a file <name>.kmodel or <name>_be.kmodel for the entry <name>, elsewhere: around_listed refused it
+    over the old copy). Each such entry's source then names the new place, size, sha256 and first bytes; the rest
+    of the entry is kept. PlanError when the file is not what the entry loads."""
+    out = {}
+    for x in on_board.listed:
+        for it in items:
+            if brings_firmware([it]) or Path(it.entry.name).stem not in (x.name, x.name + "_be") or \
+                    is_listed_copy(it, x):
+                continue
+            doc, moved = out.get(x.listing) or (json.loads(on_board.listings[x.listing]), [])
+            for m in doc["models"]:
+                if isinstance(m, dict) and m.get("name") == x.name and m["source"].get("flash") == x.offset:
+                    load, version = m.get("load", "ram"), m.get("kmodel_version", 3)
+                    want = "big-endian kmodel V3" if load == "flash" else "kmodel V%s" % version
+                    if not it.what.startswith(want):
+                        raise PlanError("%s: %s lists %s as a %s (load %r), but this file is %s"
+                                        % (it.entry.name, x.listing, x.name, want, load, it.what))
+                    m["source"] = mf.flash_source(it.entry.address, it.entry.data)
+            out[x.listing] = (doc, moved + [x.name])
+    return {listing: (json.dumps(doc, indent=1) + "\n", moved) for listing, (doc, moved) in out.items()}
+
+
+def brings_firmware(items) -> bool:
+    return any(it.entry.sha256_prefix for it in items)
+
+
+def connect(port, tool, items, log):
+    """The board's REPL, to read what it lists first; None for a board without MaixPy when the package brings the
+    firmware (the ISP ROM answers even then, and such a board runs no app to protect)."""
+    try:
+        return Link(port, tool)
+    except LinkError as e:
+        if not brings_firmware(items):
+            raise LinkError("%s (flash write --kfpkg first reads which models the board's models.json lists, so as "
+                            "not to overwrite one; a board without a working MaixPy needs a package holding the "
+                            "firmware)" % e) from None
+        log("board: no MaixPy REPL (%s); it lists no models, the package brings the firmware" % e)
+        return None
+
+
+def flash_package(path, port=None, board="bit", baud=1500000, allow_spiffs=False, out_dir=None, tool="mpremote",
+                  log=print) -> list:
+    """List and check the package; with a port, check it against what the board lists, write it (repacked into
+    out_dir) through the flasher, then point the board's models.json at the models it moved."""
     from host_tools.deploy import flasher, kfpkg
+    from host_tools.deploy.deploy import wait_for_repl
     items = check(read(path), allow_spiffs)
     for it in items:
         log("%-20s 0x%06X-0x%06X %8d bytes %s" % (it.entry.name, it.entry.address, it.end, it.size, it.what))
     if port is None:
         return items
+    link = connect(port, tool, items, log)
+    try:
+        on_board = board_state.read(link) if link is not None else board_state.OnBoard()
+        for note in on_board.notes:
+            log("board: %s" % note)
+        around_listed(items, on_board)
+        listings = relisted(items, on_board)
+    finally:
+        if link is not None:
+            link.close()
     pkg = kfpkg.write(Path(out_dir) / ("%s.kfpkg" % Path(path).stem), [it.entry for it in items])
     last = {}
 
@@ -121,4 +205,13 @@ def flash_package(path, port=None, board="bit", baud=1500000, allow_spiffs=False
 
     flasher.flash(pkg, port, board=board, baud=baud, progress=progress)
     log("flash: wrote %s (%d files, %d bytes)" % (path, len(items), sum(it.size for it in items)))
+    if listings:
+        link = wait_for_repl(port, tool)
+        try:
+            for listing, (text, moved) in listings.items():
+                sync.put_file(link, listing, text.encode())     # verified, then renamed over the old one
+                log("board: %s lists %s at the new place" % (listing, ", ".join(moved)))
+        finally:
+            link.close(reset="hard")
+        log("reset: machine.reset(), the app loads the models from their new place")
     return items

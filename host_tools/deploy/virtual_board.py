@@ -313,22 +313,24 @@ def run(args) -> int:
     runtime = SimRuntime(state, frames_out=args.frames, max_frames=args.max_frames, realtime=not args.fast,
                          presses=args.press, camera=args.camera)
     board = VirtualBoard(state, runtime)
-    print("virtual Maix Bit on port %s" % board.port, flush=True)
-    if args.usb:
-        print(usb_port(board, state.folder / "usb"), flush=True)
-    print("state in %s; try: make deploy PORT=%s   or: python -m host_tools fs ls (finds this board); stop with "
-          "Ctrl-C" % (state.folder, board.port), flush=True)
+    usb = usb_port(board, state.folder / "usb") if args.usb else None
 
     def stop(*_):
         board._running = False
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGUSR1, lambda *_: runtime.press_now())
-    if sys.stdin is not None and sys.stdin.isatty():
-        print("press BOOT: Enter here, or `python -m host_tools board press --state %s`" % state.folder, flush=True)
-        threading.Thread(target=console_keys, args=(runtime, sys.stdin), daemon=True).start()
-    ports.advertise(state.folder, board.port)
+    ports.advertise(state.folder, board.port)     # first: whoever reads the port line finds the board advertised
     try:
+        print("virtual Maix Bit on port %s" % board.port, flush=True)
+        if usb:
+            print(usb, flush=True)
+        print("state in %s; try: make deploy PORT=%s   or: python -m host_tools fs ls (finds this board); stop "
+              "with Ctrl-C" % (state.folder, board.port), flush=True)
+        if sys.stdin is not None and sys.stdin.isatty():
+            print("press BOOT: Enter here, or `python -m host_tools board press --state %s`" % state.folder,
+                  flush=True)
+            threading.Thread(target=console_keys, args=(runtime, sys.stdin), daemon=True).start()
         board.serve()
     except KeyboardInterrupt:       # Ctrl-C is how this command is meant to end: exit 0
         pass

@@ -211,6 +211,8 @@ class FastConv:
         ic, oc = self.p.in_shape[0], self.p.out_shape[0]
         if lay is Layout.DEFERRED:
             xt = x.plan.depthwise_at(x.x, grid, pixels_first=True)
+            if s == 1:      # the whole map: kept for any later reader of those bytes (a CPU layer's rebuild)
+                x.keep(xt.reshape(oh, ow, ic).transpose(2, 0, 1))
         elif lay is Layout.PIXEL_MAJOR:
             xt = np.ascontiguousarray(pixel_major(x)[r0:r0 + oh * s:s, c0:c0 + ow * s:s]).reshape(-1, ic)
         else:

@@ -82,24 +82,32 @@ class Depthwise(NamedTuple):
 
 @numba.njit(inline="always")
 def _next_flag(flags, words, n, j):
-    """The first j' >= j below n with flags[j'] set, else n; whole zero words (words: flags as uint64) skipped:
-    the float32 path flags about 1 element in 10^4, and a byte-by-byte scan would cost as much as it saves.
-    From j = 0, one OR over the words first: most rows of a small layer have no flag at all."""
+    """The first j' >= j below n with flags[j'] set, else n; zero words (words: flags as uint64) skipped four at a
+    time, in a loop of its own: the float32 path flags about 1 element in 10^4, so most of a long row is zero
+    words, and a scan testing each word among the byte tests cost a third of the finishing on 112x112 maps.
+    From j = 0, one OR over the words first (vectorized): many rows have no flag at all."""
+    nw = n // 8
     if j == 0:
         seen = np.uint64(0)
-        for i in range(np.uint64(n // 8)):
+        for i in range(np.uint64(nw)):
             seen |= words[i]
-        for i in range(n - n % 8, n):
+        for i in range(nw * 8, n):
             seen |= flags[i]
         if seen == 0:
             return n
     while j < n:
-        if j % 8 == 0 and j + 8 <= n and words[j // 8] == 0:
-            j += 8
-        elif flags[j]:
+        if j % 8 == 0:
+            k = j // 8
+            while k + 4 <= nw and (words[k] | words[k + 1] | words[k + 2] | words[k + 3]) == 0:
+                k += 4
+            while k < nw and words[k] == 0:
+                k += 1
+            j = k * 8           # a word with a flag, or the tail past the last whole word
+            if j >= n:
+                return n
+        if flags[j]:
             return j
-        else:
-            j += 1
+        j += 1
     return n
 
 
