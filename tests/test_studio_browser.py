@@ -287,6 +287,8 @@ def test_the_page_drives_the_virtual_board(studio, browser, tmp_path):
     d.get(studio)
     wait(lambda: "read-only" in text(d, "role"), 30, "the read-only note")
     assert not d.find_element("id", "save").is_enabled() and not d.find_element("id", "boot").is_enabled()
+    assert wait(lambda: d.execute_script("return window.studio && studio.editor.getOption('readOnly') === true && "
+                                         "studio.replTerm.options.disableStdin === true"), 30, "a read-only editor")
     d.close()
     d.switch_to.window(first)
 
