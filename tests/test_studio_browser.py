@@ -2,8 +2,9 @@
 frames arrive and change, BOOT switches CLS -> DET on the LCD and in the state pane, Chromium's fake webcam
 becomes the simulated camera, the editor (CodeMirror) highlights Python and an edit typed into it, saved, shows on
 the LCD after a reset, Ctrl-C and `1+1` typed into the REPL terminal (xterm.js) stop the app and answer 2, a script
-runs with its output in the console terminal, a second tab is read-only, and a request without the token is
-refused. Prints the page-load-to-first-frame time.
+runs with its output in the console terminal, reading files leaves the app running, a second tab is read-only,
+and a request without the token is refused. Prints the page-load-to-first-frame time. Then the page with --port
+on `make board`'s pty, as for a real board: no LCD, a file typed, saved and run, the REPL terminal.
 
 MAIXKIT_STUDIO_SHOTS=DIR also saves a screenshot of each pane there (docs/studio/ holds the committed ones)."""
 import base64
