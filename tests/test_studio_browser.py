@@ -154,6 +154,16 @@ def term(d, name) -> str:
     return d.execute_script("return studio.termText(studio[arguments[0] + 'Term'])", name)
 
 
+def new_file(d, path):
+    """New, the path typed into the page's prompt: the empty file is open in the editor."""
+    d.find_element("id", "new").click()
+    wait(lambda: d.switch_to.alert, 10, "the new-file prompt")
+    alert = d.switch_to.alert
+    alert.send_keys(path)
+    alert.accept()
+    wait(lambda: text(d, "path") == path, 30, "%s open" % path)
+
+
 def type_keys(d, *keys):
     """Keys as the user types them, into the element that has the focus."""
     from selenium.webdriver.common.action_chains import ActionChains
@@ -262,12 +272,7 @@ def test_the_page_drives_the_virtual_board(studio, browser, tmp_path):
     wait(lambda: term(d, "repl").endswith(">>> 1+1\n2\n>>>"), 30, "1+1 answered in the terminal")
 
     # a new script, run, its output in the console
-    d.find_element("id", "new").click()
-    wait(lambda: d.switch_to.alert, 10, "the new-file prompt")
-    alert = d.switch_to.alert
-    alert.send_keys("/flash/hello_studio.py")
-    alert.accept()
-    wait(lambda: text(d, "path") == "/flash/hello_studio.py", 30, "the new file open")
+    new_file(d, "/flash/hello_studio.py")
     d.execute_script("studio.editor.setValue(arguments[0])", "for i in range(3):\n    print('tick', i)\n")
     d.find_element("id", "save").click()
     wait(lambda: text(d, "editor-status").startswith("saved"), 30, "hello_studio.py saved")
@@ -314,12 +319,7 @@ def test_the_page_on_a_real_boards_port(studio_on_a_port, browser):
     wait(lambda: "board on" in text(d, "board"), 30, "the hello")
     assert not d.find_element("id", "lcd").is_displayed() and d.find_element("id", "lcd-note").is_displayed()
     assert "Every file action goes over the REPL" in text(d, "files-note")
-    d.find_element("id", "new").click()
-    wait(lambda: d.switch_to.alert, 10, "the new-file prompt")
-    alert = d.switch_to.alert
-    alert.send_keys("/flash/on_port.py")
-    alert.accept()
-    wait(lambda: text(d, "path") == "/flash/on_port.py", 30, "the new file open")
+    new_file(d, "/flash/on_port.py")
     d.execute_script("studio.editor.focus()")
     type_keys(d, "for i in range(2):", Keys.ENTER, "print('answer', i, 6 * 7)")     # CodeMirror indents the body
     d.find_element("id", "save").click()
