@@ -1,6 +1,8 @@
 """Someone else's kmodel onto the board the way a user puts it there: `model add` nncase's 20-class YOLO into a
 models folder, start the virtual Maix Bit with dog.bmp as its camera, `deploy --detector yolo`, press BOOT, and read
-the LCD frames the board writes: the app draws bicycle, car and dog where the fixture's own input bytes put them."""
+the LCD frames the board writes: the app draws bicycle, car and dog where the fixture's own input bytes put them
+(within 3 pixels) and where a real K210's LCD shows them in the fixture's photo; again after `flash write --kfpkg`
+moves the model."""
 import json
 import threading
 import time
@@ -14,6 +16,7 @@ from host_tools.__main__ import main as cli
 from host_tools.sim.firmware.image import text_mask
 from studio_lcd import says
 from test_deploy_support import VirtualBoardProcess
+from test_deploy_vendor_kfpkg import vendor_kfpkg
 
 # From ../shared/fixtures/README.md (nncase-yolo20): the example's classes, anchors, threshold and NMS.
 VOC = ("aeroplane,bicycle,bird,boat,bottle,bus,car,cat,chair,cow,diningtable,dog,horse,motorbike,person,"
@@ -131,6 +134,46 @@ class Console:
         self.s.close()
 
 
+# Where the three boxes are in k210_lcd_photo.png (a photo of a K210's LCD running this model on this image), in
+# the photo's pixels, as (left, top, right, bottom): a start for finding each green edge there.
+PHOTO_BOXES = {"bicycle": (77, 98, 471, 383), "car": (333, 88, 432, 160), "dog": (80, 158, 242, 434)}
+
+
+def photo_edges(photo):
+    """{label: [left, right, top, bottom]}: the centre of each green edge the board drew, in photo pixels, over the
+    middle third of the edge (the photo is slightly rotated; other boxes cross the ends)."""
+    im = np.asarray(Image.open(photo).convert("RGB")).astype(int)
+    r, g, b = im[..., 0], im[..., 1], im[..., 2]
+    green = (g > 150) & (g - r > 60) & (g - b > 60)
+    edges = {}
+    for label, (x1, y1, x2, y2) in PHOTO_BOXES.items():
+        found = []
+        for vertical, at, a, b in ((True, x1, y1, y2), (True, x2, y1, y2), (False, y1, x1, x2), (False, y2, x1, x2)):
+            centres = []
+            for k in range((2 * a + b) // 3, (a + 2 * b) // 3):
+                line = green[k, at - 8:at + 9] if vertical else green[at - 8:at + 9, k]
+                if line.any():
+                    centres.append(at - 8 + np.nonzero(line)[0].mean())
+            found.append(float(np.mean(centres)))
+        edges[label] = found
+    return edges
+
+
+def check_against_board_photo(drawn, photo):
+    """The app's boxes are the board's, up to where the camera stood: one scale and offset per axis takes the
+    photo's edges onto the app's within 3 pixels (the LCD fills most of the 640-pixel-wide photo)."""
+    edges = photo_edges(photo)
+    for axis, (i, j) in (("x", (0, 1)), ("y", (2, 3))):
+        seen, app = [], []
+        for label, (x, y, w, h) in drawn.items():
+            lo, size = (x, w) if axis == "x" else (y, h)
+            seen += [edges[label][i], edges[label][j]]
+            app += [lo + 0.5, lo + size - 1.5]          # the centres of the app's 2-pixel edges
+        scale, offset = np.polyfit(seen, app, 1)
+        misfit = np.abs(scale * np.array(seen) + offset - np.array(app)).max()
+        assert 0.5 < scale < 0.62 and misfit <= NEAR, (axis, scale, offset, misfit)
+
+
 def check_frame(rgb, want):
     """The detector frame shows each of the fixture's boxes, labelled, within NEAR pixels; and where the README
     says the board put them: bicycle across the middle, car top right, dog in the lower left half."""
@@ -144,39 +187,66 @@ def check_frame(rgb, want):
     assert 100 < centre["bicycle"][0] < 220 and drawn["bicycle"][2] > 160           # most of the frame's middle
     assert centre["car"][0] > 160 and centre["car"][1] < 120                          # top right
     assert centre["dog"][0] < 160 and centre["dog"][1] > 120                          # left half, lower
+    return drawn
+
+
+def detector_frame(b, frames, since):
+    """Once the app runs again (a classifier frame after `since`, a time after the last reset: a press before it
+    would be BOOT held at start-up, safe mode), press BOOT: the first detector frame, and what the app printed on
+    the serial line meanwhile."""
+    console = Console(b.port)      # closed again before anything else uses the port
+    try:
+        assert wait_for_mode(b, frames, since, "CLS digits", 120) is not None, (b.state / "board.log").read_text()
+        assert cli(["board", "press", "--state", str(b.state)]) == 0
+        rgb = wait_for_mode(b, frames, since, "DET yolo", 180)
+    finally:
+        console.close()
+    assert rgb is not None, console.text
+    return rgb, console.text
+
+
+def check_log(text):
+    assert "loading yolo" in text and "Traceback" not in text and "error" not in text.lower(), text
 
 
 @pytest.mark.slow
 def test_model_add_deploy_and_the_app_shows_the_dog_boxes(tmp_path, capsys):
-    """What a user types, in order; the app's LCD and its log on the serial line are what is checked."""
+    """What a user types, in order; the app's LCD and its log on the serial line are what is checked. Then a
+    vendor's .kfpkg holding the same model elsewhere goes through `flash write --kfpkg` on the same board: the
+    app loads it from its new place and shows the same boxes."""
     want = expected_boxes(capsys)
     assert sorted(want) == ["bicycle", "car", "dog"]
+    yolo = fixture_file("nncase-yolo20", "yolo.kmodel")
+    photo = fixture_file("nncase-yolo20", "k210_lcd_photo.png")
     models = tmp_path / "my-models"
-    assert cli(["model", "add", str(fixture_file("nncase-yolo20", "yolo.kmodel")), "--kind", "detector",
-                "--labels", VOC, "--anchors", ANCHORS, "--threshold", "0.5", "--nms", "0.2",
-                "--models", str(models)]) == 0
+    assert cli(["model", "add", str(yolo), "--kind", "detector", "--labels", VOC, "--anchors", ANCHORS,
+                "--threshold", "0.5", "--nms", "0.2", "--models", str(models)]) == 0
 
     frames = tmp_path / "frames"
     b = VirtualBoardProcess(tmp_path / "board", ["--camera", str(fixture_file("nncase-yolo20", "dog.bmp")),
                                                  "--frames", str(frames)])
-    console = None
     try:
         assert cli(["deploy", "--port", b.port, "--models", str(models), "--detector", "yolo",
                     "--out", str(tmp_path / "deploy")]) == 0
         # the user's folder holds only a detector: deploy adds the demo classifier as BOOT's other mode
         assert "classifier: digits, the demo" in capsys.readouterr().out
-        t0 = time.time()
-        console = Console(b.port)
-        # the new app runs (a classifier frame drawn after the deploy), then BOOT switches it to the detector
-        assert wait_for_mode(b, frames, t0, "CLS digits", 120) is not None, (b.state / "board.log").read_text()
-        assert cli(["board", "press", "--state", str(b.state)]) == 0
-        rgb = wait_for_mode(b, frames, t0, "DET yolo", 180)
-        assert rgb is not None, console.text
+        rgb, log = detector_frame(b, frames, time.time())
+        Image.fromarray(rgb).save(tmp_path / "detector_frame.png")   # kept by pytest, to look at on a failure
+        check_log(log)
+        check_against_board_photo(check_frame(rgb, want), photo)
+
+        listing = b.state / "flash" / "models.json"
+        listed = {m["name"]: m for m in json.loads(listing.read_text())["models"]}
+        old = listed["yolo"]["source"]
+        new_at = (old["flash"] + old["size"] + 0xFFFF) // 0x10000 * 0x10000
+        pkg = vendor_kfpkg(tmp_path / "yolo20.kfpkg", [(new_at, "yolo.kmodel", yolo.read_bytes(), False)])
+        assert cli(["flash", "write", "--kfpkg", str(pkg), "--port", b.port, "--out", str(tmp_path / "o")]) == 0
+        assert "lists yolo at the new place" in capsys.readouterr().out
+        assert json.loads(listing.read_text())["models"][1]["source"]["flash"] == new_at
+        image = (b.state / "flash.bin").read_bytes()
+        assert image[new_at:new_at + old["size"]] == yolo.read_bytes()
+        rgb, log = detector_frame(b, frames, time.time())   # it returns once the board is reset: the app starts
+        check_log(log)
+        check_frame(rgb, want)
     finally:
-        if console is not None:
-            console.close()
         b.close()
-    text = console.text
-    assert "loading yolo" in text and "Traceback" not in text and "error" not in text.lower(), text
-    Image.fromarray(rgb).save(tmp_path / "detector_frame.png")   # kept by pytest, to look at on a failure
-    check_frame(rgb, want)
