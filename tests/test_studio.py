@@ -58,8 +58,24 @@ def test_every_request_and_websocket_needs_the_token():
     assert out["page_ok"] == 200 and out["cookie"] == "secret-token" and out["static_cookie"] == 200
 
 
+class KeysSeen:
+    """A terminal that records the keys that reach the board."""
+    def __init__(self):
+        self.seen = []
+
+    def start(self, out):
+        return self
+
+    def keys(self, data):
+        self.seen.append(data)
+
+    def close(self):
+        pass
+
+
 def test_a_second_tab_is_a_read_only_view():
-    studio = Studio(SerialBackend("/dev/null"), NoFiles(), token="t")
+    terminal = KeysSeen()
+    studio = Studio(SerialBackend("/dev/null"), NoFiles(), token="t", terminal=terminal)
 
     async def fn(c):
         h = {"X-Token": "t"}
@@ -68,6 +84,13 @@ def test_a_second_tab_is_a_read_only_view():
         hello1, hello2 = await first.receive_json(), await second.receive_json()
         r = await c.post("/api/control", json={"what": "stop"}, headers=dict(h, **{"X-Client": str(hello2["client"])}))
         refused = (r.status, await r.text())
+        await second.send_json({"type": "keys", "data": "import machine\r"})    # a reader's keys: dropped
+        await first.send_json({"type": "keys", "data": "1+1\r"})
+        for _ in range(50):
+            if terminal.seen:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)          # time for a reader's keys to arrive too, were they taken
         await first.close()
         promoted = None
         for _ in range(10):               # state messages may come first
@@ -81,6 +104,7 @@ def test_a_second_tab_is_a_read_only_view():
     assert hello1["writer"] and not hello2["writer"]
     assert refused[0] == 403 and "read-only" in refused[1]
     assert promoted is not None, "the read-only tab becomes the writer when the writer's tab closes"
+    assert terminal.seen == [b"1+1\r"], "only the writer's keys reach the board"
 
 
 @pytest.mark.parametrize("bad", ["/etc/passwd", "/flash/../etc/passwd", "/sd/./x", "/", "../x"])
