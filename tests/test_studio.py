@@ -7,6 +7,8 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -247,3 +249,24 @@ def test_the_studio_refuses_to_start_without_its_editor_and_terminal(tmp_path, m
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "make studio-assets" in err and "\n" not in err
     assert not (tmp_path / "board").exists()
+
+
+def test_the_terminal_says_when_the_line_fails():
+    """Output and keys pass on a serial line; a line that goes away (a board unplugged) is said in the pane."""
+    master, slave = os.openpty()
+    port, seen = os.ttyname(slave), []
+    term = Terminal(port, threading.Lock()).start(seen.append)
+    try:
+        os.write(master, "héllo\r\n".encode())
+        term.keys(b"1+1\r")
+        end = time.monotonic() + 10
+        while "héllo\r\n" not in "".join(seen) and time.monotonic() < end:
+            time.sleep(0.05)
+        assert "".join(seen) == "héllo\r\n" and os.read(master, 100) == b"1+1\r"
+        os.close(master)
+        while "failed" not in "".join(seen) and time.monotonic() < end:
+            time.sleep(0.05)
+        assert "[studio: the serial line %s failed" % port in "".join(seen), seen
+    finally:
+        term.close()
+        os.close(slave)

@@ -83,7 +83,16 @@ def light(x: np.ndarray, rng, aug: Augment) -> np.ndarray:
 
 def camera_bytes(rgb: np.ndarray) -> np.ndarray:
     """RGB888 -> the RGB565 the firmware's cut/resize works in -> the 8-bit planes pix_to_ai makes of it."""
-    return pixels.rgb565_to_888(pixels.rgb888_to_565(rgb))
+    rgb = np.asarray(rgb, np.uint8)
+    out = np.empty_like(rgb)
+    for c in range(3):      # each channel's byte depends on that channel's byte only: one table per channel
+        np.take(_CAMERA_TABLE[c], rgb[..., c], out=out[..., c])
+    return out
+
+
+# pixels' own round trip on every byte value, as (3, 256) tables
+_CAMERA_TABLE = np.ascontiguousarray(
+    pixels.rgb565_to_888(pixels.rgb888_to_565(np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, 1)[None]))[0].T)
 
 
 def batch(sources, idx, w, h, rng, aug: Augment) -> np.ndarray:
