@@ -13,7 +13,8 @@ SEED = 20240502
 TRAIN_IMAGES = 1600
 VAL_IMAGES = 120
 TEST_IMAGES = 200
-EPOCHS = 12
+EPOCHS = 16                     # at 12 validation mAP was still rising and chelsea scored 0.60; the faster
+#                                 training runs 16 in about the time 12 took (README, demo models)
 THRESHOLD, NMS = 0.5, 0.3       # what the device uses (manifest)
 INPUT_SIZE = faces.FRAME        # the whole QVGA frame, as the app hands it to the KPU
 
