@@ -130,6 +130,8 @@ BOARD_CASES = [
      ["fstring.py", "line 2", "mpy-cross 1.11 refuses it"]),
     ("fs-put-name-spiffs-refuses", ["fs", "put", "{T}/ok.py", "/flash/lib/ok.py"], FAILED,
      ["/flash/lib/ok.py", "SPIFFS, which has no folders"]),
+    ("fs-put-full-flash", ["fs", "put", "{T}/cut.tflite", "/flash/cut.tflite"], FAILED,
+     ["/flash/cut.tflite: /flash has 0 bytes free, the file is 1000; nothing was written"]),
     ("fs-put-mpy-of-a-text-file", ["fs", "put", "--mpy", "{T}/notes.txt"], FAILED, ["notes.txt", "--mpy"]),
     ("fs-get-missing-board-file", ["fs", "get", "/flash/none.py", "{T}/got.py"], FAILED,
      ["no such file /flash/none.py"]),
@@ -168,6 +170,7 @@ BOARD_FILES = {
     "fs-edit-to-fstring": {"flash/keep.py": b"x = 1\n"},
     # /flash (SPIFFS, 3 MiB) nearly full: the app does not fit beside what is there
     "sync-full-flash": {"flash/recording.bin": bytes(SPIFFS_SIZE - 8192)},
+    "fs-put-full-flash": {"flash/recording.bin": bytes(SPIFFS_SIZE)},
 }
 CASE_ENV = {"fs-edit-editor-fails": {"EDITOR": "false"}, "fs-edit-to-fstring": {"EDITOR": "{T}/fstring_editor.py"}}
 
@@ -230,13 +233,13 @@ def test_bad_input_on_the_board(case, board, user, capsys, monkeypatch):  # noqa
         monkeypatch.delenv(var, raising=False)
     for var, value in CASE_ENV.get(name, {}).items():
         monkeypatch.setenv(var, value.replace("{T}", str(user)))
-    made = [board.state / rel for rel in BOARD_FILES.get(name, {})]
-    for path, data in zip(made, BOARD_FILES.get(name, {}).values()):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
     # booted: MaixPy's _boot.py writes its welcome main.py onto a card that has none (k210/startup.py)
     assert board.wait_for(lambda: (board.state / "sd" / "main.py").is_file(), 60)
+    made = [board.state / rel for rel in BOARD_FILES.get(name, {})]
     try:
+        for path, data in zip(made, BOARD_FILES.get(name, {}).values()):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
         before = board_files(board.state)
         run_case(argv, code, words, user, capsys)
         assert board_files(board.state) == before, "%s changed the board's files" % argv

@@ -10,6 +10,7 @@ from conftest import ROOT, fixture_file
 from host_tools import framing
 from host_tools import manifest as mf
 from host_tools.__main__ import main as cli
+from host_tools.compiler import compile_tflite
 from host_tools.kmodel import load, run
 
 IRIS_OUT = [16.077795, 5.607656, -2.071745]       # nncase examples/iris: the numbers it prints for this input
@@ -177,6 +178,27 @@ def test_a_float_conv_model_runs_its_convs_on_the_kpu_and_matches_litert(conv_mo
     got, err, top1 = _agreement(km, planar, ref)
     print("conv model: max |kmodel - LiteRT float| %.4f, top-1 agreement %.3f on %d images" % (err, top1, len(x)))
     assert err <= 0.05 and top1 >= 0.99
+
+
+def test_a_conv_after_a_float_cpu_layer_gets_its_bytes_from_a_quantize(tmp_path):
+    """Global average pool (float, on the CPU), then a 1x1 conv on the KPU: QUANTIZE where the float vector meets
+    the conv, DEQUANTIZE where its bytes become the float output."""
+    import tensorflow as tf
+    L = tf.keras.layers
+    path = _keras_tflite(tmp_path, [L.Conv2D(8, 3, padding="same", activation="relu"), L.GlobalAveragePooling2D(),
+                                    L.Reshape((1, 1, 8)), L.Conv2D(4, 1), L.Flatten()], (16, 16, 3))
+    x = np.random.default_rng(4).integers(0, 256, (40, 16, 16, 3), dtype=np.uint8)
+    compiled = compile_tflite(path, dataset=_photos(tmp_path / "calib", x[:20]))
+    kinds = [L.type_name for L in compiled.kmodel.layers]
+    assert kinds == ["K210_CONV", "DEQUANTIZE", "GLOBAL_AVERAGE_POOL2D", "QUANTIZE", "K210_ADD_PADDING", "K210_CONV",
+                     "K210_REMOVE_PADDING", "DEQUANTIZE"], kinds
+    planar = np.array([framing.photo_input(p, 16, 16, 3) for p in x[20:]])
+    ref = _litert_float(path, planar.transpose(0, 2, 3, 1) / 255.0)
+    _, err, top1 = _agreement(compiled.kmodel, planar, ref)
+    spread = float(np.ptp(ref))
+    print("gap + 1x1 conv: max |kmodel - LiteRT float| %.4f of outputs spanning %.4f, top-1 agreement %.3f"
+          % (err, spread, top1))
+    assert err <= 0.03 * spread and top1 >= 0.9, (err, spread, top1)
 
 
 def test_digits_float_tflite_compiles_and_matches_litert_float(tmp_path, capsys):

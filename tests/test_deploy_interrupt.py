@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from host_tools import manifest as mf
-from host_tools.deploy.link import Link
+from host_tools.deploy.deploy import wait_for_repl
 from host_tools.sim.provision import fixture_manifests
 from conftest import FIXTURES, fixture_file
 from test_deploy_support import ROOT, VirtualBoardProcess
@@ -135,8 +135,10 @@ def power_cycle(board: VirtualBoardProcess) -> VirtualBoardProcess:
 
 
 def app_runs(port):
-    """Run the app one frame per mode on a board just powered on: [(model, ran, notice)]."""
-    link = Link(port)
+    """Run the app one frame per mode on a board just powered on: [(model, ran, notice)]. Connected as deploy does
+    after a flash (wait_for_repl: attempts for 30 s): a board process starved of CPU (the heavy sweep runs under
+    nice beside other jobs) was once silent for the 3 s after which one attempt gives up."""
+    link = wait_for_repl(port, "mpremote")
     try:
         return eval(link.exec(APP_CHECK, timeout=120).decode().strip().splitlines()[-1])
     finally:

@@ -201,9 +201,9 @@ b.serve()
 
 
 class NormalUser:
-    """Commands run as uid/gid 65534 with no groups and no capabilities, from a home folder of its own. Python is
-    this one when that user may run it, else the system's of the same version on this venv's packages (here the
-    venv's interpreter lives under /root, 0700)."""
+    """Commands run as uid/gid 65534 with no groups and no capabilities (as this user when it is not root), from a
+    home folder of its own. Python is this one when that user may run it, else the system's of the same version on
+    this venv's packages (here the venv's interpreter lives under /root, 0700)."""
 
     def __init__(self):
         import shutil
@@ -213,18 +213,22 @@ class NormalUser:
         import tempfile
         from pathlib import Path
         from test_deploy_support import ROOT
-        if os.geteuid() != 0 or not shutil.which("setpriv"):
-            pytest.skip("becoming an unprivileged user needs root and setpriv")
-        self.drop = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups", "--"]
+        self.drop = []                  # not root: this user is one already
         self.home = Path(tempfile.mkdtemp(prefix="maixkit-user-"))     # pytest's tmp_path is root's alone (0700)
-        os.chmod(self.home, 0o755)
-        os.chown(self.home, NOBODY, NOBODY)
+        if os.geteuid() == 0:
+            if not shutil.which("setpriv"):
+                shutil.rmtree(self.home)
+                pytest.skip("becoming an unprivileged user takes setpriv (util-linux)")
+            self.drop = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups", "--"]
+            os.chmod(self.home, 0o755)
+            os.chown(self.home, NOBODY, NOBODY)
         self.env = dict(os.environ, HOME=str(self.home), PYTHONUNBUFFERED="1",
                         PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests"), sysconfig.get_paths()["purelib"]]))
         self.python = sys.executable
-        if subprocess.run(self.drop + [self.python, "-c", "pass"], capture_output=True).returncode != 0:
-            self.python = shutil.which("python%d.%d" % sys.version_info[:2])
+        if self.drop and subprocess.run(self.drop + ["test", "-x", os.path.realpath(self.python)]).returncode != 0:
+            self.python = shutil.which("python%d.%d" % sys.version_info[:2], path=os.defpath)
             if not self.python:
+                shutil.rmtree(self.home)
                 pytest.skip("no Python %d.%d that uid %d may run" % (sys.version_info[:2] + (NOBODY,)))
         self.bin = Path(sys.executable).parent
         self.root = ROOT
@@ -282,7 +286,7 @@ def test_the_usb_port_and_the_kflash_command_line_as_a_normal_user():
             return
         usb = line.split()[-1]
         assert line.startswith("kflash port (with DTR/RTS): ") and usb == str(state / "usb" / "ttyUSB0"), \
-            line + b.stdout.read() if b.poll() is not None else line
+            line + (b.stdout.read() if b.poll() is not None else "")
         model = pattern(100_000, 6)
         r = kflash_as(user, usb, model)
         assert r.returncode == 0 and "Greeting fail" not in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]

@@ -88,7 +88,7 @@ def test_write_never_overwrites_a_listed_model_and_relists_one_it_moves(repl_boa
     listing = b.state / "flash" / "models.json"
 
     def write(name, files):
-        pkg = vendor_kfpkg(tmp_path / name, [(a, n, d, False) for a, n, d in files])
+        pkg = vendor_kfpkg(tmp_path / name, [(f + (False,))[:4] for f in files])
         capsys.readouterr()
         rc = cli(["flash", "write", "--kfpkg", str(pkg), "--port", b.port, "--out", str(tmp_path / "o")])
         return rc, capsys.readouterr()
@@ -109,6 +109,9 @@ def test_write_never_overwrites_a_listed_model_and_relists_one_it_moves(repl_boa
         assert rc == 1 and out.err == (
             "error: yolo.kmodel: 0x601000-0x60D350 would overwrite digits at 0x600000-0x%X, which the board still "
             "lists in /flash/models.json\n" % (old_at + len(digits)))
+        # a firmware that would reach into it
+        rc, out = write("fw.kfpkg", [(0, "maixpy.bin", pattern(old_at + 100, 8), True)])
+        assert rc == 1 and "maixpy.bin: 0x0-0x%X would overwrite digits at 0x600000" % (old_at + 137) in out.err
         # a new digits that is not a kmodel V3, as the listed entry loads it
         rc, out = write("bad.kfpkg", [(new_at, "digits.kmodel", b"hello")])
         assert rc == 1 and "digits.kmodel: /flash/models.json lists digits as a kmodel V3 (load 'ram'), but this " \

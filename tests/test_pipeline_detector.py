@@ -209,11 +209,31 @@ def test_training_batches_hold_the_frames_and_their_targets():
     images = rng.integers(0, 256, (5, 240, 320, 3), dtype=np.uint8)
     boxes = [[Box(10 * i, 20, 10 * i + 60, 90)] for i in range(5)]
     cfg = replace(_cfg(batch=2), augment=Augment().off())
-    data = detector._batches(cfg, images, boxes, seed=3)
+    data = detector._Batches(cfg, images, boxes, seed=3)
     x, y = data[1]
     idx = data.order[2:4]
     np.testing.assert_array_equal(x, to_input(images[idx]))
     np.testing.assert_array_equal(y, region_loss.targets([boxes[i] for i in idx], ANCHORS, GRID, FRAME))
+
+
+def test_training_stream_reads_ahead_the_same_batches_epoch_after_epoch():
+    """The tf.data stream fit reads (made ahead on another thread) holds exactly the indexed batches, epoch after
+    epoch, each epoch augmented and shuffled anew."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (5, 240, 320, 3), dtype=np.uint8)
+    boxes = [[Box(10 * i, 20, 10 * i + 60, 90)] for i in range(5)]
+    cfg = _cfg(batch=2)
+    stream = [(x.numpy(), y.numpy()) for x, y in detector._Batches(cfg, images, boxes, seed=3).dataset().take(7)]
+    ref = detector._Batches(cfg, images, boxes, seed=3)
+    assert len(ref) == 3
+    for e in range(3):
+        for i in range(len(ref)):
+            if e * 3 + i < len(stream):
+                x, y = ref[i]
+                np.testing.assert_array_equal(stream[e * 3 + i][0], x)
+                np.testing.assert_array_equal(stream[e * 3 + i][1], y)
+        ref.on_epoch_end()
+    assert not np.array_equal(stream[0][0], stream[3][0])
 
 
 def test_clip_keeps_what_mostly_shows_and_drops_the_rest():

@@ -52,6 +52,7 @@ def test_settled_batchnorm_holds_the_statistics_of_the_training_photos():
     m = arch.small_mobilenet(32, 2, widths=(8, 16))
     rng = np.random.default_rng(0)
     x = rng.integers(100, 256, size=(40, 32, 32, 3), dtype=np.uint8)
+    x[24:] //= 3                                          # the last batches darker than the first
     bn = m.get_layer("stem_bn")
     stem = keras.Model(m.input, m.get_layer("stem").output)
     want = stem.predict(train.to_input(x), verbose=0).reshape(-1, bn.moving_mean.shape[0])
@@ -59,6 +60,8 @@ def test_settled_batchnorm_holds_the_statistics_of_the_training_photos():
     settle = train.BatchNormSettler(m, batch=16)          # three batches: 16, 16, 8 photos
     settle(x)
     np.testing.assert_allclose(bn.moving_mean.numpy(), want.mean(0), rtol=1e-4, atol=1e-5)
+    # the variance of all 40 photos, not the mean of the batches' own variances (which misses their means' spread)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), want.var(0), rtol=1e-3, atol=1e-6)
     assert bn.momentum == 0.99
     # the deeper layers' statistics are those of training mode (batch-normalised inputs), averaged by photo count
     before = m.get_layer("block2_pw_bn").moving_variance.numpy().copy()

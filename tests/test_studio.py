@@ -7,6 +7,8 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -58,8 +60,24 @@ def test_every_request_and_websocket_needs_the_token():
     assert out["page_ok"] == 200 and out["cookie"] == "secret-token" and out["static_cookie"] == 200
 
 
+class KeysSeen:
+    """A terminal that records the keys that reach the board."""
+    def __init__(self):
+        self.seen = []
+
+    def start(self, out):
+        return self
+
+    def keys(self, data):
+        self.seen.append(data)
+
+    def close(self):
+        pass
+
+
 def test_a_second_tab_is_a_read_only_view():
-    studio = Studio(SerialBackend("/dev/null"), NoFiles(), token="t")
+    terminal = KeysSeen()
+    studio = Studio(SerialBackend("/dev/null"), NoFiles(), token="t", terminal=terminal)
 
     async def fn(c):
         h = {"X-Token": "t"}
@@ -68,6 +86,13 @@ def test_a_second_tab_is_a_read_only_view():
         hello1, hello2 = await first.receive_json(), await second.receive_json()
         r = await c.post("/api/control", json={"what": "stop"}, headers=dict(h, **{"X-Client": str(hello2["client"])}))
         refused = (r.status, await r.text())
+        await second.send_json({"type": "keys", "data": "import machine\r"})    # a reader's keys: dropped
+        await first.send_json({"type": "keys", "data": "1+1\r"})
+        for _ in range(50):
+            if terminal.seen:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)          # time for a reader's keys to arrive too, were they taken
         await first.close()
         promoted = None
         for _ in range(10):               # state messages may come first
@@ -81,6 +106,7 @@ def test_a_second_tab_is_a_read_only_view():
     assert hello1["writer"] and not hello2["writer"]
     assert refused[0] == 403 and "read-only" in refused[1]
     assert promoted is not None, "the read-only tab becomes the writer when the writer's tab closes"
+    assert terminal.seen == [b"1+1\r"], "only the writer's keys reach the board"
 
 
 @pytest.mark.parametrize("bad", ["/etc/passwd", "/flash/../etc/passwd", "/sd/./x", "/", "../x"])
@@ -223,3 +249,24 @@ def test_the_studio_refuses_to_start_without_its_editor_and_terminal(tmp_path, m
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "make studio-assets" in err and "\n" not in err
     assert not (tmp_path / "board").exists()
+
+
+def test_the_terminal_says_when_the_line_fails():
+    """Output and keys pass on a serial line; a line that goes away (a board unplugged) is said in the pane."""
+    master, slave = os.openpty()
+    port, seen = os.ttyname(slave), []
+    term = Terminal(port, threading.Lock()).start(seen.append)
+    try:
+        os.write(master, "héllo\r\n".encode())
+        term.keys(b"1+1\r")
+        end = time.monotonic() + 10
+        while "héllo\r\n" not in "".join(seen) and time.monotonic() < end:
+            time.sleep(0.05)
+        assert "".join(seen) == "héllo\r\n" and os.read(master, 100) == b"1+1\r"
+        os.close(master)
+        while "failed" not in "".join(seen) and time.monotonic() < end:
+            time.sleep(0.05)
+        assert "[studio: the serial line %s failed" % port in "".join(seen), seen
+    finally:
+        term.close()
+        os.close(slave)

@@ -141,7 +141,10 @@ def refuse_uncalibrated(graph: Graph, problems: list = None):
     """A float image model without calibration images: what it cannot run (lowered on placeholder ranges), then the
     missing --dataset. Raises the first refusal, or appends them all to problems."""
     found = []
-    lower_calibrated(float_quant.quantize(graph), found)
+    try:
+        lower_calibrated(float_quant.quantize(graph), found)
+    except CompileError as e:          # weights it cannot quantize (float16 behind a DEQUANTIZE, say)
+        found.append(e)
     found.append(CompileError(NEEDS_DATASET, graph.source, rule=R.CALIBRATION))
     if problems is None:
         raise found[0]

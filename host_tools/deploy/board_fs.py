@@ -100,6 +100,11 @@ def write_file(link: Link, path: str, data: bytes) -> int:
     parent = path.rsplit("/", 1)[0]
     if parent.startswith("/flash/"):
         raise FsError("%s: %s" % (path, NO_FOLDERS))
+    root = "/" + path.split("/")[1]
+    free = ast.literal_eval(_exec(link, "import uos\n_v=uos.statvfs(%r)\nprint(_v[0]*_v[4])" % root, root,
+                                  {}).decode().strip())
+    if len(data) > free:     # staged beside the old file before the rename: all of it needs room
+        raise FsError("%s: %s has %d bytes free, the file is %d; nothing was written" % (path, root, free, len(data)))
     try:
         return sync.put_file(link, path, data)
     except DeviceError as e:

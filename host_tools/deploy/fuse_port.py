@@ -10,7 +10,8 @@ to is read from the caller's memory (/proc/PID/mem: the caller is blocked in the
 whose memory cannot be read still gets success, and the board then learns of the reset from the traffic.
 
 Mounting needs root (mount(2)) or, for a normal user, fusermount3 (the fuse3 package) installed setuid root, as
-distributions ship it; `available()` says what is missing and how to get it. A helper process unmounts the folder when the board process ends, however it ends. The kernel ABI used is
+distributions ship it; `available()` says what is missing and how to get it. A helper process unmounts the folder
+when the board process ends, however it ends. The kernel ABI used is
 FUSE 7.31 (include/uapi/linux/fuse.h).
 """
 import ctypes

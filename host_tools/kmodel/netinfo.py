@@ -94,7 +94,8 @@ def runs_on(L, kpu_type=K210_CONV) -> str:
 def layer_info(L, weight_bits) -> dict:
     d = {"index": L.index, "type": L.type_name, "type_id": L.type, "runs": runs_on(L), "in_shape": L.in_shape,
          "out_shape": L.out_shape, "kernel": None, "pool": None, "depthwise": False,
-         "weight_bytes": _weight_bytes(L, weight_bits), "macs": 0, "main_mem_out": L.type != K210_CONV or bool(L.fields["flags"] & 1), "stock_sdk": L.stock_sdk}
+         "weight_bytes": _weight_bytes(L, weight_bits), "macs": 0,
+         "main_mem_out": L.type != K210_CONV or bool(L.fields["flags"] & 1), "stock_sdk": L.stock_sdk}
     if L.type == K210_CONV:
         r = L.regs
         d.update(kernel=r.kernel, pool=r.kernel_pool_type_cfg.pool_type, depthwise=r.depthwise)

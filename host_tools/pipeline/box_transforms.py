@@ -73,9 +73,15 @@ def frame_boxes(boxes, src_size, w, h, framing=F.DEFAULT):
     return clip(_map(boxes, sx, sy, -x * sx, -y * sy), w, h)
 
 
-def augment(image, boxes, rng, aug: Augment):
+def fill_colour(image):
+    """The colour augment fills an exposed border with: the frame's mean."""
+    return tuple(int(v) for v in image.reshape(-1, 3).mean(0))
+
+
+def augment(image, boxes, rng, aug: Augment, fill=None):
     """One random geometric variation of a uint8 (h, w, 3) frame and its boxes: zoom about the centre and shift
-    (the exposed border filled with the frame's mean colour), then a flip."""
+    (the exposed border filled with the frame's mean colour; `fill`, its fill_colour, spares measuring it again
+    each epoch), then a flip."""
     from PIL import Image
     h, w = image.shape[:2]
     lo, hi = np.log(aug.zoom[0]), np.log(aug.zoom[1])
@@ -85,7 +91,7 @@ def augment(image, boxes, rng, aug: Augment):
     out = image
     if s != 1.0 or dx or dy:
         # x' = s (x - w/2) + w/2 + dx; PIL wants the inverse map, output -> input
-        fill = tuple(int(v) for v in image.reshape(-1, 3).mean(0))
+        fill = fill_colour(image) if fill is None else fill
         tx, ty = w / 2 * (1 - s) + dx, h / 2 * (1 - s) + dy
         im = Image.fromarray(image).transform((w, h), Image.AFFINE, (1 / s, 0, -tx / s, 0, 1 / s, -ty / s),
                                               Image.BILINEAR, fillcolor=fill)
@@ -102,7 +108,7 @@ def light(frames, rng, aug: Augment):
     draws them, then the RGB565 bytes the board's cut/resize path hands the KPU."""
     from host_tools.pipeline import camera_augment
     x = camera_augment.light(np.asarray(frames, np.float32), rng, aug)
-    out = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+    out = np.clip(np.rint(x, out=x), 0, 255, out=x).astype(np.uint8)
     return camera_augment.camera_bytes(out) if aug.rgb565 else out
 
 

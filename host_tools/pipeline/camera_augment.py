@@ -55,25 +55,44 @@ def crop(src: np.ndarray, w: int, h: int, rng, aug: Augment) -> np.ndarray:
 
 
 def light(x: np.ndarray, rng, aug: Augment) -> np.ndarray:
-    """Brightness, contrast, saturation, white balance and sensor noise on float RGB images (n, h, w, 3)."""
+    """Brightness, contrast, saturation, white balance and sensor noise on RGB images (n, h, w, 3), as float32.
+
+    Per image: saturation about each pixel's grey, contrast about the image's mean, brightness and white-balance
+    gains, then noise. The first four are affine, so they are applied as one: out = A x + B grey + C with per-image
+    (A, B, C) per channel (saturation leaves the image's mean unchanged, so contrast's mean is the input's); the
+    random draws are the same, in the same order, as applying them one by one."""
     n = len(x)
 
     def gain(r, channels=1):
         return 1.0 + rng.uniform(-r, r, size=(n, 1, 1, channels))
 
-    gray = x.mean(axis=3, keepdims=True)
-    x = gray + (x - gray) * gain(aug.saturation)
-    mean = x.mean(axis=(1, 2, 3), keepdims=True)
-    x = mean + (x - mean) * gain(aug.contrast)
-    x = x * gain(aug.brightness) * gain(aug.white_balance, 3)
+    x = np.asarray(x, np.float32)
+    sat, con, bri, wb = gain(aug.saturation), gain(aug.contrast), gain(aug.brightness), gain(aug.white_balance, 3)
+    mean = x.mean(axis=(1, 2, 3), keepdims=True, dtype=np.float64)
+    k = con * bri * wb
+    out = x * (k * sat).astype(np.float32)
+    grey = (x[..., 0] + x[..., 1] + x[..., 2])[..., None] * np.float32(1 / 3)   # (numpy's sum over 3 is slower)
+    out += grey * (k * (1.0 - sat)).astype(np.float32)
+    out += (bri * wb * mean * (1.0 - con)).astype(np.float32)
     if aug.noise:
-        x = x + rng.normal(0.0, 1.0, size=x.shape) * rng.uniform(0.0, aug.noise, size=(n, 1, 1, 1))
-    return x
+        noise = rng.normal(0.0, 1.0, size=x.shape)
+        noise *= rng.uniform(0.0, aug.noise, size=(n, 1, 1, 1))
+        out += noise
+    return out
 
 
 def camera_bytes(rgb: np.ndarray) -> np.ndarray:
     """RGB888 -> the RGB565 the firmware's cut/resize works in -> the 8-bit planes pix_to_ai makes of it."""
-    return pixels.rgb565_to_888(pixels.rgb888_to_565(rgb))
+    rgb = np.asarray(rgb, np.uint8)
+    out = np.empty_like(rgb)
+    for c in range(3):      # each channel's byte depends on that channel's byte only: one table per channel
+        np.take(_CAMERA_TABLE[c], rgb[..., c], out=out[..., c])
+    return out
+
+
+# pixels' own round trip on every byte value, as (3, 256) tables
+_CAMERA_TABLE = np.ascontiguousarray(
+    pixels.rgb565_to_888(pixels.rgb888_to_565(np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, 1)[None]))[0].T)
 
 
 def batch(sources, idx, w, h, rng, aug: Augment) -> np.ndarray:

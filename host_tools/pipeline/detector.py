@@ -26,6 +26,8 @@ THRESHOLD, NMS = 0.5, 0.3  # what the device uses (manifest)
 EVAL_THRESHOLD = 0.01     # mAP needs the low-score detections too
 STEPS, MIN_EPOCHS, MAX_EPOCHS = 1800, 15, 150   # default training length in optimizer steps, and its bounds
 SETTLE_FRAMES = 256       # training frames BatchNorm's statistics are measured on
+PREFETCH = 4             # training batches made ahead, on their own thread
+PREDICT_BATCH = 32        # frames per call when settling or validating (larger batches run slower on the CPU)
 
 
 class DetectorError(ValueError):
@@ -171,42 +173,56 @@ def split(n, val_fraction=0.2, seed=0):
 
 # ---------------------------------------------------------------- training
 
-def _batches(cfg, images, boxes, seed):
-    """A keras PyDataset: a new shuffle and a new augmentation of every frame each epoch, targets per batch."""
-    import keras
+class _Batches:
+    """Training batches: a new shuffle and a new augmentation of every frame each epoch, targets per batch.
+    Batch i of epoch e depends on (seed, e, i) only, so the stream is the same however far it is read ahead."""
 
-    from host_tools.pipeline.box_transforms import augment, light, mosaic
-    from host_tools.pipeline.region_loss import targets
-    from host_tools.pipeline.train import to_input
+    def __init__(self, cfg, images, boxes, seed):
+        from host_tools.pipeline.box_transforms import fill_colour
+        self.cfg, self.images, self.boxes, self.seed = cfg, images, boxes, seed
+        self.fills = [fill_colour(im) for im in images]
+        self.epoch = 0
+        self.order = np.random.default_rng((seed, 0)).permutation(len(images))
 
-    class Batches(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__()
-            self.epoch = 0
-            self.order = np.random.default_rng((seed, 0)).permutation(len(images))
+    def __len__(self):
+        return int(np.ceil(len(self.images) / self.cfg.batch))
 
-        def __len__(self):
-            return int(np.ceil(len(images) / cfg.batch))
+    def __getitem__(self, i):
+        from host_tools.pipeline.box_transforms import augment, light, mosaic
+        from host_tools.pipeline.region_loss import targets
+        from host_tools.pipeline.train import to_input
+        cfg, images, boxes, fills = self.cfg, self.images, self.boxes, self.fills
+        idx = self.order[i * cfg.batch:(i + 1) * cfg.batch]
+        rng = np.random.default_rng((self.seed, self.epoch, i))
+        xs, bs = [], []
+        for k in idx:
+            x, b = augment(images[k], boxes[k], rng, cfg.augment, fills[k])
+            if rng.random() < cfg.augment.mosaic:
+                others = rng.integers(0, len(images), 3)
+                x, b = mosaic([(x, b)] + [augment(images[j], boxes[j], rng, cfg.augment, fills[j]) for j in others],
+                              rng)
+            xs.append(x)
+            bs.append(b)
+        return to_input(light(xs, rng, cfg.augment)), targets(bs, cfg.anchors, cfg.grid, cfg.input_size, cfg.classes)
 
-        def __getitem__(self, i):
-            idx = self.order[i * cfg.batch:(i + 1) * cfg.batch]
-            rng = np.random.default_rng((seed, self.epoch, i))
-            xs, bs = [], []
-            for k in idx:
-                x, b = augment(images[k], boxes[k], rng, cfg.augment)
-                if rng.random() < cfg.augment.mosaic:
-                    others = rng.integers(0, len(images), 3)
-                    x, b = mosaic([(x, b)] + [augment(images[j], boxes[j], rng, cfg.augment) for j in others], rng)
-                xs.append(x)
-                bs.append(b)
-            return to_input(light(xs, rng, cfg.augment)), targets(bs, cfg.anchors, cfg.grid, cfg.input_size,
-                                                                  cfg.classes)
+    def on_epoch_end(self):
+        self.epoch += 1
+        self.order = np.random.default_rng((self.seed, self.epoch)).permutation(len(self.images))
 
-        def on_epoch_end(self):
-            self.epoch += 1
-            self.order = np.random.default_rng((seed, self.epoch)).permutation(len(images))
+    def forever(self):
+        while True:
+            for i in range(len(self)):
+                yield self[i]
+            self.on_epoch_end()
 
-    return Batches()
+    def dataset(self):
+        """The endless stream as a tf.data pipeline that makes the next batches on a second thread while the
+        current step trains (fit then keeps one iterator across epochs, with steps_per_epoch = len(self))."""
+        import tensorflow as tf
+        (w, h), (gw, gh) = self.cfg.input_size, self.cfg.grid
+        depth = len(self.cfg.anchors) // 2 * (6 + self.cfg.classes)
+        spec = (tf.TensorSpec((None, h, w, 3), tf.float32), tf.TensorSpec((None, gh, gw, depth), tf.float32))
+        return tf.data.Dataset.from_generator(self.forever, output_signature=spec).prefetch(PREFETCH)
 
 
 def _schedule(cfg, steps_per_epoch):
@@ -246,7 +262,7 @@ def train_detector(cfg: DetectorConfig, images, boxes, *, strategy="default", se
         raise DetectorError("no boxes to learn from")
     train.set_seeds(seed)
     strat = train.get_strategy(strategy)
-    data = _batches(cfg, images, boxes, seed)
+    data = _Batches(cfg, images, boxes, seed)
     with strat.scope():
         model = cfg.build(name)
         _init_region_bias(model, cfg)
@@ -257,7 +273,8 @@ def train_detector(cfg: DetectorConfig, images, boxes, *, strategy="default", se
     callbacks = [train.progress_callback(cfg.epochs, desc)]
     if val is not None:
         callbacks.insert(0, _validation(cfg, settle, val, state))
-    hist = model.fit(data, epochs=cfg.epochs, verbose=0, callbacks=callbacks)
+    hist = model.fit(data.dataset(), epochs=cfg.epochs, steps_per_epoch=len(data), shuffle=False, verbose=0,
+                     callbacks=callbacks)
     if state["best"] is not None:
         model.set_weights(state["best"])
     else:
@@ -273,7 +290,7 @@ def _settler(model, images, seed):
     """settle(): BatchNorm moving statistics from a fixed sample of the un-augmented training frames."""
     from host_tools.pipeline.train import BatchNormSettler
     pick = np.sort(np.random.default_rng(seed).permutation(len(images))[:SETTLE_FRAMES])
-    settler = BatchNormSettler(model)
+    settler = BatchNormSettler(model, batch=PREDICT_BATCH)
     return lambda: settler(images[pick])
 
 
@@ -284,12 +301,15 @@ def _validation(cfg, settle, val, state):
     val_images, val_boxes = val
 
     class Validation(keras.callbacks.Callback):
+        predict = None
+
         def on_epoch_end(self, epoch, logs=None):
             done, st = epoch + 1, state
             if done != cfg.epochs and (done % cfg.validate_every or done < cfg.validate_from * cfg.epochs):
                 return
             settle()
-            m = map50(keras_predictor(self.model), val_images, val_boxes, cfg)
+            self.predict = self.predict or keras_predictor(self.model)    # traced once
+            m = map50(self.predict, val_images, val_boxes, cfg)
             st["val_epochs"].append(done)
             st["val_map50"].append(m)
             if logs is not None:
@@ -328,8 +348,14 @@ def map50(predict, images, boxes, cfg: DetectorConfig) -> float:
 
 
 def keras_predictor(model):
-    from host_tools.pipeline.train import predict
-    return lambda x: predict(model, x)
+    """The Keras model in inference mode through one traced function, PREDICT_BATCH frames at a time (calling
+    it eagerly costs several times its arithmetic on these small batches)."""
+    import tensorflow as tf
+
+    from host_tools.pipeline.train import to_input
+    fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    return lambda x: np.concatenate([fn(to_input(x[i:i + PREDICT_BATCH])).numpy()
+                                     for i in range(0, len(x), PREDICT_BATCH)])
 
 
 def int8_predictor(tflite_bytes):

@@ -103,7 +103,7 @@ class BatchNormSettler:
         if not self.bns or len(images_u8) == 0:
             return
         saved = [L.momentum for L in self.bns]
-        sums = None
+        sums = [(0.0, 0.0)] * len(self.bns)
         n = 0
         try:
             for L in self.bns:
@@ -111,14 +111,15 @@ class BatchNormSettler:
             for i in range(0, len(images_u8), self.batch):
                 x = images_u8[i:i + self.batch]
                 self.step(to_input(x))
-                stats = [(L.moving_mean.numpy(), L.moving_variance.numpy()) for L in self.bns]
                 w = len(x)
-                sums = [(m * w, v * w) for m, v in stats] if sums is None else \
-                    [(a + m * w, b + v * w) for (a, b), (m, v) in zip(sums, stats)]
+                # sums of E[x] and E[x^2] over batches pool into the statistics of the whole set (batch variances
+                # alone would miss the spread between the batches' means)
+                stats = [(L.moving_mean.numpy(), L.moving_variance.numpy()) for L in self.bns]
+                sums = [(a + m * w, b + (v + m * m) * w) for (a, b), (m, v) in zip(sums, stats)]
                 n += w
-            for L, (m, v) in zip(self.bns, sums):
-                L.moving_mean.assign(m / n)
-                L.moving_variance.assign(v / n)
+            for L, (a, b) in zip(self.bns, sums):
+                L.moving_mean.assign(a / n)
+                L.moving_variance.assign(np.maximum(b / n - (a / n) ** 2, 0.0))
         finally:
             for L, m in zip(self.bns, saved):
                 L.momentum = m

@@ -7,6 +7,7 @@ own screen: the LCD, the BOOT button, the heaps and the model held.
 """
 import json
 import threading
+import time
 from pathlib import Path
 
 from host_tools.deploy.sim_runtime import SimRuntime
@@ -19,6 +20,7 @@ CONSOLE_KEEP = 64 * 1024      # characters of the board's console the page can s
 HELD_AT_RESET_MS = 3000.0     # a BOOT "held" through a reset: longer than the ROM's sample and boot.py's window
 ISP_NOTE = "ISP (BOOT held at reset: the K210 ROM waits for kflash, MaixPy does not run; Reset starts it)"
 MODE_TAG = {"classifier": "CLS", "detector": "DET"}     # as device/lib/app.py writes them on the LCD
+BOOT_WAIT_S = 30.0            # the longest the URL waits for the virtual board's app to run
 
 
 def show(board, camera):
@@ -117,6 +119,20 @@ class VirtualBackend:
         if board is None:
             return 0, None
         return board.screen.updates, board.screen.rgb()
+
+    def wait_until_running(self, timeout=BOOT_WAIT_S) -> bool:
+        """Until the app shows its first camera frame, or has stopped (a broken app's message on the LCD): the
+        firmware's start-up and the model's load, the host's heaviest second, are over before a page asks for
+        anything, and the page gets a picture at once. False when neither happened within timeout."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            board, _ = self._sim()
+            repl = self.board.repl
+            if board is not None and (board.screen.shown or (board.screen.updates and repl is not None
+                                                             and not repl.busy)):
+                return True
+            time.sleep(0.02)
+        return False
 
     def press(self, hold_ms=120.0):
         board, _ = self._sim()

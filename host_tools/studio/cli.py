@@ -87,6 +87,7 @@ def run(args) -> int:
         outdir.claim(args.state, STATE_FILES, force=args.force, option="--state", command="studio")
         facts = provision(args.state, args.device, args.models, args.sd)
         backend = VirtualBackend(args.state, camera=args.camera, sd=args.sd)
+        backend.wait_until_running()        # the URL is announced once the app runs (or has stopped)
     files = BoardFiles(backend.port, fs=backend.fs)
     studio = Studio(backend, files, host_manifests=facts, terminal=Terminal(backend.port, files.lock))
     return serve(studio, args.http_port)

@@ -37,6 +37,8 @@ class Terminal:
                         if text:
                             out(text)
                     self._stop.wait(IDLE_READ_S)
+            except Exception as e:          # a board unplugged: said in the pane, not a silent stop
+                out("\r\n[studio: the serial line %s failed: %s; restart the studio]\r\n" % (self.port, e))
             finally:
                 self._line.close()
         self._thread = threading.Thread(target=follow, daemon=True, name="studio-terminal")

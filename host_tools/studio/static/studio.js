@@ -1,9 +1,7 @@
-// The studio page: plain JS, no network but this server. The token came in the URL; the server set a cookie.
-// CodeMirror (editor) and xterm.js (console, REPL) are served from /static/vendor/ (host_tools/studio/assets.py).
+// The studio page, part 2 (after board.js): the editor (CodeMirror), the console and REPL terminals (xterm.js), the
+// files, camera and models panes. CodeMirror and xterm.js are served from /static/vendor/ (host_tools/studio/assets.py).
 "use strict";
-const $ = (id) => document.getElementById(id);
-const token = new URLSearchParams(location.search).get("token") || "";
-let client = null, writer = false, virtual = true, openPath = null, selected = null, models = [], ws = null;
+let openPath = null, selected = null, models = [];
 
 const editor = CodeMirror.fromTextArea($("editor"), { mode: "python", lineNumbers: true, indentUnit: 4,
                                                       extraKeys: { Tab: (cm) => cm.execCommand("insertSoftTab") } });
@@ -35,52 +33,7 @@ function termText(t) {
 }
 window.studio = { editor, consoleTerm, replTerm, termText, webcamSent: [] };
 
-function showError(text) { $("error").textContent = text || ""; }
-
-async function api(method, url, body) {
-  const opts = { method, headers: { "X-Token": token, "X-Client": String(client) } };
-  if (body instanceof FormData) opts.body = body;
-  else if (body !== undefined) { opts.body = JSON.stringify(body); opts.headers["Content-Type"] = "application/json"; }
-  const r = await fetch(url, opts);
-  if (!r.ok) { const t = (await r.text()).trim(); showError(t); throw new Error(t); }
-  showError("");
-  return r.json();
-}
-
 function say(text) { consoleTerm.write(text); }
-
-// ---- the WebSocket: LCD frames (binary PNG), state, streamed output ----
-let lastUrl = null;
-function connect() {
-  ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws?token=" +
-                           encodeURIComponent(token));
-  ws.binaryType = "blob";
-  ws.onmessage = (ev) => {
-    if (typeof ev.data !== "string") {
-      const url = URL.createObjectURL(ev.data);
-      $("lcd").src = url;
-      if (lastUrl) URL.revokeObjectURL(lastUrl);
-      lastUrl = url;
-      $("lcd").dataset.frames = String(Number($("lcd").dataset.frames || 0) + 1);
-      if (!window.firstFrameMs) window.firstFrameMs = performance.now();   // page load -> first frame
-      return;
-    }
-    const m = JSON.parse(ev.data);
-    if (m.type === "hello") {
-      client = m.client; writer = m.writer; virtual = m.virtual;
-      $("board").textContent = (virtual ? "virtual Maix Bit" : "board") + " on " + m.port;
-      setRole();
-      if (!virtual) { $("lcd").hidden = true; $("lcd-note").hidden = false; }
-      $("files-note").textContent = virtual ? FILES_NOTE_VIRTUAL : FILES_NOTE_REAL;
-      replTerm.reset();
-      replTerm.write(m.terminal ? m.term : "(no terminal on this server)\r\n");
-    } else if (m.type === "writer") { writer = true; setRole(); }
-    else if (m.type === "state") showState(m);
-    else if (m.type === "out") say(m.text);
-    else if (m.type === "term") replTerm.write(m.text);
-  };
-  ws.onclose = () => { $("board").textContent = "disconnected: reload the page"; };
-}
 
 // Which file actions stop the app (host_tools/studio/files.py): a real board has one serial line and only the REPL.
 const FILES_NOTE_REAL = "Every file action goes over the REPL, so it stops the running app first (Ctrl-C, as fs " +
@@ -89,44 +42,17 @@ const FILES_NOTE_VIRTUAL = "Reading (the tree, opening a file, the models) looks
   "systems and the app runs on. Save, New, Rename, Remove and Run go over the REPL and stop the app first " +
   "(Ctrl-C), as on a real board; Reset starts it again.";
 
-function setRole() {
-  $("role").textContent = writer ? "" : "(read-only view: another tab is the writer)";
-  document.querySelectorAll("button, input").forEach((el) => {
-    if (!["refresh", "models-refresh"].includes(el.id)) el.disabled = !writer;
-  });
-  editor.setOption("readOnly", !writer);
-  replTerm.options.disableStdin = !writer;
-}
-
-function kb(n) { return (n / 1024).toFixed(0) + " KiB"; }
-function showState(s) {
-  if (!s.virtual) { $("state-mode").textContent = "see the board's screen"; return; }
-  if (!s.booted) return;
-  $("state-mode").textContent = s.mode || "-";
-  $("state-fps").textContent = s.fps.toFixed(1);
-  $("state-time").textContent = (s.board_ms / 1000).toFixed(1) + " s, " + s.frames + " frames";
-  $("state-gc").textContent = kb(s.gc_free) + " / " + kb(s.gc_used);
-  $("state-sys").textContent = kb(s.sys_free) + " / " + kb(s.sys_used);
-  $("state-model").textContent = s.models_held.join(", ") || "none";
-  const n = $("notices");
-  const atEnd = n.scrollTop + n.clientHeight >= n.scrollHeight - 4;
-  n.textContent = s.console.replace(/\r\n/g, "\n");
-  if (atEnd) n.scrollTop = n.scrollHeight;
-}
-
-// ---- controls ----
-const control = (what, extra) => api("POST", "/api/control", Object.assign({ what }, extra || {}));
-let downAt = 0;
-$("boot").addEventListener("mousedown", () => { downAt = Date.now(); $("boot").classList.add("down"); });
-$("boot").addEventListener("mouseup", () => {
-  $("boot").classList.remove("down");
-  const held = Date.now() - downAt;
-  control(held > 400 ? "hold" : "press", { ms: held });
+onPageMessage((m) => {
+  if (m.type === "hello") {
+    $("files-note").textContent = virtual ? FILES_NOTE_VIRTUAL : FILES_NOTE_REAL;
+    replTerm.reset();
+    replTerm.write(m.terminal ? m.term : "(no terminal on this server)\r\n");
+  } else if (m.type === "role") {
+    editor.setOption("readOnly", !writer);
+    replTerm.options.disableStdin = !writer;
+  } else if (m.type === "out") say(m.text);
+  else if (m.type === "term") replTerm.write(m.text);
 });
-$("boot").addEventListener("keydown", (e) => { if (e.key === " " || e.key === "Enter") control("press"); });
-$("reset").onclick = () => control("reset");
-$("reset-held").onclick = () => control("reset_held");
-$("stop").onclick = () => control("stop");
 
 // ---- camera ----
 async function sendPictures(files) {
@@ -135,7 +61,11 @@ async function sendPictures(files) {
   const r = await api("POST", "/api/camera", fd);
   $("camera-status").textContent = r.pictures + " picture(s) in front of the camera";
 }
-let webcamTimer = null;
+// The webcam: a frame every WEBCAM_MS, scaled to the camera's 320x240, becomes the simulated camera's scene. One
+// upload at a time (a slow server skips frames rather than queueing them); a choice of pictures waits for the one
+// in flight, so no late webcam frame replaces them.
+const WEBCAM_MS = 500;
+let webcamTimer = null, webcamUpload = null;
 function stopWebcam() {
   if (webcamTimer === null) return;
   clearInterval(webcamTimer); webcamTimer = null;
@@ -146,12 +76,10 @@ function stopWebcam() {
 // Each choice replaces the camera's pictures; the input is emptied so the same file can be chosen again.
 async function choose(input) {
   stopWebcam();
-  try { await sendPictures(input.files); } finally { input.value = ""; }
+  try { await webcamUpload; await sendPictures(input.files); } finally { input.value = ""; }
 }
 $("camera-files").onchange = (e) => choose(e.target);
 $("camera-folder").onchange = (e) => choose(e.target);
-// The webcam: a frame every WEBCAM_MS, scaled to the camera's 320x240, becomes the simulated camera's scene.
-const WEBCAM_MS = 500;
 $("webcam").onclick = async () => {
   if (webcamTimer !== null) return;
   const v = $("webcam-video");
@@ -162,18 +90,18 @@ $("webcam").onclick = async () => {
   canvas.width = 320; canvas.height = 240;
   let sent = 0;
   webcamTimer = setInterval(() => {
-    if (v.readyState < 2) return;                  // no frame yet
+    if (v.readyState < 2 || webcamUpload !== null) return;     // no frame yet, or the last one still on its way
     canvas.getContext("2d").drawImage(v, 0, 0, 320, 240);
     const url = canvas.toDataURL("image/png");
-    canvas.toBlob((b) => {
-      if (!b) return;
+    webcamUpload = new Promise((resolve) => canvas.toBlob(resolve, "image/png")).then((b) => {
+      if (!b || webcamTimer === null) return;                  // stopped meanwhile: not sent
       const fd = new FormData();
       fd.append("picture", b, "webcam.png");
-      api("POST", "/api/camera", fd).then(() => {
+      return api("POST", "/api/camera", fd).then(() => {
         studio.webcamSent = studio.webcamSent.concat([url]).slice(-8);   // the last frames the camera got
         $("camera-status").textContent = "webcam: " + (++sent) + " frame(s) sent to the camera";
-      }).catch(() => {});
-    }, "image/png");
+      });
+    }).catch(() => {}).finally(() => { webcamUpload = null; });
   }, WEBCAM_MS);
 };
 
@@ -259,4 +187,3 @@ async function refreshModels() {
 }
 $("models-refresh").onclick = refreshModels;
 
-connect();
