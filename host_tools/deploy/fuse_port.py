@@ -139,9 +139,14 @@ class FusePort:
                 raise PortError("mount of %s failed: %s" % (self.folder, os.strerror(e)))
         else:
             self._fd = self._mount_with_fusermount()
-        self._guard = subprocess.Popen([sys.executable, "-c", GUARD, str(self.folder), _fusermount() or ""],
-                                       stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                       start_new_session=True)
+        try:
+            self._guard = subprocess.Popen([sys.executable, "-c", GUARD, str(self.folder), _fusermount() or ""],
+                                           stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.DEVNULL, start_new_session=True)
+        except OSError as e:        # no guard, no mount: one left behind would outlive this process
+            self.close()
+            raise PortError("cannot start the helper that unmounts %s when the board stops: %s"
+                            % (self.folder, e)) from None
         self._thread = threading.Thread(target=self._serve, daemon=True, name="fuse-port")
         self._thread.start()
         return self

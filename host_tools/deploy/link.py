@@ -5,6 +5,7 @@ Entering the REPL never soft-resets (a boot.py or main.py that loops forever wou
 Every exec is one round trip; `round_trips` counts them (bench/deploy.py reports it per file).
 """
 import ast
+import contextlib
 import os
 import stat
 import time
@@ -13,6 +14,10 @@ TOOLS = ("mpremote", "ampy")
 RAW_HEADER = b"raw REPL; CTRL-B to exit\r\n"
 NOT_A_BOARD_S = 3.0       # silence (or talk unlike MicroPython's) this long: not a board (reported within 5 s)
 BUSY_BOARD_S = 40.0       # a board that answers but is slow to stop its main.py gets this long
+# The raw REPL answers an exec with "OK" once it has the code; the tools read those 2 bytes with the port's read
+# timeout. Our 0.5 s (for the silence checks above) was too short for a board starved of CPU: the interrupted-
+# deploy sweep, under nice at load 10, once got b'' there ("could not exec command") from a board that was fine.
+EXEC_ACK_S = 10.0
 # What a MicroPython board says after Ctrl-C / Ctrl-A, or while it boots: MaixPy's _boot.py prints "[MaixPy] init
 # end", and our app's boot.py its safe-mode prompt (device/lib/startup.py) before main.py loads a model, during
 # which a Ctrl-C waits for the model's first frame.
@@ -150,12 +155,23 @@ class Link:
         raise LinkError("%s: no MaixPy raw REPL after %.0f s (the board answers but does not give the raw REPL; "
                         "press its reset button); last heard: %r" % (self.port, time.monotonic() - start, heard[-80:]))
 
+    @contextlib.contextmanager
+    def _patient(self):
+        """The port's read timeout at EXEC_ACK_S while the tool sends code and reads its "OK" (mpremote's follow
+        reads only bytes already waiting, so its own timeout still rules)."""
+        before, self.serial.timeout = self.serial.timeout, EXEC_ACK_S
+        try:
+            yield
+        finally:
+            self.serial.timeout = before
+
     def exec(self, code: str, timeout=30) -> bytes:
         """Run code on the board; return its stdout. Raises DeviceError with the board's traceback."""
         self.round_trips += 1
         self.bytes_sent += len(code)
         try:
-            out, err = self._t.exec_raw(code, timeout=timeout)
+            with self._patient():
+                out, err = self._t.exec_raw(code, timeout=timeout)
         except TOOL_ERRORS as e:  # both tools raise their own error types for a board that stops answering
             raise LinkError("%s: %s while running code on the board: %s" % (self.port, type(e).__name__, e)) \
                 from None
@@ -170,7 +186,8 @@ class Link:
         self.round_trips += 1
         self.bytes_sent += len(code)
         try:
-            self._t.exec_raw_no_follow(code)
+            with self._patient():
+                self._t.exec_raw_no_follow(code)
         except Exception as e:  # both tools raise their own error types for a board that stops answering
             raise LinkError("%s: %s while sending code to the board: %s" % (self.port, type(e).__name__, e)) \
                 from None
