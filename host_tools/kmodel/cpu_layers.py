@@ -65,8 +65,19 @@ def quantized_add(L, mem, ram):
 
 @numba.njit(cache=True, nogil=True)
 def _channel_means(x, k, out):
-    """out[c] = the float32 sum of x[c*k:(c+1)*k] in order, / k (the SDK's loop)."""
-    for c in range(out.size):
+    """out[c] = the float32 sum of x[c*k:(c+1)*k] in order, / k (the SDK's loop). Four channels at a time: each
+    sum keeps its order, and four chains of dependent adds run side by side instead of one."""
+    n = out.size
+    for c in range(0, n - n % 4, 4):
+        a0 = a1 = a2 = a3 = np.float32(0)
+        for i in range(c * k, (c + 1) * k):
+            a0 += x[i]
+            a1 += x[i + k]
+            a2 += x[i + 2 * k]
+            a3 += x[i + 3 * k]
+        out[c], out[c + 1], out[c + 2], out[c + 3] = a0 / np.float32(k), a1 / np.float32(k), a2 / np.float32(k), \
+            a3 / np.float32(k)
+    for c in range(n - n % 4, n):
         acc = np.float32(0)
         for i in range(c * k, (c + 1) * k):
             acc += x[i]
