@@ -72,7 +72,7 @@ def mutants(draw, name, source=None, kinds=KINDS):
 
 def check_one(name, blob):
     tracemalloc.start()
-    t0 = time.perf_counter()
+    t0 = time.process_time()     # CPU, not wall: a loaded machine must not fail a bound on the parser's work
     try:
         m = parse(blob, name + ".kmodel")
     except KmodelError as e:
@@ -81,7 +81,7 @@ def check_one(name, blob):
     finally:
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-    assert time.perf_counter() - t0 < 2.0
+    assert time.process_time() - t0 < 2.0
     assert peak < 2 * len(blob) + (4 << 20), peak     # no allocation the file does not justify
     if m is None or netinfo(m).macs > RUN_MACS_LIMIT:
         return
