@@ -51,7 +51,8 @@ DMA_BYTES_PER_CYCLE = 8          # output FIFO -> main memory, 64-bit DMA beats
 RUNTIME_LAYER_US = 750           # MaixPy's V3 runtime per conv layer (fitted, see the docstring)
 # MaixPy's V4 runtime (nncase v0.2, a closed library): the one published pair, MobileNetV1 0.75 in 111 ms as V4
 # against 37 ms as V3 (topic 1790), taken as a ratio on every layer of a V4 forward; where the time goes (CPU
-# matmul, per-node runtime) is not public, so a conv-only network may run faster than this
+# matmul, per-node runtime) is not public, so a conv-only network may run faster than this: neucrack.com/p/313's
+# 224x224 YOLOv2 ran 50 ms both as V4 and as V3 (docs/board-time.md)
 V4_FORWARD_FACTOR = V4_SPEED_MS["mobilenet_v4_kmodel"] / V4_SPEED_MS["mobilenet_v3_kmodel"]
 
 FLASH_BITS_PER_CLOCK = 4         # quad SPI read
