@@ -60,6 +60,8 @@ LOAD_FLASH_BATCH = 0xC000        # batch_size of MaixPy's load_flash demo (demo_
                                  # figures; the API docs suggest 0x4000-0x10000
 FLASH_READ_BYTES = 0x40000       # one DMA read of kpu_flash_read_once: at most 256 KiB
 FLASH_READ_SETUP_US = 20         # command, address and dummy cycles + SPI and DMA set-up per read
+LOAD_FLASH_HEADER_BYTES = 0x1000 # what kpu.load_flash reads at load (header and layer table)
+UART_BAUD = 115200               # the REPL UART MaixPy prints on
 LOAD_BYTES_PER_S = 6.3e6         # kpu.load: file -> RAM (topic 1811: 421 ms for 2.66 MB)
 
 # CPU cycles per element of the SDK's loops (kpu.c), estimates: a float multiply-add with a load and a store is
@@ -146,6 +148,17 @@ def load_flash_forward_us(layers, dual: bool, spi_hz: int, batch_bytes: int = LO
     return now
 
 
+def uart_us(chars: int) -> float:
+    """Printing over the REPL UART: UART_BAUD, 10 bits a character, the caller waiting."""
+    return chars * 10 / UART_BAUD * 1e6
+
+
+def load_flash_load_us(spi_hz: int) -> float:
+    """kpu.load_flash itself: sipeed_kpu_load_kmodel_flash reads the header (the first LOAD_FLASH_HEADER_BYTES) and
+    prints "SPI freq <hz> Hz\r\n" over the REPL UART; the buffers' mallocs are small next to that."""
+    return flash_read_us(LOAD_FLASH_HEADER_BYTES, spi_hz) + uart_us(len("SPI freq %d Hz\r\n" % spi_hz))
+
+
 def kpu_load_us(model_bytes: int) -> float:
     """kpu.load: the kmodel read from flash or SD into the heap."""
     return model_bytes / LOAD_BYTES_PER_S * 1e6
@@ -155,7 +168,8 @@ def kpu_load_us(model_bytes: int) -> float:
 class Figure:
     """A published Maix Bit measurement the cost model is held to (docs/board-time.md, tests/test_board_time.py)."""
     model: str                  # a host_tools.pipeline.calibration_models name
-    quantity: str               # 'ram' | 'load_flash_dual' | 'load_flash_single' | 'load' (ms) | 'loop_fps'
+    quantity: str               # 'ram' | 'load_flash_dual' | 'load_flash_single' | 'load' | 'load_flash_load' (ms)
+                                # | 'loop_fps'
     low: float
     high: float
     source: str
@@ -196,6 +210,8 @@ PUBLISHED = (
     Figure("mobilenet_0.75_224", "load_flash_single", 106, 106, "Sipeed forum topic 1811 (SPI 80.17 MHz)",
            SPI_TOPIC_1811_HZ),
     Figure("mobilenet_0.75_224", "load", 421, 421, "Sipeed forum topic 1811"),
+    Figure("mobilenet_0.75_224", "load_flash_load", 2, 2, "Sipeed forum topic 1811 (kpu.load_flash itself)",
+           SPI_TOPIC_1811_HZ),
     Figure("face_yolov2_320x240", "ram", 24, 24, "neucrack.com/p/313 (V3 YOLOv2 face detection at 320x240)"),
     Figure("face_yolov2_320x240", "load_flash_single", 37, 37, "neucrack.com/p/313 (SPI 67.17 MHz)", SPI_NEUCRACK_HZ),
     Figure("face_yolov2_320x240", "load_flash_dual", 34, 34, "neucrack.com/p/313 (SPI 67.17 MHz; batch 0xC000 as "

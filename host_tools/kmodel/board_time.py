@@ -19,6 +19,7 @@ class Prediction:
     load_flash_single: float
     load: float                 # ms of kpu.load itself
     layers: tuple               # ms per layer from RAM
+    load_flash_load: float      # ms of kpu.load_flash itself
 
     def as_dict(self) -> dict:
         return {"ram": round(self.ram, 2), "load_flash_dual": round(self.load_flash_dual, 2),
@@ -46,7 +47,7 @@ def predict(model, spi_hz: int = LOAD_FLASH_SPI_HZ, batch: int = cost.LOAD_FLASH
     bodies = [(t, L.body_size) for t, L in zip(runs, model.layers)]
     return Prediction(sum(runs) / 1e3, cost.load_flash_forward_us(bodies, True, spi_hz, batch) / 1e3,
                       cost.load_flash_forward_us(bodies, False, spi_hz) / 1e3, cost.kpu_load_us(model.size) / 1e3,
-                      tuple(t / 1e3 for t in runs))
+                      tuple(t / 1e3 for t in runs), cost.load_flash_load_us(spi_hz) / 1e3)
 
 
 def figure_ms(model, fig: cost.Figure) -> float:

@@ -198,7 +198,7 @@ def build_kpu(rt: Runtime, image_mod):
         if spi_speed > 0:                   # the firmware's own limit on it is not simulated
             net._slot.spi_hz = spi_speed
         net._slot.batch = batch_size
-        rt.advance(5_000)
+        rt.advance(cost.load_flash_load_us(net._slot.spi_hz))
         return net
 
     def need_net(task):
