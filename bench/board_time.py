@@ -12,7 +12,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from host_tools.k210 import cost, kpu  # noqa: E402
-from host_tools.kmodel import load  # noqa: E402
 from host_tools.kmodel.board_time import figure_ms, predict  # noqa: E402
 from host_tools.pipeline import calibration_models as cm  # noqa: E402
 from host_tools.pipeline.arch import MOBILENET_BLOCKS  # noqa: E402
@@ -110,7 +109,7 @@ def load_flash_readings(built) -> None:
         got = figure_ms(m, f)
         print("  %-18s batch 0x%-6X published %5.0f ms  predicted %5.1f ms  ratio %.2f" % (
             f.quantity, f.batch, f.middle, got, got / f.middle))
-    v4 = predict(m).ram * cost.V4_FORWARD_FACTOR + cost.region_us(sum(c * h * w for c, h, w in m.output_shapes)) / 1e3
+    v4 = figure_ms(m, cost.MODEL_X_READINGS[0]) + predict(m).ram * (cost.V4_FORWARD_FACTOR - 1)
     print("  the same model as V4 (cost.V4_FORWARD_FACTOR %.2f): published 50 ms, predicted %.1f ms, ratio %.2f"
           % (cost.V4_FORWARD_FACTOR, v4, v4 / 50))
 
