@@ -112,6 +112,7 @@ def load_flash_readings(built) -> None:
     print("  the same model as V4: published 50 ms; predicted as the V3 file (V4's KPU nodes at V3's cost, no MatMul):"
           " ratio %.2f" % (figure_ms(m, cost.MODEL_X_READINGS[0]) / 50))
 
+
 def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as d:

@@ -181,7 +181,7 @@ class Figure:
     low: float
     high: float
     source: str
-    spi_hz: int = 80_166_666    # the SPI clock of a load_flash figure, as the firmware printed it
+    spi_hz: int = None          # the SPI clock of a load_flash figure, as the firmware printed it
     batch: int = LOAD_FLASH_BATCH   # load_flash's batch_size (dual buffer)
     yolo2: bool = False         # timed as kpu.run_yolo2: the forward and its region layer
 

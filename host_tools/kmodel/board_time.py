@@ -54,7 +54,7 @@ def predict(model, spi_hz: int = LOAD_FLASH_SPI_HZ, batch: int = cost.LOAD_FLASH
 def figure_ms(model, fig: cost.Figure) -> float:
     """The prediction for a published figure (cost.PUBLISHED) at its stated SPI clock and batch; run_yolo2
     figures add the region layer over the model's outputs."""
-    ms = getattr(predict(model, fig.spi_hz, fig.batch), fig.quantity)
+    ms = getattr(predict(model, fig.spi_hz or LOAD_FLASH_SPI_HZ, fig.batch), fig.quantity)
     if fig.yolo2:
         ms += cost.region_us(sum(c * h * w for c, h, w in model.output_shapes)) / 1e3
     return ms
