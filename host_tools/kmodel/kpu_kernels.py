@@ -13,7 +13,9 @@ every pixel otherwise (the caller pools the uint8 map). The grid is (s, r0, c0, 
 conv at input pixel (r0 + oy*s, c0 + ox*s).
 
 The kernels take a layer's numbers as a few named tuples (numba compiles them as records): Finish (BN and
-activation, per layer), Sums (what turns GEMM sums into accumulators), Grid.
+activation, per layer), Sums (what turns GEMM sums into accumulators), Grid. The compiled entry points take them
+as plain tuples too and rebuild the records inside: numba types a named tuple's fields in Python on every call
+(~6 us for a Finish), a plain tuple's in C (~1.5 us), and kpu_fast calls these kernels some 60 times a frame.
 """
 from typing import NamedTuple
 
@@ -273,6 +275,7 @@ def finish_gemm(g, sums, fin, w, wp, out):
     """out[c, p] (uint8) from int_gemm.ExactGemm's G with the accumulators of `sums` (cw2 includes x_offset*SW,
     the part of S the GEMM's offset columns left out). G's columns come in rows of wp for the output's rows of w
     (wp > w: padded planes, on the float32 path only)."""
+    sums, fin = Sums(*sums), Finish(*fin)
     m = out.shape[0]
     tp = _pixel_terms(g[m], sums)
     tp32 = np.empty(tp.size, np.int32)
@@ -286,6 +289,7 @@ def finish_gemm_t(g, w_offset, sums, fin, out):
     """out[p, c] (uint8, pixel-major) from int_gemm.ExactGemmT's G^T (n, m + 1) on the float32 path (see
     _finish_float), channels innermost: acc = G^T[p, c] + w_offset*SX + ((arg_x*SX) >> shr_x) + cw2[c] with
     SX = G^T[p, m]."""
+    sums, fin = Sums(*sums), Finish(*fin)
     n, m = out.shape
     alpha, beta_e, margin, cw2 = fin.alpha, fin.beta_e, fin.margin, sums.cw2
     lo, hi, cwd, words, flags = _channels_innermost(fin, cw2, np.int32)
@@ -309,6 +313,7 @@ def finish_gemm_t(g, w_offset, sums, fin, out):
 def gemm_accumulators(g, sums, h, w, win):
     """int64 accumulators from finish_gemm's G for an (h, w) map, max-pooled over win x win windows at stride win
     (win = 1: all of them): for max pooling before BN (see kpu_proofs.monotone), without an int64 map between."""
+    sums = Sums(*sums)
     m = g.shape[0] - 1
     oh, ow = h // win, w // win
     acc = np.empty((m, oh * ow), np.int64)
@@ -345,6 +350,7 @@ def gemm_accumulators(g, sums, h, w, win):
 @numba.njit(cache=True, nogil=True, fastmath={"contract"})
 def finish_accumulators(acc, fin, out):
     """out[c, p] (uint8) from the int64 accumulators acc[c, p]."""
+    fin = Finish(*fin)
     n = acc.shape[1]
     _finish_rows(acc, np.zeros(n, np.int64), np.zeros(n, np.int32), np.zeros(acc.shape[0], np.int64), fin, n, n, out)
 
@@ -366,6 +372,7 @@ def depthwise(x, dw, grid, fin, flip, out):
     column parity), each a padded plane of width wq = (w + 1) // 2 + 2, where the taps of output (oy, ox) are
     again contiguous shifts of oy*wq + ox (the tap offsets below), so the same loop runs over 4x fewer pixels.
     """
+    fin = Finish(*fin)
     ch, h, w = x.shape
     k, pad, wd, f32, arg_x, shr_x, cw2 = dw
     s, r0, c0, oh, ow = grid
@@ -513,6 +520,7 @@ def depthwise_hwc(x, pad, grid, wf, cw2, fin, out):
     channels: x is the (h, w, c) map, out[oy*ow + ox, c] the output at the grid (s, r0, c0), wf the (9, c)
     float32 taps. Each tap is a multiply-add over the channels (contiguous, with their BN and activation
     constants), so there is no per-channel work at all."""
+    fin = Finish(*fin)
     h, w, ch = x.shape
     s, r0, c0, oh, ow = grid
     xp = np.full((h + 2, w + 2, ch), np.float32(pad))

@@ -48,6 +48,10 @@ class RamMap:
         self.span = (addr * 64, last)          # bytes [lo, hi) it touches (and some gaps)
         self.key = (addr, tuple(shape), groups, self.line, self.cs)
 
+    def offsets(self) -> np.ndarray:
+        """Each byte's offset in KPU RAM, as a (c, h, w) array."""
+        return ram_index(self.addr, self.shape, self.g, self.line // 64, self.cs // 64)
+
     def read(self, ram, origin=0) -> np.ndarray:
         c, h, w = self.shape
         if self.g == 1:
