@@ -12,8 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from host_tools.k210 import cost, kpu  # noqa: E402
-from host_tools.kmodel import load  # noqa: E402
-from host_tools.kmodel.board_time import predict  # noqa: E402
+from host_tools.kmodel.board_time import figure_ms, predict  # noqa: E402
 from host_tools.pipeline import calibration_models as cm  # noqa: E402
 from host_tools.pipeline.arch import MOBILENET_BLOCKS  # noqa: E402
 from host_tools.sim.demo_loop import yolo_loop_fps  # noqa: E402
@@ -93,10 +92,32 @@ def topic_691_readings(mb075, face) -> None:
               % (fps, s, o, n_m * o + s * free_m))
 
 
+def load_flash_readings(built) -> None:
+    """kpu.load_flash's dual buffer at each batch_size the API docs suggest (topic 1811 does not state its own), and
+    neucrack's model x under the assumed architecture (cost.MODEL_X_READINGS)."""
+    print("\nkpu.load_flash dual buffer by batch_size (ms; published: MobileNetV1 0.75 83 at 80.17 MHz, batch not "
+          "stated; face 34 at 67.17 MHz):")
+    for name, spi in (("mobilenet_0.75_224", cost.SPI_TOPIC_1811_HZ), ("face_yolov2_320x240", cost.SPI_NEUCRACK_HZ)):
+        if name in built:
+            print("  %-22s " % name + "  ".join("0x%X %.1f" % (b, predict(built[name], spi, b).load_flash_dual)
+                                                 for b in (0x4000, 0x8000, 0xC000, 0x10000)))
+    m = built.get(cost.MODEL_X)
+    if m is None:
+        return
+    print("\nneucrack.com/p/313 'model x' read as %s (architecture not stated; not held by the tests):" % cost.MODEL_X)
+    for f in cost.MODEL_X_READINGS:
+        got = figure_ms(m, f)
+        print("  %-18s batch 0x%-6X published %5.0f ms  predicted %5.1f ms  ratio %.2f" % (
+            f.quantity, f.batch, f.middle, got, got / f.middle))
+    v4 = figure_ms(m, cost.MODEL_X_READINGS[0]) + predict(m).ram * (cost.V4_FORWARD_FACTOR - 1)
+    print("  the same model as V4 (cost.V4_FORWARD_FACTOR %.2f): published 50 ms, predicted %.1f ms, ratio %.2f"
+          % (cost.V4_FORWARD_FACTOR, v4, v4 / 50))
+
+
 def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as d:
-        built = {}
+        built = {cost.MODEL_X: cm.build(cost.MODEL_X, d)}
         for f in cost.PUBLISHED:
             if f.quantity == "loop_fps":
                 if not YOLO20.is_file():
@@ -106,7 +127,7 @@ def main() -> int:
             else:
                 if f.model not in built:
                     built[f.model] = cm.build(f.model, d)
-                got = getattr(predict(built[f.model]), f.quantity)
+                got = figure_ms(built[f.model], f)
             rows.append((f, got))
     print("%-22s %-18s %-10s %-10s %-8s %s" % ("model", "quantity", "published", "predicted", "ratio", "source"))
     bad = 0
@@ -124,6 +145,7 @@ def main() -> int:
                     for w, h, ms in cost.TOPIC_691))
     if {"mobilenet_0.75_224", "face_yolov2_320x240"} <= set(built):
         topic_691_readings(built["mobilenet_0.75_224"], built["face_yolov2_320x240"])
+    load_flash_readings(built)
     return 1 if bad else 0
 
 

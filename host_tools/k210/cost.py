@@ -22,10 +22,15 @@ Sources (docs/board-time.md has the calibration table and what each figure rests
   RUNTIME_LAYER_US, fitted on the whole-model figures (MobileNetV1 0.75 @ 224 in
   37-40 ms, Sipeed forum topics 1790/1811; the YOLOv2 face detector at 320x240 in 24 ms, neucrack.com/p/313);
   the SDK alone shows about 0.1-0.3 ms per layer (nncase issues 92, 96; topic 691's small maps).
-- kpu.load_flash: each layer's body is read from the SPI flash before the layer runs (quad SPI, 4 bits per
-  clock at the spi_speed given, 80 MHz in the published test); single buffer: read then run; dual buffer:
-  the body streams in batch-size chunks, so a layer runs while the rest of it is read. Topic 1811: 106 ms
-  single, 83 ms dual, 40 ms from RAM.
+- kpu.load_flash: the schedule of MaixPy's library (components/kendryte_sdk/libs/lib_sipeed_kpu.a in
+  sipeed/MaixPy-v1, read from its disassembly: sipeed_kpu_load_kmodel_flash, ai_step, kpu_prepare_next_buf,
+  kpu_flash_read_block): layer bodies are read from the SPI flash in quad mode (4 bits per clock at the SPI
+  clock set) by DMA, at most 256 KiB per read. Single buffer: each layer's body is read, then the layer runs.
+  Dual buffer: two buffers of the largest body; layers are grouped into batches (consecutive layers until their
+  bodies reach batch_size, one fewer if that overflows a buffer); while one batch runs the next is read, one
+  read started per layer boundary, and the next batch waits for the rest. Published: topic 1811 (MobileNetV1
+  0.75, SPI 80.17 MHz: 106 ms single, 83 ms dual, 40 ms from RAM); neucrack.com/p/313 (the face detector at
+  SPI 67.17 MHz: 37 ms single, 34 ms dual, 24 ms from RAM).
 - kpu.load: reading the file into RAM at LOAD_BYTES_PER_S, fitted on topic 1811's one figure (421 ms for the
   1000-class MobileNet, 2.66 MB).
 """
@@ -46,12 +51,17 @@ DMA_BYTES_PER_CYCLE = 8          # output FIFO -> main memory, 64-bit DMA beats
 RUNTIME_LAYER_US = 750           # MaixPy's V3 runtime per conv layer (fitted, see the docstring)
 # MaixPy's V4 runtime (nncase v0.2, a closed library): the one published pair, MobileNetV1 0.75 in 111 ms as V4
 # against 37 ms as V3 (topic 1790), taken as a ratio on every layer of a V4 forward; where the time goes (CPU
-# matmul, per-node runtime) is not public, so a conv-only network may run faster than this
+# matmul, per-node runtime) is not public, so a conv-only network may run faster than this: neucrack.com/p/313's
+# 224x224 YOLOv2 ran 50 ms both as V4 and as V3 (docs/board-time.md)
 V4_FORWARD_FACTOR = V4_SPEED_MS["mobilenet_v4_kmodel"] / V4_SPEED_MS["mobilenet_v3_kmodel"]
 
 FLASH_BITS_PER_CLOCK = 4         # quad SPI read
-LOAD_FLASH_BATCH = 0x4000          # batch_size of MaixPy's load_flash examples (0x4000-0x10000 when dual)
-FLASH_READ_SETUP_US = 20         # command, address and dummy cycles + DMA set-up per layer read
+LOAD_FLASH_BATCH = 0xC000        # batch_size of MaixPy's load_flash demo (demo_load_big_model.py) and of neucrack's
+                                 # figures; the API docs suggest 0x4000-0x10000
+FLASH_READ_BYTES = 0x40000       # one DMA read of kpu_flash_read_once: at most 256 KiB
+FLASH_READ_SETUP_US = 20         # command, address and dummy cycles + SPI and DMA set-up per read
+LOAD_FLASH_HEADER_BYTES = 0x1000 # what kpu.load_flash reads at load (header and layer table)
+UART_BAUD = 115200               # the REPL UART MaixPy prints on
 LOAD_BYTES_PER_S = 6.3e6         # kpu.load: file -> RAM (topic 1811: 421 ms for 2.66 MB)
 
 # CPU cycles per element of the SDK's loops (kpu.c), estimates: a float multiply-add with a load and a store is
@@ -90,21 +100,63 @@ def cpu_layer_us(kind: str, elements: int) -> float:
 
 
 def flash_read_us(nbytes: int, spi_hz: int) -> float:
-    """Reading nbytes from the SPI flash in quad mode at spi_hz."""
-    return FLASH_READ_SETUP_US + nbytes * 8 / (FLASH_BITS_PER_CLOCK * spi_hz) * 1e6
+    """Reading nbytes from the SPI flash in quad mode at spi_hz, in reads of at most FLASH_READ_BYTES."""
+    reads = -(-nbytes // FLASH_READ_BYTES)
+    return reads * FLASH_READ_SETUP_US + nbytes * 8 / (FLASH_BITS_PER_CLOCK * spi_hz) * 1e6
+
+
+def load_flash_batches(bodies, batch_bytes: int = LOAD_FLASH_BATCH) -> list:
+    """(first, end) layer ranges the dual buffer reads at once (kpu_prepare_next_buf): consecutive layers until
+    their bodies reach batch_bytes, one fewer when that overflows a buffer (the largest body). The library backs
+    off one layer only, which keeps a batch inside its buffer while batch_bytes <= the largest body; above that
+    it would overrun the buffer, and this backs off further instead."""
+    cap, out, i = max(bodies), [], 0
+    while i < len(bodies):
+        j, total = i, 0
+        while j < len(bodies) and (total < batch_bytes or j == i):
+            total += bodies[j]
+            j += 1
+        while total > cap and j - i > 1:
+            j -= 1
+            total -= bodies[j]
+        out.append((i, j))
+        i = j
+    return out
 
 
 def load_flash_forward_us(layers, dual: bool, spi_hz: int, batch_bytes: int = LOAD_FLASH_BATCH) -> float:
     """A forward with kpu.load_flash: layers is [(run_us, body_bytes)]; every layer's body comes from flash.
-    Single buffer: each layer read, then run. Dual buffer: the body streams in batch_bytes chunks into two
-    buffers, so a layer runs while the rest of it is read: max(run, read) per layer after the first chunk."""
+    Single buffer: each layer read, then run. Dual buffer: batches (load_flash_batches) in two buffers; the
+    first is read before anything runs; while batch k runs, batch k+1 is read, one DMA read (<= 256 KiB)
+    started at each layer boundary when the previous one is done; batch k+1 then waits for the rest."""
     if not layers:
         return 0.0
     if not dual:
         return sum(flash_read_us(n, spi_hz) + t for t, n in layers)
-    first = min(layers[0][1], batch_bytes)
-    rest = [(layers[0][0], layers[0][1] - first)] + list(layers[1:])
-    return flash_read_us(first, spi_hz) + sum(max(t, flash_read_us(n, spi_hz) if n else 0.0) for t, n in rest)
+    runs, bodies = [t for t, _ in layers], [n for _, n in layers]
+    batches = load_flash_batches(bodies, batch_bytes)
+    now = flash_read_us(sum(bodies[slice(*batches[0])]), spi_hz)
+    for k, (first, end) in enumerate(batches):
+        pending = sum(bodies[slice(*batches[k + 1])]) if k + 1 < len(batches) else 0
+        dma_free = now
+        for i in range(first, end):
+            if pending and dma_free <= now:
+                chunk = min(pending, FLASH_READ_BYTES)
+                dma_free, pending = now + flash_read_us(chunk, spi_hz), pending - chunk
+            now += runs[i]
+        now = max(now, dma_free) + (flash_read_us(pending, spi_hz) if pending else 0.0)
+    return now
+
+
+def uart_us(chars: int) -> float:
+    """Printing over the REPL UART: UART_BAUD, 10 bits a character, the caller waiting."""
+    return chars * 10 / UART_BAUD * 1e6
+
+
+def load_flash_load_us(spi_hz: int) -> float:
+    """kpu.load_flash itself: sipeed_kpu_load_kmodel_flash reads the header (the first LOAD_FLASH_HEADER_BYTES) and
+    prints "SPI freq <hz> Hz\r\n" over the REPL UART; the buffers' mallocs are small next to that."""
+    return flash_read_us(LOAD_FLASH_HEADER_BYTES, spi_hz) + uart_us(len("SPI freq %d Hz\r\n" % spi_hz))
 
 
 def kpu_load_us(model_bytes: int) -> float:
@@ -116,10 +168,14 @@ def kpu_load_us(model_bytes: int) -> float:
 class Figure:
     """A published Maix Bit measurement the cost model is held to (docs/board-time.md, tests/test_board_time.py)."""
     model: str                  # a host_tools.pipeline.calibration_models name
-    quantity: str               # 'ram' | 'load_flash_dual' | 'load_flash_single' | 'load' (ms) | 'loop_fps'
+    quantity: str               # 'ram' | 'load_flash_dual' | 'load_flash_single' | 'load' | 'load_flash_load' (ms)
+                                # | 'loop_fps'
     low: float
     high: float
     source: str
+    spi_hz: int = 80_166_666    # the SPI clock of a load_flash figure, as the firmware printed it
+    batch: int = LOAD_FLASH_BATCH   # load_flash's batch_size (dual buffer)
+    yolo2: bool = False         # timed as kpu.run_yolo2: the forward and its region layer
 
     @property
     def middle(self) -> float:
@@ -143,15 +199,38 @@ def topic_691_ms(w: int, h: int) -> float:
     return cycles / TOPIC_691_KPU_HZ * 1e3
 
 
+# SPI clocks the firmware printed ("SPI freq ... Hz"): the nearest the divider gives to the speed asked for
+SPI_TOPIC_1811_HZ = 80_166_666
+SPI_NEUCRACK_HZ = 67_166_666
+
 PUBLISHED = (
     Figure("mobilenet_0.75_224", "ram", 37, 40, "TFG tutorial / Sipeed forum topic 1790 (37 ms); topic 1811 (40 ms)"),
-    Figure("mobilenet_0.75_224", "load_flash_dual", 83, 83, "Sipeed forum topic 1811"),
-    Figure("mobilenet_0.75_224", "load_flash_single", 106, 106, "Sipeed forum topic 1811"),
+    Figure("mobilenet_0.75_224", "load_flash_dual", 83, 83, "Sipeed forum topic 1811 (SPI 80.17 MHz, batch not stated)",
+           SPI_TOPIC_1811_HZ),
+    Figure("mobilenet_0.75_224", "load_flash_single", 106, 106, "Sipeed forum topic 1811 (SPI 80.17 MHz)",
+           SPI_TOPIC_1811_HZ),
     Figure("mobilenet_0.75_224", "load", 421, 421, "Sipeed forum topic 1811"),
+    Figure("mobilenet_0.75_224", "load_flash_load", 2, 2, "Sipeed forum topic 1811 (kpu.load_flash itself)",
+           SPI_TOPIC_1811_HZ),
     Figure("face_yolov2_320x240", "ram", 24, 24, "neucrack.com/p/313 (V3 YOLOv2 face detection at 320x240)"),
+    Figure("face_yolov2_320x240", "load_flash_single", 37, 37, "neucrack.com/p/313 (SPI 67.17 MHz)", SPI_NEUCRACK_HZ),
+    Figure("face_yolov2_320x240", "load_flash_dual", 34, 34, "neucrack.com/p/313 (SPI 67.17 MHz; batch 0xC000 as "
+           "in MaixPy's demo of this model)", SPI_NEUCRACK_HZ),
     Figure("yolo20_fixture", "loop_fps", 19.5, 19.5, "MaixPy 20-class YOLO demo, whole loop (maixpy-firmware-facts.md)"),
 )
 
+# neucrack.com/p/313's "model x" (V3 YOLOv2, 224x224x3 in, 7x7x5x46 out, timed as run_yolo2): its architecture is not
+# stated, so these are readings of an assumed model (calibration_models), printed by bench/board_time.py
+MODEL_X = "yolov2_mobilenet_0.75_224"
+MODEL_X_READINGS = (
+    Figure(MODEL_X, "ram", 50, 50, "neucrack.com/p/313 model x, run_yolo2", yolo2=True),
+    Figure(MODEL_X, "load_flash_single", 117, 117, "neucrack.com/p/313 model x (SPI 67.17 MHz)", SPI_NEUCRACK_HZ,
+           yolo2=True),
+    Figure(MODEL_X, "load_flash_dual", 97, 97, "neucrack.com/p/313 model x (SPI 67.17 MHz, batch 0xC000)",
+           SPI_NEUCRACK_HZ, 0xC000, True),
+    Figure(MODEL_X, "load_flash_dual", 90, 90, "neucrack.com/p/313 model x (SPI 67.17 MHz, batch 0xC000*8)",
+           SPI_NEUCRACK_HZ, 0xC000 * 8, True),
+)
 
 # -- the rest of a camera loop (the simulator's clock charges these: host_tools/sim/clock.py COSTS) --
 CAMERA_FPS = 60                  # OV2640 frames per second at QVGA (its CIF timing); the DVP takes one per period

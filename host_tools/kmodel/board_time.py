@@ -19,6 +19,7 @@ class Prediction:
     load_flash_single: float
     load: float                 # ms of kpu.load itself
     layers: tuple               # ms per layer from RAM
+    load_flash_load: float      # ms of kpu.load_flash itself
 
     def as_dict(self) -> dict:
         return {"ram": round(self.ram, 2), "load_flash_dual": round(self.load_flash_dual, 2),
@@ -40,23 +41,33 @@ def layer_us(L) -> float:
     return cost.cpu_layer_us(L.type_name, _elements(L))
 
 
-def predict(model, spi_hz: int = LOAD_FLASH_SPI_HZ) -> Prediction:
+def predict(model, spi_hz: int = LOAD_FLASH_SPI_HZ, batch: int = cost.LOAD_FLASH_BATCH) -> Prediction:
     factor = cost.V4_FORWARD_FACTOR if model.version == 4 else 1.0
     runs = [layer_us(L) * factor for L in model.layers]
     bodies = [(t, L.body_size) for t, L in zip(runs, model.layers)]
-    return Prediction(sum(runs) / 1e3, cost.load_flash_forward_us(bodies, True, spi_hz) / 1e3,
+    return Prediction(sum(runs) / 1e3, cost.load_flash_forward_us(bodies, True, spi_hz, batch) / 1e3,
                       cost.load_flash_forward_us(bodies, False, spi_hz) / 1e3, cost.kpu_load_us(model.size) / 1e3,
-                      tuple(t / 1e3 for t in runs))
+                      tuple(t / 1e3 for t in runs), cost.load_flash_load_us(spi_hz) / 1e3)
+
+
+def figure_ms(model, fig: cost.Figure) -> float:
+    """The prediction for a published figure (cost.PUBLISHED) at its stated SPI clock and batch; run_yolo2
+    figures add the region layer over the model's outputs."""
+    ms = getattr(predict(model, fig.spi_hz, fig.batch), fig.quantity)
+    if fig.yolo2:
+        ms += cost.region_us(sum(c * h * w for c, h, w in model.output_shapes)) / 1e3
+    return ms
 
 
 def format_prediction(p: Prediction, spi_hz: int = LOAD_FLASH_SPI_HZ) -> str:
     """The predictions as `kmodel info` prints them."""
     return ("predicted Maix Bit time (host_tools/k210/cost.py, docs/board-time.md): kpu.forward %.1f ms from RAM; "
-            "with kpu.load_flash at %g MHz SPI %.1f ms dual-buffered, %.1f ms single; kpu.load %.0f ms"
-            % (p.ram, spi_hz / 1e6, p.load_flash_dual, p.load_flash_single, p.load))
+            "with kpu.load_flash at %g MHz SPI %.1f ms dual-buffered (batch 0x%X), %.1f ms single; kpu.load %.0f ms"
+            % (p.ram, spi_hz / 1e6, p.load_flash_dual, cost.LOAD_FLASH_BATCH, p.load_flash_single, p.load))
 
 
-def forward_us(model, flash_mode: str = None, spi_hz: int = LOAD_FLASH_SPI_HZ) -> float:
+def forward_us(model, flash_mode: str = None, spi_hz: int = LOAD_FLASH_SPI_HZ,
+               batch: int = cost.LOAD_FLASH_BATCH) -> float:
     """One kpu.forward on the board: flash_mode None (in RAM), 'single' or 'dual' (kpu.load_flash buffers)."""
-    p = predict(model, spi_hz)
+    p = predict(model, spi_hz, batch)
     return 1e3 * {None: p.ram, "single": p.load_flash_single, "dual": p.load_flash_dual}[flash_mode]

@@ -5,6 +5,9 @@
 - face_yolov2_320x240: the layer list of the face detector MaixPy and the Kendryte demos ship
   (kendryte-standalone-demo face_detect/detect.kmodel: 23 K210_CONV layers, 3x3 + 2x2 max pools, 1x1/3x3 dw,
   30-channel 15x20 output, then DEQUANTIZE); weights random, which does not change the time.
+- yolov2_mobilenet_0.75_224: a reading of neucrack.com/p/313's "model x" (V3 YOLOv2, 224x224x3 in, 7x7x5x46 out,
+  architecture not stated): the YOLOv2 Sipeed's trainer builds (sipeed/maix_train, train/detector: MobileNetV1
+  alpha 0.75 body, one 1x1 conv to anchors x (5 + classes)), with 5 anchors and 41 classes.
 - yolo20_fixture: nncase's 20-class YOLO demo file from the shared fixtures (not rebuilt), timed in MaixPy's
   demo loop on the virtual board (host_tools.sim.demo_loop) with ANCHORS below.
 Weights are random: the cost model reads shapes only.
@@ -34,6 +37,15 @@ def _face_yolov2():
     return keras.Model(inp, x, name="face_yolov2")
 
 
+def _yolov2_mobilenet():
+    import keras
+    from keras import layers
+    from host_tools.pipeline.arch import mobilenet_features
+    inp = keras.Input((224, 224, 3))
+    x = layers.Conv2D(5 * (5 + 41), 1)(mobilenet_features(inp, 0.75))
+    return keras.Model(inp, x, name="yolov2_mobilenet")
+
+
 def _mobilenet():
     from host_tools.pipeline.arch import mobilenet_v1
     return mobilenet_v1(224, 0.75, classes=1000)
@@ -41,7 +53,8 @@ def _mobilenet():
 
 # the 20-class VOC YOLOv2 demo's anchors (maixpy-firmware-facts.md)
 YOLO20_ANCHORS = (1.08, 1.19, 3.42, 4.41, 6.63, 11.38, 9.42, 5.11, 16.62, 10.52)
-BUILDERS = {"mobilenet_0.75_224": _mobilenet, "face_yolov2_320x240": _face_yolov2}
+BUILDERS = {"mobilenet_0.75_224": _mobilenet, "face_yolov2_320x240": _face_yolov2,
+            "yolov2_mobilenet_0.75_224": _yolov2_mobilenet}
 
 
 def build(name: str, out_dir):

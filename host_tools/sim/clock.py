@@ -12,7 +12,7 @@ from host_tools.k210 import cost
 # K210 cost model (host_tools/k210/cost.py), as do kpu.load and kpu.forward (through kmodel/board_time.py).
 COSTS = {
     "call_us": 20,                 # any call into a firmware module (MicroPython call overhead)
-    "uart_us_per_char": 87,        # print() over the 115200-baud REPL UART (10 bits per char)
+    "uart_us_per_char": round(cost.uart_us(1)),    # print() over the REPL UART
     "camera_fps": cost.CAMERA_FPS,
     "snapshot_us": cost.snapshot_us(320 * 240),    # handing over a finished QVGA frame
     "lcd_bytes_per_s_per_hz": cost.LCD_BITS_PER_CLOCK / 8,

@@ -81,6 +81,7 @@ class _Slot:
     def __init__(self, model, heap_handle, flash_mode, key):
         self.model, self.heap, self.flash_mode, self.key = model, heap_handle, flash_mode, key
         self.spi_hz = board_time.LOAD_FLASH_SPI_HZ
+        self.batch = cost.LOAD_FLASH_BATCH      # load_flash's batch_size: how the dual buffer groups layers
         self._forward_us = None
         self.live = True
         self.layers = len(model.layers)
@@ -91,7 +92,7 @@ class _Slot:
     def forward_us(self):
         """Board time of one kpu.forward (host_tools.k210.cost through kmodel.board_time), computed once."""
         if self._forward_us is None:
-            self._forward_us = board_time.forward_us(self.model, self.flash_mode, self.spi_hz)
+            self._forward_us = board_time.forward_us(self.model, self.flash_mode, self.spi_hz, self.batch)
         return self._forward_us
 
 
@@ -196,7 +197,8 @@ def build_kpu(rt: Runtime, image_mod):
         net = register(model, key, info.heap_flash, "dual" if is_dual_buf else "single", addr, None, "load_flash")
         if spi_speed > 0:                   # the firmware's own limit on it is not simulated
             net._slot.spi_hz = spi_speed
-        rt.advance(5_000)
+        net._slot.batch = batch_size
+        rt.advance(cost.load_flash_load_us(net._slot.spi_hz))
         return net
 
     def need_net(task):
