@@ -49,11 +49,14 @@ WRITE_BACK_CYCLES = 3.6          # per (output channel, line, 64-byte row): topi
 WEIGHT_BYTES_PER_CYCLE = 3.3     # KPU weight fetch from main memory: topic 691's 294,912 bytes in ~0.3 ms
 DMA_BYTES_PER_CYCLE = 8          # output FIFO -> main memory, 64-bit DMA beats
 RUNTIME_LAYER_US = 750           # MaixPy's V3 runtime per conv layer (fitted, see the docstring)
-# MaixPy's V4 runtime (nncase v0.2, a closed library): the one published pair, MobileNetV1 0.75 in 111 ms as V4
-# against 37 ms as V3 (topic 1790), taken as a ratio on every layer of a V4 forward; where the time goes (CPU
-# matmul, per-node runtime) is not public, so a conv-only network may run faster than this: neucrack.com/p/313's
-# 224x224 YOLOv2 ran 50 ms both as V4 and as V3 (docs/board-time.md)
-V4_FORWARD_FACTOR = V4_SPEED_MS["mobilenet_v4_kmodel"] / V4_SPEED_MS["mobilenet_v3_kmodel"]
+# MaixPy's V4 runtime (nncase v0.2, a closed library): its KPU conv nodes are taken at V3's cost (the one published
+# conv-only pair, neucrack.com/p/313's 224x224 YOLOv2, ran 50 ms both as V4 and as V3); MatMul runs on the CPU in
+# float (topic 1790: "V3 cost 37ms, while V4 cost 111ms. It is due to V4's MATMUL is not implement with KPU, but with
+# CPU"), at the rate that puts MobileNetV1 0.75's 768 x 1000 classifier at that difference (fitted on topic 1790's
+# pair, as the single V4 factor before it was)
+MOBILENET_075_CLASSIFIER_MACS = 768 * 1000
+V4_MATMUL_CYCLES_PER_MAC = (V4_SPEED_MS["mobilenet_v4_kmodel"] - V4_SPEED_MS["mobilenet_v3_kmodel"]) * 1e-3 \
+    * CPU_HZ / MOBILENET_075_CLASSIFIER_MACS
 
 FLASH_BITS_PER_CLOCK = 4         # quad SPI read
 LOAD_FLASH_BATCH = 0xC000        # batch_size of MaixPy's load_flash demo (demo_load_big_model.py) and of neucrack's
@@ -92,6 +95,11 @@ def kpu_conv_us(in_c: int, in_h: int, in_w: int, out_c: int, depthwise: bool, we
         + weight_bytes / WEIGHT_BYTES_PER_CYCLE \
         + main_out_bytes / DMA_BYTES_PER_CYCLE
     return RUNTIME_LAYER_US + cycles / KPU_HZ * 1e6
+
+
+def v4_matmul_us(macs: int) -> float:
+    """A V4 MatMul node: float multiply-adds on the 400 MHz core (V4_MATMUL_CYCLES_PER_MAC)."""
+    return CPU_LAYER_US + macs * V4_MATMUL_CYCLES_PER_MAC / CPU_HZ * 1e6
 
 
 def cpu_layer_us(kind: str, elements: int) -> float:
@@ -173,7 +181,7 @@ class Figure:
     low: float
     high: float
     source: str
-    spi_hz: int = 80_166_666    # the SPI clock of a load_flash figure, as the firmware printed it
+    spi_hz: int = None          # the SPI clock of a load_flash figure, as the firmware printed it
     batch: int = LOAD_FLASH_BATCH   # load_flash's batch_size (dual buffer)
     yolo2: bool = False         # timed as kpu.run_yolo2: the forward and its region layer
 

@@ -1,6 +1,6 @@
 """Predicted Maix Bit time of a parsed kmodel: host_tools.k210.cost applied layer by layer. Calibrated on V3
-files; a V4 file (nncase v0.2) is timed with the same KPU and CPU costs times cost.V4_FORWARD_FACTOR (the one
-published pair: MobileNetV1 0.75 takes 111 ms as V4 against 37 ms as V3).
+files; a V4 file (nncase v0.2) is timed with the same KPU and CPU costs, its MatMul nodes as float on the CPU
+(cost.v4_matmul_us: the published pairs are in docs/board-time.md).
 
 predict(model) gives the forward from RAM (kpu.load), with kpu.load_flash single and dual buffered, and the
 kpu.load itself, in milliseconds; `kmodel info` prints it and the simulator's KPU charges it.
@@ -38,12 +38,13 @@ def layer_us(L) -> float:
         oc, oh, ow = L.regs.out_shape
         out = oc * oh * ow if L.fields["flags"] & 1 else 0
         return cost.kpu_conv_us(c, h, w, oc, L.regs.depthwise, L.weights.nbytes, out, L.weights.itemsize * 8)
+    if L.type_name == "MatMul":         # V4: float on the CPU
+        return cost.v4_matmul_us(L.fields["a_rows"] * L.fields["a_cols"] * L.fields["b_cols"])
     return cost.cpu_layer_us(L.type_name, _elements(L))
 
 
 def predict(model, spi_hz: int = LOAD_FLASH_SPI_HZ, batch: int = cost.LOAD_FLASH_BATCH) -> Prediction:
-    factor = cost.V4_FORWARD_FACTOR if model.version == 4 else 1.0
-    runs = [layer_us(L) * factor for L in model.layers]
+    runs = [layer_us(L) for L in model.layers]
     bodies = [(t, L.body_size) for t, L in zip(runs, model.layers)]
     return Prediction(sum(runs) / 1e3, cost.load_flash_forward_us(bodies, True, spi_hz, batch) / 1e3,
                       cost.load_flash_forward_us(bodies, False, spi_hz) / 1e3, cost.kpu_load_us(model.size) / 1e3,
@@ -53,7 +54,7 @@ def predict(model, spi_hz: int = LOAD_FLASH_SPI_HZ, batch: int = cost.LOAD_FLASH
 def figure_ms(model, fig: cost.Figure) -> float:
     """The prediction for a published figure (cost.PUBLISHED) at its stated SPI clock and batch; run_yolo2
     figures add the region layer over the model's outputs."""
-    ms = getattr(predict(model, fig.spi_hz, fig.batch), fig.quantity)
+    ms = getattr(predict(model, fig.spi_hz or LOAD_FLASH_SPI_HZ, fig.batch), fig.quantity)
     if fig.yolo2:
         ms += cost.region_us(sum(c * h * w for c, h, w in model.output_shapes)) / 1e3
     return ms

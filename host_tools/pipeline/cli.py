@@ -174,7 +174,8 @@ def _strategy(p):
 def _with_tensorflow(fn):
     """TensorFlow imported quietly (its start-up lines hidden unless --verbose) before the command runs."""
     def run(args):
-        from host_tools.pipeline import quiet
+        from host_tools.pipeline import freed_memory, quiet
+        freed_memory.keep_freed_memory()
         quiet.set_verbose(args.verbose)
         quiet.import_tensorflow()
         return fn(args)
