@@ -239,6 +239,15 @@ MODEL_X_READINGS = (
     Figure(MODEL_X, "load_flash_dual", 90, 90, "neucrack.com/p/313 model x (SPI 67.17 MHz, batch 0xC000*8)",
            SPI_NEUCRACK_HZ, 0xC000 * 8, True),
 )
+# the same post's model x as V4, read through the V3 build (V4's KPU nodes cost what V3's do): 50 ms from RAM,
+# 112 ms single, 105 ms dual "reading by layer, not by batch" (batch 1: one layer per read)
+MODEL_X_V4_READINGS = (
+    Figure(MODEL_X, "ram", 50, 50, "neucrack.com/p/313 model x as V4, run_yolo2", yolo2=True),
+    Figure(MODEL_X, "load_flash_single", 112, 112, "neucrack.com/p/313 model x as V4 (SPI 67.17 MHz)",
+           SPI_NEUCRACK_HZ, yolo2=True),
+    Figure(MODEL_X, "load_flash_dual", 105, 105, "neucrack.com/p/313 model x as V4 (SPI 67.17 MHz, by layer)",
+           SPI_NEUCRACK_HZ, 1, True),
+)
 
 # -- the rest of a camera loop (the simulator's clock charges these: host_tools/sim/clock.py COSTS) --
 CAMERA_FPS = 60                  # OV2640 frames per second at QVGA (its CIF timing); the DVP takes one per period
