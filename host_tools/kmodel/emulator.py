@@ -24,7 +24,8 @@ skip proved in kpu_proofs.py), which gives the same integers as the reference (k
 stages; `run(..., exact=True)` forces it). KPU RAM is written lazily (kpu_ram.py); a depthwise layer followed by
 a 1x1 conv is computed right into that conv's GEMM columns, only at the pixels it samples (nncase moves a
 depthwise stride 2 into the next 1x1 conv); layers with few pixels and many channels hand their maps on
-pixel-major (kpu_ram.Layout).
+pixel-major (kpu_ram.Layout); a dense layer on the KPU (K210_ADD_PADDING, a 1x1 conv of the 4x4 map,
+K210_REMOVE_PADDING) computes only the pixel REMOVE_PADDING reads, where nothing else reads the other 15 (_one_pixel).
 """
 import contextlib
 import time
