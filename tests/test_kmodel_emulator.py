@@ -113,3 +113,36 @@ def test_mnist_accuracy_on_sklearn_digits():
     acc = float(np.mean(np.array(pred) == d.target))
     print("maixpy-mnist accuracy on sklearn digits: %.3f" % acc)
     assert acc > 0.65
+
+
+def test_dense_layer_on_the_kpu_computes_only_the_pixel_that_is_read():
+    """ADD_PADDING -> 1x1 conv of the 4x4 map -> REMOVE_PADDING (nncase's dense layer on the KPU): the fast path
+    computes pixel (0, 0) alone, giving the reference's outputs; not where anything else reads the other pixels."""
+    from types import SimpleNamespace
+    from host_tools.kmodel import emulator
+    m = load(fixture_file("maixpy-mnist", "mnist.kmodel"))
+    kinds = [L.type_name for L in m.layers]
+    i = kinds.index("K210_ADD_PADDING") + 1
+    conv = emulator.plans(m)
+    assert list(emulator._one_pixel(m, conv)) == [m.layers[i].index]
+    fast, calls = conv[m.layers[i].index].fast, []
+    one = fast.one_pixel
+    fast.one_pixel = lambda x: calls.append(x.size) or one(x)
+    rng = np.random.default_rng(3)
+    xs = [rng.integers(0, 256, (1, 28, 28), dtype=np.uint8) for _ in range(4)] + [
+        np.zeros((1, 28, 28), np.uint8), np.full((1, 28, 28), 255, np.uint8)]
+    for x in xs:
+        np.testing.assert_array_equal(run(m, x)[0], run(m, x, exact=True)[0])
+    assert calls == [m.layers[i].in_shape[0]] * len(xs)
+    out = m.layers[i].fields["out"]
+    rm = m.layers[i + 1]
+    rm.fields["in"] += 1                 # REMOVE_PADDING reading pixel (0, 1)
+    assert not emulator._one_pixel(m, conv)
+    rm.fields["in"] -= 1
+    m.layers.append(SimpleNamespace(index=len(m.layers), type=12, fields={}, mem=[("in", out + 17, 1, "r")]))
+    assert not emulator._one_pixel(m, conv)          # a later layer reads pixel (0, 1) of channel 1
+    m.layers.pop()
+    m.outputs.append(type(m.outputs[0])(out + 30, 2))
+    assert not emulator._one_pixel(m, conv)          # a model output holds pixels of channel 1
+    m.outputs.pop()
+    assert emulator._one_pixel(m, conv)

@@ -373,9 +373,10 @@ def test_float32_path_equals_integer_stages_on_every_accumulator(zero_point, poo
 def test_depthwise_at_a_stride_2_grid_gives_the_references_pixels(r0, c0):
     """A 3x3 depthwise layer on the float32 path computed only at a stride-2 grid, as a 1x1 layer that samples
     its output asks for it (kpu_ram.Deferred): the reference's pixels there, XOR the GEMM's flip. Odd and even
-    sizes, down to 2x3, and 7x7 and 14x14 maps as in MobileNet's last blocks."""
+    sizes, down to 2x3, 7x7 and 14x14 maps as in MobileNet's last blocks, and rows of 97 and 112 pixels (the
+    phases filled in one loop)."""
     rng = np.random.default_rng(500 + 2 * r0 + c0)
-    for c, h, w in ((16, 9, 17), (8, 7, 7), (5, 14, 14), (3, 2, 3), (4, 24, 10)):
+    for c, h, w in ((16, 9, 17), (8, 7, 7), (5, 14, 14), (3, 2, 3), (4, 24, 10), (3, 5, 97), (2, 6, 112)):
         p = Plan(relu_layer(rng, c, c, h, w, 3, True, 0, int(rng.integers(0, 100))))
         oh, ow = (h - r0 + 1) // 2, (w - c0 + 1) // 2
         for flip in (0, 128):

@@ -58,7 +58,7 @@ def test_lazy_ram_reads_what_eager_writes_give(seed):
             if isinstance(got, Deferred):
                 deferred += 1
                 got = got.array()
-            hits += any(got is e[1] for e in lazy.pending)
+            hits += any(got is e[1] for e in lazy.pending.values())
             np.testing.assert_array_equal(got, mp.read(eager), err_msg="step %d" % step)
         else:
             idx = rule_index(int(rng.integers(0, 40)), (2, 4, 4))      # as K210_UPLOAD and K210_ADD_PADDING

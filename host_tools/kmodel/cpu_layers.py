@@ -267,11 +267,11 @@ def logistic(L, mem, ram):
 def add_padding(L, mem, ram):
     """Channel c goes to pixel (0, 0) of a 4x4 map in KPU RAM (4 channels per row); the rest is left as is."""
     f = L.fields
-    ram.put(*_pixel_zero(f["kpu_out"], f["channels"]), rd_u8(mem, f["in"], f["channels"]))
+    ram.put(*pixel_zero(f["kpu_out"], f["channels"]), rd_u8(mem, f["in"], f["channels"]))
 
 
 @lru_cache(maxsize=64)
-def _pixel_zero(addr: int, c: int):
+def pixel_zero(addr: int, c: int):
     """Byte offsets of pixel (0, 0) of each channel of a (c, 4, 4) map uploaded at addr, and their span."""
     idx = np.ascontiguousarray(rule_index(addr, (c, 4, 4))[:, 0, 0])
     return idx, (int(idx.min()), int(idx.max()) + 1)

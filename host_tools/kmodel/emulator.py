@@ -24,7 +24,8 @@ skip proved in kpu_proofs.py), which gives the same integers as the reference (k
 stages; `run(..., exact=True)` forces it). KPU RAM is written lazily (kpu_ram.py); a depthwise layer followed by
 a 1x1 conv is computed right into that conv's GEMM columns, only at the pixels it samples (nncase moves a
 depthwise stride 2 into the next 1x1 conv); layers with few pixels and many channels hand their maps on
-pixel-major (kpu_ram.Layout).
+pixel-major (kpu_ram.Layout); a dense layer on the KPU (K210_ADD_PADDING, a 1x1 conv of the 4x4 map,
+K210_REMOVE_PADDING) computes only the pixel REMOVE_PADDING reads, where nothing else reads the other 15 (_one_pixel).
 """
 import contextlib
 import time
@@ -40,7 +41,7 @@ from host_tools.k210 import arith as A
 from host_tools.kmodel import kpu
 from host_tools.kmodel.kpu_fast import FastConv, conv_params
 from host_tools.kmodel.kpu_ram import Deferred, KpuRam, RamMap
-from host_tools.kmodel.reader import K210_CONV, Kmodel
+from host_tools.kmodel.reader import K210_ADD_PADDING, K210_CONV, K210_REMOVE_PADDING, Kmodel
 from host_tools.k210 import registers as R
 from host_tools.k210.arith import POOL_TYPES
 
@@ -108,6 +109,58 @@ def _deferrable(model: Kmodel, conv: dict) -> set:
     return out
 
 
+def _one_pixel(model: Kmodel, conv: dict) -> dict:
+    """Dense layers on the KPU as nncase and our compiler write them: K210_ADD_PADDING puts a vector at pixel (0, 0)
+    of a 4x4 map, a 1x1 conv (no pool) writes its 4x4 output to main memory, K210_REMOVE_PADDING reads back pixel
+    (0, 0) of each channel. Where nothing reads the conv's other 15 pixels (no later layer's main-memory read nor
+    model output sees those bytes before a later write replaces them; no later conv reads KPU RAM where it
+    writes), only that pixel is computed, from the bytes ADD_PADDING spreads. {conv layer index: its ADD_PADDING
+    layer}"""
+    out = {}
+    layers = model.layers
+    for i in range(1, len(layers) - 1):
+        pad, L, rm = layers[i - 1:i + 2]
+        if pad.type != K210_ADD_PADDING or L.index not in conv or rm.type != K210_REMOVE_PADDING:
+            continue
+        step, c = conv[L.index], pad.fields["channels"]
+        p, o = step.fast.p, L.fields["out"]
+        oc = p.out_shape[0]
+        if (p.depthwise or p.k != 1 or POOL_TYPES[p.pool][0] != "none" or not L.fields["flags"] & 1
+                or p.in_shape != (c, 4, 4) or p.out_shape != (oc, 4, 4)
+                or rm.fields["in"] != o or rm.fields["channels"] > oc
+                or not np.array_equal(step.src.offsets()[:, 0, 0],          # reads the bytes ADD_PADDING put
+                                      cpu_layers.pixel_zero(pad.fields["kpu_out"], c)[0])):
+            continue
+        later = layers[i + 1:]
+        if _dead_bytes_unread(o, oc, later, model.outputs) and not any(
+                _overlaps(conv[M.index].src.span, step.dst.span) for M in later if M.index in conv):
+            out[L.index] = pad
+    return out
+
+
+def _dead_bytes_unread(o: int, oc: int, later, outputs) -> bool:
+    """Whether the bytes of a (oc, 4, 4) map at main memory o other than each channel's pixel (0, 0) are unread:
+    each later layer's reads (REMOVE_PADDING's first: pixel (0, 0) only) miss those not yet overwritten by an
+    earlier one's writes, and so do the model's outputs."""
+    dead = np.ones(16 * oc, bool)
+    dead[::16] = False
+
+    def seen(a, n):
+        lo, hi = max(a, o), min(a + n, o + dead.size)
+        return lo < hi and dead[lo - o:hi - o].any()
+    for k, M in enumerate(later):
+        if k and any(rw == "r" and seen(a, n) for _, a, n, rw in M.mem):
+            return False
+        for _, a, n, rw in M.mem:
+            if rw == "w" and max(a, o) < min(a + n, o + dead.size):
+                dead[max(a, o) - o:min(a + n, o + dead.size) - o] = False
+    return not any(seen(r.address, r.size) for r in outputs)
+
+
+def _overlaps(a, b) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
 def conv_forward(L, plan: ConvStep, ram: KpuRam, exact: bool, deferred: bool, taps):
     """One KPU conv layer (V3 K210_CONV, V4 KPUConv2D) from KPU RAM to KPU RAM; returns its output map (an array,
     or a Deferred when `deferred`: see _deferrable)."""
@@ -162,6 +215,11 @@ def _run(model, x, upto, trace, exact, taps):
     ram = KpuRam()
     conv = plans(model)
     deferred = model.__dict__["_deferred"]
+    one_pixel = model.__dict__.get("_one_pixel")
+    if one_pixel is None:
+        one_pixel = model.__dict__["_one_pixel"] = _one_pixel(model, conv)
+    if exact or taps is not None:       # the reference, or every map whole for the taps
+        one_pixel = {}
     first = model.layers[0]
     if model.input_is_float:
         cpu_layers.wr_f32(mem, first.fields["in"], x)
@@ -175,7 +233,11 @@ def _run(model, x, upto, trace, exact, taps):
         if trace is not None:
             t0 = time.perf_counter()
         try:
-            if L.type == K210_CONV:
+            if L.index in one_pixel:
+                pad, o = one_pixel[L.index].fields, L.fields["out"]
+                y = conv[L.index].fast.one_pixel(mem[pad["in"]:pad["in"] + pad["channels"]])
+                mem[o:o + 16 * y.size:16] = y
+            elif L.type == K210_CONV:
                 y = conv_forward(L, conv[L.index], ram, exact, L.index in deferred, taps)
                 if L.fields["flags"] & 1:
                     mem[L.fields["out"]:L.fields["out"] + y.size] = y.reshape(-1)

@@ -10,7 +10,7 @@
   layer then computes channels innermost; a depthwise layer's output may stay deferred until the next 1x1 layer
   computes it into its own GEMM's columns.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -89,9 +89,19 @@ class _Prepared:
     sums: K.Sums = None          # GEMM layers
     dw: K.Depthwise = None       # depthwise layers
     dw_hwc: np.ndarray = None    # depthwise 3x3 on the f32 = 2 path: the (9, c) float32 taps for depthwise_hwc
+    # the records as plain tuples, the form the kernels are called with (kpu_kernels: numba types them faster)
+    fin_t: tuple = None
+    sums_t: tuple = None
+    dw_t: tuple = None
 
 
 def _prepare(p: ConvParams) -> _Prepared:
+    prep = _prepare_kernels(p)
+    return replace(prep, fin_t=tuple(p.finish), sums_t=None if prep.sums is None else tuple(prep.sums),
+                   dw_t=None if prep.dw is None else tuple(prep.dw))
+
+
+def _prepare_kernels(p: ConvParams) -> _Prepared:
     cw2 = np.ascontiguousarray(p.cw, np.int64)             # acc = S + ((arg_x*SX) >> shr_x) + cw2
     if p.depthwise:
         # arg_x = a << shr_x (nncase: a = -zero point): (arg_x*SX) >> shr_x = a*SX exactly, so a joins the taps
@@ -145,13 +155,13 @@ class FastConv:
         s, _, _, oh, ow = grid
         if prep.dw_hwc is not None and not padded and (lay or layout(x)) is Layout.PIXEL_MAJOR:
             cols = np.empty((oh * ow, oc), np.uint8)
-            K.depthwise_hwc(pixel_major(x), p.pad_value, grid, prep.dw_hwc, prep.dw.cw2, p.finish, cols)
+            K.depthwise_hwc(pixel_major(x), p.pad_value, tuple(grid), prep.dw_hwc, prep.dw.cw2, prep.fin_t, cols)
             if pixels_first:
                 return cols
             y = cols.reshape(oh, ow, oc).transpose(2, 0, 1)
             return y ^ np.uint8(flip) if flip else y
         y = np.empty((oc, -(-n // 16) * 16 if s == 1 else oh * ow), np.uint8)
-        K.depthwise(x, prep.dw, grid, p.finish, 0 if pixels_first else flip, y)
+        K.depthwise(x, prep.dw_t, tuple(grid), prep.fin_t, 0 if pixels_first else flip, y)
         if padded:
             return y
         y = y[:, :n].reshape(oc, h, -1)[:, :, :w] if s == 1 else y.reshape(oc, oh, ow)
@@ -181,15 +191,31 @@ class FastConv:
             g = prep.gemm(self._columns(x, grid, lay))
             if p.proofs.monotone and kind == "max":
                 fused = win == stride       # windows pooled in the kernel, else (2x2 at stride 1) by pool()
-                acc = K.gemm_accumulators(g, prep.sums, h, w, win if fused else 1)
+                acc = K.gemm_accumulators(g, prep.sums_t, h, w, win if fused else 1)
                 acc = acc.reshape((oc, h // win, w // win)) if fused else A.pool(acc.reshape((oc, h, w)), p.pool)
                 y = np.empty(acc.shape, np.uint8)
-                K.finish_accumulators(acc.reshape(oc, -1), p.finish, y.reshape(oc, -1))
+                K.finish_accumulators(acc.reshape(oc, -1), prep.fin_t, y.reshape(oc, -1))
                 return y
             y = np.empty((oc, grid.oh, grid.ow), np.uint8)
             wp = grid.ow if g.shape[1] == grid.oh * grid.ow else grid.ow + 2    # or a Deferred input's padded planes
-            K.finish_gemm(g, prep.sums, p.finish, grid.ow, wp, y.reshape(oc, -1))
+            K.finish_gemm(g, prep.sums_t, prep.fin_t, grid.ow, wp, y.reshape(oc, -1))
         return y if grid.s > 1 else A.pool(y, p.pool)
+
+    def one_pixel(self, x: np.ndarray) -> np.ndarray:
+        """A 1x1 layer without pool at one pixel: its (oc,) outputs from that pixel's (ic,) input bytes (a dense
+        layer on the KPU, of which only pixel (0, 0) is read: see emulator._one_pixel)."""
+        p, prep = self.p, self.prep
+        oc = p.out_shape[0]
+        if p.pixel_major:
+            g = prep.gemm(x.reshape(1, -1))
+            out = np.empty((1, oc), np.uint8)
+            K.finish_gemm_t(g, prep.gemm.w_offset, prep.sums_t, prep.fin_t, out)
+        else:
+            flip = prep.gemm.flip
+            g = prep.gemm((x ^ np.uint8(flip) if flip else x).reshape(-1, 1))
+            out = np.empty((oc, 1), np.uint8)
+            K.finish_gemm(g, prep.sums_t, prep.fin_t, 1, 1, out)
+        return out.reshape(-1)
 
     def _columns(self, x, grid: K.Grid, lay: Layout) -> np.ndarray:
         """The GEMM columns (k*k*ic, oh*ow) of the conv at the grid, top bit flipped where the GEMM wants it."""
@@ -201,7 +227,7 @@ class FastConv:
             cols = x[:, r0:r0 + oh * s:s, c0:c0 + ow * s:s]
             return (cols ^ np.uint8(flip) if flip else np.ascontiguousarray(cols)).reshape(len(x), -1)
         cols = np.empty((self.p.weights.shape[0], oh * ow), np.uint8)
-        K.window_columns(x, self.p.k, self.p.pad_value, flip, grid, cols)
+        K.window_columns(x, self.p.k, self.p.pad_value, flip, tuple(grid), cols)
         return cols
 
     def _forward_pixel_major(self, x, grid: K.Grid, lay: Layout) -> np.ndarray:
@@ -220,5 +246,5 @@ class FastConv:
         prep = self.prep
         g = prep.gemm(xt)
         out = np.empty((oh * ow, oc), np.uint8)
-        K.finish_gemm_t(g, prep.gemm.w_offset, prep.sums, self.p.finish, out)
+        K.finish_gemm_t(g, prep.gemm.w_offset, prep.sums_t, prep.fin_t, out)
         return out.reshape(oh, ow, oc).transpose(2, 0, 1)

@@ -13,7 +13,9 @@ every pixel otherwise (the caller pools the uint8 map). The grid is (s, r0, c0, 
 conv at input pixel (r0 + oy*s, c0 + ox*s).
 
 The kernels take a layer's numbers as a few named tuples (numba compiles them as records): Finish (BN and
-activation, per layer), Sums (what turns GEMM sums into accumulators), Grid.
+activation, per layer), Sums (what turns GEMM sums into accumulators), Grid. The compiled entry points take them
+as plain tuples too and rebuild the records inside: numba types a named tuple's fields in Python on every call
+(~6 us for a Finish), a plain tuple's in C (~1.5 us), and kpu_fast calls these kernels some 60 times a frame.
 """
 from typing import NamedTuple
 
@@ -160,12 +162,15 @@ def _finish_float(g, tp, tp32, c0, cw2, fin, out, orow0, rows, w, wp):
     # unsigned indices: numba tests signed ones for wraparound, and LLVM then does not vectorize the loops (and
     # mixing them with signed ones gives floats)
     uc0, uo0, uw, uwp = np.uint64(c0), np.uint64(orow0), np.uint64(w), np.uint64(wp)
+    # unpadded sums in one loop over the row, not row by row of the map: a short row (56 or 28 pixels) would run
+    # mostly in the scalar remainder of the vector loop
+    nr, nx = (np.uint64(n // w), uw) if wp != w else (np.uint64(1), np.uint64(n))
     for r in range(np.uint64(rows)):
         c, orow = uc0 + r, uo0 + r
         cwd, al, be, mg = np.int32(cw2[c] - a0[c]), alpha[c], beta_e[c], margin[c]
-        for y in range(np.uint64(n // w)):
+        for y in range(nr):
             q0, p0 = y * uwp, y * uw
-            for x in range(uw):
+            for x in range(nx):
                 t = np.float32(np.int32(g[r, q0 + x] + tp32[q0 + x] + cwd)) * al + be
                 h = np.floor(t)
                 flags[p0 + x] = ((t - h) < mg) & (h > lo) & (h <= hi)    # past the clip both give lo or hi
@@ -273,6 +278,7 @@ def finish_gemm(g, sums, fin, w, wp, out):
     """out[c, p] (uint8) from int_gemm.ExactGemm's G with the accumulators of `sums` (cw2 includes x_offset*SW,
     the part of S the GEMM's offset columns left out). G's columns come in rows of wp for the output's rows of w
     (wp > w: padded planes, on the float32 path only)."""
+    sums, fin = Sums(*sums), Finish(*fin)
     m = out.shape[0]
     tp = _pixel_terms(g[m], sums)
     tp32 = np.empty(tp.size, np.int32)
@@ -286,6 +292,7 @@ def finish_gemm_t(g, w_offset, sums, fin, out):
     """out[p, c] (uint8, pixel-major) from int_gemm.ExactGemmT's G^T (n, m + 1) on the float32 path (see
     _finish_float), channels innermost: acc = G^T[p, c] + w_offset*SX + ((arg_x*SX) >> shr_x) + cw2[c] with
     SX = G^T[p, m]."""
+    sums, fin = Sums(*sums), Finish(*fin)
     n, m = out.shape
     alpha, beta_e, margin, cw2 = fin.alpha, fin.beta_e, fin.margin, sums.cw2
     lo, hi, cwd, words, flags = _channels_innermost(fin, cw2, np.int32)
@@ -309,6 +316,7 @@ def finish_gemm_t(g, w_offset, sums, fin, out):
 def gemm_accumulators(g, sums, h, w, win):
     """int64 accumulators from finish_gemm's G for an (h, w) map, max-pooled over win x win windows at stride win
     (win = 1: all of them): for max pooling before BN (see kpu_proofs.monotone), without an int64 map between."""
+    sums = Sums(*sums)
     m = g.shape[0] - 1
     oh, ow = h // win, w // win
     acc = np.empty((m, oh * ow), np.int64)
@@ -345,6 +353,7 @@ def gemm_accumulators(g, sums, h, w, win):
 @numba.njit(cache=True, nogil=True, fastmath={"contract"})
 def finish_accumulators(acc, fin, out):
     """out[c, p] (uint8) from the int64 accumulators acc[c, p]."""
+    fin = Finish(*fin)
     n = acc.shape[1]
     _finish_rows(acc, np.zeros(n, np.int64), np.zeros(n, np.int32), np.zeros(acc.shape[0], np.int64), fin, n, n, out)
 
@@ -366,6 +375,7 @@ def depthwise(x, dw, grid, fin, flip, out):
     column parity), each a padded plane of width wq = (w + 1) // 2 + 2, where the taps of output (oy, ox) are
     again contiguous shifts of oy*wq + ox (the tap offsets below), so the same loop runs over 4x fewer pixels.
     """
+    fin = Finish(*fin)
     ch, h, w = x.shape
     k, pad, wd, f32, arg_x, shr_x, cw2 = dw
     s, r0, c0, oh, ow = grid
@@ -422,11 +432,20 @@ def depthwise(x, dw, grid, fin, flip, out):
                 for i in range(he if py == 0 else ho):
                     y = np.uint64(2) * i + py
                     e = (py * np.uint64(2) * urows + i + np.uint64(1)) * uwp + np.uint64(1)
+                    e2 = e + urows * uwp
+                    if wo >= 48:
+                        # both phases in one loop: LLVM loads the row as vectors and splits them (2x faster on
+                        # 112 pixels); rows of 56 or less run faster as two strided loops
+                        for j in range(wo):
+                            xf[e + j] = np.float32(x[c, y, np.uint64(2) * j])
+                            xf[e2 + j] = np.float32(x[c, y, np.uint64(2) * j + np.uint64(1)])
+                        if we > wo:
+                            xf[e + wo] = np.float32(x[c, y, np.uint64(2) * wo])
+                        continue
                     for j in range(we):
                         xf[e + j] = np.float32(x[c, y, np.uint64(2) * j])
-                    e += urows * uwp
                     for j in range(wo):
-                        xf[e + j] = np.float32(x[c, y, np.uint64(2) * j + np.uint64(1)])
+                        xf[e2 + j] = np.float32(x[c, y, np.uint64(2) * j + np.uint64(1)])
         elif f32:
             for y in range(np.uint64(h)):
                 for i in range(np.uint64(w)):
@@ -498,13 +517,42 @@ def depthwise(x, dw, grid, fin, flip, out):
 
 
 @numba.njit(inline="always")
-def _sum9_hwc(xp, y, x, c, wf):
-    """The 3x3 window sum at (y, x) (the padded map's top-left tap) of channel c, float32, exact below 2^24;
-    indexed, not by views of the rows: a view costs a reference count each time it is made."""
+def _sum9_hwc(xp, b, c, wf, wp):
+    """The 3x3 window sum of channel c whose top-left tap is row b of the padded map xp ((h + 2)*(w + 2), c), rows
+    of wp = w + 2 pixels; float32, exact below 2^24 in any order."""
     one, two = np.uint64(1), np.uint64(2)
-    return ((xp[y, x, c] * wf[0, c] + xp[y, x + one, c] * wf[1, c] + xp[y, x + two, c] * wf[2, c])
-            + (xp[y + one, x, c] * wf[3, c] + xp[y + one, x + one, c] * wf[4, c] + xp[y + one, x + two, c] * wf[5, c])
-            + (xp[y + two, x, c] * wf[6, c] + xp[y + two, x + one, c] * wf[7, c] + xp[y + two, x + two, c] * wf[8, c]))
+    b1, b2 = b + wp, b + two * wp
+    return ((xp[b, c] * wf[0, c] + xp[b + one, c] * wf[1, c] + xp[b + two, c] * wf[2, c])
+            + (xp[b1, c] * wf[3, c] + xp[b1 + one, c] * wf[4, c] + xp[b1 + two, c] * wf[5, c])
+            + (xp[b2, c] * wf[6, c] + xp[b2 + one, c] * wf[7, c] + xp[b2 + two, c] * wf[8, c]))
+
+
+@numba.njit(inline="always")
+def _sum9_hwc_4(xp, b, c, wf, wp, s):
+    """The window sums of 4 pixels side by side at stride s (1 or 2) of channel c, the first one's top-left tap at
+    row b: each loaded input serves every window it falls in (6 loads a row for 4 windows at s = 1, 9 at s = 2,
+    instead of 12). Exact: every partial sum is an integer below 2^24."""
+    a0 = a1 = a2 = a3 = np.float32(0)
+    for dy in range(3):
+        r = b + np.uint64(dy) * wp
+        w0, w1, w2 = wf[3 * dy, c], wf[3 * dy + 1, c], wf[3 * dy + 2, c]
+        if s == 1:
+            v0, v1, v2, v3, v4, v5 = (xp[r, c], xp[r + np.uint64(1), c], xp[r + np.uint64(2), c],
+                                      xp[r + np.uint64(3), c], xp[r + np.uint64(4), c], xp[r + np.uint64(5), c])
+            a0 += v0 * w0 + v1 * w1 + v2 * w2
+            a1 += v1 * w0 + v2 * w1 + v3 * w2
+            a2 += v2 * w0 + v3 * w1 + v4 * w2
+            a3 += v3 * w0 + v4 * w1 + v5 * w2
+        else:
+            v0, v1, v2, v3, v4 = (xp[r, c], xp[r + np.uint64(1), c], xp[r + np.uint64(2), c], xp[r + np.uint64(3), c],
+                                  xp[r + np.uint64(4), c])
+            v5, v6, v7, v8 = xp[r + np.uint64(5), c], xp[r + np.uint64(6), c], xp[r + np.uint64(7), c], \
+                xp[r + np.uint64(8), c]
+            a0 += v0 * w0 + v1 * w1 + v2 * w2
+            a1 += v2 * w0 + v3 * w1 + v4 * w2
+            a2 += v4 * w0 + v5 * w1 + v6 * w2
+            a3 += v6 * w0 + v7 * w1 + v8 * w2
+    return a0, a1, a2, a3
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"contract"})
@@ -512,32 +560,46 @@ def depthwise_hwc(x, pad, grid, wf, cw2, fin, out):
     """A 3x3 depthwise layer on the f32 = 2 path (see depthwise) with channels innermost, for small maps with many
     channels: x is the (h, w, c) map, out[oy*ow + ox, c] the output at the grid (s, r0, c0), wf the (9, c)
     float32 taps. Each tap is a multiply-add over the channels (contiguous, with their BN and activation
-    constants), so there is no per-channel work at all."""
+    constants), so there is no per-channel work at all; at stride 1 or 2, 4 pixels of a row at a time, their
+    window sums into float32 scratch (4, c), then finished pixel by pixel."""
+    fin = Finish(*fin)
     h, w, ch = x.shape
     s, r0, c0, oh, ow = grid
-    xp = np.full((h + 2, w + 2, ch), np.float32(pad))
+    wp = np.uint64(w + 2)
+    xp = np.full(((h + 2) * (w + 2), ch), np.float32(pad))      # the padded map, pixels as rows
     for y in range(np.uint64(h)):
         for i in range(np.uint64(w)):
+            row = (y + np.uint64(1)) * wp + i + np.uint64(1)
             for c in range(np.uint64(ch)):
-                xp[y + np.uint64(1), i + np.uint64(1), c] = np.float32(x[y, i, c])
+                xp[row, c] = np.float32(x[y, i, c])
     alpha, beta_e, margin = fin.alpha, fin.beta_e, fin.margin
     lo, hi, cwd, words, flags = _channels_innermost(fin, cw2, np.float32)
     uch = np.uint64(ch)
+    sums = np.empty((4, ch), np.float32)
+    us = np.uint64(s)
     for oy in range(np.uint64(oh)):
-        for ox in range(np.uint64(ow)):
-            y0, x0 = np.uint64(r0) + oy * np.uint64(s), np.uint64(c0) + ox * np.uint64(s)
-            q = oy * np.uint64(ow) + ox
-            for c in range(uch):
-                v = _sum9_hwc(xp, y0, x0, c, wf)
-                t = (v + cwd[c]) * alpha[c] + beta_e[c]
-                hh = np.floor(t)
-                flags[c] = ((t - hh) < margin[c]) & (hh > lo) & (hh <= hi)      # as in _finish_float
-                out[q, c] = np.uint8(min(max(hh, lo), hi))
-            c = _next_flag(flags, words, ch, 0)
-            while c < ch:
-                v = _sum9_hwc(xp, y0, x0, np.uint64(c), wf)
-                out[q, c] = _exact_one(np.int64(v) + cw2[c], fin, c)
-                c = _next_flag(flags, words, ch, c + 1)
+        y0 = np.uint64(r0) + oy * us
+        for ox0 in range(0, ow, 4):
+            n = min(4, ow - ox0)
+            b = y0 * wp + np.uint64(c0) + np.uint64(ox0) * us     # the first pixel's top-left tap
+            if n == 4 and s <= 2:
+                for c in range(uch):
+                    sums[0, c], sums[1, c], sums[2, c], sums[3, c] = _sum9_hwc_4(xp, b, c, wf, wp, s)
+            else:
+                for k in range(n):
+                    for c in range(uch):
+                        sums[k, c] = _sum9_hwc(xp, b + np.uint64(k) * us, c, wf, wp)
+            for k in range(n):
+                q = oy * np.uint64(ow) + np.uint64(ox0 + k)
+                for c in range(uch):
+                    t = (sums[k, c] + cwd[c]) * alpha[c] + beta_e[c]
+                    hh = np.floor(t)
+                    flags[c] = ((t - hh) < margin[c]) & (hh > lo) & (hh <= hi)      # as in _finish_float
+                    out[q, c] = np.uint8(min(max(hh, lo), hi))
+                c = _next_flag(flags, words, ch, 0)
+                while c < ch:
+                    out[q, c] = _exact_one(np.int64(sums[k, c]) + cw2[c], fin, c)
+                    c = _next_flag(flags, words, ch, c + 1)
 
 
 BLOCK = 1024      # pixels per pass of the finishing loops: their int64 buffers stay in L1

@@ -48,6 +48,10 @@ class RamMap:
         self.span = (addr * 64, last)          # bytes [lo, hi) it touches (and some gaps)
         self.key = (addr, tuple(shape), groups, self.line, self.cs)
 
+    def offsets(self) -> np.ndarray:
+        """Each byte's offset in KPU RAM, as a (c, h, w) array."""
+        return ram_index(self.addr, self.shape, self.g, self.line // 64, self.cs // 64)
+
     def read(self, ram, origin=0) -> np.ndarray:
         c, h, w = self.shape
         if self.g == 1:
@@ -165,7 +169,9 @@ class KpuRam:
 
     def __init__(self):
         self._bytes = None      # all zeros until something is written through (most runs never do)
-        self.pending = []       # (RamMap, array, span) or (None, (byte offsets, values), span), oldest first
+        # (RamMap, array, span) or (None, (byte offsets, values), span), oldest first, by the map's key (a new write
+        # of the same map replaces its entry and goes last) or, for CPU-written bytes, a key of their own
+        self.pending = {}
 
     @property
     def bytes(self) -> np.ndarray:
@@ -180,8 +186,8 @@ class KpuRam:
     def write(self, mp: RamMap, y):
         """Place y (an array or a Deferred) at mp; an array is kept as it is (the caller must not change it
         afterwards)."""
-        self.pending = [e for e in self.pending if e[0] is None or e[0].key != mp.key]   # wholly overwritten
-        self.pending.append((mp, y, mp.span))
+        self.pending.pop(mp.key, None)      # wholly overwritten
+        self.pending[mp.key] = (mp, y, mp.span)
 
     def __setitem__(self, idx, values):
         idx = np.asarray(idx)
@@ -191,19 +197,19 @@ class KpuRam:
 
     def put(self, idx: np.ndarray, span, values: np.ndarray):
         """ram[idx] = values for flat arrays the caller keeps unchanged, span = (min(idx), max(idx) + 1)."""
-        self.pending.append((None, (idx, values), span))
+        self.pending[object()] = (None, (idx, values), span)
 
     def read(self, mp: RamMap, deferred: bool = False):
         """The map at mp (read-only: it may be a pending array itself); with deferred=True, a Deferred that was
         written there as it is."""
-        for m, a, span in reversed(self.pending):        # newest first: usually the predecessor's output
+        for m, a, span in reversed(self.pending.values()):     # newest first: usually the predecessor's output
             if _overlap(span, mp.span):
                 if m is not None and m.key == mp.key:
                     return a if deferred else _array(a)
                 break
         else:
             return mp.read(self._zeros_or(*mp.span), origin=mp.span[0])
-        hits = [e[:2] for e in self.pending if _overlap(e[2], mp.span)]
+        hits = [e[:2] for e in self.pending.values() if _overlap(e[2], mp.span)]
         for i in range(len(hits) - 1, 0, -1):       # the newest map holding all of mp hides what is older
             if hits[i][0] is not None and _covers(hits[i][0], mp):
                 hits = hits[i:]
@@ -226,12 +232,12 @@ class KpuRam:
 
     def flush(self):
         """Write every pending map into self.bytes, oldest first."""
-        for m, a, _ in self.pending:
+        for m, a, _ in self.pending.values():
             if m is not None:
                 m.write(self.bytes, _array(a))
             else:
                 self.bytes[a[0]] = a[1]
-        self.pending = []
+        self.pending = {}
 
 
 _COVERS = {}
