@@ -53,11 +53,11 @@ def detect_kind(root) -> str:
     from host_tools.pipeline.datasets import IMAGE_EXTS
     if next(root.rglob("*.xml"), None) is not None:
         return "detector"
-    photos = [p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file()]
-    if any(p.with_suffix(".txt").is_file() for p in photos):
+    if any(p.with_suffix(".txt").is_file() for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS):
         return "detector"
-    with_images = sorted({p.relative_to(root).parts[0] for p in photos if len(p.relative_to(root).parts) == 2
-                          and not p.parts[-2].startswith(".")})
+    # class folders as class_folders reads them (a linked folder counts)
+    with_images = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
+                         and any(f.suffix.lower() in IMAGE_EXTS and f.is_file() for f in d.iterdir()))
     if len(with_images) >= 2:
         return "classifier"
     if len(with_images) == 1:
