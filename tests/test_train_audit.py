@@ -144,3 +144,29 @@ def test_ctrl_c_during_an_epoch_bar_starts_its_own_error_line(capsys):
     assert command.fail(KeyboardInterrupt()) == command.INTERRUPTED
     err = capsys.readouterr().err
     assert "\nerror: interrupted" in err and err.rstrip().endswith("files are written whole or not at all"), err
+
+
+@pytest.mark.parametrize("names", ["names: ['mug', \"cat\"]  # two", "names:\n  - mug\n  - cat",
+                                   "names:\n  0: mug\n  1: cat"])
+def test_an_ultralytics_or_roboflow_yolo_set_images_and_labels_folders_and_data_yaml(tmp_path, names):
+    root = tmp_path / "mugs"
+    for split, stem in (("train", "a"), ("valid", "b")):
+        _photo(root / split / "images" / (stem + ".jpg"), 100, 50)
+        (root / split / "labels").mkdir(parents=True)
+        (root / split / "labels" / (stem + ".txt")).write_text("1 0.5 0.5 0.2 0.4\n")
+    (root / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\nnc: 2\n%s\n" % names)
+    assert userflow.detect_kind(root) == "detector"
+    assert datasets.detector_labels(root) == ["mug", "cat"]
+    samples = datasets.load_detection_folder(root, ["mug", "cat"])
+    assert [s.image[len(str(root)):] for s in samples] == ["/train/images/a.jpg", "/valid/images/b.jpg"]
+    assert [(round(b.x0), round(b.y0), round(b.x1), round(b.y1), b.cls) for b in samples[0].boxes] == \
+        [(40, 15, 60, 35, 1)]
+
+
+def test_a_data_yaml_without_readable_names_is_named(tmp_path):
+    _photo(tmp_path / "images" / "a.jpg")
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "a.txt").write_text("0 0.5 0.5 0.2 0.4\n")
+    (tmp_path / "data.yaml").write_text("nc: 1\nnames: {0: mug}\n")
+    with pytest.raises(DatasetError, match=r"data.yaml: cannot read its 'names:'.*--labels"):
+        datasets.detector_labels(tmp_path)

@@ -50,10 +50,10 @@ def detect_kind(root) -> str:
     root = Path(root)
     if not root.is_dir():
         raise FlowError("--data %s: no such folder" % root)
-    from host_tools.pipeline.datasets import IMAGE_EXTS
+    from host_tools.pipeline.datasets import IMAGE_EXTS, yolo_txt_path
     if next(root.rglob("*.xml"), None) is not None:
         return "detector"
-    if any(p.with_suffix(".txt").is_file() for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS):
+    if any(yolo_txt_path(p) is not None for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS):
         return "detector"
     # class folders as class_folders reads them (a linked folder counts)
     with_images = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
