@@ -170,3 +170,18 @@ def test_a_data_yaml_without_readable_names_is_named(tmp_path):
     (tmp_path / "data.yaml").write_text("nc: 1\nnames: {0: mug}\n")
     with pytest.raises(DatasetError, match=r"data.yaml: cannot read its 'names:'.*--labels"):
         datasets.detector_labels(tmp_path)
+
+
+def test_kmodel_run_on_a_training_folder_reads_the_photos_of_its_class_folders(tmp_path, capsys):
+    import json
+    from pathlib import Path
+    root = tmp_path / "My Photos"
+    for c in ("Camera Man", "blue"):
+        for i in range(2):
+            _photo(root / c / ("IMG_%d.jpg" % i), seed=i)
+    _photo(root / ".thumbnails" / "t.jpg")
+    kmodel = Path(__file__).resolve().parents[1] / "models" / "digits.kmodel"
+    assert main(["kmodel", "run", str(kmodel), "--input", str(root), "--json"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["input"][len(str(root)) + 1:] for x in lines] == ["Camera Man/IMG_0.jpg", "Camera Man/IMG_1.jpg",
+                                                                "blue/IMG_0.jpg", "blue/IMG_1.jpg"]
