@@ -110,16 +110,28 @@ def _turned(im) -> bool:
     return im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
 
 
-def photo_size(path):
-    """(w, h) of an image file as read_photo gives it (upright), from its header; ValueError naming the file."""
+def photo_header(path):
+    """(w, h, EXIF orientation 1-8) of an image file as stored, from its header; ValueError naming the file."""
     from PIL import Image
     try:
         with Image.open(path) as im:
-            w, h = im.size
-            turned = _turned(im)
+            orientation = im.getexif().get(0x0112, 1)
+            return im.size[0], im.size[1], orientation if orientation in range(1, 9) else 1
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise ValueError("%s: cannot read image: %s" % (path, e)) from None
-    return (h, w) if turned else (w, h)
+
+
+def photo_size(path):
+    """(w, h) of an image file as read_photo gives it (upright), from its header; ValueError naming the file."""
+    w, h, orientation = photo_header(path)
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+def upright_point(x, y, orientation, w, h):
+    """Where a point of a stored w x h image lands once the image is shown upright (read_photo: PIL's
+    exif_transpose, EXIF orientations 1-8)."""
+    return {1: (x, y), 2: (w - x, y), 3: (w - x, h - y), 4: (x, h - y), 5: (y, x), 6: (h - y, x),
+            7: (h - y, w - x), 8: (y, w - x)}[orientation]
 
 
 def photo_input(rgb: np.ndarray, w: int, h: int, c: int, framing: str = DEFAULT) -> np.ndarray:

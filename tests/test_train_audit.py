@@ -185,3 +185,28 @@ def test_kmodel_run_on_a_training_folder_reads_the_photos_of_its_class_folders(t
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [x["input"][len(str(root)) + 1:] for x in lines] == ["Camera Man/IMG_0.jpg", "Camera Man/IMG_1.jpg",
                                                                 "blue/IMG_0.jpg", "blue/IMG_1.jpg"]
+
+
+@pytest.mark.parametrize("orientation", [6, 8, 5, 7])
+def test_voc_boxes_drawn_on_a_sideways_stored_photo_turn_with_it(tmp_path, orientation):
+    """labelImg draws on the pixels as stored and writes the stored size; the photo is trained upright."""
+    stored = np.zeros((40, 60, 3), np.uint8)
+    stored[5:15, 40:55] = (255, 0, 0)                # a red patch: the object, as stored
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(stored).save(tmp_path / "a.jpg", "JPEG", quality=95, exif=exif)
+    voc = ("<annotation><filename>a.jpg</filename><size><width>%d</width><height>%d</height></size><object><name>"
+           "cat</name><bndbox><xmin>41</xmin><ymin>6</ymin><xmax>55</xmax><ymax>15</ymax></bndbox></object>"
+           "</annotation>")
+    (tmp_path / "a.xml").write_text(voc % (60, 40))
+    (s,) = datasets.load_detection_folder(tmp_path, ["cat"])
+    img = datasets.load_image(s.image)
+    assert img.shape[:2] == (60, 40)
+    b = s.boxes[0]
+    inside = img[int(b.y0) + 1:int(b.y1) - 1, int(b.x0) + 1:int(b.x1) - 1, 0]
+    assert inside.size and inside.mean() > 200 and img[..., 0].mean() < 60, (b, inside.mean())
+    upright = voc.replace("<xmin>41</xmin><ymin>6</ymin><xmax>55</xmax><ymax>15</ymax>",
+                          "<xmin>11</xmin><ymin>41</ymin><xmax>20</xmax><ymax>50</ymax>")
+    (tmp_path / "a.xml").write_text(upright % (40, 60))   # the upright photo's size: its boxes are upright too
+    (s,) = datasets.load_detection_folder(tmp_path, ["cat"])
+    assert (s.boxes[0].x0, s.boxes[0].y0, s.boxes[0].x1, s.boxes[0].y1) == (10, 40, 20, 50)

@@ -146,7 +146,7 @@ def read_voc(xml_path, class_names):
     image = next((p for p in candidates if p.is_file()), None)
     if image is None:
         raise DatasetError("%s: image %s not found beside it or in ../JPEGImages" % (xml_path, fname))
-    size = _photo_size(image)
+    size, upright = _voc_frame(xml_path, root, image)
     boxes = []
     for k, obj in enumerate(root.iter("object")):
         name = obj.findtext("name")
@@ -158,8 +158,32 @@ def read_voc(xml_path, class_names):
         except (AttributeError, TypeError, ValueError):
             raise DatasetError("%s: object %d has no valid <bndbox>" % (xml_path, k)) from None
         where = "%s: object %d (xmin %g, ymin %g, xmax %g, ymax %g)" % (xml_path, k, x0, y0, x1, y1)
-        boxes.append(_inside(Box(x0 - 1, y0 - 1, x1, y1, class_names.index(name)), size, where))  # VOC: 1-based
+        boxes.append(_inside(upright(Box(x0 - 1, y0 - 1, x1, y1, class_names.index(name))), size, where))  # 1-based
     return DetectionSample(str(image), boxes)
+
+
+def _voc_frame(xml_path, root, image):
+    """((w, h) of the upright photo, box -> box in its pixels). A phone's portrait photo is stored sideways with an
+    EXIF turn; a tool that drew the boxes on it as stored (labelImg does) writes the stored size in <size>, and then
+    the boxes are turned with the photo. Without a quarter turn the two cannot be told apart: taken as upright."""
+    from host_tools.framing import photo_header, upright_point
+    try:
+        w, h, orientation = photo_header(image)
+    except ValueError as e:
+        raise DatasetError(str(e)) from None
+    try:
+        said = (int(float(root.findtext("size/width"))), int(float(root.findtext("size/height"))))
+    except (TypeError, ValueError):
+        said = None
+    if orientation not in (5, 6, 7, 8):
+        return (w, h), lambda b: b
+    if said != (w, h):
+        return (h, w), lambda b: b
+
+    def turn(b):
+        (ax, ay), (bx, by) = upright_point(b.x0, b.y0, orientation, w, h), upright_point(b.x1, b.y1, orientation, w, h)
+        return Box(min(ax, bx), min(ay, by), max(ax, bx), max(ay, by), b.cls)
+    return (h, w), turn
 
 
 EDGE_SLACK = 2.0     # pixels a box may stick out of its photo (labelling tools' rounding); clipped to the photo
