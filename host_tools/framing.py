@@ -91,14 +91,35 @@ def photo_region(src_w: int, src_h: int, w: int, h: int, framing: str = DEFAULT)
     return (x + ox) * kx, (y + oy) * ky, cw * kx, ch * ky
 
 
-def read_photo(path) -> np.ndarray:
-    """(H, W, 3) uint8 of an image file; ValueError naming the file when it is not one."""
+def read_photo(path, draft=None) -> np.ndarray:
+    """(H, W, 3) uint8 of an image file, upright as its EXIF orientation says (a phone's portrait photo is stored
+    sideways; a viewer, and so the camera looking at it, shows it upright); ValueError naming the file when it is
+    not an image. draft (w, h): a big JPEG may be decoded at a reduced scale that still covers it (much faster)."""
+    from PIL import Image, ImageOps
+    try:
+        with Image.open(path) as im:
+            if draft is not None:
+                im.draft("RGB", tuple(draft)[::-1] if _turned(im) else tuple(draft))
+            return np.asarray(ImageOps.exif_transpose(im).convert("RGB"), np.uint8)
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise ValueError("%s: cannot read image: %s" % (path, e)) from None
+
+
+def _turned(im) -> bool:
+    """The EXIF Orientation of an open image says a quarter turn (its width and height swap when upright)."""
+    return im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+
+
+def photo_size(path):
+    """(w, h) of an image file as read_photo gives it (upright), from its header; ValueError naming the file."""
     from PIL import Image
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), np.uint8)
+            w, h = im.size
+            turned = _turned(im)
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise ValueError("%s: cannot read image: %s" % (path, e)) from None
+    return (h, w) if turned else (w, h)
 
 
 def photo_input(rgb: np.ndarray, w: int, h: int, c: int, framing: str = DEFAULT) -> np.ndarray:

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
+from host_tools.framing import PHOTO_SUFFIXES
+
+IMAGE_EXTS = tuple(sorted(PHOTO_SUFFIXES))     # what `kmodel run` and the virtual camera read too
 
 
 class DatasetError(ValueError):
@@ -50,18 +51,18 @@ def split_indices(labels, val_fraction=0.2, seed=0):
 
 
 def load_image(path, size=None, at_least=None) -> np.ndarray:
-    """RGB uint8 HWC, upright as the camera's EXIF orientation says; size (w, h) resizes (bilinear).
-    at_least (w, h): a big JPEG may be decoded at a reduced scale that still covers it (much faster)."""
+    """RGB uint8 HWC, upright as the camera's EXIF orientation says (framing.read_photo, as `kmodel run` and the
+    virtual camera read it); size (w, h) resizes (bilinear). at_least (w, h): a big JPEG may be decoded at a
+    reduced scale that still covers it (much faster)."""
+    from host_tools.framing import read_photo
     try:
-        with Image.open(path) as img:
-            if at_least is not None:
-                img.draft("RGB", tuple(at_least))
-            img = ImageOps.exif_transpose(img).convert("RGB")
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise DatasetError("%s: cannot read image: %s" % (path, e)) from None
-    if size is not None:
-        img = img.resize(tuple(size), Image.BILINEAR)
-    return np.asarray(img)
+        rgb = read_photo(path, draft=at_least)
+    except ValueError as e:
+        raise DatasetError(str(e)) from None
+    if size is None:
+        return rgb
+    from PIL import Image
+    return np.asarray(Image.fromarray(rgb).resize(tuple(size), Image.BILINEAR))
 
 
 def class_folders(root, min_per_class=2):
@@ -144,6 +145,7 @@ def read_voc(xml_path, class_names):
     image = next((p for p in candidates if p.is_file()), None)
     if image is None:
         raise DatasetError("%s: image %s not found beside it or in ../JPEGImages" % (xml_path, fname))
+    size = _photo_size(image)
     boxes = []
     for k, obj in enumerate(root.iter("object")):
         name = obj.findtext("name")
@@ -154,8 +156,30 @@ def read_voc(xml_path, class_names):
             x0, y0, x1, y1 = (float(bb.findtext(t)) for t in ("xmin", "ymin", "xmax", "ymax"))
         except (AttributeError, TypeError, ValueError):
             raise DatasetError("%s: object %d has no valid <bndbox>" % (xml_path, k)) from None
-        boxes.append(Box(x0 - 1, y0 - 1, x1, y1, class_names.index(name)))  # VOC is 1-based inclusive
+        where = "%s: object %d (xmin %g, ymin %g, xmax %g, ymax %g)" % (xml_path, k, x0, y0, x1, y1)
+        boxes.append(_inside(Box(x0 - 1, y0 - 1, x1, y1, class_names.index(name)), size, where))  # VOC: 1-based
     return DetectionSample(str(image), boxes)
+
+
+EDGE_SLACK = 2.0     # pixels a box may stick out of its photo (labelling tools' rounding); clipped to the photo
+
+
+def _photo_size(image):
+    from host_tools.framing import photo_size
+    try:
+        return photo_size(image)
+    except ValueError as e:
+        raise DatasetError(str(e)) from None
+
+
+def _inside(box: Box, size, where) -> Box:
+    """The box clipped to its (w, h) photo; DatasetError naming it when it is empty or lies outside the photo."""
+    w, h = size
+    if not (box.x0 < box.x1 and box.y0 < box.y1):
+        raise DatasetError("%s: an empty box (its max is not beyond its min)" % where)
+    if box.x0 < -EDGE_SLACK or box.y0 < -EDGE_SLACK or box.x1 > w + EDGE_SLACK or box.y1 > h + EDGE_SLACK:
+        raise DatasetError("%s: the box reaches outside the %dx%d photo" % (where, w, h))
+    return Box(max(box.x0, 0.0), max(box.y0, 0.0), min(box.x1, float(w)), min(box.y1, float(h)), box.cls)
 
 
 def read_yolo_txt(image_path, class_count):
@@ -164,8 +188,7 @@ def read_yolo_txt(image_path, class_count):
     txt = image_path.with_suffix(".txt")
     if not txt.is_file():
         raise DatasetError("%s: no annotation file %s" % (image_path, txt.name))
-    with Image.open(image_path) as im:
-        w, h = im.size
+    w, h = size = _photo_size(image_path)
     boxes = []
     for n, line in enumerate(txt.read_text().splitlines(), start=1):
         if not line.strip():
@@ -177,7 +200,8 @@ def read_yolo_txt(image_path, class_count):
             raise DatasetError("%s:%d: expected 'class cx cy w h', got %r" % (txt, n, line)) from None
         if not 0 <= c < class_count:
             raise DatasetError("%s:%d: class %d outside 0..%d" % (txt, n, c, class_count - 1))
-        boxes.append(Box((cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h, c))
+        boxes.append(_inside(Box((cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h, c), size,
+                             "%s:%d (%s)" % (txt, n, line.strip())))
     return DetectionSample(str(image_path), boxes)
 
 

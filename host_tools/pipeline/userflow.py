@@ -45,18 +45,24 @@ def model_name(folder) -> str:
 
 
 def detect_kind(root) -> str:
+    """"detector" for photos with VOC .xml or YOLO .txt annotations, "classifier" for class subfolders of photos.
+    Other files (a notes.txt, a README) do not count; a lone class folder is named in the error."""
     root = Path(root)
     if not root.is_dir():
         raise FlowError("--data %s: no such folder" % root)
     from host_tools.pipeline.datasets import IMAGE_EXTS
-    subdirs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    with_images = [d for d in subdirs if any(f.suffix.lower() in IMAGE_EXTS for f in d.iterdir())]
     if next(root.rglob("*.xml"), None) is not None:
         return "detector"
-    if len(with_images) >= 2 and not any(f.suffix == ".txt" and f.stem != "classes" for f in root.rglob("*.txt")):
-        return "classifier"
-    if any(p.with_suffix(".txt").is_file() for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS):
+    photos = [p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file()]
+    if any(p.with_suffix(".txt").is_file() for p in photos):
         return "detector"
+    with_images = sorted({p.relative_to(root).parts[0] for p in photos if len(p.relative_to(root).parts) == 2
+                          and not p.parts[-2].startswith(".")})
+    if len(with_images) >= 2:
+        return "classifier"
+    if len(with_images) == 1:
+        raise FlowError("--data %s: only one class folder (%s); a classifier needs a folder of photos for each "
+                        "label, 2 at least" % (root, with_images[0]))
     raise FlowError("--data %s: found neither class subfolders of photos (a classifier: one folder per label) nor "
                     "annotated photos (a detector: Pascal VOC .xml or YOLO .txt beside each image)" % root)
 
@@ -127,6 +133,8 @@ def _classifier(req, name, out, log):
         data = cifar10.classifier_data(arrays, cfg.input)
     else:
         names, files = datasets.class_folders(req.data)
+        _note_skipped(req.data, names, files, log)
+        _note_font(names, log)
         cfg = defaults.default_config(sum(len(f) for f in files), len(names), **req.settings)
         data = datasets.load_classifier_data(req.data, cfg.input, cfg.framing, cfg.val_fraction, cfg.seed,
                                              progress=req.progress)
@@ -189,6 +197,26 @@ def classifier_run(name, data, cfg, out, log, strategy="default", progress=True,
     return rep, verdict
 
 
+def _note_skipped(root, names, files, log):
+    """Say which files in the class folders are not taken as photos (a notes.txt, a phone's .HEIC)."""
+    taken = {f for fs in files for f in fs}
+    other = sorted(str(f.relative_to(root)) for n in names for f in (Path(root) / n).iterdir()
+                   if f.is_file() and not f.name.startswith(".") and f not in taken)
+    if other:
+        from host_tools.pipeline.datasets import IMAGE_EXTS
+        log("train: skipped %d file(s) that are not photos (%s): %s%s" % (
+            len(other), " ".join(IMAGE_EXTS), ", ".join(other[:5]), ", ..." if len(other) > 5 else ""))
+
+
+def _note_font(labels, log):
+    """The board's LCD font draws ' '..'~' only (k210.font); say which labels will show small boxes there."""
+    from host_tools.k210.font import FIRST, LAST
+    odd = [n for n in labels if any(not FIRST <= ord(ch) <= LAST for ch in n)]
+    if odd:
+        log("train: note: the board's LCD font has only ASCII letters, digits and signs; %s will show small boxes "
+            "for the other characters there (rename the folder or VOC name to change it)" % ", ".join(odd))
+
+
 def _per_class(y, names):
     counts = np.bincount(np.asarray(y), minlength=len(names))
     return {n: int(c) for n, c in zip(names, counts)}
@@ -214,6 +242,7 @@ def _detector(req, name, out, log):
     stage = Stages()
     stage("load")
     labels = _detector_labels(req)
+    _note_font(labels, log)
     samples = datasets.load_detection_folder(req.data, labels)
     settings = dict(req.settings)               # the rest are DetectorConfig fields
     seed, val_fraction = settings.pop("seed", 0), settings.pop("val_fraction", 0.2)
@@ -295,4 +324,9 @@ def _finish(out, staged: Staged, verdict, rep):
                 staged.folder.joinpath(f).replace(out / f)
         staged.manifest.replace(out / staged.manifest.name)   # last: a manifest always has its kmodel
         rep["files"].update({"kmodel": staged.kmodel.name, "manifest": staged.manifest.name})
+    else:
+        # an earlier run's kmodel and manifest would no longer match the files beside them, and deploy --models
+        # would put them on the board: they go (manifest first, so no manifest is left without its kmodel)
+        for f in (staged.manifest.name, staged.kmodel.name, staged.kmodel.stem + "_be.kmodel"):
+            (out / f).unlink(missing_ok=True)
     report.write_train_report(out, rep["name"], rep)

@@ -1,0 +1,130 @@
+"""What a new user's own folders hold and `train` must take or name plainly: notes beside the photos, one class,
+a phone's EXIF-rotated portrait, boxes outside their photo, labels the board's font lacks, an --out that cannot be
+written. None of these trains a model, so they are quick."""
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from host_tools import framing, outdir
+from host_tools.__main__ import main
+from host_tools.pipeline import datasets, userflow
+from host_tools.pipeline.datasets import DatasetError
+
+
+def _photo(path, w=48, h=32, seed=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    a = np.random.default_rng(seed).integers(0, 255, size=(h, w, 3), dtype=np.uint8)
+    Image.fromarray(a).save(path)
+    return a
+
+
+def test_notes_beside_the_photos_still_make_a_classifier_and_are_named(tmp_path):
+    for c in ("Red Things", "blue"):
+        for i in range(3):
+            _photo(tmp_path / c / ("IMG_%d.jpg" % i))
+    (tmp_path / "README.txt").write_text("my photos\n")
+    (tmp_path / "blue" / "notes.txt").write_text("taken on holiday\n")
+    (tmp_path / "blue" / "IMG_9.HEIC").write_bytes(b"not read")
+    assert userflow.detect_kind(tmp_path) == "classifier"
+    names, files = datasets.class_folders(tmp_path)
+    said = []
+    userflow._note_skipped(tmp_path, names, files, said.append)
+    assert len(said) == 1 and "skipped 2 file(s)" in said[0] and "blue/IMG_9.HEIC" in said[0] \
+        and "blue/notes.txt" in said[0], said
+
+
+def test_one_class_folder_is_named(tmp_path, capsys):
+    for i in range(3):
+        _photo(tmp_path / "d" / "Only Cats" / ("%d.png" % i))
+    assert main(["train", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "only one class folder (Only Cats)" in err[0], err
+    assert not (tmp_path / "o").exists()
+
+
+def _exif_rotated(path, upright):
+    """A phone's portrait photo: pixels stored sideways, EXIF Orientation 6 (turn 90 degrees clockwise to show)."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(upright).transpose(Image.ROTATE_90).save(path, "JPEG", quality=95, exif=exif)
+
+
+def test_an_exif_rotated_photo_is_upright_in_train_kmodel_run_and_the_virtual_camera(tmp_path):
+    from host_tools.sim.camera import load_sources
+    upright = np.zeros((60, 40, 3), np.uint8)
+    upright[:20] = (250, 20, 20)                     # red on top of a portrait photo
+    p = tmp_path / "IMG_0001.JPG"
+    _exif_rotated(p, upright)
+    with Image.open(p) as im:
+        assert im.size == (60, 40)                   # stored sideways
+    seen = framing.read_photo(p)                     # kmodel run's and compile --dataset's reading
+    assert seen.shape == (60, 40, 3) and seen[:15, :, 0].mean() > 200 and seen[30:, :, 0].mean() < 50
+    assert np.array_equal(datasets.load_image(p), seen)                   # train's
+    assert np.array_equal(load_sources([p])[0][1], seen)                  # the virtual camera's
+    assert framing.photo_size(p) == (40, 60)                              # a detector's boxes are checked on it
+
+
+VOC = ("<annotation><filename>a.jpg</filename><size><width>48</width><height>32</height></size><object><name>cat"
+       "</name><bndbox><xmin>%s</xmin><ymin>2</ymin><xmax>%s</xmax><ymax>30</ymax></bndbox></object></annotation>")
+
+
+@pytest.mark.parametrize("xmin,xmax,words", [("5", "90", "reaches outside the 48x32 photo"),
+                                             ("40", "10", "an empty box"),
+                                             ("-20", "30", "reaches outside")])
+def test_a_voc_box_outside_its_photo_or_empty_is_named(tmp_path, xmin, xmax, words):
+    _photo(tmp_path / "a.jpg")
+    (tmp_path / "a.xml").write_text(VOC % (xmin, xmax))
+    with pytest.raises(DatasetError, match="a.xml: object 0 .*%s" % words):
+        datasets.load_detection_folder(tmp_path, ["cat"])
+
+
+def test_a_box_a_pixel_over_the_edge_is_clipped(tmp_path):
+    _photo(tmp_path / "a.jpg")
+    (tmp_path / "a.xml").write_text(VOC % ("0", "49"))          # labelling tools' rounding
+    (s,) = datasets.load_detection_folder(tmp_path, ["cat"])
+    assert (s.boxes[0].x0, s.boxes[0].x1) == (0.0, 48.0)
+
+
+def test_a_yolo_box_outside_its_photo_is_named(tmp_path):
+    _photo(tmp_path / "b.png", 100, 50)
+    (tmp_path / "b.txt").write_text("0 0.5 0.5 0.2 0.4\n0 0.95 0.5 0.5 0.4\n")
+    with pytest.raises(DatasetError, match=r"b.txt:2 \(0 0.95 0.5 0.5 0.4\): the box reaches outside the 100x50"):
+        datasets.load_detection_folder(tmp_path, ["cup"])
+
+
+def test_an_unwritable_out_is_refused_before_any_photo_is_read(tmp_path, monkeypatch, capsys):
+    """As root a read-only folder is still writable, so the check is made to see one (a real read-only file system
+    gives access(2) EROFS, which is what it asks)."""
+    import os
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **k: False if str(p) == str(ro) else real(p, mode, **k))
+
+    def no_reading(*a, **k):
+        raise AssertionError("photos read before --out was checked")
+    monkeypatch.setattr(datasets, "class_folders", no_reading)
+    for out in (ro, ro / "new" / "deeper"):
+        with pytest.raises(outdir.OutError, match="cannot write"):
+            outdir.claim(out, outdir.MODEL_FILES)
+        for c in ("a", "b"):
+            for i in range(2):
+                _photo(tmp_path / "d" / c / ("%d.jpg" % i))
+        assert main(["train", "--data", str(tmp_path / "d"), "--out", str(out)]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: --out %s: cannot write" % out), err
+
+
+def test_labels_the_board_font_lacks_are_named_and_plots_stay_quiet(tmp_path):
+    said = []
+    userflow._note_font(["Café crème", "cat", "猫"], said.append)
+    assert len(said) == 1 and "Café crème, 猫" in said[0] and "small boxes" in said[0]
+    userflow._note_font(["cat", "dog-2"], said.append)
+    assert len(said) == 1
+    from host_tools.pipeline import train
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        train.save_confusion(np.eye(2, dtype=int), ["猫", "Café"], tmp_path / "c.png", "t")
+    assert (tmp_path / "c.png").stat().st_size > 0
