@@ -15,7 +15,7 @@ conv at input pixel (r0 + oy*s, c0 + ox*s).
 The kernels take a layer's numbers as a few named tuples (numba compiles them as records): Finish (BN and
 activation, per layer), Sums (what turns GEMM sums into accumulators), Grid. The compiled entry points take them
 as plain tuples too and rebuild the records inside: numba types a named tuple's fields in Python on every call
-(~6 us for a Finish), a plain tuple's in C (~1.5 us), and kpu_fast calls these kernels some 60 times a frame.
+(~6 us for a Finish), a plain tuple's in C (~1.5 us), and MobileNet calls these kernels some 30 times a frame.
 """
 from typing import NamedTuple
 
