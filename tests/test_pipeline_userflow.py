@@ -124,8 +124,15 @@ def test_interrupted_run_leaves_no_manifest_or_staging_files(tmp_path, capsys, m
     monkeypatch.setattr(evaluate, "classifier_figures", interrupt)     # after the kmodel is compiled
     assert main(["train", "--data", str(data), "--epochs", "1", "--out", str(out)]) == 130
     assert "interrupted" in capsys.readouterr().err
-    left = sorted(p.name for p in out.iterdir())
-    assert left == ["d.keras", "d_int8.tflite"], left               # complete files only, and no manifest
+    assert not out.exists()                                         # nothing of the run, not even the folder
+    # an earlier run's files stay as they were: no new tflite beside an old kmodel and report
+    out.mkdir()
+    earlier = {f: ("earlier " + f).encode() for f in ("d.keras", "d_int8.tflite", "d.kmodel", "d.json",
+                                                       "d_report.json", "d_curves.png")}
+    for f, b in earlier.items():
+        (out / f).write_bytes(b)
+    assert main(["train", "--data", str(data), "--epochs", "1", "--out", str(out)]) == 130
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier
 
 
 @pytest.mark.slow

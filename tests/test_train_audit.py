@@ -21,16 +21,20 @@ def _photo(path, w=48, h=32, seed=0):
 
 
 def test_notes_beside_the_photos_still_make_a_classifier_and_are_named(tmp_path):
+    root = tmp_path / "d"
     for c in ("Red Things", "blue"):
         for i in range(3):
-            _photo(tmp_path / c / ("IMG_%d.jpg" % i))
-    (tmp_path / "README.txt").write_text("my photos\n")
-    (tmp_path / "blue" / "notes.txt").write_text("taken on holiday\n")
-    (tmp_path / "blue" / "IMG_9.HEIC").write_bytes(b"not read")
-    assert userflow.detect_kind(tmp_path) == "classifier"
-    names, files = datasets.class_folders(tmp_path)
+            _photo(root / c / ("IMG_%d.jpg" % i))
+    (root / "README.txt").write_text("my photos\n")
+    (root / "blue" / "notes.txt").write_text("taken on holiday\n")
+    (root / "blue" / "IMG_9.HEIC").write_bytes(b"not read")
+    assert userflow.detect_kind(root) == "classifier"
+    (root / "Red Things").rename(tmp_path / "elsewhere")
+    (root / "Red Things").symlink_to(tmp_path / "elsewhere")        # a linked class folder counts too
+    assert userflow.detect_kind(root) == "classifier"
+    names, files = datasets.class_folders(root)
     said = []
-    userflow._note_skipped(tmp_path, names, files, said.append)
+    userflow._note_skipped(root, names, files, said.append)
     assert len(said) == 1 and "skipped 2 file(s)" in said[0] and "blue/IMG_9.HEIC" in said[0] \
         and "blue/notes.txt" in said[0], said
 
@@ -128,3 +132,41 @@ def test_labels_the_board_font_lacks_are_named_and_plots_stay_quiet(tmp_path):
         warnings.simplefilter("error")
         train.save_confusion(np.eye(2, dtype=int), ["猫", "Café"], tmp_path / "c.png", "t")
     assert (tmp_path / "c.png").stat().st_size > 0
+
+
+def test_ctrl_c_during_an_epoch_bar_starts_its_own_error_line(capsys):
+    """Keras calls no callback on Ctrl-C, so the epoch bar is left open; the error must not trail it."""
+    from tqdm import tqdm
+
+    from host_tools import command
+    bar = tqdm(total=10, desc="my_things", unit="epoch")
+    bar.update(3)
+    assert command.fail(KeyboardInterrupt()) == command.INTERRUPTED
+    err = capsys.readouterr().err
+    assert "\nerror: interrupted" in err and err.rstrip().endswith("files are written whole or not at all"), err
+
+
+@pytest.mark.parametrize("names", ["names: ['mug', \"cat\"]  # two", "names:\n  - mug\n  - cat",
+                                   "names:\n  0: mug\n  1: cat"])
+def test_an_ultralytics_or_roboflow_yolo_set_images_and_labels_folders_and_data_yaml(tmp_path, names):
+    root = tmp_path / "mugs"
+    for split, stem in (("train", "a"), ("valid", "b")):
+        _photo(root / split / "images" / (stem + ".jpg"), 100, 50)
+        (root / split / "labels").mkdir(parents=True)
+        (root / split / "labels" / (stem + ".txt")).write_text("1 0.5 0.5 0.2 0.4\n")
+    (root / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\nnc: 2\n%s\n" % names)
+    assert userflow.detect_kind(root) == "detector"
+    assert datasets.detector_labels(root) == ["mug", "cat"]
+    samples = datasets.load_detection_folder(root, ["mug", "cat"])
+    assert [s.image[len(str(root)):] for s in samples] == ["/train/images/a.jpg", "/valid/images/b.jpg"]
+    assert [(round(b.x0), round(b.y0), round(b.x1), round(b.y1), b.cls) for b in samples[0].boxes] == \
+        [(40, 15, 60, 35, 1)]
+
+
+def test_a_data_yaml_without_readable_names_is_named(tmp_path):
+    _photo(tmp_path / "images" / "a.jpg")
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "a.txt").write_text("0 0.5 0.5 0.2 0.4\n")
+    (tmp_path / "data.yaml").write_text("nc: 1\nnames: {0: mug}\n")
+    with pytest.raises(DatasetError, match=r"data.yaml: cannot read its 'names:'.*--labels"):
+        datasets.detector_labels(tmp_path)

@@ -2,6 +2,7 @@
 
 Images come out as uint8 HWC RGB arrays; the model input is image / 255 (see train.py `to_input`).
 """
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,12 +183,29 @@ def _inside(box: Box, size, where) -> Box:
     return Box(max(box.x0, 0.0), max(box.y0, 0.0), min(box.x1, float(w)), min(box.y1, float(h)), box.cls)
 
 
-def read_yolo_txt(image_path, class_count):
-    """YOLO txt beside an image (class cx cy w h, normalised) -> DetectionSample in pixels."""
+def yolo_txt_path(image_path) -> Path:
+    """Where an image's YOLO txt is: beside it (darknet, labelImg), else as Ultralytics and Roboflow lay sets out,
+    .../images/.../x.jpg -> .../labels/.../x.txt (the last 'images' folder of the path). None when neither is."""
     image_path = Path(image_path)
-    txt = image_path.with_suffix(".txt")
-    if not txt.is_file():
-        raise DatasetError("%s: no annotation file %s" % (image_path, txt.name))
+    beside = image_path.with_suffix(".txt")
+    if beside.is_file():
+        return beside
+    parts = image_path.with_suffix(".txt").parts
+    if "images" in parts[:-1]:
+        i = len(parts) - 2 - parts[:-1][::-1].index("images")
+        other = Path(*parts[:i], "labels", *parts[i + 1:])
+        if other.is_file():
+            return other
+    return None
+
+
+def read_yolo_txt(image_path, class_count):
+    """An image's YOLO txt (class cx cy w h, normalised) -> DetectionSample in pixels."""
+    image_path = Path(image_path)
+    txt = yolo_txt_path(image_path)
+    if txt is None:
+        raise DatasetError("%s: no annotation file %s beside it or in a labels/ folder beside images/"
+                           % (image_path, image_path.with_suffix(".txt").name))
     w, h = size = _photo_size(image_path)
     boxes = []
     for n, line in enumerate(txt.read_text().splitlines(), start=1):
@@ -243,5 +261,36 @@ def detector_labels(root) -> list:
             if not names:
                 raise DatasetError("%s: holds no class names" % found[0])
             return names
+    yaml = sorted(root.glob("*.yaml")) + sorted(root.glob("*.yml"))
+    if yaml:
+        return yaml_names(yaml[0])
     raise DatasetError("%s: YOLO txt annotations number their classes; name them in %s (one per line) or give "
                        "--labels name1,name2" % (root, " or ".join(LABEL_FILES)))
+
+
+def yaml_names(path) -> list:
+    """The `names` of an Ultralytics / Roboflow data.yaml, in the forms they write: `names: [a, b]`, or a block of
+    `- a` lines or of `0: a` lines (PyYAML is not a dependency; anything else is refused, naming the file)."""
+    path = Path(path)
+    lines = path.read_text(errors="replace").splitlines()
+    start = next((i for i, ln in enumerate(lines) if re.match(r"names\s*:", ln)), None)
+    if start is None:
+        raise DatasetError("%s: no 'names:' (the class names); give --labels name1,name2" % path)
+    unquote = lambda v: v.strip().strip("'\"").strip()   # noqa: E731
+    inline = lines[start].split(":", 1)[1].split("#")[0].strip()
+    if inline:
+        m = re.fullmatch(r"\[(.*)\]", inline)
+        names = [unquote(v) for v in m.group(1).split(",")] if m else []
+    else:
+        names, keys = [], []
+        for ln in lines[start + 1:]:
+            m = re.match(r"\s+(?:-\s*(.+)|(\d+)\s*:\s*(.+))$", ln)
+            if not m:
+                break
+            names.append(unquote(m.group(1) or m.group(3)))
+            keys.append(None if m.group(1) else int(m.group(2)))
+        if any(k is not None for k in keys) and keys != list(range(len(keys))):
+            names = []
+    if not names or not all(names):
+        raise DatasetError("%s: cannot read its 'names:' as a list of class names; give --labels name1,name2" % path)
+    return names
