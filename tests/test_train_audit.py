@@ -131,6 +131,7 @@ def test_labels_the_board_font_lacks_are_named_and_plots_stay_quiet(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         train.save_confusion(np.eye(2, dtype=int), ["猫", "Café"], tmp_path / "c.png", "t")
+        train.save_confusion(np.eye(2, dtype=int), ["Camera Man", "Lab Slides"], tmp_path / "c.png", "My_Photos")
     assert (tmp_path / "c.png").stat().st_size > 0
 
 

@@ -266,8 +266,9 @@ def save_curves(history, path, title):
 
 def save_confusion(cm, labels, path, title):
     import warnings
-    with warnings.catch_warnings():     # a label in a script the plot's font lacks is drawn as boxes, not a warning
-        warnings.filterwarnings("ignore", "Glyph .* missing from font", UserWarning)
+    with warnings.catch_warnings():     # matplotlib's notes are not the user's business: a label in a script its
+        warnings.filterwarnings("ignore", "Glyph .* missing from font", UserWarning)    # font lacks shows as boxes,
+        warnings.filterwarnings("ignore", "Tight layout not applied", UserWarning)      # long labels overlap a bit
         _plot_confusion(cm, labels, path, title)
 
 
