@@ -169,4 +169,16 @@ def _say(line):
         sys.stdout.flush()
     except (BrokenPipeError, ValueError):
         silence_stdout()
+    _end_progress_bars()
     print(line, file=sys.stderr, flush=True)
+
+
+def _end_progress_bars():
+    """Close the progress bars a failure or Ctrl-C left open (Keras calls no callback then), so that the error
+    starts its own line instead of trailing the bar's."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
+        try:
+            bar.close()
+        except Exception:      # a bar whose stream is gone: nothing to end
+            pass

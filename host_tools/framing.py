@@ -91,14 +91,47 @@ def photo_region(src_w: int, src_h: int, w: int, h: int, framing: str = DEFAULT)
     return (x + ox) * kx, (y + oy) * ky, cw * kx, ch * ky
 
 
-def read_photo(path) -> np.ndarray:
-    """(H, W, 3) uint8 of an image file; ValueError naming the file when it is not one."""
+def read_photo(path, draft=None) -> np.ndarray:
+    """(H, W, 3) uint8 of an image file, upright as its EXIF orientation says (a phone's portrait photo is stored
+    sideways; a viewer, and so the camera looking at it, shows it upright); ValueError naming the file when it is
+    not an image. draft (w, h): a big JPEG may be decoded at a reduced scale that still covers it (much faster)."""
+    from PIL import Image, ImageOps
+    try:
+        with Image.open(path) as im:
+            if draft is not None:
+                im.draft("RGB", tuple(draft)[::-1] if _turned(im) else tuple(draft))
+            return np.asarray(ImageOps.exif_transpose(im).convert("RGB"), np.uint8)
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise ValueError("%s: cannot read image: %s" % (path, e)) from None
+
+
+def _turned(im) -> bool:
+    """The EXIF Orientation of an open image says a quarter turn (its width and height swap when upright)."""
+    return im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+
+
+def photo_header(path):
+    """(w, h, EXIF orientation 1-8) of an image file as stored, from its header; ValueError naming the file."""
     from PIL import Image
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), np.uint8)
+            orientation = im.getexif().get(0x0112, 1)
+            return im.size[0], im.size[1], orientation if orientation in range(1, 9) else 1
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise ValueError("%s: cannot read image: %s" % (path, e)) from None
+
+
+def photo_size(path):
+    """(w, h) of an image file as read_photo gives it (upright), from its header; ValueError naming the file."""
+    w, h, orientation = photo_header(path)
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+def upright_point(x, y, orientation, w, h):
+    """Where a point of a stored w x h image lands once the image is shown upright (read_photo: PIL's
+    exif_transpose, EXIF orientations 1-8)."""
+    return {1: (x, y), 2: (w - x, y), 3: (w - x, h - y), 4: (x, h - y), 5: (y, x), 6: (h - y, x),
+            7: (h - y, w - x), 8: (y, w - x)}[orientation]
 
 
 def photo_input(rgb: np.ndarray, w: int, h: int, c: int, framing: str = DEFAULT) -> np.ndarray:

@@ -90,5 +90,29 @@ def claim(path, owns, force=False, option="--out", command="this command") -> Ou
             raise OutError("%s %s: holds %s%s, which %s does not write; choose an empty or new folder, or give "
                            "--force to write beside them (they are kept)"
                            % (option, out.path, foreign[0], more, command))
+    _check_writable(out.path, option)
     return out
+
+
+def _check_writable(path: Path, option):
+    """Refuse now, not after minutes of work, a folder that cannot be made or written: the folder, or the nearest
+    existing folder above it, must be writable (access(2) also says so of a read-only file system)."""
+    import os
+    probe = path.absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutError("%s %s: %s is a file, not a folder" % (option, path, probe))
+    if not os.access(probe, os.W_OK | os.X_OK):
+        why = "a read-only file system" if _read_only_fs(probe) else "no permission to write"
+        raise OutError("%s %s: cannot write %s (%s)" % (option, path, "there" if probe == path.absolute() else
+                                                         "in " + str(probe), why))
+
+
+def _read_only_fs(path: Path) -> bool:
+    import os
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 

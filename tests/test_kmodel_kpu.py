@@ -477,3 +477,22 @@ def test_flag_scan_finds_every_flag_in_order():
             for start in {0, n // 3, n - 1} if n else ():
                 nxt = want[want >= start]
                 assert K._next_flag(flags, words, n, start) == (nxt[0] if nxt.size else n), (n, density, start)
+
+
+def test_one_pixel_of_a_1x1_layer_is_the_references_pixel(gemm):
+    """FastConv.one_pixel (a dense layer on the KPU, emulator._one_pixel): pixel (0, 0) of the reference's output,
+    pixel-major (float32 path) or not (many activation pieces; 16-bit weights on the float64 GEMM)."""
+    rng = np.random.default_rng(800)
+    kinds = set()
+    for L in (relu_layer(rng, 24, 40, 4, 4, 1, False, 0, 30), wide_bn_layer(rng, 24, 40, 4, 4, 1, False, 0, True),
+              spread_bn(random_layer(rng, 16, 40, 4, 4, 1, False, 0, bits=16), rng)):
+        p = Plan(L)
+        kinds.add(p.p.pixel_major)
+        seen = []
+        for _ in range(3):
+            x = rng.integers(0, 256, L.in_shape).astype(np.uint8)
+            want = p.forward_exact(x)[:, 0, 0]
+            np.testing.assert_array_equal(p.fast.one_pixel(x[:, 0, 0].copy()), want)
+            seen.append(want)
+        assert np.unique(seen).size > 10
+    assert kinds == {True, False}

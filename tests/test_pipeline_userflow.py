@@ -81,6 +81,9 @@ def test_one_command_from_folder_to_kmodel_manifest_and_report(tmp_path):
 def test_random_labels_exit_3_and_no_manifest(tmp_path, capsys):
     data = userlike.shuffled(colour_photos(tmp_path / "photos"), tmp_path / "random")
     out = tmp_path / "o"
+    out.mkdir()
+    for f in ("random.json", "random.kmodel"):       # an earlier run's: they no longer match what this run writes
+        (out / f).write_text("earlier run")
     assert main(["train", "--data", str(data), "--epochs", "3", "--out", str(out)]) == 3
     err = capsys.readouterr().err
     assert "the model is no better than chance" in err and "No kmodel or manifest written" in err
@@ -101,7 +104,7 @@ def test_bad_input_gets_one_line_naming_it_and_nothing_is_written(tmp_path, caps
     fails(["--data", str(tmp_path / "nope")], "nope", "no such folder")
     one = tmp_path / "one"
     colour_photos(one, 3, classes=(("red", 0),))
-    fails(["--data", str(one)], "neither class subfolders")
+    fails(["--data", str(one)], "only one class folder (red)")
     two = colour_photos(tmp_path / "two", 3)
     (two / "red" / "red_00.jpg").write_bytes(b"\xff\xd8 truncated")
     fails(["--data", str(two)], "red_00.jpg", "cannot read image")
@@ -121,8 +124,15 @@ def test_interrupted_run_leaves_no_manifest_or_staging_files(tmp_path, capsys, m
     monkeypatch.setattr(evaluate, "classifier_figures", interrupt)     # after the kmodel is compiled
     assert main(["train", "--data", str(data), "--epochs", "1", "--out", str(out)]) == 130
     assert "interrupted" in capsys.readouterr().err
-    left = sorted(p.name for p in out.iterdir())
-    assert left == ["d.keras", "d_int8.tflite"], left               # complete files only, and no manifest
+    assert not out.exists()                                         # nothing of the run, not even the folder
+    # an earlier run's files stay as they were: no new tflite beside an old kmodel and report
+    out.mkdir()
+    earlier = {f: ("earlier " + f).encode() for f in ("d.keras", "d_int8.tflite", "d.kmodel", "d.json",
+                                                       "d_report.json", "d_curves.png")}
+    for f, b in earlier.items():
+        (out / f).write_bytes(b)
+    assert main(["train", "--data", str(data), "--epochs", "1", "--out", str(out)]) == 130
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier
 
 
 @pytest.mark.slow

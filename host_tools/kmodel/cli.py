@@ -63,12 +63,15 @@ def read_input(spec: str, model, framing=F.DEFAULT) -> Input:
 
 
 def input_specs(spec: str) -> list:
-    """--input X: a folder stands for its images (sorted), anything else for itself."""
+    """--input X: a folder stands for its images and those of its subfolders (sorted: a training folder of class
+    folders gives every photo), anything else for itself."""
     p = Path(spec)
     if p.is_dir():
-        files = sorted(str(f) for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()
+                       and not any(part.startswith(".") for part in f.relative_to(p).parts))
         if not files:
-            raise ValueError("--input %s: the folder holds no images (%s)" % (p, ", ".join(sorted(IMAGE_SUFFIXES))))
+            raise ValueError("--input %s: the folder and its subfolders hold no images (%s)"
+                             % (p, ", ".join(sorted(IMAGE_SUFFIXES))))
         return files
     return [spec]
 
@@ -178,9 +181,10 @@ def cmd_run(args) -> int:
     specs = input_specs(args.input)
     if args.output_dir:
         outdir.claim(args.output_dir, ("*.bin",), force=args.force, option="--output-dir", command="kmodel run")
-    names = [infer_bin.bin_name(spec, i) for i, spec in enumerate(specs)]
-    if len(set(names)) != len(names):
-        raise ValueError("--output-dir: two inputs would both write %s" % next(n for n in names if names.count(n) > 1))
+        names = [infer_bin.bin_name(spec, i) for i, spec in enumerate(specs)]
+        if len(set(names)) != len(names):
+            raise ValueError("--output-dir: two inputs would both write %s"
+                             % next(n for n in names if names.count(n) > 1))
     for i, spec in enumerate(specs):
         inp = read_input(spec, model, st.framing)
         outs = emulate(model, inp.x)

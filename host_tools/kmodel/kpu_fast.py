@@ -207,9 +207,9 @@ class FastConv:
         p, prep = self.p, self.prep
         oc = p.out_shape[0]
         if p.pixel_major:
-            g = prep.gemm(x.reshape(1, -1))
+            xt = x.reshape(1, -1)
             out = np.empty((1, oc), np.uint8)
-            K.finish_gemm_t(g, prep.gemm.w_offset, prep.sums_t, prep.fin_t, out)
+            K.finish_gemm_t(prep.gemm(xt), xt, prep.gemm.w_offset, prep.sums_t, prep.fin_t, out)
         else:
             flip = prep.gemm.flip
             g = prep.gemm((x ^ np.uint8(flip) if flip else x).reshape(-1, 1))
@@ -246,5 +246,5 @@ class FastConv:
         prep = self.prep
         g = prep.gemm(xt)
         out = np.empty((oh * ow, oc), np.uint8)
-        K.finish_gemm_t(g, prep.gemm.w_offset, prep.sums_t, prep.fin_t, out)
+        K.finish_gemm_t(g, xt, prep.gemm.w_offset, prep.sums_t, prep.fin_t, out)
         return out.reshape(oh, ow, oc).transpose(2, 0, 1)

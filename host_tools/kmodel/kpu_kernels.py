@@ -15,7 +15,7 @@ conv at input pixel (r0 + oy*s, c0 + ox*s).
 The kernels take a layer's numbers as a few named tuples (numba compiles them as records): Finish (BN and
 activation, per layer), Sums (what turns GEMM sums into accumulators), Grid. The compiled entry points take them
 as plain tuples too and rebuild the records inside: numba types a named tuple's fields in Python on every call
-(~6 us for a Finish), a plain tuple's in C (~1.5 us), and kpu_fast calls these kernels some 60 times a frame.
+(~6 us for a Finish), a plain tuple's in C (~1.5 us), and MobileNet calls these kernels some 30 times a frame.
 """
 from typing import NamedTuple
 
@@ -288,17 +288,20 @@ def finish_gemm(g, sums, fin, w, wp, out):
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"contract"})
-def finish_gemm_t(g, w_offset, sums, fin, out):
-    """out[p, c] (uint8, pixel-major) from int_gemm.ExactGemmT's G^T (n, m + 1) on the float32 path (see
-    _finish_float), channels innermost: acc = G^T[p, c] + w_offset*SX + ((arg_x*SX) >> shr_x) + cw2[c] with
-    SX = G^T[p, m]."""
+def finish_gemm_t(g, xt, w_offset, sums, fin, out):
+    """out[p, c] (uint8, pixel-major) from int_gemm.ExactGemmT's G^T (n, m) of the columns xt (n, k) on the
+    float32 path (see _finish_float), channels innermost: acc = G^T[p, c] + w_offset*SX + ((arg_x*SX) >> shr_x) +
+    cw2[c] with SX = the sum of xt[p]."""
     sums, fin = Sums(*sums), Finish(*fin)
     n, m = out.shape
     alpha, beta_e, margin, cw2 = fin.alpha, fin.beta_e, fin.margin, sums.cw2
     lo, hi, cwd, words, flags = _channels_innermost(fin, cw2, np.int32)
     um = np.uint64(m)
     for p in range(np.uint64(n)):
-        sx = np.int64(g[p, um])
+        s = np.int32(0)             # at most 255 * 9 * 1024: int32, so the sum vectorizes
+        for j in range(np.uint64(xt.shape[1])):
+            s += np.int32(xt[p, j])
+        sx = np.int64(s)
         tp = w_offset * sx + ((sums.arg_x * sx) >> sums.shr_x)
         tp32 = np.int32(tp)         # A - A0 fits int32: the wrapped int32 sum is exact (as in _finish_float)
         for c in range(um):

@@ -2,14 +2,16 @@
 
 Images come out as uint8 HWC RGB arrays; the model input is image / 255 (see train.py `to_input`).
 """
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
+from host_tools.framing import PHOTO_SUFFIXES
+
+IMAGE_EXTS = tuple(sorted(PHOTO_SUFFIXES))     # what `kmodel run` and the virtual camera read too
 
 
 class DatasetError(ValueError):
@@ -50,18 +52,18 @@ def split_indices(labels, val_fraction=0.2, seed=0):
 
 
 def load_image(path, size=None, at_least=None) -> np.ndarray:
-    """RGB uint8 HWC, upright as the camera's EXIF orientation says; size (w, h) resizes (bilinear).
-    at_least (w, h): a big JPEG may be decoded at a reduced scale that still covers it (much faster)."""
+    """RGB uint8 HWC, upright as the camera's EXIF orientation says (framing.read_photo, as `kmodel run` and the
+    virtual camera read it); size (w, h) resizes (bilinear). at_least (w, h): a big JPEG may be decoded at a
+    reduced scale that still covers it (much faster)."""
+    from host_tools.framing import read_photo
     try:
-        with Image.open(path) as img:
-            if at_least is not None:
-                img.draft("RGB", tuple(at_least))
-            img = ImageOps.exif_transpose(img).convert("RGB")
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise DatasetError("%s: cannot read image: %s" % (path, e)) from None
-    if size is not None:
-        img = img.resize(tuple(size), Image.BILINEAR)
-    return np.asarray(img)
+        rgb = read_photo(path, draft=at_least)
+    except ValueError as e:
+        raise DatasetError(str(e)) from None
+    if size is None:
+        return rgb
+    from PIL import Image
+    return np.asarray(Image.fromarray(rgb).resize(tuple(size), Image.BILINEAR))
 
 
 def class_folders(root, min_per_class=2):
@@ -144,6 +146,7 @@ def read_voc(xml_path, class_names):
     image = next((p for p in candidates if p.is_file()), None)
     if image is None:
         raise DatasetError("%s: image %s not found beside it or in ../JPEGImages" % (xml_path, fname))
+    size, upright = _voc_frame(xml_path, root, image)
     boxes = []
     for k, obj in enumerate(root.iter("object")):
         name = obj.findtext("name")
@@ -154,18 +157,80 @@ def read_voc(xml_path, class_names):
             x0, y0, x1, y1 = (float(bb.findtext(t)) for t in ("xmin", "ymin", "xmax", "ymax"))
         except (AttributeError, TypeError, ValueError):
             raise DatasetError("%s: object %d has no valid <bndbox>" % (xml_path, k)) from None
-        boxes.append(Box(x0 - 1, y0 - 1, x1, y1, class_names.index(name)))  # VOC is 1-based inclusive
+        where = "%s: object %d (xmin %g, ymin %g, xmax %g, ymax %g)" % (xml_path, k, x0, y0, x1, y1)
+        boxes.append(_inside(upright(Box(x0 - 1, y0 - 1, x1, y1, class_names.index(name))), size, where))  # 1-based
     return DetectionSample(str(image), boxes)
 
 
-def read_yolo_txt(image_path, class_count):
-    """YOLO txt beside an image (class cx cy w h, normalised) -> DetectionSample in pixels."""
+def _voc_frame(xml_path, root, image):
+    """((w, h) of the upright photo, box -> box in its pixels). A phone's portrait photo is stored sideways with an
+    EXIF turn; a tool that drew the boxes on it as stored (labelImg does) writes the stored size in <size>, and then
+    the boxes are turned with the photo. Without a quarter turn the two cannot be told apart: taken as upright."""
+    from host_tools.framing import photo_header, upright_point
+    try:
+        w, h, orientation = photo_header(image)
+    except ValueError as e:
+        raise DatasetError(str(e)) from None
+    try:
+        said = (int(float(root.findtext("size/width"))), int(float(root.findtext("size/height"))))
+    except (TypeError, ValueError):
+        said = None
+    if orientation not in (5, 6, 7, 8):
+        return (w, h), lambda b: b
+    if said != (w, h):
+        return (h, w), lambda b: b
+
+    def turn(b):
+        (ax, ay), (bx, by) = upright_point(b.x0, b.y0, orientation, w, h), upright_point(b.x1, b.y1, orientation, w, h)
+        return Box(min(ax, bx), min(ay, by), max(ax, bx), max(ay, by), b.cls)
+    return (h, w), turn
+
+
+EDGE_SLACK = 2.0     # pixels a box may stick out of its photo (labelling tools' rounding); clipped to the photo
+
+
+def _photo_size(image):
+    from host_tools.framing import photo_size
+    try:
+        return photo_size(image)
+    except ValueError as e:
+        raise DatasetError(str(e)) from None
+
+
+def _inside(box: Box, size, where) -> Box:
+    """The box clipped to its (w, h) photo; DatasetError naming it when it is empty or lies outside the photo."""
+    w, h = size
+    if not (box.x0 < box.x1 and box.y0 < box.y1):
+        raise DatasetError("%s: an empty box (its max is not beyond its min)" % where)
+    if box.x0 < -EDGE_SLACK or box.y0 < -EDGE_SLACK or box.x1 > w + EDGE_SLACK or box.y1 > h + EDGE_SLACK:
+        raise DatasetError("%s: the box reaches outside the %dx%d photo" % (where, w, h))
+    return Box(max(box.x0, 0.0), max(box.y0, 0.0), min(box.x1, float(w)), min(box.y1, float(h)), box.cls)
+
+
+def yolo_txt_path(image_path) -> Path:
+    """Where an image's YOLO txt is: beside it (darknet, labelImg), else as Ultralytics and Roboflow lay sets out,
+    .../images/.../x.jpg -> .../labels/.../x.txt (the last 'images' folder of the path). None when neither is."""
     image_path = Path(image_path)
-    txt = image_path.with_suffix(".txt")
-    if not txt.is_file():
-        raise DatasetError("%s: no annotation file %s" % (image_path, txt.name))
-    with Image.open(image_path) as im:
-        w, h = im.size
+    beside = image_path.with_suffix(".txt")
+    if beside.is_file():
+        return beside
+    parts = image_path.with_suffix(".txt").parts
+    if "images" in parts[:-1]:
+        i = len(parts) - 2 - parts[:-1][::-1].index("images")
+        other = Path(*parts[:i], "labels", *parts[i + 1:])
+        if other.is_file():
+            return other
+    return None
+
+
+def read_yolo_txt(image_path, class_count):
+    """An image's YOLO txt (class cx cy w h, normalised) -> DetectionSample in pixels."""
+    image_path = Path(image_path)
+    txt = yolo_txt_path(image_path)
+    if txt is None:
+        raise DatasetError("%s: no annotation file %s beside it or in a labels/ folder beside images/"
+                           % (image_path, image_path.with_suffix(".txt").name))
+    w, h = size = _photo_size(image_path)
     boxes = []
     for n, line in enumerate(txt.read_text().splitlines(), start=1):
         if not line.strip():
@@ -177,7 +242,8 @@ def read_yolo_txt(image_path, class_count):
             raise DatasetError("%s:%d: expected 'class cx cy w h', got %r" % (txt, n, line)) from None
         if not 0 <= c < class_count:
             raise DatasetError("%s:%d: class %d outside 0..%d" % (txt, n, c, class_count - 1))
-        boxes.append(Box((cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h, c))
+        boxes.append(_inside(Box((cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h, c), size,
+                             "%s:%d (%s)" % (txt, n, line.strip())))
     return DetectionSample(str(image_path), boxes)
 
 
@@ -219,5 +285,36 @@ def detector_labels(root) -> list:
             if not names:
                 raise DatasetError("%s: holds no class names" % found[0])
             return names
+    yaml = sorted(root.glob("*.yaml")) + sorted(root.glob("*.yml"))
+    if yaml:
+        return yaml_names(yaml[0])
     raise DatasetError("%s: YOLO txt annotations number their classes; name them in %s (one per line) or give "
                        "--labels name1,name2" % (root, " or ".join(LABEL_FILES)))
+
+
+def yaml_names(path) -> list:
+    """The `names` of an Ultralytics / Roboflow data.yaml, in the forms they write: `names: [a, b]`, or a block of
+    `- a` lines or of `0: a` lines (PyYAML is not a dependency; anything else is refused, naming the file)."""
+    path = Path(path)
+    lines = path.read_text(errors="replace").splitlines()
+    start = next((i for i, ln in enumerate(lines) if re.match(r"names\s*:", ln)), None)
+    if start is None:
+        raise DatasetError("%s: no 'names:' (the class names); give --labels name1,name2" % path)
+    unquote = lambda v: v.strip().strip("'\"").strip()   # noqa: E731
+    inline = lines[start].split(":", 1)[1].split("#")[0].strip()
+    if inline:
+        m = re.fullmatch(r"\[(.*)\]", inline)
+        names = [unquote(v) for v in m.group(1).split(",")] if m else []
+    else:
+        names, keys = [], []
+        for ln in lines[start + 1:]:
+            m = re.match(r"\s+(?:-\s*(.+)|(\d+)\s*:\s*(.+))$", ln)
+            if not m:
+                break
+            names.append(unquote(m.group(1) or m.group(3)))
+            keys.append(None if m.group(1) else int(m.group(2)))
+        if any(k is not None for k in keys) and keys != list(range(len(keys))):
+            names = []
+    if not names or not all(names):
+        raise DatasetError("%s: cannot read its 'names:' as a list of class names; give --labels name1,name2" % path)
+    return names

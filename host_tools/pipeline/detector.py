@@ -93,13 +93,12 @@ def config_from_manifest(man) -> DetectorConfig:
 
 
 def source_size(sample):
-    """(w, h) of a DetectionSample's photo, read from its header."""
-    from PIL import Image
+    """(w, h) of a DetectionSample's photo (upright, as it is read for training), from its header."""
+    from host_tools.framing import photo_size
     try:
-        with Image.open(sample.image) as im:
-            return im.size
-    except OSError as e:
-        raise DetectorError("%s: cannot read image: %s" % (sample.image, e)) from None
+        return photo_size(sample.image)
+    except ValueError as e:
+        raise DetectorError(str(e)) from None
 
 
 def default_config(samples, labels, **overrides) -> DetectorConfig:

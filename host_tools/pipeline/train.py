@@ -265,6 +265,13 @@ def save_curves(history, path, title):
 
 
 def save_confusion(cm, labels, path, title):
+    import warnings
+    with warnings.catch_warnings():     # a label in a script the plot's font lacks is drawn as boxes, not a warning
+        warnings.filterwarnings("ignore", "Glyph .* missing from font", UserWarning)
+        _plot_confusion(cm, labels, path, title)
+
+
+def _plot_confusion(cm, labels, path, title):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -45,18 +45,24 @@ def model_name(folder) -> str:
 
 
 def detect_kind(root) -> str:
+    """"detector" for photos with VOC .xml or YOLO .txt annotations, "classifier" for class subfolders of photos.
+    Other files (a notes.txt, a README) do not count; a lone class folder is named in the error."""
     root = Path(root)
     if not root.is_dir():
         raise FlowError("--data %s: no such folder" % root)
-    from host_tools.pipeline.datasets import IMAGE_EXTS
-    subdirs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    with_images = [d for d in subdirs if any(f.suffix.lower() in IMAGE_EXTS for f in d.iterdir())]
+    from host_tools.pipeline.datasets import IMAGE_EXTS, yolo_txt_path
     if next(root.rglob("*.xml"), None) is not None:
         return "detector"
-    if len(with_images) >= 2 and not any(f.suffix == ".txt" and f.stem != "classes" for f in root.rglob("*.txt")):
-        return "classifier"
-    if any(p.with_suffix(".txt").is_file() for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS):
+    if any(yolo_txt_path(p) is not None for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS):
         return "detector"
+    # class folders as class_folders reads them (a linked folder counts)
+    with_images = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
+                         and any(f.suffix.lower() in IMAGE_EXTS and f.is_file() for f in d.iterdir()))
+    if len(with_images) >= 2:
+        return "classifier"
+    if len(with_images) == 1:
+        raise FlowError("--data %s: only one class folder (%s); a classifier needs a folder of photos for each "
+                        "label, 2 at least" % (root, with_images[0]))
     raise FlowError("--data %s: found neither class subfolders of photos (a classifier: one folder per label) nor "
                     "annotated photos (a detector: Pascal VOC .xml or YOLO .txt beside each image)" % root)
 
@@ -127,6 +133,8 @@ def _classifier(req, name, out, log):
         data = cifar10.classifier_data(arrays, cfg.input)
     else:
         names, files = datasets.class_folders(req.data)
+        _note_skipped(req.data, names, files, log)
+        _note_font(names, log)
         cfg = defaults.default_config(sum(len(f) for f in files), len(names), **req.settings)
         data = datasets.load_classifier_data(req.data, cfg.input, cfg.framing, cfg.val_fraction, cfg.seed,
                                              progress=req.progress)
@@ -138,7 +146,7 @@ def classifier_run(name, data, cfg, out, log, strategy="default", progress=True,
     """A classifier from ClassifierData to <out>/<name>.keras, _int8.tflite, _report.md/.json, curves and
     confusion PNGs, and, when the kmodel proves useful, <name>.kmodel + <name>.json. Returns (report, verdict)."""
     from host_tools import kmodel
-    from host_tools.pipeline import checker, evaluate, pretrained, quantize, report, train
+    from host_tools.pipeline import checker, evaluate, pretrained, quantize, train
     stage = stage or Stages()
     names = data.names
     log("train: %d classes (%s), %d photos for training, %d for validation; %s %dx%d, up to %d epochs, batch %d"
@@ -158,9 +166,7 @@ def classifier_run(name, data, cfg, out, log, strategy="default", progress=True,
     model, hist = train.train_classifier(build, data, cfg, strategy=strategy, desc=name)
     stage("quantize")
     tfl = quantize.to_int8_tflite(model, quantize.representative(train.to_input(data.x_train_view), 200, cfg.seed))
-    files_written = report.save_model_files(out, name, model, tfl)
-    stage("compile")
-    with _staged_compile(out, name, "classifier", names, framing=cfg.framing) as staged:
+    with _staged(out, name, model, tfl, "classifier", names, framing=cfg.framing, stage=stage) as staged:
         stage("evaluate")
         figs = evaluate.classifier_figures(model, tfl, kmodel.load(staged.kmodel), data.x_val, data.y_val, progress)
         verdict = evaluate.classifier_verdict(figs["val"]["kmodel"], data.y_val, len(names),
@@ -168,8 +174,8 @@ def classifier_run(name, data, cfg, out, log, strategy="default", progress=True,
         train_acc = float((train.predict(model, data.x_train_view).argmax(1) == data.y_train[:len(
             data.x_train_view)]).mean())
         cm = train.confusion_matrix(data.y_val, figs["pred_kmodel"], len(names))
-        train.save_curves(hist, out / (name + "_curves.png"), name)
-        train.save_confusion(cm, names, out / (name + "_confusion.png"), name + " kmodel (validation)")
+        train.save_curves(hist, staged.folder / (name + "_curves.png"), name)
+        train.save_confusion(cm, names, staged.folder / (name + "_confusion.png"), name + " kmodel (validation)")
         stage(None)
         rep = {
             "name": name, "kind": "classifier", "metric": "accuracy", "val": figs["val"], "chance": verdict.chance,
@@ -183,10 +189,30 @@ def classifier_run(name, data, cfg, out, log, strategy="default", progress=True,
             "best_epoch": hist["best_epoch"] + 1, "val_answer_sets": len(hist["val_answers"]),
             "trainable_weights": hist["trainable_weights"],
             "seconds": stage.seconds,
-            "files": {"keras": files_written["keras"].name, "tflite": files_written["tflite"].name},
+            "files": {"keras": staged.keras.name, "tflite": staged.tflite.name},
         }
         _finish(out, staged, verdict, rep)
     return rep, verdict
+
+
+def _note_skipped(root, names, files, log):
+    """Say which files in the class folders are not taken as photos (a notes.txt, a phone's .HEIC)."""
+    taken = {f for fs in files for f in fs}
+    other = sorted(str(f.relative_to(root)) for n in names for f in (Path(root) / n).iterdir()
+                   if f.is_file() and not f.name.startswith(".") and f not in taken)
+    if other:
+        from host_tools.pipeline.datasets import IMAGE_EXTS
+        log("train: skipped %d file(s) that are not photos (%s): %s%s" % (
+            len(other), " ".join(IMAGE_EXTS), ", ".join(other[:5]), ", ..." if len(other) > 5 else ""))
+
+
+def _note_font(labels, log):
+    """The board's LCD font draws ' '..'~' only (k210.font); say which labels will show small boxes there."""
+    from host_tools.k210.font import FIRST, LAST
+    odd = [n for n in labels if any(not FIRST <= ord(ch) <= LAST for ch in n)]
+    if odd:
+        log("train: note: the board's LCD font has only ASCII letters, digits and signs; %s will show small boxes "
+            "for the other characters there (rename the folder or VOC name to change it)" % ", ".join(odd))
 
 
 def _per_class(y, names):
@@ -210,10 +236,11 @@ def _detector_labels(req):
 
 def _detector(req, name, out, log):
     from host_tools import kmodel
-    from host_tools.pipeline import checker, datasets, detector, evaluate, quantize, report, train
+    from host_tools.pipeline import checker, datasets, detector, evaluate, quantize, train
     stage = Stages()
     stage("load")
     labels = _detector_labels(req)
+    _note_font(labels, log)
     samples = datasets.load_detection_folder(req.data, labels)
     settings = dict(req.settings)               # the rest are DetectorConfig fields
     seed, val_fraction = settings.pop("seed", 0), settings.pop("val_fraction", 0.2)
@@ -232,16 +259,14 @@ def _detector(req, name, out, log):
                                           val=(x_va, b_va))
     stage("quantize")
     tfl = quantize.to_int8_tflite(model, quantize.representative(train.to_input(x_tr), 200, seed))
-    files_written = report.save_model_files(out, name, model, tfl)
-    stage("compile")
-    with _staged_compile(out, name, "detector", labels, anchors=cfg.anchors, threshold=cfg.threshold, nms=cfg.nms,
-                         framing=cfg.framing) as staged:
+    with _staged(out, name, model, tfl, "detector", labels, anchors=cfg.anchors, threshold=cfg.threshold,
+                 nms=cfg.nms, framing=cfg.framing, stage=stage) as staged:
         stage("evaluate")
         val = {"float": detector.map50(detector.keras_predictor(model), x_va, b_va, cfg),
                "int8": detector.map50(detector.int8_predictor(tfl), x_va, b_va, cfg),
                "kmodel": detector.map50(detector.kmodel_predictor(kmodel.load(staged.kmodel)), x_va, b_va, cfg)}
         verdict = evaluate.detector_verdict(val["kmodel"])
-        train.save_curves(hist, out / (name + "_curves.png"), name)
+        train.save_curves(hist, staged.folder / (name + "_curves.png"), name)
         stage(None)
         rep = {
             "name": name, "kind": "detector", "metric": "map50", "val": val, "useful": verdict.useful,
@@ -251,7 +276,7 @@ def _detector(req, name, out, log):
             "boxes": {"train": int(sum(len(b) for b in b_tr)), "val": int(sum(len(b) for b in b_va))},
             "settings": _settings(cfg), "seconds": stage.seconds, "epochs_run": hist["epochs_run"],
             "best_epoch": hist["best_epoch"], "val_curve": dict(zip(hist["val_epochs"], hist["val_map50"])),
-            "files": {"keras": files_written["keras"].name, "tflite": files_written["tflite"].name},
+            "files": {"keras": staged.keras.name, "tflite": staged.tflite.name},
         }
         _finish(out, staged, verdict, rep)
     return rep, verdict
@@ -261,38 +286,57 @@ def _detector(req, name, out, log):
 
 @dataclass
 class Staged:
-    folder: Path          # a private folder in --out holding the compiler's files until the verdict
-    files: list
+    folder: Path          # a private folder in --out holding this run's files until the verdict
+    keras: Path
+    tflite: Path
     kmodel: Path
     manifest: Path
 
 
 @contextlib.contextmanager
-def _staged_compile(out, name, kind, labels, anchors=(), threshold=0.5, nms=0.3, framing="crop"):
-    """Compile <out>/<name>_int8.tflite into a private folder in --out, removed on the way out whatever happens:
-    the kmodel and manifest join the other files only once the model has proved useful (_finish)."""
+def _staged(out, name, model, tflite_bytes, kind, labels, anchors=(), threshold=0.5, nms=0.3, framing="crop",
+            stage=None):
+    """The Keras model and int8 tflite saved and compiled into a private folder in --out, where the run's plots go
+    too; removed on the way out whatever happens. Only _finish moves files into --out, so an interrupted run
+    leaves it as it was, and the kmodel and manifest join the rest only once the model has proved useful."""
     from host_tools.compiler import compile_file
+    from host_tools.pipeline import report
     folder = out / (".%s.compiling" % name)
+    made_out = not out.exists()
     if folder.exists():
         shutil.rmtree(folder)       # ours, left by a machine that went down mid-run
     folder.mkdir(parents=True)
     try:
-        man = compile_file(out / (name + "_int8.tflite"), folder, name, kind, labels, anchors=anchors,
-                           threshold=threshold, nms=nms, framing=framing)
-        yield Staged(folder, sorted(p.name for p in folder.iterdir()), folder / man.kmodel, folder / (name + ".json"))
+        saved = report.save_model_files(folder, name, model, tflite_bytes)
+        if stage:
+            stage("compile")
+        man = compile_file(saved["tflite"], folder, name, kind, labels, anchors=anchors, threshold=threshold,
+                           nms=nms, framing=framing)
+        yield Staged(folder, saved["keras"], saved["tflite"], folder / man.kmodel, folder / (name + ".json"))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+        if made_out and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
 
 
 def _finish(out, staged: Staged, verdict, rep):
-    """Move the kmodel and manifest in (useful model), or leave them to be dropped (useless); write the report,
-    which says which."""
+    """Move this run's files into --out: the kmodel and manifest only for a useful model (the manifest last, so a
+    manifest always has its kmodel), the rest in any case; then the report, which says which."""
     from host_tools.pipeline import report
     rep["files"].update({"kmodel": None, "manifest": None, "report": rep["name"] + "_report.md"})
+    model_files = {staged.manifest.name, staged.kmodel.name, staged.kmodel.stem + "_be.kmodel"}
+    for f in sorted(p.name for p in staged.folder.iterdir()):
+        if f not in model_files:
+            staged.folder.joinpath(f).replace(out / f)
     if verdict.useful:
-        for f in staged.files:
-            if f != staged.manifest.name:
+        for f in sorted(model_files - {staged.manifest.name}):
+            if staged.folder.joinpath(f).exists():
                 staged.folder.joinpath(f).replace(out / f)
-        staged.manifest.replace(out / staged.manifest.name)   # last: a manifest always has its kmodel
+        staged.manifest.replace(out / staged.manifest.name)
         rep["files"].update({"kmodel": staged.kmodel.name, "manifest": staged.manifest.name})
+    else:
+        # an earlier run's kmodel and manifest would no longer match the files beside them, and deploy --models
+        # would put them on the board: they go (manifest first, so no manifest is left without its kmodel)
+        for f in [staged.manifest.name] + sorted(model_files - {staged.manifest.name}):
+            (out / f).unlink(missing_ok=True)
     report.write_train_report(out, rep["name"], rep)

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from host_tools.framing import CAMERA_H, CAMERA_W, DEFAULT, camera_view, crop_box
+from host_tools.framing import CAMERA_H, CAMERA_W, DEFAULT, PHOTO_SUFFIXES, camera_view, crop_box, read_photo
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".tif", ".tiff")
+IMAGE_SUFFIXES = tuple(sorted(PHOTO_SUFFIXES))
 
 
 def _as_rgb(src, where) -> np.ndarray:
@@ -38,9 +38,9 @@ def load_sources(items) -> list:
                 files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
                 if not files:
                     raise ValueError("camera source %s: folder holds no images (%s)" % (p, ", ".join(IMAGE_SUFFIXES)))
-                out += [(f.name, _as_rgb(Image.open(f), f)) for f in files]
+                out += [(f.name, read_photo(f)) for f in files]      # upright, as train and kmodel run
             elif p.is_file():
-                out.append((p.name, _as_rgb(Image.open(p), p)))
+                out.append((p.name, read_photo(p)))
             else:
                 raise FileNotFoundError("camera source %s: no such file or folder" % p)
         elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
