@@ -114,8 +114,9 @@ def test_faces_kmodel_finds_what_litert_finds():
           % (found, 100 * same, 100 * same_alt, 100 * loose, (np.abs(got - ref) / step).mean()))
     assert found > 0
     # One output step of tw/th moves a box edge by ~12% (IoU 0.89) and a score at the threshold flips a box:
-    # LiteRT's own two kernel sets differ by such steps more often than the kmodel and LiteRT do.
-    assert same >= 0.99 and same >= same_alt
+    # LiteRT's own two kernel sets differ by such steps more often than the kmodel and LiteRT do. At most one
+    # image in 60 (the demo built at 3bd8071: one, where LiteRT's two kernel sets differ on two).
+    assert same >= 1 - 1.5 / FACE_IMAGES and same >= same_alt
     assert loose == 1.0
 
 
