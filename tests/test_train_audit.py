@@ -211,3 +211,13 @@ def test_voc_boxes_drawn_on_a_sideways_stored_photo_turn_with_it(tmp_path, orien
     (tmp_path / "a.xml").write_text(upright % (40, 60))   # the upright photo's size: its boxes are upright too
     (s,) = datasets.load_detection_folder(tmp_path, ["cat"])
     assert (s.boxes[0].x0, s.boxes[0].y0, s.boxes[0].x1, s.boxes[0].y1) == (10, 40, 20, 50)
+
+
+def test_loading_a_detectors_photos_shows_a_progress_bar(tmp_path, capsys):
+    from host_tools.pipeline import detector
+    for k in range(5):               # five boxes: one per anchor
+        _photo(tmp_path / ("a%d.jpg" % k), seed=k)
+        (tmp_path / ("a%d.xml" % k)).write_text((VOC % ("5", "40")).replace("a.jpg", "a%d.jpg" % k))
+    samples = datasets.load_detection_folder(tmp_path, ["cat"])
+    images, boxes = detector.frames(samples, detector.default_config(samples, ["cat"]))
+    assert len(images) == 5 and "photos: 100%" in capsys.readouterr().err

@@ -150,12 +150,14 @@ def _checked(overrides):
     return out
 
 
-def frames(samples, cfg: DetectorConfig):
+def frames(samples, cfg: DetectorConfig, progress=True):
     """(images (N, h, w, 3) uint8, boxes [Box lists]) of the samples, each photo framed by cfg's rule."""
+    from tqdm import tqdm
+
     from host_tools.pipeline import box_transforms, datasets
     w, h = cfg.input_size
     images, boxes = [], []
-    for s in samples:
+    for s in tqdm(samples, desc="photos", unit="photo", disable=not progress, dynamic_ncols=True):
         img, bs = box_transforms.frame(datasets.load_image(s.image), s.boxes, w, h, cfg.framing)
         images.append(img)
         boxes.append(bs)

@@ -245,7 +245,7 @@ def _detector(req, name, out, log):
     settings = dict(req.settings)               # the rest are DetectorConfig fields
     seed, val_fraction = settings.pop("seed", 0), settings.pop("val_fraction", 0.2)
     cfg = detector.default_config(samples, labels, **settings)
-    images, boxes = detector.frames(samples, cfg)
+    images, boxes = detector.frames(samples, cfg, progress=req.progress)
     tr, va = detector.split(len(images), val_fraction, seed)
     log("train: detector for %s, %d photos for training, %d for validation; input %dx%d, anchors %s"
         % (", ".join(labels), len(tr), len(va), cfg.input_size[0], cfg.input_size[1], list(cfg.anchors)))
