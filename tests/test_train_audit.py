@@ -28,6 +28,8 @@ def test_notes_beside_the_photos_still_make_a_classifier_and_are_named(tmp_path)
     (root / "README.txt").write_text("my photos\n")
     (root / "blue" / "notes.txt").write_text("taken on holiday\n")
     (root / "blue" / "IMG_9.HEIC").write_bytes(b"not read")
+    (root / "__MACOSX" / "blue").mkdir(parents=True)                    # a Mac's zip: metadata, not a class
+    (root / "__MACOSX" / "blue" / "._IMG_0.jpg").write_bytes(b"\x00\x05\x16\x07")
     assert userflow.detect_kind(root) == "classifier"
     (root / "Red Things").rename(tmp_path / "elsewhere")
     (root / "Red Things").symlink_to(tmp_path / "elsewhere")        # a linked class folder counts too
@@ -221,3 +223,16 @@ def test_loading_a_detectors_photos_shows_a_progress_bar(tmp_path, capsys):
     samples = datasets.load_detection_folder(tmp_path, ["cat"])
     images, boxes = detector.frames(samples, detector.default_config(samples, ["cat"]))
     assert len(images) == 5 and "photos: 100%" in capsys.readouterr().err
+
+
+def test_a_macs_metadata_files_are_neither_photos_nor_annotations(tmp_path):
+    """'._name' AppleDouble files beside each file (a Mac's USB stick) and __MACOSX/ (its zips) are skipped."""
+    _photo(tmp_path / "a.jpg")
+    (tmp_path / "a.XML").write_text(VOC % ("5", "40"))
+    for junk in ("._a.jpg", "._a.XML", "__MACOSX/._a.XML", "__MACOSX/a.XML"):
+        (tmp_path / junk).parent.mkdir(exist_ok=True)
+        (tmp_path / junk).write_bytes(b"\x00\x05\x16\x07 Mac OS X metadata")
+    assert userflow.detect_kind(tmp_path) == "detector"
+    assert datasets.detector_labels(tmp_path) == ["cat"]
+    (s,) = datasets.load_detection_folder(tmp_path, ["cat"])
+    assert s.image.endswith("/a.jpg")

@@ -72,7 +72,7 @@ def class_folders(root, min_per_class=2):
     root = Path(root)
     if not root.is_dir():
         raise DatasetError("%s: not a folder" % root)
-    names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    names = sorted(p.name for p in root.iterdir() if p.is_dir() and not ignored_name(p.name))
     if len(names) < 2:
         raise DatasetError("%s: need at least 2 class subfolders (one per label, images inside), found %d"
                            % (root, len(names)))
@@ -247,13 +247,27 @@ def read_yolo_txt(image_path, class_count):
     return DetectionSample(str(image_path), boxes)
 
 
+def files_below(root, pattern="*") -> list:
+    """The files below root matching pattern, sorted, without hidden ones or those in hidden folders: a Mac leaves
+    '._IMG_1.jpg' and '._IMG_1.xml' copies of its metadata beside every file on a USB stick, and '__MACOSX/' in a
+    zip, none of which is a photo or an annotation."""
+    root = Path(root)
+    return sorted(p for p in root.rglob(pattern) if p.is_file() and not any(
+        ignored_name(part) for part in p.relative_to(root).parts))
+
+
+def ignored_name(name) -> bool:
+    """A hidden file or folder, or a Mac's zip metadata folder: never a photo, annotation or class."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
 def load_detection_folder(root, class_names):
     """Detection samples from a folder of VOC XML files (Annotations/ or beside images) or of images + YOLO txt."""
     root = Path(root)
-    xmls = sorted(root.rglob("*.xml"))
+    xmls = [p for p in files_below(root) if p.suffix.lower() == ".xml"]
     if xmls:
         return [read_voc(p, class_names) for p in xmls]
-    images = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+    images = [p for p in files_below(root) if p.suffix.lower() in IMAGE_EXTS]
     if not images:
         raise DatasetError("%s: no VOC .xml files and no images with YOLO .txt annotations" % root)
     return [read_yolo_txt(p, len(class_names)) for p in images]
@@ -266,7 +280,7 @@ def detector_labels(root) -> list:
     """A detector's class names from its data: the object names of the VOC files (sorted), or the names listed in
     classes.txt / obj.names beside YOLO txt files (line n = class n)."""
     root = Path(root)
-    xmls = sorted(root.rglob("*.xml"))
+    xmls = [p for p in files_below(root) if p.suffix.lower() == ".xml"]
     if xmls:
         names = set()
         for p in xmls:
@@ -279,7 +293,7 @@ def detector_labels(root) -> list:
             raise DatasetError("%s: the VOC files name no objects" % root)
         return sorted(names)
     for n in LABEL_FILES:
-        found = sorted(root.rglob(n))
+        found = files_below(root, n)
         if found:
             names = [ln.strip() for ln in found[0].read_text().splitlines() if ln.strip()]
             if not names:

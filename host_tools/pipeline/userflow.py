@@ -50,13 +50,14 @@ def detect_kind(root) -> str:
     root = Path(root)
     if not root.is_dir():
         raise FlowError("--data %s: no such folder" % root)
-    from host_tools.pipeline.datasets import IMAGE_EXTS, yolo_txt_path
-    if next(root.rglob("*.xml"), None) is not None:
+    from host_tools.pipeline.datasets import IMAGE_EXTS, files_below, ignored_name, yolo_txt_path
+    below = files_below(root)
+    if any(p.suffix.lower() == ".xml" for p in below):
         return "detector"
-    if any(yolo_txt_path(p) is not None for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS):
+    if any(yolo_txt_path(p) is not None for p in below if p.suffix.lower() in IMAGE_EXTS):
         return "detector"
     # class folders as class_folders reads them (a linked folder counts)
-    with_images = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
+    with_images = sorted(d.name for d in root.iterdir() if d.is_dir() and not ignored_name(d.name)
                          and any(f.suffix.lower() in IMAGE_EXTS and f.is_file() for f in d.iterdir()))
     if len(with_images) >= 2:
         return "classifier"
