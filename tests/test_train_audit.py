@@ -34,11 +34,24 @@ def test_notes_beside_the_photos_still_make_a_classifier_and_are_named(tmp_path)
     (root / "Red Things").rename(tmp_path / "elsewhere")
     (root / "Red Things").symlink_to(tmp_path / "elsewhere")        # a linked class folder counts too
     assert userflow.detect_kind(root) == "classifier"
+    _photo(root / "blue" / "2023 holiday" / "IMG_7.png")               # a folder inside a class folder: that class
+    (root / "blue" / "2023 holiday" / "list.csv").write_text("a,b\n")
     names, files = datasets.class_folders(root)
+    assert [[str(f.relative_to(root)) for f in fs] for fs in files] == [
+        ["Red Things/IMG_0.jpg", "Red Things/IMG_1.jpg", "Red Things/IMG_2.jpg"],
+        ["blue/2023 holiday/IMG_7.png", "blue/IMG_0.jpg", "blue/IMG_1.jpg", "blue/IMG_2.jpg"]]
     said = []
     userflow._note_skipped(root, names, files, said.append)
-    assert len(said) == 1 and "skipped 2 file(s)" in said[0] and "blue/IMG_9.HEIC" in said[0] \
-        and "blue/notes.txt" in said[0], said
+    assert len(said) == 1 and "skipped 3 file(s)" in said[0] and "blue/IMG_9.HEIC" in said[0] \
+        and "blue/notes.txt" in said[0] and "blue/2023 holiday/list.csv" in said[0], said
+
+
+def test_class_folders_holding_only_folders_of_photos(tmp_path):
+    for c in ("cats", "dogs"):
+        _photo(tmp_path / c / "2023" / "a.jpg")
+        _photo(tmp_path / c / "2024" / "b.jpg")
+    assert userflow.detect_kind(tmp_path) == "classifier"
+    assert [len(fs) for fs in datasets.class_folders(tmp_path)[1]] == [2, 2]
 
 
 def test_one_class_folder_is_named(tmp_path, capsys):

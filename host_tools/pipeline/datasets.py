@@ -67,8 +67,8 @@ def load_image(path, size=None, at_least=None) -> np.ndarray:
 
 
 def class_folders(root, min_per_class=2):
-    """(class names, [[image paths] per class]) of a folder of class subfolders (sorted names = labels); training
-    needs 2 photos per class at least, one to hold out for validation."""
+    """(class names, [[image paths] per class]) of a folder of class subfolders (sorted names = labels; the photos
+    anywhere below each); training needs 2 photos per class at least, one to hold out for validation."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError("%s: not a folder" % root)
@@ -78,7 +78,8 @@ def class_folders(root, min_per_class=2):
                            % (root, len(names)))
     files = []
     for n in names:
-        fs = sorted(p for p in (root / n).iterdir() if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."))
+        # as Keras' image_dataset_from_directory: photos in folders inside a class folder are that class's too
+        fs = [p for p in files_below(root / n) if p.suffix.lower() in IMAGE_EXTS]
         if not fs:
             raise DatasetError("%s: class folder has no images (%s)" % (root / n, ", ".join(IMAGE_EXTS)))
         if len(fs) < min_per_class:

@@ -58,7 +58,7 @@ def detect_kind(root) -> str:
         return "detector"
     # class folders as class_folders reads them (a linked folder counts)
     with_images = sorted(d.name for d in root.iterdir() if d.is_dir() and not ignored_name(d.name)
-                         and any(f.suffix.lower() in IMAGE_EXTS and f.is_file() for f in d.iterdir()))
+                         and any(f.suffix.lower() in IMAGE_EXTS for f in files_below(d)))
     if len(with_images) >= 2:
         return "classifier"
     if len(with_images) == 1:
@@ -198,11 +198,10 @@ def classifier_run(name, data, cfg, out, log, strategy="default", progress=True,
 
 def _note_skipped(root, names, files, log):
     """Say which files in the class folders are not taken as photos (a notes.txt, a phone's .HEIC)."""
+    from host_tools.pipeline.datasets import IMAGE_EXTS, files_below
     taken = {f for fs in files for f in fs}
-    other = sorted(str(f.relative_to(root)) for n in names for f in (Path(root) / n).iterdir()
-                   if f.is_file() and not f.name.startswith(".") and f not in taken)
+    other = [str(f.relative_to(root)) for n in names for f in files_below(Path(root) / n) if f not in taken]
     if other:
-        from host_tools.pipeline.datasets import IMAGE_EXTS
         log("train: skipped %d file(s) that are not photos (%s): %s%s" % (
             len(other), " ".join(IMAGE_EXTS), ", ".join(other[:5]), ", ..." if len(other) > 5 else ""))
 
