@@ -315,7 +315,8 @@ def yaml_names(path) -> list:
     start = next((i for i, ln in enumerate(lines) if re.match(r"names\s*:", ln)), None)
     if start is None:
         raise DatasetError("%s: no 'names:' (the class names); give --labels name1,name2" % path)
-    unquote = lambda v: v.strip().strip("'\"").strip()   # noqa: E731
+    def unquote(v):
+        return v.strip().strip("'\"").strip()
     inline = lines[start].split(":", 1)[1].split("#")[0].strip()
     if inline:
         m = re.fullmatch(r"\[(.*)\]", inline)
