@@ -249,3 +249,13 @@ def test_a_macs_metadata_files_are_neither_photos_nor_annotations(tmp_path):
     assert datasets.detector_labels(tmp_path) == ["cat"]
     (s,) = datasets.load_detection_folder(tmp_path, ["cat"])
     assert s.image.endswith("/a.jpg")
+
+
+def test_a_class_folder_of_iphone_heic_photos_is_named_with_what_it_holds(tmp_path):
+    for i in range(2):
+        _photo(tmp_path / "cats" / ("IMG_%d.jpg" % i))
+        (tmp_path / "dogs" / ("IMG_%d.HEIC" % i)).parent.mkdir(exist_ok=True)
+        (tmp_path / "dogs" / ("IMG_%d.HEIC" % i)).write_bytes(b"ftypheic")
+    with pytest.raises(DatasetError, match=r"dogs: class folder has no images .*holds 2 other file\(s\), such as "
+                                           r"IMG_0.HEIC \(an iPhone's .HEIC: save as JPEG\)"):
+        datasets.class_folders(tmp_path)

@@ -79,9 +79,12 @@ def class_folders(root, min_per_class=2):
     files = []
     for n in names:
         # as Keras' image_dataset_from_directory: photos in folders inside a class folder are that class's too
-        fs = [p for p in files_below(root / n) if p.suffix.lower() in IMAGE_EXTS]
+        below = files_below(root / n)
+        fs = [p for p in below if p.suffix.lower() in IMAGE_EXTS]
         if not fs:
-            raise DatasetError("%s: class folder has no images (%s)" % (root / n, ", ".join(IMAGE_EXTS)))
+            held = "; it holds %d other file(s), such as %s (an iPhone's .HEIC: save as JPEG)" % (
+                len(below), below[0].name) if below else ""
+            raise DatasetError("%s: class folder has no images (%s)%s" % (root / n, ", ".join(IMAGE_EXTS), held))
         if len(fs) < min_per_class:
             raise DatasetError("%s: class folder has only %d image(s); each class needs at least %d, one held out "
                                "for validation" % (root / n, len(fs), min_per_class))
