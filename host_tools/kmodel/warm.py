@@ -11,6 +11,7 @@ import numpy as np
 
 from host_tools.kmodel.emulator import run
 from host_tools.kmodel.errors import KmodelError
+from host_tools.kmodel.kpu_ram import KpuRam, RamMap
 from host_tools.kmodel.reader import load
 
 
@@ -26,7 +27,20 @@ def warm(paths) -> int:
         for x in inputs:
             run(m, x)
         n += 1
+    warm_ram()
     return n
+
+
+def warm_ram():
+    """kpu_ram's kernels rebuild a map from the bytes under it (a CPU layer's bytes, maps of other layouts), a path
+    the demo models no longer take: run it on a tiny map, with contiguous and strided arrays as the layers give."""
+    y = np.arange(24, dtype=np.uint8).reshape(4, 2, 3)
+    for arr in (y, y.transpose(0, 2, 1).copy().transpose(0, 2, 1)):
+        ram = KpuRam()
+        ram.write(RamMap(0, (4, 2, 3), 4, 1, 1), arr)       # four channels to a 64-byte row
+        ram[np.arange(3)] = 7                                 # bytes a CPU layer writes
+        ram.read(RamMap(0, (1, 2, 3), 1, 1, 1))
+        ram.read(RamMap(0, (2, 2, 3), 2, 1, 1))
 
 
 def main(argv=None) -> int:
