@@ -18,6 +18,8 @@ from host_tools.k210.firmware import CAMERA_H, CAMERA_W   # the app always takes
 
 FRAMINGS = ("crop", "stretch")
 DEFAULT = "crop"
+EXIF_ORIENTATION = 0x0112                   # the EXIF tag, 1-8 (1: stored upright)
+QUARTER_TURNS = frozenset((5, 6, 7, 8))     # orientations whose upright photo swaps width and height
 PHOTO_SUFFIXES = frozenset((".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp"))
 
 
@@ -107,7 +109,7 @@ def read_photo(path, draft=None) -> np.ndarray:
 
 def _turned(im) -> bool:
     """The EXIF Orientation of an open image says a quarter turn (its width and height swap when upright)."""
-    return im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+    return im.getexif().get(EXIF_ORIENTATION, 1) in QUARTER_TURNS
 
 
 def photo_header(path):
@@ -115,7 +117,7 @@ def photo_header(path):
     from PIL import Image
     try:
         with Image.open(path) as im:
-            orientation = im.getexif().get(0x0112, 1)
+            orientation = im.getexif().get(EXIF_ORIENTATION, 1)
             return im.size[0], im.size[1], orientation if orientation in range(1, 9) else 1
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise ValueError("%s: cannot read image: %s" % (path, e)) from None
@@ -124,7 +126,7 @@ def photo_header(path):
 def photo_size(path):
     """(w, h) of an image file as read_photo gives it (upright), from its header; ValueError naming the file."""
     w, h, orientation = photo_header(path)
-    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+    return (h, w) if orientation in QUARTER_TURNS else (w, h)
 
 
 def upright_point(x, y, orientation, w, h):

@@ -25,6 +25,11 @@ class ManifestError(ValueError):
     """A manifest that cannot be used; the message names the file and the field."""
 
 
+def big_endian_name(name: str) -> str:
+    """The file name of a model's big-endian copy for kpu.load_flash (compile and model add write it)."""
+    return name + "_be.kmodel"
+
+
 @dataclass
 class Manifest:
     name: str

@@ -135,7 +135,7 @@ def compile_file(tflite_path, out_dir, name, kind, labels, anchors=(), threshold
         dump.write(c.program, dump_dir, name)
     fit = load_verdict(info, str(tflite_path))
     out_dir = Path(out_dir)
-    be_name = name + "_be.kmodel" if big_endian or fit.load == "flash" else ""
+    be_name = M.big_endian_name(name) if big_endian or fit.load == "flash" else ""
     cin, h, w = km.input_shape
     man = M.Manifest(
         name=name, kind=kind, kmodel=name + ".kmodel", kmodel_version=3, sha256=hashlib.sha256(c.data).hexdigest(),

@@ -12,6 +12,8 @@ import io
 
 import serial.serialposix as serialposix
 
+from host_tools.k210.firmware import REPL_BAUD
+
 BOARDS = ("kd233", "dan", "bit", "bit_mic", "goE", "goD", "maixduino", "trainer")
 
 
@@ -93,7 +95,7 @@ def back_to_maixpy(port):
     import serial
     try:
         with tolerate_missing_modem_lines():
-            s = serial.Serial(str(port), 115200, timeout=0.2)
+            s = serial.Serial(str(port), REPL_BAUD, timeout=0.2)
             try:
                 s.write(REBOOT_FRAME)
                 s.dtr, s.rts = False, True

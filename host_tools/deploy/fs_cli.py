@@ -16,6 +16,7 @@ from host_tools.command import Failed, UsageError
 from host_tools.deploy import board_fs, board_state, mpy, ports
 from host_tools.deploy.board_fs import FsError, board_path
 from host_tools.deploy.link import ExecTimeout, Link
+from host_tools.k210.firmware import REPL_BAUD
 
 ACTIONS = "ls cat get put new edit rm mkdir rmdir run reset repl".split()
 
@@ -52,7 +53,7 @@ def add_arguments(ap):
     ap.description = __doc__.split("\n\n")[0]
     ap.add_argument("--port", help=ports.HELP)
     ap.add_argument("--tool", default="mpremote", choices=("mpremote", "ampy"), help="REPL driver")
-    ap.add_argument("--baud", type=int, default=115200, help="serial baud rate")
+    ap.add_argument("--baud", type=int, default=REPL_BAUD, help="serial baud rate")
     sub = ap.add_subparsers(dest="cmd", required=True, metavar="{%s}" % ",".join(ACTIONS))
     sub.add_parser("ls", help="list a folder with sizes").add_argument(
         "path", nargs="?", default="/flash", help="board folder")

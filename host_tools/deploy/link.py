@@ -10,6 +10,8 @@ import os
 import stat
 import time
 
+from host_tools.k210.firmware import REPL_BAUD
+
 TOOLS = ("mpremote", "ampy")
 RAW_HEADER = b"raw REPL; CTRL-B to exit\r\n"
 NOT_A_BOARD_S = 3.0       # silence (or talk unlike MicroPython's) this long: not a board (reported within 5 s)
@@ -91,7 +93,7 @@ def _why_not(port, e) -> str:
 
 
 class Link:
-    def __init__(self, port, tool="mpremote", baud=115200, attempts=20):
+    def __init__(self, port, tool="mpremote", baud=REPL_BAUD, attempts=20):
         if tool not in TOOLS:
             raise LinkError("tool %r: choose one of %s" % (tool, ", ".join(TOOLS)))
         self.port, self.tool = port, tool

@@ -37,7 +37,7 @@ Sources (docs/board-time.md has the calibration table and what each figure rests
 from dataclasses import dataclass
 
 from host_tools.k210 import kpu
-from host_tools.k210.firmware import V4_SPEED_MS
+from host_tools.k210.firmware import REPL_BAUD, V4_SPEED_MS
 
 KPU_HZ = 400_000_000
 CPU_HZ = 400_000_000
@@ -64,7 +64,6 @@ LOAD_FLASH_BATCH = 0xC000        # batch_size of MaixPy's load_flash demo (demo_
 FLASH_READ_BYTES = 0x40000       # one DMA read of kpu_flash_read_once: at most 256 KiB
 FLASH_READ_SETUP_US = 20         # command, address and dummy cycles + SPI and DMA set-up per read
 LOAD_FLASH_HEADER_BYTES = 0x1000 # what kpu.load_flash reads at load (header and layer table)
-UART_BAUD = 115200               # the REPL UART MaixPy prints on
 LOAD_BYTES_PER_S = 6.3e6         # kpu.load: file -> RAM (topic 1811: 421 ms for 2.66 MB)
 
 # CPU cycles per element of the SDK's loops (kpu.c), estimates: a float multiply-add with a load and a store is
@@ -157,8 +156,8 @@ def load_flash_forward_us(layers, dual: bool, spi_hz: int, batch_bytes: int = LO
 
 
 def uart_us(chars: int) -> float:
-    """Printing over the REPL UART: UART_BAUD, 10 bits a character, the caller waiting."""
-    return chars * 10 / UART_BAUD * 1e6
+    """Printing over the REPL UART: REPL_BAUD, 10 bits a character, the caller waiting."""
+    return chars * 10 / REPL_BAUD * 1e6
 
 
 def load_flash_load_us(spi_hz: int) -> float:

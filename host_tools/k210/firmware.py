@@ -18,6 +18,7 @@ MIB = 1024 * 1024
 SRAM_BYTES = 6 * MIB                 # the K210's general SRAM: a kmodel's main memory can never exceed it
 CAMERA_W, CAMERA_H = 320, 240        # QVGA: the frame the app takes, and the largest KPU input image
 LCD_W, LCD_H = 320, 240
+REPL_BAUD = 115200                   # the REPL UART (USB serial) MaixPy talks and prints on
 # Camera: one RGB565 QVGA frame + one planar RGB888 AI buffer; LCD: one RGB565 frame buffer. Both come out of the
 # system heap, which is why "about 2 MiB" is what remains for a model.
 CAMERA_BUFFERS = camera_buffers(CAMERA_W, CAMERA_H, dual=False)   # dual_buff=True takes twice this

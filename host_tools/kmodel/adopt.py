@@ -100,7 +100,7 @@ def manifest_for(data: bytes, kmodel_name: str, name: str, facts: Facts, where: 
         memory={"main_mem": ni.main_mem, "kpu_ram": ni.kpu_ram, "weights": ni.weights, "heap": ni.heap},
         fits=fits, load=fit.load, anchors=[float(a) for a in facts.anchors], threshold=float(facts.threshold),
         nms=float(facts.nms), framing=facts.framing,
-        big_endian=name + "_be.kmodel" if fit.load == "flash" else "",
+        big_endian=mf.big_endian_name(name) if fit.load == "flash" else "",
         labels_file=name + "_labels.txt" if facts.labels_file and facts.labels else "")
 
 

@@ -40,7 +40,7 @@ from host_tools.kmodel.errors import KmodelError
 from host_tools.k210 import arith as A
 from host_tools.kmodel import kpu
 from host_tools.kmodel.kpu_fast import FastConv, conv_params
-from host_tools.kmodel.kpu_ram import Deferred, KpuRam, RamMap
+from host_tools.kmodel.kpu_ram import Deferred, KpuRam, RamMap, spans_overlap
 from host_tools.kmodel.reader import K210_ADD_PADDING, K210_CONV, K210_REMOVE_PADDING, Kmodel
 from host_tools.k210 import registers as R
 from host_tools.k210.arith import POOL_TYPES
@@ -133,7 +133,7 @@ def _one_pixel(model: Kmodel, conv: dict) -> dict:
             continue
         later = layers[i + 1:]
         if _dead_bytes_unread(o, oc, later, model.outputs) and not any(
-                _overlaps(conv[M.index].src.span, step.dst.span) for M in later if M.index in conv):
+                spans_overlap(conv[M.index].src.span, step.dst.span) for M in later if M.index in conv):
             out[L.index] = pad
     return out
 
@@ -155,10 +155,6 @@ def _dead_bytes_unread(o: int, oc: int, later, outputs) -> bool:
             if rw == "w" and max(a, o) < min(a + n, o + dead.size):
                 dead[max(a, o) - o:min(a + n, o + dead.size) - o] = False
     return not any(seen(r.address, r.size) for r in outputs)
-
-
-def _overlaps(a, b) -> bool:
-    return a[0] < b[1] and b[0] < a[1]
 
 
 def conv_forward(L, plan: ConvStep, ram: KpuRam, exact: bool, deferred: bool, taps):

@@ -156,7 +156,8 @@ def _get_map(ram, y, base, g, cs, pitch, line):
                 y[ch, r, i] = ram[off + r * line + i]
 
 
-def _overlap(a, b) -> bool:
+def spans_overlap(a, b) -> bool:
+    """Whether byte spans [lo, hi) a and b share a byte."""
     return a[0] < b[1] and b[0] < a[1]
 
 
@@ -203,13 +204,13 @@ class KpuRam:
         """The map at mp (read-only: it may be a pending array itself); with deferred=True, a Deferred that was
         written there as it is."""
         for m, a, span in reversed(self.pending.values()):     # newest first: usually the predecessor's output
-            if _overlap(span, mp.span):
+            if spans_overlap(span, mp.span):
                 if m is not None and m.key == mp.key:
                     return a if deferred else _array(a)
                 break
         else:
             return mp.read(self._zeros_or(*mp.span), origin=mp.span[0])
-        hits = [e[:2] for e in self.pending.values() if _overlap(e[2], mp.span)]
+        hits = [e[:2] for e in self.pending.values() if spans_overlap(e[2], mp.span)]
         for i in range(len(hits) - 1, 0, -1):       # the newest map holding all of mp hides what is older
             if hits[i][0] is not None and _covers(hits[i][0], mp):
                 hits = hits[i:]

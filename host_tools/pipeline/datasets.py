@@ -170,7 +170,7 @@ def _voc_frame(xml_path, root, image):
     """((w, h) of the upright photo, box -> box in its pixels). A phone's portrait photo is stored sideways with an
     EXIF turn; a tool that drew the boxes on it as stored (labelImg does) writes the stored size in <size>, and then
     the boxes are turned with the photo. Without a quarter turn the two cannot be told apart: taken as upright."""
-    from host_tools.framing import photo_header, upright_point
+    from host_tools.framing import QUARTER_TURNS, photo_header, upright_point
     try:
         w, h, orientation = photo_header(image)
     except ValueError as e:
@@ -179,7 +179,7 @@ def _voc_frame(xml_path, root, image):
         said = (int(float(root.findtext("size/width"))), int(float(root.findtext("size/height"))))
     except (TypeError, ValueError):
         said = None
-    if orientation not in (5, 6, 7, 8):
+    if orientation not in QUARTER_TURNS:
         return (w, h), lambda b: b
     if said != (w, h):
         return (h, w), lambda b: b
@@ -260,6 +260,11 @@ def files_below(root, pattern="*") -> list:
         ignored_name(part) for part in p.relative_to(root).parts))
 
 
+def voc_files(root) -> list:
+    """The Pascal VOC annotation files below root (.xml, any case), sorted."""
+    return [p for p in files_below(root) if p.suffix.lower() == ".xml"]
+
+
 def ignored_name(name) -> bool:
     """A hidden file or folder, or a Mac's zip metadata folder: never a photo, annotation or class."""
     return name.startswith(".") or name == "__MACOSX"
@@ -268,7 +273,7 @@ def ignored_name(name) -> bool:
 def load_detection_folder(root, class_names):
     """Detection samples from a folder of VOC XML files (Annotations/ or beside images) or of images + YOLO txt."""
     root = Path(root)
-    xmls = [p for p in files_below(root) if p.suffix.lower() == ".xml"]
+    xmls = voc_files(root)
     if xmls:
         return [read_voc(p, class_names) for p in xmls]
     images = [p for p in files_below(root) if p.suffix.lower() in IMAGE_EXTS]
@@ -284,7 +289,7 @@ def detector_labels(root) -> list:
     """A detector's class names from its data: the object names of the VOC files (sorted), or the names listed in
     classes.txt / obj.names beside YOLO txt files (line n = class n)."""
     root = Path(root)
-    xmls = [p for p in files_below(root) if p.suffix.lower() == ".xml"]
+    xmls = voc_files(root)
     if xmls:
         names = set()
         for p in xmls:

@@ -324,7 +324,8 @@ def _finish(out, staged: Staged, verdict, rep):
     manifest always has its kmodel), the rest in any case; then the report, which says which."""
     from host_tools.pipeline import report
     rep["files"].update({"kmodel": None, "manifest": None, "report": rep["name"] + "_report.md"})
-    model_files = {staged.manifest.name, staged.kmodel.name, staged.kmodel.stem + "_be.kmodel"}
+    from host_tools import manifest as M
+    model_files = {staged.manifest.name, staged.kmodel.name, M.big_endian_name(staged.kmodel.stem)}
     for f in sorted(p.name for p in staged.folder.iterdir()):
         if f not in model_files:
             staged.folder.joinpath(f).replace(out / f)

@@ -8,7 +8,8 @@ the virtual firmware wait on every write.
 import codecs
 import threading
 
-BAUD = 115200
+from host_tools.k210.firmware import REPL_BAUD as BAUD
+
 IDLE_READ_S = 0.05
 
 
